@@ -1,0 +1,1 @@
+"""Validated configuration: instruments (TOML per instrument) and workspaces (qc.toml)."""

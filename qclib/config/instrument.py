@@ -1,0 +1,264 @@
+"""Instrument configuration: one validated TOML file per instrument.
+
+Adding an instrument needs configuration, not code (ARCHITECTURE §4): the
+detector layout, raw-frame geometry, site, the keywords ingest requires and the
+simulator's profile all live in ``qclib/instruments/<name>/<name>.toml``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from qclib.errors import ConfigError
+
+_SECTION = re.compile(r"^\[(\d+):(\d+),(\d+):(\d+)\]$")
+
+
+class Strict(BaseModel):
+    """Base for config models: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_section(text: str) -> tuple[slice, slice]:
+    """FITS section ``[x1:x2,y1:y2]`` (1-based, inclusive) → numpy ``(rows, cols)`` slices.
+
+    >>> parse_section("[49:2096,1:4100]")
+    (slice(0, 4100, None), slice(48, 2096, None))
+    """
+    match = _SECTION.match(text.replace(" ", ""))
+    if not match:
+        raise ValueError(f"not a FITS section '[x1:x2,y1:y2]': {text!r}")
+    x1, x2, y1, y2 = (int(g) for g in match.groups())
+    if x1 < 1 or y1 < 1 or x2 < x1 or y2 < y1:
+        raise ValueError(f"empty or reversed FITS section: {text!r}")
+    return slice(y1 - 1, y2), slice(x1 - 1, x2)
+
+
+class Site(Strict):
+    """Where the telescope is; the time zone defines the ESO night (noon to noon)."""
+
+    name: str
+    timezone: str = Field(description="IANA time zone, e.g. America/Santiago")
+    longitude_deg: float = Field(ge=-180, le=180, description="East-positive longitude")
+    latitude_deg: float = Field(ge=-90, le=90)
+    elevation_m: float
+
+
+class Detector(Strict):
+    """One detector (one image extension of a raw file)."""
+
+    extname: str = Field(description="EXTNAME of its extension, the key detectors go by")
+    chip_id: str = Field(description="ESO DET CHIP ID")
+
+
+class Geometry(Strict):
+    """Raw-frame geometry of one simulation/readout scale."""
+
+    naxis1: int = Field(gt=0)
+    naxis2: int = Field(gt=0)
+    bitpix: Literal[16, -32] = Field(description="16: int16 + BZERO=32768; -32: float32")
+    data_section: str = Field(description="Light-sensitive pixels, FITS [x1:x2,y1:y2]")
+    prescan_section: str | None = None
+    overscan_section: str | None = Field(None, description="Serial overscan columns")
+    detectors: list[str] | None = Field(
+        None, description="EXTNAMEs present at this scale; omitted means all detectors"
+    )
+    gap_x_px: int = Field(ge=0, description="Gap between mosaic columns on the sky")
+    gap_y_px: int = Field(ge=0, description="Gap between mosaic rows on the sky")
+
+    @field_validator("data_section", "prescan_section", "overscan_section")
+    @classmethod
+    def _section(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_section(value)
+        return value
+
+    @model_validator(mode="after")
+    def _inside(self) -> Geometry:
+        for text in (self.data_section, self.prescan_section, self.overscan_section):
+            if text is None:
+                continue
+            rows, cols = parse_section(text)
+            if rows.stop > self.naxis2 or cols.stop > self.naxis1:
+                raise ValueError(f"section {text} lies outside {self.naxis1}x{self.naxis2}")
+        return self
+
+    @property
+    def data_shape(self) -> tuple[int, int]:
+        rows, cols = parse_section(self.data_section)
+        return rows.stop - rows.start, cols.stop - cols.start
+
+
+class IngestRules(Strict):
+    """What a raw file must carry to be accepted."""
+
+    mandatory_keywords: list[str] = Field(min_length=1)
+    instrume_values: list[str] = Field(
+        min_length=1, description="INSTRUME values that mean this instrument"
+    )
+
+
+class FilterProfile(Strict):
+    """Photometric truth of one filter for the simulator."""
+
+    zeropoint_mag: float = Field(description="Magnitude giving 1 ADU/s above the atmosphere")
+    extinction_mag_per_airmass: float = Field(ge=0)
+    sky_mag_per_arcsec2: float = Field(description="Dark night sky brightness")
+    dome_flat_e_per_s: float = Field(gt=0)
+    twilight_start_e_per_s: float = Field(gt=0, description="Sky at the first twilight flat")
+
+
+class TargetField(Strict):
+    """A sky field the simulator can point at, with its seeded source population."""
+
+    ra_deg: float = Field(ge=0, lt=360)
+    dec_deg: float = Field(ge=-90, le=90)
+    stars_per_arcmin2: float = Field(gt=0)
+    star_mag_range: tuple[float, float]
+    galaxies_per_arcmin2: float = Field(0.0, ge=0)
+
+
+ExposureKind = Literal[
+    "bias", "dark", "dome_flat", "twilight_flat", "standard", "science", "sky"
+]
+NightPart = Literal["afternoon", "evening_twilight", "night", "morning_twilight", "morning"]
+
+
+class PlannedExposure(Strict):
+    """One template of the simulated night: ``count`` exposures of one kind."""
+
+    kind: ExposureKind
+    when: NightPart
+    count: int = Field(ge=1)
+    count_test: int | None = Field(None, ge=1, description="Count at --scale test")
+    exptime_s: float = Field(ge=0, description="EXPTIME; for IR, DIT x NDIT")
+    dit_s: float | None = Field(None, gt=0, description="IR detector integration time")
+    ndit: int | None = Field(None, ge=1)
+    filter: str | None = None
+    dpr_catg: str
+    dpr_type: str
+    dpr_tech: str
+    tpl_id: str
+    tpl_name: str
+    obs_name: str
+    prog_id: str
+    target: str | None = Field(None, description="Field name for standards and science")
+    dither_arcsec: float = Field(0.0, ge=0, description="Random jitter box half-width")
+    pair: bool = Field(False, description="Take exposures in equal-level pairs (gain)")
+
+
+class SimulatorProfile(Strict):
+    """Ranges from which the simulator draws each detector's truth, and the night plan."""
+
+    pixel_size_um: float = Field(gt=0)
+    gain_e_per_adu: tuple[float, float]
+    read_noise_e: tuple[float, float]
+    bias_level_adu: tuple[float, float]
+    bias_gradient_adu: float = Field(ge=0, description="Peak-to-peak large-scale bias structure")
+    bias_pattern_rms_adu: float = Field(ge=0, description="Fixed column-pattern rms")
+    frame_offset_rms_adu: float = Field(ge=0, description="Frame-to-frame bias level jitter")
+    dark_current_e_per_hr: tuple[float, float]
+    hot_pixel_fraction: float = Field(ge=0, lt=0.01)
+    hot_pixel_e_per_s: tuple[float, float]
+    cold_pixel_fraction: float = Field(ge=0, lt=0.01)
+    cold_pixel_response: tuple[float, float]
+    prnu_rms: float = Field(ge=0, lt=0.2)
+    illumination_amplitude: float = Field(ge=0, lt=0.5)
+    nonlinearity_per_adu: float = Field(le=0, description="Quadratic coefficient: adu*(1+c*adu)")
+    readout_time_s: float = Field(ge=0)
+    particle_rate_per_cm2_per_s: float = Field(ge=0)
+    saturation_adu: float = Field(gt=0)
+    seeing_arcsec: tuple[float, float]
+    moffat_beta: float = Field(gt=1)
+    filters: dict[str, FilterProfile]
+    targets: dict[str, TargetField]
+    plan: list[PlannedExposure] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _filters_known(self) -> SimulatorProfile:
+        for item in self.plan:
+            if item.filter is not None and item.filter not in self.filters:
+                raise ValueError(f"plan uses filter {item.filter!r} that has no [filters] entry")
+            if item.target is not None and item.target not in self.targets:
+                raise ValueError(f"plan uses target {item.target!r} that has no [targets] entry")
+            if item.kind in ("standard", "science") and item.target is None:
+                raise ValueError(f"a {item.kind} exposure needs a target")
+        return self
+
+
+class InstrumentConfig(Strict):
+    """Everything QC Workbench knows about one instrument, apart from its OCA rules."""
+
+    name: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="INSTRUME value, upper case")
+    telescope: str
+    origin: str = "ESO-PARANAL"
+    arcfile_prefix: str
+    pixel_scale_arcsec: float = Field(gt=0)
+    infrared: bool = Field(description="IR arrays: no bias frames, DIT/NDIT readout")
+    filter_keywords: list[str] = Field(description="Flattened keywords holding filter names")
+    site: Site
+    detectors: list[Detector] = Field(min_length=1, description="In raw-file extension order")
+    layout: list[list[str]] = Field(description="Mosaic rows as seen on the sky, top first")
+    geometry: dict[Literal["full", "test"], Geometry]
+    ingest: IngestRules
+    simulator: SimulatorProfile
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InstrumentConfig:
+        names = [d.extname for d in self.detectors]
+        if len(set(names)) != len(names):
+            raise ValueError("detector EXTNAMEs must be unique")
+        in_layout = [name for row in self.layout for name in row]
+        if sorted(in_layout) != sorted(names):
+            raise ValueError("layout must place every detector exactly once")
+        for scale, geom in self.geometry.items():
+            unknown = set(geom.detectors or []) - set(names)
+            if unknown:
+                raise ValueError(f"geometry.{scale}.detectors names unknown {sorted(unknown)}")
+        if "full" not in self.geometry:
+            raise ValueError("geometry.full is required")
+        return self
+
+    def detectors_at(self, scale: str) -> list[Detector]:
+        """Detectors present at a scale, in extension order."""
+        wanted = self.geometry[scale].detectors  # type: ignore[index]
+        return [d for d in self.detectors if wanted is None or d.extname in wanted]
+
+    def layout_position(self, extname: str) -> tuple[int, int]:
+        """(row from top, column from left) of a detector in the mosaic."""
+        for row, names in enumerate(self.layout):
+            if extname in names:
+                return row, names.index(extname)
+        raise KeyError(extname)
+
+
+def load_instrument_config(path: str | Path) -> InstrumentConfig:
+    """Read and validate an instrument TOML file.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, not TOML, or breaks the schema; the message names the
+        file and the key.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: instrument configuration not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    try:
+        return InstrumentConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(
+            f"{path}: key '{key}': {first['msg']} ({err.error_count()} problem(s) in all)"
+        ) from None

@@ -1,0 +1,8 @@
+"""The QC database: SQLAlchemy models, alembic migrations, queries.
+
+The only package that imports SQLAlchemy (import-linter checks it).
+"""
+
+from qclib.db.database import Database, open_database
+
+__all__ = ["Database", "open_database"]

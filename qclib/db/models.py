@@ -1,0 +1,74 @@
+"""SQLAlchemy models of the QC database. Schema changes go through alembic migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Date, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class FrameRow(Base):
+    """One ingested raw frame: header facts only, never pixels."""
+
+    __tablename__ = "frames"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    arcfile: Mapped[str] = mapped_column(String(120), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    instrument: Mapped[str] = mapped_column(String(40), index=True)
+    night: Mapped[dt.date] = mapped_column(Date, index=True)
+    mjd_obs: Mapped[float] = mapped_column(Float, index=True)
+    date_obs: Mapped[str] = mapped_column(String(30))
+    exptime_s: Mapped[float] = mapped_column(Float)
+    dpr_catg: Mapped[str | None] = mapped_column(String(60))
+    dpr_type: Mapped[str | None] = mapped_column(String(60))
+    dpr_tech: Mapped[str | None] = mapped_column(String(60))
+    object: Mapped[str | None] = mapped_column(String(120))
+    tpl_id: Mapped[str | None] = mapped_column(String(120))
+    tpl_start: Mapped[str | None] = mapped_column(String(30))
+    prog_id: Mapped[str | None] = mapped_column(String(40))
+    filters: Mapped[str | None] = mapped_column(String(120))
+    detectors: Mapped[list[str]] = mapped_column(JSON)
+    keywords: Mapped[dict[str, Any]] = mapped_column(JSON)
+    path: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    source_path: Mapped[str] = mapped_column(Text)
+    ingested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class QuarantineRow(Base):
+    """A file that could not be ingested, kept with its reason."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_path: Mapped[str] = mapped_column(Text)
+    stored_path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    reason_code: Mapped[str] = mapped_column(String(40), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    quarantined_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+
+class SourceRow(Base):
+    """A source file ingest has already looked at, so that a re-run skips it cheaply."""
+
+    __tablename__ = "ingest_sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_path: Mapped[str] = mapped_column(Text, unique=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    frame_id: Mapped[int | None] = mapped_column(ForeignKey("frames.id"))
+    quarantine_id: Mapped[int | None] = mapped_column(ForeignKey("quarantine.id"))
+    seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,103 @@
+"""``qc demo``: a simulated OmegaCAM night, ingested into a fresh workspace.
+
+Two damaged files are put beside the night on purpose (one truncated in transfer,
+one that is not FITS at all) to show that bad input is quarantined with its
+reason while everything else goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from qclib.atomicfile import write_bytes_atomic
+from qclib.db import ingest_log
+from qclib.simulate.night import TRUTH_FILE, simulate_night
+from qclib.workflow.ingest import ingest_paths
+from qclib.workspace import init_workspace
+
+DEMO_INSTRUMENT = "OMEGACAM"
+
+
+def _already_simulated(folder: Path, night: dt.date, scale: str) -> bool:
+    truth = folder / TRUTH_FILE
+    if not truth.exists():
+        return False
+    data = json.loads(truth.read_text())
+    complete = all((folder / e["arcfile"]).exists() for e in data["exposures"])
+    return complete and data["night"] == night.isoformat() and data["scale"] == scale
+
+
+def _plant_bad_files(folder: Path, example: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(example, "rb") as handle:
+        head = handle.read(3 * 2880 * 10)
+    write_bytes_atomic(folder / "TRUNCATED_TRANSFER.fits", head)
+    write_bytes_atomic(folder / "NOTES_NOT_FITS.fits", b"observer notes, saved under a .fits name\n")
+
+
+def run_demo(root: Path, night: dt.date, *, scale: str, console: Console) -> None:
+    """Run the demo into ``root`` (created if needed); safe to run again."""
+    timings: dict[str, float] = {}
+    workspace = init_workspace(root)
+    night_dir = workspace.inbox / f"{DEMO_INSTRUMENT.lower()}_{night.isoformat()}"
+    console.rule(f"QC Workbench demo: {DEMO_INSTRUMENT} night {night} ({scale} scale)")
+    start = time.perf_counter()
+    if _already_simulated(night_dir, night, scale):
+        console.print(f"simulated night already in {night_dir}: reusing it")
+    else:
+        result = simulate_night(DEMO_INSTRUMENT, night, night_dir, seed=0, scale=scale)
+        console.print(
+            f"simulated {len(result.files)} raw files, {result.bytes_written / 1e9:.1f} GB, "
+            f"truth in {result.truth_path}"
+        )
+    timings["simulate"] = time.perf_counter() - start
+    bad_dir = workspace.inbox / "damaged_examples"
+    _plant_bad_files(bad_dir, next(night_dir.glob("*.fits")))
+
+    start = time.perf_counter()
+    database = workspace.open_database()
+    outcomes = ingest_paths(workspace, database, [night_dir, bad_dir], progress=True)
+    timings["ingest"] = time.perf_counter() - start
+    counts = Counter(o.status for o in outcomes)
+
+    with database.transaction() as session:
+        frames = ingest_log.list_frames(session, night=night)
+        quarantined = ingest_log.list_quarantine(session)
+    table = Table(title=f"night {night}: {len(frames)} frames indexed")
+    for column in ("DPR.CATG", "DPR.TYPE", "filter", "frames", "EXPTIME (s)"):
+        table.add_column(column)
+    groups = Counter((f.dpr_catg, f.dpr_type, f.filters) for f in frames)
+    for (catg, kind, filt), n in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        times = sorted({f.exptime_s for f in frames if (f.dpr_catg, f.dpr_type, f.filters)
+                        == (catg, kind, filt)})
+        table.add_row(catg or "", kind or "", filt or "", str(n), ", ".join(f"{t:g}" for t in times))
+    console.print(table)
+    console.print(
+        "this pass: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    )
+    if quarantined:
+        console.print(f"[bold]{len(quarantined)} file(s) in quarantine[/] (on purpose):")
+        for entry in quarantined:
+            console.print(f"  [red]{entry.reason_code}[/]: {entry.reason}", highlight=False)
+    console.print(
+        "timings: " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in timings.items())
+    )
+    console.rule("where things are")
+    console.print(f"workspace        {workspace.root}")
+    console.print(f"raw frames       {workspace.raw_dir / night.isoformat()}")
+    console.print(f"quarantine       {workspace.quarantine_dir}")
+    console.print(f"database         {database.url}")
+    console.print(f"truth            {night_dir / TRUTH_FILE}")
+    console.print(f"try              qc --workspace {workspace.root} frames --night {night}")
+    console.print(f"                 qc --workspace {workspace.root} quarantine")
+    console.print(
+        "not yet built: classification, association, processing, reports and dashboards "
+        "(issues B-D); the demo grows with them"
+    )

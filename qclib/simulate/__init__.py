@@ -1,0 +1,1 @@
+"""Realistic raw nights per instrument, with recorded truth (``truth.json``)."""

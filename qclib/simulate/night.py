@@ -1,0 +1,368 @@
+"""Simulate one observing night of an instrument: raw FITS files plus ``truth.json``.
+
+Files are laid out first (headers written, data space reserved under temporary
+names); then each detector is synthesised for every exposure by one task, in a
+process pool, writing its pixels straight into place. A detector's random
+streams are keyed by (seed, exposure, detector), so the result is identical
+whatever the number of workers. Files get their final names only when complete.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from qclib import __version__
+from qclib.atomicfile import TEMP_PREFIX, write_text_atomic
+from qclib.config.instrument import Geometry, InstrumentConfig, parse_section
+from qclib.errors import ConfigError
+from qclib.instruments import load_instrument
+from qclib.simulate import headers as hdr
+from qclib.simulate.pixels import synthesize_readout
+from qclib.simulate.plan import Exposure, plan_night
+from qclib.simulate.sky import (
+    Catalogue,
+    detector_wcs,
+    illumination,
+    make_catalogue,
+    render_sources,
+)
+from qclib.simulate.truth import DetectorTruth, build_detector_maps, draw_detector_truth
+
+TRUTH_FILE = "truth.json"
+SCALES = ("test", "full")
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """What a simulation wrote."""
+
+    out_dir: Path
+    files: list[Path]
+    truth_path: Path
+    bytes_written: int
+
+
+@dataclass(frozen=True)
+class _FileLayout:
+    path: Path  # temporary path while being written
+    final: Path
+    data_offsets: dict[str, int]
+
+
+@dataclass(frozen=True)
+class _DetectorTask:
+    instrument: InstrumentConfig
+    geometry: Geometry
+    truth: DetectorTruth
+    exposures: list[Exposure]
+    layouts: list[_FileLayout]
+    catalogues: dict[str, Catalogue]
+    seed: int
+
+
+def _exposure_light(
+    task: _DetectorTask, exposure: Exposure, cache: dict[str, np.ndarray]
+) -> tuple[np.ndarray | None, int]:
+    """Flux on the data region before pixel response, e-/s; and sources landed."""
+    instrument, geometry, extname = task.instrument, task.geometry, task.truth.extname
+    if exposure.kind in ("bias", "dark"):
+        return None, 0
+    kind = "dome_flat" if exposure.kind == "dome_flat" else "sky"
+    if kind not in cache:
+        cache[kind] = illumination(instrument, geometry, extname, kind=kind)
+    light = np.full(geometry.data_shape, exposure.sky_e_per_s, dtype=np.float32)
+    landed = 0
+    target = exposure.template.target
+    if exposure.kind in ("standard", "science") and target and exposure.filter:
+        profile = instrument.simulator.filters[exposure.filter]
+        e_per_s_at_mag0 = 10 ** (
+            0.4 * (profile.zeropoint_mag - profile.extinction_mag_per_airmass * exposure.airmass)
+        )
+        wcs = detector_wcs(instrument, geometry, extname, exposure.ra_deg, exposure.dec_deg)
+        rows, cols = parse_section(geometry.data_section)
+        landed = render_sources(
+            light,
+            task.catalogues[target],
+            wcs,
+            (rows.start, cols.start),
+            filt=exposure.filter,
+            e_per_s_at_mag0=e_per_s_at_mag0,
+            fwhm_px=exposure.seeing_arcsec / instrument.pixel_scale_arcsec,
+            beta=instrument.simulator.moffat_beta,
+        )
+    light *= cache[kind]
+    return light, landed
+
+
+def _fill_detector(task: _DetectorTask) -> list[dict[str, float | int]]:
+    """Synthesise one detector in every exposure and write it into place."""
+    instrument, geometry, truth = task.instrument, task.geometry, task.truth
+    sim = instrument.simulator
+    maps = build_detector_maps(
+        truth, geometry.data_shape, infrared=instrument.infrared, seed=task.seed
+    )
+    cache: dict[str, np.ndarray] = {}
+    records = []
+    for exposure, layout in zip(task.exposures, task.layouts, strict=True):
+        rng = np.random.default_rng([task.seed, 2, exposure.index, truth.index])
+        offset = float(rng.normal(0.0, sim.frame_offset_rms_adu))
+        light, landed = _exposure_light(task, exposure, cache)
+        raw, hits = synthesize_readout(
+            geometry=geometry,
+            truth=truth,
+            maps=maps,
+            light_e_per_s=light,
+            exptime_s=exposure.exptime_s,
+            dit_s=exposure.dit_s,
+            ndit=exposure.ndit,
+            infrared=instrument.infrared,
+            readout_time_s=sim.readout_time_s,
+            frame_offset_adu=offset,
+            saturation_adu=sim.saturation_adu,
+            particle_rate_per_cm2_per_s=sim.particle_rate_per_cm2_per_s,
+            pixel_size_um=sim.pixel_size_um,
+            rng=rng,
+        )
+        fd = os.open(layout.path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, hdr.encode_data(raw, geometry.bitpix), layout.data_offsets[truth.extname])
+        finally:
+            os.close(fd)
+        records.append(
+            {
+                "frame_offset_adu": offset,
+                "particle_events": hits.n_events,
+                "particle_pixels": hits.n_pixels,
+                "sources_on_detector": landed,
+            }
+        )
+    return records
+
+
+def _lay_out_files(
+    instrument: InstrumentConfig,
+    geometry: Geometry,
+    exposures: list[Exposure],
+    truths: list[DetectorTruth],
+    out_dir: Path,
+) -> list[_FileLayout]:
+    """Write every file's headers under a temporary name and reserve its data space."""
+    sim = instrument.simulator
+    nominal_gain = float(np.mean(sim.gain_e_per_adu))
+    nominal_ron = float(np.mean(sim.read_noise_e))
+    data_bytes = geometry.naxis1 * geometry.naxis2 * abs(geometry.bitpix) // 8
+    padded = -(-data_bytes // 2880) * 2880
+    layouts = []
+    for exposure in exposures:
+        final = out_dir / exposure.arcfile
+        tmp = out_dir / f"{TEMP_PREFIX}sim-{exposure.arcfile}"
+        chunks = [hdr.header_bytes(hdr.primary_header(instrument, exposure, len(truths)))]
+        offsets = {}
+        position = len(chunks[0])
+        for truth in truths:
+            wcs = detector_wcs(
+                instrument, geometry, truth.extname, exposure.ra_deg, exposure.dec_deg
+            )
+            chip_no = instrument.detectors.index(
+                next(d for d in instrument.detectors if d.extname == truth.extname)
+            ) + 1
+            ext = hdr.header_bytes(
+                hdr.extension_header(
+                    instrument, geometry, truth.extname, chip_no, wcs, nominal_gain, nominal_ron
+                )
+            )
+            offsets[truth.extname] = position + len(ext)
+            position += len(ext) + padded
+            chunks.append(ext)
+        with open(tmp, "wb") as handle:
+            handle.truncate(position)  # data space reserved, zero-filled (sparse)
+            handle.write(chunks[0])
+            for chunk, extname in zip(chunks[1:], offsets, strict=True):
+                handle.seek(offsets[extname] - len(chunk))
+                handle.write(chunk)
+        layouts.append(_FileLayout(path=tmp, final=final, data_offsets=offsets))
+    return layouts
+
+
+def _check_out_dir(out_dir: Path, identity: dict[str, object]) -> None:
+    truth_path = out_dir / TRUTH_FILE
+    if not truth_path.exists():
+        return
+    try:
+        existing = json.loads(truth_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        existing = {}
+    same = all(existing.get(k) == v for k, v in identity.items())
+    if not same:
+        raise ConfigError(
+            f"{out_dir} already holds a different simulation ({truth_path}); "
+            "choose an empty folder for each night"
+        )
+
+
+def _write_catalogue(path: Path, catalogue: Catalogue) -> None:
+    filters = sorted(catalogue.mags)
+    lines = ["ra_deg,dec_deg," + ",".join(f"mag_{f}" for f in filters) + ",is_galaxy"]
+    for i in range(len(catalogue)):
+        mags = ",".join(f"{catalogue.mags[f][i]:.4f}" for f in filters)
+        lines.append(
+            f"{catalogue.ra_deg[i]:.7f},{catalogue.dec_deg[i]:.7f},{mags},"
+            f"{int(catalogue.is_galaxy[i])}"
+        )
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def simulate_night(
+    instrument_name: str,
+    night: dt.date,
+    out_dir: str | os.PathLike[str],
+    *,
+    seed: int = 0,
+    scale: str = "full",
+    workers: int | None = None,
+    progress: bool = True,
+) -> SimulationResult:
+    """Simulate one night of raw frames with recorded truth.
+
+    Parameters
+    ----------
+    instrument_name
+        An instrument with a configuration folder (``OMEGACAM``, ``HAWKI``).
+    night
+        The ESO night (date of the evening).
+    out_dir
+        Folder for the raw files, ``truth.json`` and ``catalogues/``.
+    seed
+        Same seed, same files, byte for byte.
+    scale
+        ``full`` (the real geometry) or ``test`` (few, small detectors).
+    workers
+        Processes synthesising detectors in parallel; default: one per core.
+        ``1`` runs in this process.
+    progress
+        Show a progress bar.
+
+    Raises
+    ------
+    ConfigError
+        Unknown instrument or scale, or ``out_dir`` holds another simulation.
+    """
+    instrument = load_instrument(instrument_name)
+    if scale not in instrument.geometry:
+        raise ConfigError(
+            f"{instrument.name} has no '{scale}' scale: choose one of {sorted(instrument.geometry)}"
+        )
+    geometry = instrument.geometry[scale]  # type: ignore[index]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    identity = {
+        "instrument": instrument.name,
+        "night": night.isoformat(),
+        "seed": seed,
+        "scale": scale,
+    }
+    _check_out_dir(out_dir, identity)
+
+    exposures, sun = plan_night(instrument, night, seed=seed, scale=scale)
+    detectors = instrument.detectors_at(scale)
+    truths = [
+        draw_detector_truth(instrument, geometry, instrument.detectors.index(d), seed)
+        for d in detectors
+    ]
+    catalogues = {
+        name: make_catalogue(instrument, geometry, name, instrument.simulator.targets[name], seed)
+        for name in sorted({e.template.target for e in exposures if e.template.target})
+    }
+    layouts = _lay_out_files(instrument, geometry, exposures, truths, out_dir)
+    tasks = [
+        _DetectorTask(instrument, geometry, truth, exposures, layouts, catalogues, seed)
+        for truth in truths
+    ]
+    workers = workers or os.cpu_count() or 1
+    per_detector: dict[str, list[dict[str, float | int]]] = {}
+    bar = tqdm(total=len(tasks), desc=f"simulate {instrument.name} {night}", unit="detector",
+               disable=not progress)
+    try:
+        if workers == 1:
+            for task in tasks:
+                per_detector[task.truth.extname] = _fill_detector(task)
+                bar.update()
+        else:
+            with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+                futures = {pool.submit(_fill_detector, task): task for task in tasks}
+                for future in concurrent.futures.as_completed(futures):
+                    per_detector[futures[future].truth.extname] = future.result()
+                    bar.update()
+    except BaseException:
+        for layout in layouts:
+            layout.path.unlink(missing_ok=True)
+        raise
+    finally:
+        bar.close()
+
+    for layout in layouts:
+        os.replace(layout.path, layout.final)
+    for name, catalogue in catalogues.items():
+        _write_catalogue(out_dir / "catalogues" / f"{name}.csv", catalogue)
+
+    truth = {
+        **identity,
+        "qclib_version": __version__,
+        "geometry": geometry.model_dump(),
+        "site": instrument.site.model_dump(),
+        "sun_mjd": sun,
+        "conventions": {
+            "pixel_coordinates": "0-based (x, y) in the trimmed data region",
+            "zeropoint_mag": "magnitude giving 1 e-/s above the atmosphere (response 1)",
+            "raw_units": "ADU; IR raws are the average of NDIT reads of DIT seconds",
+            "dark_current": "e-/s per pixel, accumulating over exposure + readout time",
+        },
+        "filters": {k: v.model_dump() for k, v in instrument.simulator.filters.items()},
+        "detectors": {t.extname: t.as_dict() for t in truths},
+        "catalogues": {name: f"catalogues/{name}.csv" for name in catalogues},
+        "exposures": [
+            {
+                "arcfile": e.arcfile,
+                "kind": e.kind,
+                "dpr": [e.template.dpr_catg, e.template.dpr_type, e.template.dpr_tech],
+                "mjd_obs": e.mjd_obs,
+                "exptime_s": e.exptime_s,
+                "dit_s": e.dit_s,
+                "ndit": e.ndit,
+                "filter": e.filter,
+                "target": e.template.target,
+                "tpl_start": e.tpl_start,
+                "tpl_expno": e.tpl_expno,
+                "tpl_nexp": e.tpl_nexp,
+                "ra_deg": e.ra_deg,
+                "dec_deg": e.dec_deg,
+                "offset_arcsec": list(e.offset_arcsec),
+                "airmass": e.airmass,
+                "seeing_zenith_arcsec": e.seeing_zenith_arcsec,
+                "seeing_arcsec": e.seeing_arcsec,
+                "flux_e_per_s": e.sky_e_per_s,
+                "notes": list(e.notes),
+                "detectors": {
+                    extname: records[e.index] for extname, records in sorted(per_detector.items())
+                },
+            }
+            for e in exposures
+        ],
+    }
+    truth_path = out_dir / TRUTH_FILE
+    write_text_atomic(truth_path, json.dumps(truth, indent=1))
+    files = [layout.final for layout in layouts]
+    return SimulationResult(
+        out_dir=out_dir,
+        files=files,
+        truth_path=truth_path,
+        bytes_written=sum(f.stat().st_size for f in files),
+    )

@@ -1,0 +1,129 @@
+"""Each simulated detector's true properties, and the static pixel maps they imply.
+
+All numbers are drawn from the instrument's simulator profile with a random
+stream keyed by (seed, detector index), so a detector's truth does not depend on
+which other detectors are simulated or in what order. Coordinates of hot and cold
+pixels are 0-based (x, y) in the trimmed data region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from qclib.config.instrument import Geometry, InstrumentConfig
+
+#: IR arrays are read out in channels of this many columns, each with its own offset.
+IR_CHANNEL_COLUMNS = 64
+
+
+@dataclass(frozen=True)
+class DetectorTruth:
+    """What the QC parameters of one detector should recover."""
+
+    extname: str
+    index: int
+    gain_e_per_adu: float
+    read_noise_e: float
+    bias_level_adu: float
+    bias_gradient_x_adu: float
+    bias_gradient_y_adu: float
+    bias_pattern_rms_adu: float
+    dark_current_e_per_s: float
+    nonlinearity_per_adu: float
+    prnu_rms: float
+    hot_pixels: list[tuple[int, int, float]]
+    cold_pixels: list[tuple[int, int, float]]
+
+    @property
+    def read_noise_adu(self) -> float:
+        return self.read_noise_e / self.gain_e_per_adu
+
+    def as_dict(self) -> dict[str, object]:
+        out = asdict(self)
+        out["read_noise_adu"] = self.read_noise_adu
+        out["n_hot_pixels"] = len(self.hot_pixels)
+        out["n_cold_pixels"] = len(self.cold_pixels)
+        return out
+
+
+@dataclass(frozen=True)
+class DetectorMaps:
+    """Static per-pixel maps of one detector over its data region (float32)."""
+
+    bias_structure_adu: np.ndarray  # zero-mean 2D bias structure
+    dark_e_per_s: np.ndarray  # dark current including hot pixels
+    response: np.ndarray  # pixel response: PRNU and cold pixels, mean about 1
+
+
+def _unique_pixels(rng: np.random.Generator, count: int, shape: tuple[int, int]) -> np.ndarray:
+    flat = rng.choice(shape[0] * shape[1], size=count, replace=False)
+    ys, xs = np.unravel_index(np.sort(flat), shape)
+    return np.column_stack([xs, ys])
+
+
+def draw_detector_truth(
+    instrument: InstrumentConfig, geometry: Geometry, index: int, seed: int
+) -> DetectorTruth:
+    """Draw one detector's truth from the instrument's simulator profile."""
+    sim = instrument.simulator
+    rng = np.random.default_rng([seed, 1, index])
+    shape = geometry.data_shape
+    npix = shape[0] * shape[1]
+    n_hot = max(1, round(sim.hot_pixel_fraction * npix))
+    n_cold = max(1, round(sim.cold_pixel_fraction * npix))
+    defects = _unique_pixels(rng, n_hot + n_cold, shape)
+    rng.shuffle(defects)
+    # Log-uniform hot-pixel rates: many mild ones, a few very hot.
+    lo, hi = np.log(sim.hot_pixel_e_per_s[0]), np.log(sim.hot_pixel_e_per_s[1])
+    hot_rates = np.exp(rng.uniform(lo, hi, n_hot))
+    cold_response = rng.uniform(*sim.cold_pixel_response, n_cold)
+    return DetectorTruth(
+        extname=instrument.detectors[index].extname,
+        index=index,
+        gain_e_per_adu=float(rng.uniform(*sim.gain_e_per_adu)),
+        read_noise_e=float(rng.uniform(*sim.read_noise_e)),
+        bias_level_adu=float(rng.uniform(*sim.bias_level_adu)),
+        bias_gradient_x_adu=float(rng.uniform(-0.5, 0.5) * sim.bias_gradient_adu),
+        bias_gradient_y_adu=float(rng.uniform(-0.5, 0.5) * sim.bias_gradient_adu),
+        bias_pattern_rms_adu=sim.bias_pattern_rms_adu,
+        dark_current_e_per_s=float(rng.uniform(*sim.dark_current_e_per_hr) / 3600.0),
+        nonlinearity_per_adu=sim.nonlinearity_per_adu,
+        prnu_rms=sim.prnu_rms,
+        hot_pixels=[
+            (int(x), int(y), float(r)) for (x, y), r in zip(defects[:n_hot], hot_rates, strict=True)
+        ],
+        cold_pixels=[
+            (int(x), int(y), float(r))
+            for (x, y), r in zip(defects[n_hot:], cold_response, strict=True)
+        ],
+    )
+
+
+def build_detector_maps(
+    truth: DetectorTruth, shape: tuple[int, int], *, infrared: bool, seed: int
+) -> DetectorMaps:
+    """The static pixel maps implied by a detector's truth."""
+    rng = np.random.default_rng([seed, 6, truth.index])
+    ny, nx = shape
+    y = np.linspace(-0.5, 0.5, ny, dtype=np.float32)[:, None]
+    x = np.linspace(-0.5, 0.5, nx, dtype=np.float32)[None, :]
+    if infrared:
+        # One offset per readout channel (columns), as in Hawaii-2RG arrays.
+        channels = -(-nx // IR_CHANNEL_COLUMNS)
+        offsets = rng.normal(0, truth.bias_pattern_rms_adu, channels).astype(np.float32)
+        pattern = np.repeat(offsets, IR_CHANNEL_COLUMNS)[:nx][None, :]
+    else:
+        pattern = rng.normal(0, truth.bias_pattern_rms_adu, nx).astype(np.float32)[None, :]
+    structure = truth.bias_gradient_x_adu * x + truth.bias_gradient_y_adu * y + pattern
+    structure = (structure - structure.mean()).astype(np.float32)
+
+    dark = np.full(shape, truth.dark_current_e_per_s, dtype=np.float32)
+    for px, py, rate in truth.hot_pixels:
+        dark[py, px] += rate
+
+    response = (1.0 + rng.normal(0, truth.prnu_rms, shape)).astype(np.float32)
+    for px, py, value in truth.cold_pixels:
+        response[py, px] = value
+    return DetectorMaps(bias_structure_adu=structure, dark_e_per_s=dark, response=response)

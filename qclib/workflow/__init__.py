@@ -1,0 +1,1 @@
+"""The I/O side of the flow: ingest and quarantine (later: scheduler, executors)."""

@@ -1,0 +1,241 @@
+"""Ingest: validate raw files from their headers, store good ones, quarantine the rest.
+
+For each source file:
+  1. a source already seen with the same size and modification time is skipped
+     (re-ingesting is a no-op and costs one ``stat``);
+  2. its FITS structure and headers are checked (no pixels are read);
+  3. its SHA-256 is compared with the index: the same content from another file
+     is a duplicate, another content under a known ARCFILE is a conflict;
+  4. it is copied atomically to ``data/raw/<night>/<ARCFILE>``, read-only, and
+     the copy is verified to be the bytes that were hashed;
+  5. the frame is indexed in one transaction.
+A file failing any step is copied to ``data/quarantine/`` with a one-line reason
+(in the database and in a ``.reason.txt`` beside it). Sources are never modified;
+with ``move=True`` they are removed once safely stored. A file still being
+written is quarantined as ``incomplete``; when it is complete, the next pass
+ingests it and marks that quarantine entry resolved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from tqdm import tqdm
+
+from qclib.atomicfile import atomic_path, copy_atomic, write_text_atomic
+from qclib.db import Database
+from qclib.db import ingest_log as log
+from qclib.errors import QuarantineError
+from qclib.fitsio import scan_fits, sha256_file
+from qclib.frames import frame_info_from_scan
+from qclib.workspace import Workspace
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts")
+_CHUNK = 8 * 1024 * 1024
+
+Status = Literal["ingested", "already-ingested", "quarantined", "already-quarantined", "unreadable"]
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """What happened to one source file."""
+
+    source: str
+    status: Status
+    arcfile: str | None = None
+    night: str | None = None
+    instrument: str | None = None
+    code: str | None = None
+    reason: str | None = None
+    stored: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Stat:
+    size: int
+    mtime_ns: int
+
+
+def expand_sources(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    """Files to ingest: named files as given; folders walked for FITS-named files.
+
+    Hidden files (a leading dot: temporary files of a writer) are left alone.
+    """
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith(".") and name.lower().endswith(FITS_SUFFIXES):
+                        yield Path(root) / name
+        else:
+            yield path
+
+
+class _AlreadyIngested(Exception):  # noqa: N818 - a signal, not an error
+    def __init__(self, arcfile: str, frame_id: int) -> None:
+        super().__init__(arcfile)
+        self.arcfile = arcfile
+        self.frame_id = frame_id
+
+
+def _copy_hashing(src: Path, dest: Path) -> str:
+    """Copy ``src`` to ``dest`` and return the SHA-256 of the bytes written."""
+    digest = hashlib.sha256()
+    with open(src, "rb") as source, open(dest, "wb") as target:
+        while chunk := source.read(_CHUNK):
+            digest.update(chunk)
+            target.write(chunk)
+    return digest.hexdigest()
+
+
+class Ingester:
+    """Ingests files into one workspace; see the module docstring for the steps."""
+
+    def __init__(self, workspace: Workspace, database: Database, *, move: bool = False) -> None:
+        self.workspace = workspace
+        self.db = database
+        self.move = move
+        self.instruments = workspace.instruments()
+        self.settle_seconds = workspace.config.ingest.settle_seconds
+
+    def ingest(self, paths: Iterable[str | os.PathLike[str]], *, progress: bool = False
+               ) -> list[IngestOutcome]:
+        sources = list(expand_sources(paths))
+        outcomes = []
+        for source in tqdm(sources, desc="ingest", unit="file", disable=not progress):
+            outcome = self.ingest_one(source)
+            outcomes.append(outcome)
+            if self.move and outcome.status in ("ingested", "quarantined", "already-ingested"):
+                source.unlink(missing_ok=True)
+        return outcomes
+
+    def ingest_one(self, source: Path) -> IngestOutcome:
+        src = source.resolve()
+        name = str(src)
+        try:
+            st = src.stat()
+        except OSError as err:
+            return IngestOutcome(name, "unreadable", reason=f"{src}: cannot read: {err.strerror}")
+        stat = _Stat(st.st_size, st.st_mtime_ns)
+        with self.db.transaction() as session:
+            seen = log.seen_source(session, name)
+        if seen is not None and (seen.size_bytes, seen.mtime_ns) == (stat.size, stat.mtime_ns):
+            if seen.frame_id is not None:
+                return IngestOutcome(name, "already-ingested")
+            return IngestOutcome(name, "already-quarantined")
+        try:
+            return self._ingest_valid(src, stat)
+        except QuarantineError as err:
+            if err.code == "truncated" and time.time() - st.st_mtime < self.settle_seconds:
+                err = QuarantineError(
+                    f"{src.name}: still being written (modified {time.time() - st.st_mtime:.1f} s "
+                    f"ago, FITS structure incomplete); it will be ingested once complete",
+                    code="incomplete",
+                )
+            return self._quarantine(src, stat, err)
+        except OSError as err:
+            return IngestOutcome(name, "unreadable", reason=f"{src}: cannot read: {err.strerror}")
+
+    def _ingest_valid(self, src: Path, stat: _Stat) -> IngestOutcome:
+        name = str(src)
+        info = frame_info_from_scan(scan_fits(src), self.instruments)
+        dest = self.workspace.raw_dir / info.night.isoformat() / info.arcfile
+        try:
+            # One read of the source: copy and hash together, check, then rename.
+            with atomic_path(dest, readonly=True) as tmp:
+                sha = _copy_hashing(src, tmp)
+                after = src.stat()
+                if (after.st_size, after.st_mtime_ns) != (stat.size, stat.mtime_ns):
+                    raise QuarantineError(
+                        f"{src.name}: changed while it was being ingested: still being "
+                        "written; it will be ingested once complete",
+                        code="incomplete",
+                    )
+                scan_fits(tmp)
+                self._check_duplicates(src, info.arcfile, sha, stat)
+        except _AlreadyIngested as known:
+            return IngestOutcome(name, "already-ingested", arcfile=known.arcfile)
+        with self.db.transaction() as session:
+            frame_id = log.add_frame(
+                session, info, path=self.workspace.relative(dest), sha256=sha,
+                size_bytes=stat.size, source_path=name,
+            )
+            log.record_source(session, name, size_bytes=stat.size, mtime_ns=stat.mtime_ns,
+                              sha256=sha, frame_id=frame_id)
+            log.resolve_quarantine_of_source(session, name, f"ingested later as {info.arcfile}")
+        return IngestOutcome(
+            name, "ingested", arcfile=info.arcfile, night=info.night.isoformat(),
+            instrument=info.instrument, stored=self.workspace.relative(dest),
+        )
+
+    def _check_duplicates(self, src: Path, arcfile: str, sha: str, stat: _Stat) -> None:
+        name = str(src)
+        with self.db.transaction() as session:
+            same = log.frame_by_sha256(session, sha)
+            clash = log.frame_by_arcfile(session, arcfile)
+            if same is not None and same.source_path == name:
+                log.record_source(session, name, size_bytes=stat.size, mtime_ns=stat.mtime_ns,
+                                  sha256=sha, frame_id=same.id)
+                raise _AlreadyIngested(same.arcfile, same.id)
+        if same is not None:
+            raise QuarantineError(
+                f"{src.name}: duplicate of {same.arcfile} (same content, ingested "
+                f"{same.ingested_at:%Y-%m-%d %H:%M} UTC from {same.source_path})",
+                code="duplicate",
+            )
+        if clash is not None:
+            raise QuarantineError(
+                f"{src.name}: ARCFILE {arcfile} was already ingested with different content "
+                f"(from {clash.source_path}): conflicting copies; keep the right one",
+                code="duplicate",
+            )
+
+    def _quarantine(self, src: Path, stat: _Stat, err: QuarantineError) -> IngestOutcome:
+        name = str(src)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        sha = sha256_file(src)
+        with self.db.transaction() as session:
+            for entry in log.list_quarantine(session):
+                if entry.source_path == name and entry.sha256 == sha:
+                    log.record_source(session, name, size_bytes=stat.size,
+                                      mtime_ns=stat.mtime_ns, sha256=sha,
+                                      quarantine_id=entry.id)
+                    return IngestOutcome(name, "already-quarantined", code=entry.reason_code,
+                                         reason=entry.reason, stored=entry.stored_path)
+        dest = self.workspace.quarantine_dir / f"{stamp}-{sha[:8]}-{src.name.lstrip('.') or 'file'}"
+        copied_sha = copy_atomic(src, dest, readonly=True)
+        write_text_atomic(dest.with_name(dest.name + ".reason.txt"), f"{err.code}: {err.reason}\n")
+        stored = self.workspace.relative(dest)
+        with self.db.transaction() as session:
+            entry_id = log.add_quarantine(
+                session, source_path=name, stored_path=stored, sha256=copied_sha,
+                size_bytes=dest.stat().st_size, reason_code=err.code, reason=err.reason,
+            )
+            log.record_source(session, name, size_bytes=stat.size, mtime_ns=stat.mtime_ns,
+                              sha256=copied_sha, quarantine_id=entry_id)
+        return IngestOutcome(name, "quarantined", code=err.code, reason=err.reason, stored=stored)
+
+
+def ingest_paths(
+    workspace: Workspace,
+    database: Database,
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    move: bool = False,
+    progress: bool = False,
+) -> list[IngestOutcome]:
+    """Ingest files and folders into a workspace; one outcome per source file."""
+    return Ingester(workspace, database, move=move).ingest(paths, progress=progress)
+

@@ -1,0 +1,200 @@
+"""A workspace: a folder with ``qc.toml``, the data tree and the database (ARCHITECTURE §6).
+
+    qc.toml                 workspace settings (validated)
+    inbox/                  where new raw files arrive (``qc run`` / ``qc watch``)
+    data/raw/<night>/       ingested raw frames, read-only, named by ARCFILE
+    data/quarantine/        files that could not be ingested, kept with their reason
+    data/products/          pipeline products
+    data/archive/           certified products
+    data/qc.sqlite          the database (unless QC_DB_URL or qc.toml names another)
+    parameterized_runs/     executed reports
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+
+from qclib.atomicfile import write_text_atomic
+from qclib.config.instrument import InstrumentConfig, Strict
+from qclib.db import Database, open_database
+from qclib.errors import ConfigError
+from qclib.instruments import available_instruments, load_instrument
+
+CONFIG_FILE = "qc.toml"
+ENV_WORKSPACE = "QC_WORKSPACE"
+ENV_DB_URL = "QC_DB_URL"
+
+DEFAULT_CONFIG = """\
+# QC Workbench workspace settings.
+
+[workspace]
+# Instruments this workspace takes (INSTRUME values); files of others are quarantined.
+instruments = {instruments}
+# Folder (relative to the workspace) that `qc run` and `qc watch` ingest from.
+inbox = "inbox"
+
+[database]
+# SQLAlchemy URL; empty means SQLite at data/qc.sqlite. The QC_DB_URL environment
+# variable overrides it, e.g. postgresql+psycopg://qc@localhost:5432/qc
+url = ""
+
+[ingest]
+# A truncated file modified less than this many seconds ago is reported as
+# "still being written" rather than "truncated".
+settle_seconds = 10.0
+"""
+
+
+class WorkspaceSection(Strict):
+    instruments: list[str] = Field(min_length=1)
+    inbox: str = "inbox"
+
+
+class DatabaseSection(Strict):
+    url: str = ""
+
+
+class IngestSection(Strict):
+    settle_seconds: float = Field(10.0, ge=0)
+
+
+class WorkspaceConfig(Strict):
+    workspace: WorkspaceSection
+    database: DatabaseSection = DatabaseSection()
+    ingest: IngestSection = IngestSection()
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A loaded workspace: its folder and validated settings."""
+
+    root: Path
+    config: WorkspaceConfig
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def products_dir(self) -> Path:
+        return self.data_dir / "products"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "archive"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "parameterized_runs"
+
+    @property
+    def inbox(self) -> Path:
+        return self.root / self.config.workspace.inbox
+
+    @property
+    def database_url(self) -> str:
+        url = os.environ.get(ENV_DB_URL) or self.config.database.url
+        return url or f"sqlite:///{self.data_dir / 'qc.sqlite'}"
+
+    def instruments(self) -> dict[str, InstrumentConfig]:
+        """The configured instruments, keyed by every INSTRUME value that means them."""
+        out: dict[str, InstrumentConfig] = {}
+        for name in self.config.workspace.instruments:
+            config = load_instrument(name)
+            for value in config.ingest.instrume_values:
+                out[value] = config
+        return out
+
+    def open_database(self) -> Database:
+        return open_database(self.database_url)
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the workspace root (as stored in the database)."""
+        return str(path.resolve().relative_to(self.root))
+
+    def confine(self, relative: str) -> Path:
+        """Resolve a workspace-relative path, refusing anything that escapes the workspace."""
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root):
+            raise ConfigError(f"path {relative!r} leaves the workspace {self.root}")
+        return path
+
+
+def _read_config(path: Path) -> WorkspaceConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    try:
+        config = WorkspaceConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: key '{key}': {first['msg']}") from None
+    known = available_instruments()
+    for name in config.workspace.instruments:
+        if name.upper() not in known:
+            raise ConfigError(
+                f"{path}: key 'workspace.instruments': unknown instrument {name!r} "
+                f"(known: {', '.join(known)})"
+            )
+    return config
+
+
+def find_workspace_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """The workspace folder: ``root``, else $QC_WORKSPACE, else the current folder."""
+    chosen = root or os.environ.get(ENV_WORKSPACE) or Path.cwd()
+    return Path(chosen).expanduser().resolve()
+
+
+def load_workspace(root: str | os.PathLike[str] | None = None) -> Workspace:
+    """Load an existing workspace.
+
+    Raises
+    ------
+    ConfigError
+        There is no ``qc.toml`` (the message says to run ``qc init``), or it is invalid.
+    """
+    folder = find_workspace_root(root)
+    path = folder / CONFIG_FILE
+    if not path.exists():
+        raise ConfigError(
+            f"{folder} is not a QC workspace (no {CONFIG_FILE}); run 'qc init {folder}' first, "
+            f"or pass --workspace / set {ENV_WORKSPACE}"
+        )
+    return Workspace(root=folder, config=_read_config(path))
+
+
+def init_workspace(root: str | os.PathLike[str] | None = None) -> Workspace:
+    """Create (or complete) a workspace and its database; safe to run again."""
+    folder = find_workspace_root(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / CONFIG_FILE
+    if not path.exists():
+        instruments = "[" + ", ".join(f'"{n}"' for n in available_instruments()) + "]"
+        write_text_atomic(path, DEFAULT_CONFIG.format(instruments=instruments))
+    workspace = load_workspace(folder)
+    for sub in (
+        workspace.inbox,
+        workspace.raw_dir,
+        workspace.quarantine_dir,
+        workspace.products_dir,
+        workspace.archive_dir,
+        workspace.runs_dir,
+    ):
+        sub.mkdir(parents=True, exist_ok=True)
+    workspace.open_database().close()
+    return workspace
