@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -36,10 +37,16 @@ def _already_simulated(folder: Path, night: dt.date, scale: str) -> bool:
 
 def _plant_bad_files(folder: Path, example: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    with open(example, "rb") as handle:
-        head = handle.read(3 * 2880 * 10)
-    write_bytes_atomic(folder / "TRUNCATED_TRANSFER.fits", head)
-    write_bytes_atomic(folder / "NOTES_NOT_FITS.fits", b"observer notes, saved under a .fits name\n")
+    truncated = folder / "TRUNCATED_TRANSFER.fits"
+    if not truncated.exists():
+        with open(example, "rb") as handle:
+            write_bytes_atomic(truncated, handle.read(3 * 2880 * 10))
+        # An hour old: a transfer that stopped, not one still under way.
+        old = time.time() - 3600
+        os.utime(truncated, (old, old))
+    not_fits = folder / "NOTES_NOT_FITS.fits"
+    if not not_fits.exists():
+        write_bytes_atomic(not_fits, b"observer notes, saved under a .fits name\n")
 
 
 def run_demo(root: Path, night: dt.date, *, scale: str, console: Console) -> None:

@@ -85,20 +85,17 @@ def flatten_keyword(raw: str) -> str:
     return ".".join(name.split())
 
 
-def parse_value(text: str) -> tuple[HeaderValue, bool]:
+def parse_value(text: str) -> HeaderValue:
     """Parse the value part of a card (what follows ``=``).
 
-    Returns the value and whether it is a string ending in ``&`` (a long string
-    continued on CONTINUE cards).
-
     >>> parse_value(" 'r_SDSS  '           / filter name")
-    ('r_SDSS', False)
+    'r_SDSS'
     >>> parse_value("                 12.5 / [s] exposure")
-    (12.5, False)
+    12.5
     >>> parse_value("                    T")
-    (True, False)
+    True
     >>> parse_value(" 'O''Brien'")
-    ("O'Brien", False)
+    "O'Brien"
     """
     stripped = text.lstrip()
     if stripped.startswith("'"):
@@ -114,26 +111,23 @@ def parse_value(text: str) -> tuple[HeaderValue, bool]:
                 continue
             parts.append(stripped[i:j])
             break
-        value = "".join(parts).rstrip()
-        if value.endswith("&"):
-            return value[:-1], True
-        return value, False
+        return "".join(parts).rstrip()
     token = stripped.split("/", 1)[0].strip()
     if not token:
-        return None, False
+        return None
     if token == "T":
-        return True, False
+        return True
     if token == "F":
-        return False, False
+        return False
     try:
-        return int(token), False
+        return int(token)
     except ValueError:
         pass
     try:
-        return float(token.replace("D", "E")), False
+        return float(token.replace("D", "E"))
     except ValueError:
         # Complex numbers and malformed values stay readable text.
-        return token, False
+        return token
 
 
 def parse_cards(cards: Iterable[str]) -> dict[str, HeaderValue]:
@@ -143,18 +137,19 @@ def parse_cards(cards: Iterable[str]) -> dict[str, HeaderValue]:
     CONTINUE cards are joined; a later duplicate keyword wins, as in astropy.
     """
     header: dict[str, HeaderValue] = {}
-    continuing: str | None = None
+    last: str | None = None
     for card in cards:
         key8 = card[:8]
-        if key8 == "CONTINUE" and continuing is not None:
-            more, again = parse_value(card[8:])
-            header[continuing] = f"{header[continuing]}{more if more is not None else ''}"
-            continuing = continuing if again else None
+        if key8 == "CONTINUE":
+            previous = header.get(last) if last is not None else None
+            if last is not None and isinstance(previous, str) and previous.endswith("&"):
+                more = parse_value(card[8:])
+                header[last] = previous[:-1] + (more if isinstance(more, str) else "")
             continue
-        continuing = None
         if key8 == "HIERARCH":
             eq = card.find("=", 8)
             if eq < 0:
+                last = None
                 continue
             key = flatten_keyword(card[8:eq])
             text = card[eq + 1 :]
@@ -162,16 +157,13 @@ def parse_cards(cards: Iterable[str]) -> dict[str, HeaderValue]:
             key = key8.rstrip()
             text = card[10:]
         else:
+            last = None
             continue
-        if key == "END":
-            break
         try:
-            value, long_string = parse_value(text)
+            header[key] = parse_value(text)
         except ValueError as err:
             raise ValueError(f"keyword {key}: {err}") from err
-        header[key] = value
-        if long_string:
-            continuing = key
+        last = key
     return header
 
 

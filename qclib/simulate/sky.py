@@ -48,7 +48,7 @@ def mosaic_extent_arcmin(instrument: InstrumentConfig, geometry: Geometry) -> tu
 
 #: At the test scale detectors are tiny; sources are made denser (by up to this
 #: factor) so that a test detector still holds enough stars to measure.
-TEST_DENSITY_BOOST = 20.0
+TEST_DENSITY_BOOST = 8.0
 
 
 def make_catalogue(

@@ -1,0 +1,138 @@
+"""Shared fixtures: simulated nights (test scale), databases on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qclib.simulate.night import simulate_night
+
+NIGHT = dt.date(2026, 11, 23)
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    if not REALDATA.exists():
+        pytest.skip(f"shared/realdata not found at {REALDATA}")
+    return REALDATA
+
+
+def _simulated(tmp_path_factory: pytest.TempPathFactory, instrument: str) -> Path:
+    out = tmp_path_factory.mktemp(f"sim-{instrument.lower()}")
+    simulate_night(instrument, NIGHT, out, seed=7, scale="test", workers=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def omegacam_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A test-scale OmegaCAM night (read-only: copy files before changing them)."""
+    return _simulated(tmp_path_factory, "OMEGACAM")
+
+
+@pytest.fixture(scope="session")
+def hawki_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A test-scale HAWK-I night (read-only: copy files before changing them)."""
+    return _simulated(tmp_path_factory, "HAWKI")
+
+
+def load_truth(folder: Path) -> dict:
+    return json.loads((folder / "truth.json").read_text())
+
+
+# ---------------------------------------------------------------- PostgreSQL
+def _pg_bindir() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster in a temporary folder (started as 'postgres' if root)."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="qc-pg-"))
+        self.port = _free_port()
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            shutil.chown(self.root, "postgres", "postgres")
+
+    def _run(self, *args: str) -> None:
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        if self.as_root:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        data = self.root / "data"
+        self._run("initdb", "-D", str(data), "-U", "qc", "--auth=trust", "-E", "UTF8",
+                  "--no-locale", "--no-sync")
+        self._run("pg_ctl", "-D", str(data), "-l", str(self.root / "log"), "-w", "-o",
+                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+                  "start")
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def new_database(self) -> str:
+        import psycopg
+
+        name = f"qc_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=qc dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://qc@127.0.0.1:{self.port}/{name}"
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip(
+            "PostgreSQL server binaries missing (apt-get install postgresql): "
+            "PostgreSQL variants of the database tests are SKIPPED"
+        )
+    cluster = PostgresCluster(bindir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database URL: SQLite file, then PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'qc.sqlite'}"
+    cluster = request.getfixturevalue("postgres_cluster")
+    return cluster.new_database()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch):
+    """An initialised workspace on each database backend."""
+    from qclib.workspace import init_workspace
+
+    monkeypatch.setenv("QC_DB_URL", db_url)
+    return init_workspace(tmp_path / "ws")
