@@ -66,3 +66,29 @@ def copy_atomic(
                 digest.update(chunk)
                 target.write(chunk)
     return digest.hexdigest()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove temporaries left in ``folder`` (recursively) by processes that are gone.
+
+    A process killed mid-write leaves ``.tmp-<pid>-<name>``; the final file was never
+    renamed into place, so the temporary holds nothing worth keeping.
+    """
+    removed = []
+    for path in Path(folder).rglob(f"{TEMP_PREFIX}*"):
+        pid = path.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

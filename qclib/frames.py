@@ -176,8 +176,7 @@ def frame_info_from_scan(
             code="mislabelled",
         )
     stamp = _parse_date_obs(match["stamp"])
-    assert stamp is not None  # the pattern guarantees an ISO timestamp
-    if abs((stamp - when).total_seconds()) > _TIME_TOLERANCE_S:
+    if stamp is None or abs((stamp - when).total_seconds()) > _TIME_TOLERANCE_S:
         raise QuarantineError(
             f"{name}: ARCFILE {arcfile} does not match DATE-OBS {date_obs}: mislabelled",
             code="mislabelled",

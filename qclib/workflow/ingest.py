@@ -29,7 +29,12 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from qclib.atomicfile import atomic_path, copy_atomic, write_text_atomic
+from qclib.atomicfile import (
+    atomic_path,
+    copy_atomic,
+    sweep_stale_temporaries,
+    write_text_atomic,
+)
 from qclib.db import Database
 from qclib.db import ingest_log as log
 from qclib.errors import QuarantineError
@@ -113,6 +118,8 @@ class Ingester:
     def ingest(self, paths: Iterable[str | os.PathLike[str]], *, progress: bool = False
                ) -> list[IngestOutcome]:
         sources = list(expand_sources(paths))
+        for folder in (self.workspace.raw_dir, self.workspace.quarantine_dir):
+            sweep_stale_temporaries(folder)
         outcomes = []
         for source in tqdm(sources, desc="ingest", unit="file", disable=not progress):
             outcome = self.ingest_one(source)

@@ -1,0 +1,90 @@
+"""The qc command as a user types it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from qclib.cli import main
+
+
+def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    qc = Path(sys.executable).with_name("qc")
+    return subprocess.run([str(qc), *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+
+
+def test_help_lists_the_verbs() -> None:
+    result = _run("--help")
+    assert result.returncode == 0
+    for verb in ("init", "simulate", "ingest", "frames", "quarantine", "demo"):
+        assert verb in result.stdout
+
+
+def test_end_to_end(tmp_path: Path, hawki_night: Path, monkeypatch) -> None:
+    monkeypatch.delenv("QC_DB_URL", raising=False)
+    ws = tmp_path / "ws"
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", str(ws)]).exit_code == 0
+    inbox = tmp_path / "inbox"
+    shutil.copytree(hawki_night, inbox)
+    (inbox / "broken.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50)
+    os.utime(inbox / "broken.fits", (1, 1))
+    result = runner.invoke(main, ["--workspace", str(ws), "ingest", str(inbox), "--json"])
+    assert result.exit_code == 0, result.output
+    outcomes = json.loads(result.output)
+    statuses = [o["status"] for o in outcomes]
+    assert statuses.count("quarantined") == 1 and statuses.count("ingested") == len(outcomes) - 1
+
+    frames = json.loads(runner.invoke(main, ["-w", str(ws), "frames", "--json"]).output)
+    assert len(frames) == len(outcomes) - 1
+    assert frames[0]["keywords"]["INSTRUME"] == "HAWKI"
+    night = json.loads(runner.invoke(main, ["-w", str(ws), "frames", "--night", "2026-11-24",
+                                            "--json"]).output)
+    assert night == []
+
+    shown = runner.invoke(main, ["-w", str(ws), "quarantine"])
+    assert "broken.fits" in shown.output and "truncated" in shown.output
+    listed = json.loads(runner.invoke(main, ["-w", str(ws), "quarantine", "--json"]).output)
+    assert listed[0]["reason_code"] == "truncated"
+    table = runner.invoke(main, ["-w", str(ws), "frames"])
+    assert "HAWKI." in table.output
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = _run("--workspace", str(tmp_path / "nowhere"), "frames")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error:")
+    assert "qc init" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    result = _run("simulate", "FORS9", "--night", "2026-11-23", "--out", str(tmp_path / "x"))
+    assert result.returncode == 2 and "unknown instrument 'FORS9'" in result.stderr
+
+
+def test_simulate_json(tmp_path: Path) -> None:
+    result = _run("simulate", "HAWKI", "--night", "2026-11-23", "--out", str(tmp_path / "sim"),
+                  "--scale", "test", "--workers", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert Path(data["truth"]).exists() and len(data["files"]) > 10
+
+
+def test_demo_at_test_scale(tmp_path: Path) -> None:
+    result = _run("demo", "--workspace-dir", str(tmp_path / "demo"), "--scale", "test",
+                  env={"QC_DB_URL": ""})
+    assert result.returncode == 0, result.stderr
+    assert "frames indexed" in result.stdout
+    assert "not-fits" in result.stdout and "truncated" in result.stdout
+    again = _run("demo", "--workspace-dir", str(tmp_path / "demo"), "--scale", "test",
+                 env={"QC_DB_URL": ""})
+    assert again.returncode == 0
+    assert "reusing it" in again.stdout
+    assert "ingested" not in again.stdout.split("this pass:")[1].split("\n")[0].replace(
+        "already-ingested", "")
