@@ -60,11 +60,14 @@ def copy_atomic(
     exactly the stored copy even if ``src`` changes meanwhile.
     """
     digest = hashlib.sha256()
-    with atomic_path(dest, readonly=readonly) as tmp:
-        with open(src, "rb") as source, open(tmp, "wb") as target:
-            while chunk := source.read(_CHUNK):
-                digest.update(chunk)
-                target.write(chunk)
+    with (
+        atomic_path(dest, readonly=readonly) as tmp,
+        open(src, "rb") as source,
+        open(tmp, "wb") as target,
+    ):
+        while chunk := source.read(_CHUNK):
+            digest.update(chunk)
+            target.write(chunk)
     return digest.hexdigest()
 
 

@@ -88,7 +88,12 @@ def init(ctx: click.Context, directory: Path | None) -> None:
 @click.option("--workers", type=int, default=None, help="Processes (default: one per core).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def simulate(
-    instrument: str, night: str, out_dir: Path, seed: int, scale: str, workers: int | None,
+    instrument: str,
+    night: str,
+    out_dir: Path,
+    seed: int,
+    scale: str,
+    workers: int | None,
     as_json: bool,
 ) -> None:
     """Simulate a raw night of INSTRUMENT (OMEGACAM, HAWKI) with recorded truth."""
@@ -161,13 +166,27 @@ def frames(ctx: click.Context, night: str | None, instrument: str | None, as_jso
         _print_json([r.as_dict(with_keywords=True) for r in rows])
         return
     table = Table(title=f"{len(rows)} frame(s)")
-    for column in ("night", "ARCFILE", "DPR.CATG", "DPR.TYPE", "DPR.TECH", "EXPTIME", "filter",
-                   "det."):
+    for column in (
+        "night",
+        "ARCFILE",
+        "DPR.CATG",
+        "DPR.TYPE",
+        "DPR.TECH",
+        "EXPTIME",
+        "filter",
+        "det.",
+    ):
         table.add_column(column)
     for r in rows:
         table.add_row(
-            r.night.isoformat(), r.arcfile, r.dpr_catg or "", r.dpr_type or "", r.dpr_tech or "",
-            f"{r.exptime_s:g}", r.filters or "", str(len(r.detectors)),
+            r.night.isoformat(),
+            r.arcfile,
+            r.dpr_catg or "",
+            r.dpr_type or "",
+            r.dpr_tech or "",
+            f"{r.exptime_s:g}",
+            r.filters or "",
+            str(len(r.detectors)),
         )
     console.print(table)
 
@@ -200,8 +219,12 @@ def quarantine(ctx: click.Context, include_resolved: bool, as_json: bool) -> Non
 
 
 @main.command()
-@click.option("--workspace-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("demo-workspace"), show_default=True)
+@click.option(
+    "--workspace-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-workspace"),
+    show_default=True,
+)
 @click.option("--night", default="2026-11-23", show_default=True)
 @click.option("--scale", type=click.Choice(["test", "full"]), default="full", show_default=True)
 def demo(workspace_dir: Path, night: str, scale: str) -> None:

@@ -82,9 +82,16 @@ def run_demo(root: Path, night: dt.date, *, scale: str, console: Console) -> Non
         table.add_column(column)
     groups = Counter((f.dpr_catg, f.dpr_type, f.filters) for f in frames)
     for (catg, kind, filt), n in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        times = sorted({f.exptime_s for f in frames if (f.dpr_catg, f.dpr_type, f.filters)
-                        == (catg, kind, filt)})
-        table.add_row(catg or "", kind or "", filt or "", str(n), ", ".join(f"{t:g}" for t in times))
+        times = sorted(
+            {
+                f.exptime_s
+                for f in frames
+                if (f.dpr_catg, f.dpr_type, f.filters) == (catg, kind, filt)
+            }
+        )
+        table.add_row(
+            catg or "", kind or "", filt or "", str(n), ", ".join(f"{t:g}" for t in times)
+        )
     console.print(table)
     console.print(
         "this pass: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))

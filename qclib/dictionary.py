@@ -35,7 +35,7 @@ class DictionaryEntry:
 def parse_dictionary(text: str) -> list[DictionaryEntry]:
     """All entries of a dictionary file's text.
 
-    >>> text = "Parameter Name:    DET DIT\\nType:    double\\nUnit:    s\\nComment Format: Integration time\\n"
+    >>> text = "Parameter Name:    DET DIT\\nType:    double\\nUnit:    s\\n"
     >>> parse_dictionary(text)[0].type
     'double'
     """

@@ -13,6 +13,7 @@ CATG`` becomes ``DPR.CATG``; standard keywords keep their name (``MJD-OBS``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
@@ -71,6 +72,7 @@ class FitsScan:
         return self.hdus[1:]
 
 
+@functools.lru_cache(maxsize=65536)
 def flatten_keyword(raw: str) -> str:
     """Turn a FITS keyword into the dotted name used in rule files.
 
@@ -79,10 +81,10 @@ def flatten_keyword(raw: str) -> str:
     >>> flatten_keyword("MJD-OBS")
     'MJD-OBS'
     """
-    name = raw.strip()
-    if name.startswith("ESO "):
-        name = name[4:]
-    return ".".join(name.split())
+    words = raw.split()
+    if words and words[0] == "ESO":
+        words = words[1:]
+    return ".".join(words)
 
 
 def parse_value(text: str) -> HeaderValue:
@@ -98,7 +100,10 @@ def parse_value(text: str) -> HeaderValue:
     "O'Brien"
     """
     stripped = text.lstrip()
-    if stripped.startswith("'"):
+    if stripped[:1] == "'":
+        end = stripped.find("'", 1)
+        if end > 0 and stripped[end + 1 : end + 2] != "'":  # the common case: no '' inside
+            return stripped[1:end].rstrip()
         parts = []
         i = 1
         while True:
@@ -119,10 +124,11 @@ def parse_value(text: str) -> HeaderValue:
         return True
     if token == "F":
         return False
-    try:
-        return int(token)
-    except ValueError:
-        pass
+    if "." not in token and "E" not in token and "D" not in token:
+        try:
+            return int(token)
+        except ValueError:
+            pass
     try:
         return float(token.replace("D", "E"))
     except ValueError:

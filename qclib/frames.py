@@ -16,7 +16,9 @@ from qclib.errors import QuarantineError
 from qclib.fitsio import FitsScan
 from qclib.nights import datetime_to_mjd, night_of_mjd
 
-_ARCFILE = re.compile(r"^(?P<prefix>[A-Z0-9_]+)\.(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})\.fits$")
+_ARCFILE = re.compile(
+    r"^(?P<prefix>[A-Z0-9_]+)\.(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})\.fits$"
+)
 #: Clocks written by different subsystems agree to better than this (seconds).
 _TIME_TOLERANCE_S = 1.0
 
@@ -102,7 +104,8 @@ def check_geometry(scan: FitsScan, instrument: InstrumentConfig) -> tuple[str, .
         if missing:
             raise QuarantineError(
                 f"{name}: {len(seen)} of {len(expected)} {instrument.name} detectors present "
-                f"(missing {', '.join(missing[:4])}{'...' if len(missing) > 4 else ''}): incomplete readout",
+                f"(missing {', '.join(missing[:4])}{'...' if len(missing) > 4 else ''}): "
+                "incomplete readout",
                 code="mislabelled",
             )
         return tuple(seen)
@@ -115,9 +118,7 @@ def check_geometry(scan: FitsScan, instrument: InstrumentConfig) -> tuple[str, .
     )
 
 
-def frame_info_from_scan(
-    scan: FitsScan, instruments: dict[str, InstrumentConfig]
-) -> FrameInfo:
+def frame_info_from_scan(scan: FitsScan, instruments: dict[str, InstrumentConfig]) -> FrameInfo:
     """Validate a scanned raw file and extract its FrameInfo.
 
     Parameters
@@ -136,8 +137,9 @@ def frame_info_from_scan(
     header = scan.primary
     instrume = _text(header, "INSTRUME")
     if instrume is None:
-        raise QuarantineError(f"{name}: no INSTRUME keyword: cannot tell the instrument",
-                              code="missing-keyword")
+        raise QuarantineError(
+            f"{name}: no INSTRUME keyword: cannot tell the instrument", code="missing-keyword"
+        )
     instrument = instruments.get(instrume)
     if instrument is None:
         raise QuarantineError(
@@ -157,12 +159,15 @@ def frame_info_from_scan(
     if not isinstance(mjd, int | float) or isinstance(mjd, bool):
         raise QuarantineError(f"{name}: MJD-OBS is not a number ({mjd!r})", code="mislabelled")
     if not isinstance(exptime, int | float) or isinstance(exptime, bool) or exptime < 0:
-        raise QuarantineError(f"{name}: EXPTIME is not a number >= 0 ({exptime!r})",
-                              code="mislabelled")
+        raise QuarantineError(
+            f"{name}: EXPTIME is not a number >= 0 ({exptime!r})", code="mislabelled"
+        )
     date_obs = str(header["DATE-OBS"]).strip()
     when = _parse_date_obs(date_obs)
     if when is None:
-        raise QuarantineError(f"{name}: DATE-OBS {date_obs!r} is not an ISO date", code="mislabelled")
+        raise QuarantineError(
+            f"{name}: DATE-OBS {date_obs!r} is not an ISO date", code="mislabelled"
+        )
     if abs(datetime_to_mjd(when) - float(mjd)) * 86400 > _TIME_TOLERANCE_S:
         raise QuarantineError(
             f"{name}: DATE-OBS {date_obs} and MJD-OBS {mjd} disagree: mislabelled header",

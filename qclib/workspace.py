@@ -1,13 +1,13 @@
 """A workspace: a folder with ``qc.toml``, the data tree and the database (ARCHITECTURE §6).
 
-    qc.toml                 workspace settings (validated)
-    inbox/                  where new raw files arrive (``qc run`` / ``qc watch``)
-    data/raw/<night>/       ingested raw frames, read-only, named by ARCFILE
-    data/quarantine/        files that could not be ingested, kept with their reason
-    data/products/          pipeline products
-    data/archive/           certified products
-    data/qc.sqlite          the database (unless QC_DB_URL or qc.toml names another)
-    parameterized_runs/     executed reports
+qc.toml                 workspace settings (validated)
+inbox/                  where new raw files arrive (``qc run`` / ``qc watch``)
+data/raw/<night>/       ingested raw frames, read-only, named by ARCFILE
+data/quarantine/        files that could not be ingested, kept with their reason
+data/products/          pipeline products
+data/archive/           certified products
+data/qc.sqlite          the database (unless QC_DB_URL or qc.toml names another)
+parameterized_runs/     executed reports
 """
 
 from __future__ import annotations

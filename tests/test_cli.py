@@ -16,8 +16,14 @@ from qclib.cli import main
 
 def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     qc = Path(sys.executable).with_name("qc")
-    return subprocess.run([str(qc), *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [str(qc), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_help_lists_the_verbs() -> None:
@@ -45,8 +51,9 @@ def test_end_to_end(tmp_path: Path, hawki_night: Path, monkeypatch) -> None:
     frames = json.loads(runner.invoke(main, ["-w", str(ws), "frames", "--json"]).output)
     assert len(frames) == len(outcomes) - 1
     assert frames[0]["keywords"]["INSTRUME"] == "HAWKI"
-    night = json.loads(runner.invoke(main, ["-w", str(ws), "frames", "--night", "2026-11-24",
-                                            "--json"]).output)
+    night = json.loads(
+        runner.invoke(main, ["-w", str(ws), "frames", "--night", "2026-11-24", "--json"]).output
+    )
     assert night == []
 
     shown = runner.invoke(main, ["-w", str(ws), "quarantine"])
@@ -69,22 +76,36 @@ def test_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
 
 
 def test_simulate_json(tmp_path: Path) -> None:
-    result = _run("simulate", "HAWKI", "--night", "2026-11-23", "--out", str(tmp_path / "sim"),
-                  "--scale", "test", "--workers", "1", "--json")
+    result = _run(
+        "simulate",
+        "HAWKI",
+        "--night",
+        "2026-11-23",
+        "--out",
+        str(tmp_path / "sim"),
+        "--scale",
+        "test",
+        "--workers",
+        "1",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert Path(data["truth"]).exists() and len(data["files"]) > 10
 
 
 def test_demo_at_test_scale(tmp_path: Path) -> None:
-    result = _run("demo", "--workspace-dir", str(tmp_path / "demo"), "--scale", "test",
-                  env={"QC_DB_URL": ""})
+    result = _run(
+        "demo", "--workspace-dir", str(tmp_path / "demo"), "--scale", "test", env={"QC_DB_URL": ""}
+    )
     assert result.returncode == 0, result.stderr
     assert "frames indexed" in result.stdout
     assert "not-fits" in result.stdout and "truncated" in result.stdout
-    again = _run("demo", "--workspace-dir", str(tmp_path / "demo"), "--scale", "test",
-                 env={"QC_DB_URL": ""})
+    again = _run(
+        "demo", "--workspace-dir", str(tmp_path / "demo"), "--scale", "test", env={"QC_DB_URL": ""}
+    )
     assert again.returncode == 0
     assert "reusing it" in again.stdout
     assert "ingested" not in again.stdout.split("this pass:")[1].split("\n")[0].replace(
-        "already-ingested", "")
+        "already-ingested", ""
+    )

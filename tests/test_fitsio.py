@@ -126,7 +126,9 @@ def test_bad_bitpix_is_corrupt(tmp_path: Path) -> None:
     hdu = fits.PrimaryHDU(np.zeros((4, 4), dtype=np.int16))
     path = tmp_path / "b.fits"
     hdu.writeto(path)
-    data = path.read_bytes().replace(b"BITPIX  =                   16", b"BITPIX  =                   12")
+    data = path.read_bytes().replace(
+        b"BITPIX  =                   16", b"BITPIX  =                   12"
+    )
     path.write_bytes(data)
     with pytest.raises(QuarantineError, match="BITPIX=12") as info:
         scan_fits(path)

@@ -13,12 +13,19 @@ from qclib.workspace import init_workspace, load_workspace
 def test_init_creates_the_layout_and_is_idempotent(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("QC_DB_URL", raising=False)
     ws = init_workspace(tmp_path / "ws")
-    for sub in ("inbox", "data/raw", "data/quarantine", "data/products", "data/archive",
-                "parameterized_runs"):
+    for sub in (
+        "inbox",
+        "data/raw",
+        "data/quarantine",
+        "data/products",
+        "data/archive",
+        "parameterized_runs",
+    ):
         assert (ws.root / sub).is_dir(), sub
     assert (ws.root / "data" / "qc.sqlite").exists()
-    (ws.root / "qc.toml").write_text((ws.root / "qc.toml").read_text().replace(
-        'inbox = "inbox"', 'inbox = "incoming"'))
+    (ws.root / "qc.toml").write_text(
+        (ws.root / "qc.toml").read_text().replace('inbox = "inbox"', 'inbox = "incoming"')
+    )
     again = init_workspace(tmp_path / "ws")  # keeps the user's settings
     assert again.inbox == ws.root / "incoming"
 

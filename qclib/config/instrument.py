@@ -124,9 +124,7 @@ class TargetField(Strict):
     galaxies_per_arcmin2: float = Field(0.0, ge=0)
 
 
-ExposureKind = Literal[
-    "bias", "dark", "dome_flat", "twilight_flat", "standard", "science", "sky"
-]
+ExposureKind = Literal["bias", "dark", "dome_flat", "twilight_flat", "standard", "science", "sky"]
 NightPart = Literal["afternoon", "evening_twilight", "night", "morning_twilight", "morning"]
 
 

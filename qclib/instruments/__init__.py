@@ -16,8 +16,9 @@ INSTRUMENTS_DIR = Path(__file__).parent
 
 def available_instruments() -> list[str]:
     """Names (INSTRUME values) of every instrument with a configuration folder."""
-    return sorted(p.parent.name.upper() for p in INSTRUMENTS_DIR.glob("*/*.toml")
-                  if p.stem == p.parent.name)
+    return sorted(
+        p.parent.name.upper() for p in INSTRUMENTS_DIR.glob("*/*.toml") if p.stem == p.parent.name
+    )
 
 
 @functools.cache
@@ -38,7 +39,9 @@ def load_instrument(name: str) -> InstrumentConfig:
     return load_instrument_config(path)
 
 
-def instrument_for_instrume(value: str, allowed: list[str] | None = None) -> InstrumentConfig | None:
+def instrument_for_instrume(
+    value: str, allowed: list[str] | None = None
+) -> InstrumentConfig | None:
     """The instrument whose INSTRUME values include ``value`` (None when none does)."""
     for name in allowed if allowed is not None else available_instruments():
         config = load_instrument(name)

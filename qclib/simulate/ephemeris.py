@@ -60,9 +60,7 @@ def airmass(altitude: np.ndarray | float) -> np.ndarray:
     return 1.0 / np.sin((alt + 244.0 / (165.0 + 47.0 * np.abs(alt) ** 1.1)) * _DEG)
 
 
-def sun_events(
-    noon_mjd: float, longitude_deg: float, latitude_deg: float
-) -> dict[str, float]:
+def sun_events(noon_mjd: float, longitude_deg: float, latitude_deg: float) -> dict[str, float]:
     """Sunset, astronomical dusk, dawn and sunrise (MJD) of the night after ``noon_mjd``.
 
     Sunset and sunrise are when the Sun's centre is at -0.83 degrees; dusk and dawn
@@ -74,8 +72,10 @@ def sun_events(
 
     def crossing(level: float, falling: bool) -> float:
         above = alt > level
-        edges = np.flatnonzero(above[:-1] & ~above[1:]) if falling else np.flatnonzero(
-            ~above[:-1] & above[1:]
+        edges = (
+            np.flatnonzero(above[:-1] & ~above[1:])
+            if falling
+            else np.flatnonzero(~above[:-1] & above[1:])
         )
         if edges.size == 0:
             raise ValueError(f"the Sun does not cross {level} degrees on this night")

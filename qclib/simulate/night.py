@@ -171,9 +171,12 @@ def _lay_out_files(
             wcs = detector_wcs(
                 instrument, geometry, truth.extname, exposure.ra_deg, exposure.dec_deg
             )
-            chip_no = instrument.detectors.index(
-                next(d for d in instrument.detectors if d.extname == truth.extname)
-            ) + 1
+            chip_no = (
+                instrument.detectors.index(
+                    next(d for d in instrument.detectors if d.extname == truth.extname)
+                )
+                + 1
+            )
             ext = hdr.header_bytes(
                 hdr.extension_header(
                     instrument, geometry, truth.extname, chip_no, wcs, nominal_gain, nominal_ron
@@ -288,15 +291,21 @@ def simulate_night(
     ]
     workers = workers or os.cpu_count() or 1
     per_detector: dict[str, list[dict[str, float | int]]] = {}
-    bar = tqdm(total=len(tasks), desc=f"simulate {instrument.name} {night}", unit="detector",
-               disable=not progress)
+    bar = tqdm(
+        total=len(tasks),
+        desc=f"simulate {instrument.name} {night}",
+        unit="detector",
+        disable=not progress,
+    )
     try:
         if workers == 1:
             for task in tasks:
                 per_detector[task.truth.extname] = _fill_detector(task)
                 bar.update()
         else:
-            with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+            with concurrent.futures.ProcessPoolExecutor(
+                max_workers=min(workers, len(tasks))
+            ) as pool:
                 futures = {pool.submit(_fill_detector, task): task for task in tasks}
                 for future in concurrent.futures.as_completed(futures):
                     per_detector[futures[future].truth.extname] = future.result()

@@ -1,7 +1,7 @@
 """Pixel synthesis: one raw detector readout from truth, maps and exposure conditions.
 
 The signal chain, per pixel of the data region, in electrons:
-  light   = flux(x, y) * response(x, y) * t          (flux: flat level x illumination, or sky + sources)
+  light   = flux(x, y) * response(x, y) * t          (flux: lamp or sky, x illumination, + sources)
   dark    = dark_rate(x, y) * (t + readout time)      (hot pixels are high dark rates)
   charge  = light + dark + particle hits
   noisy   = charge + sqrt(charge + RON^2) * N(0, 1)   (Poisson approximated by a Gaussian)

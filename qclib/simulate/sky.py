@@ -58,8 +58,9 @@ def make_catalogue(
     rng = np.random.default_rng([seed, 4, zlib.crc32(name.encode())])
     width, height = mosaic_extent_arcmin(instrument, geometry)
     full = instrument.geometry["full"].data_shape
-    boost = min(full[0] * full[1] / (geometry.data_shape[0] * geometry.data_shape[1]),
-                TEST_DENSITY_BOOST)
+    boost = min(
+        full[0] * full[1] / (geometry.data_shape[0] * geometry.data_shape[1]), TEST_DENSITY_BOOST
+    )
     width, height = width + 2.0, height + 2.0  # room for dithers
     area = width * height
     n_star = rng.poisson(target.stars_per_arcmin2 * boost * area)

@@ -115,8 +115,9 @@ class Ingester:
         self.instruments = workspace.instruments()
         self.settle_seconds = workspace.config.ingest.settle_seconds
 
-    def ingest(self, paths: Iterable[str | os.PathLike[str]], *, progress: bool = False
-               ) -> list[IngestOutcome]:
+    def ingest(
+        self, paths: Iterable[str | os.PathLike[str]], *, progress: bool = False
+    ) -> list[IngestOutcome]:
         sources = list(expand_sources(paths))
         for folder in (self.workspace.raw_dir, self.workspace.quarantine_dir):
             sweep_stale_temporaries(folder)
@@ -176,15 +177,29 @@ class Ingester:
             return IngestOutcome(name, "already-ingested", arcfile=known.arcfile)
         with self.db.transaction() as session:
             frame_id = log.add_frame(
-                session, info, path=self.workspace.relative(dest), sha256=sha,
-                size_bytes=stat.size, source_path=name,
+                session,
+                info,
+                path=self.workspace.relative(dest),
+                sha256=sha,
+                size_bytes=stat.size,
+                source_path=name,
             )
-            log.record_source(session, name, size_bytes=stat.size, mtime_ns=stat.mtime_ns,
-                              sha256=sha, frame_id=frame_id)
+            log.record_source(
+                session,
+                name,
+                size_bytes=stat.size,
+                mtime_ns=stat.mtime_ns,
+                sha256=sha,
+                frame_id=frame_id,
+            )
             log.resolve_quarantine_of_source(session, name, f"ingested later as {info.arcfile}")
         return IngestOutcome(
-            name, "ingested", arcfile=info.arcfile, night=info.night.isoformat(),
-            instrument=info.instrument, stored=self.workspace.relative(dest),
+            name,
+            "ingested",
+            arcfile=info.arcfile,
+            night=info.night.isoformat(),
+            instrument=info.instrument,
+            stored=self.workspace.relative(dest),
         )
 
     def _check_duplicates(self, src: Path, arcfile: str, sha: str, stat: _Stat) -> None:
@@ -193,8 +208,14 @@ class Ingester:
             same = log.frame_by_sha256(session, sha)
             clash = log.frame_by_arcfile(session, arcfile)
             if same is not None and same.source_path == name:
-                log.record_source(session, name, size_bytes=stat.size, mtime_ns=stat.mtime_ns,
-                                  sha256=sha, frame_id=same.id)
+                log.record_source(
+                    session,
+                    name,
+                    size_bytes=stat.size,
+                    mtime_ns=stat.mtime_ns,
+                    sha256=sha,
+                    frame_id=same.id,
+                )
                 raise _AlreadyIngested(same.arcfile, same.id)
         if same is not None:
             raise QuarantineError(
@@ -216,22 +237,43 @@ class Ingester:
         with self.db.transaction() as session:
             for entry in log.list_quarantine(session):
                 if entry.source_path == name and entry.sha256 == sha:
-                    log.record_source(session, name, size_bytes=stat.size,
-                                      mtime_ns=stat.mtime_ns, sha256=sha,
-                                      quarantine_id=entry.id)
-                    return IngestOutcome(name, "already-quarantined", code=entry.reason_code,
-                                         reason=entry.reason, stored=entry.stored_path)
+                    log.record_source(
+                        session,
+                        name,
+                        size_bytes=stat.size,
+                        mtime_ns=stat.mtime_ns,
+                        sha256=sha,
+                        quarantine_id=entry.id,
+                    )
+                    return IngestOutcome(
+                        name,
+                        "already-quarantined",
+                        code=entry.reason_code,
+                        reason=entry.reason,
+                        stored=entry.stored_path,
+                    )
         dest = self.workspace.quarantine_dir / f"{stamp}-{sha[:8]}-{src.name.lstrip('.') or 'file'}"
         copied_sha = copy_atomic(src, dest, readonly=True)
         write_text_atomic(dest.with_name(dest.name + ".reason.txt"), f"{err.code}: {err.reason}\n")
         stored = self.workspace.relative(dest)
         with self.db.transaction() as session:
             entry_id = log.add_quarantine(
-                session, source_path=name, stored_path=stored, sha256=copied_sha,
-                size_bytes=dest.stat().st_size, reason_code=err.code, reason=err.reason,
+                session,
+                source_path=name,
+                stored_path=stored,
+                sha256=copied_sha,
+                size_bytes=dest.stat().st_size,
+                reason_code=err.code,
+                reason=err.reason,
             )
-            log.record_source(session, name, size_bytes=stat.size, mtime_ns=stat.mtime_ns,
-                              sha256=copied_sha, quarantine_id=entry_id)
+            log.record_source(
+                session,
+                name,
+                size_bytes=stat.size,
+                mtime_ns=stat.mtime_ns,
+                sha256=copied_sha,
+                quarantine_id=entry_id,
+            )
         return IngestOutcome(name, "quarantined", code=err.code, reason=err.reason, stored=stored)
 
 
@@ -245,4 +287,3 @@ def ingest_paths(
 ) -> list[IngestOutcome]:
     """Ingest files and folders into a workspace; one outcome per source file."""
     return Ingester(workspace, database, move=move).ingest(paths, progress=progress)
-

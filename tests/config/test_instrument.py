@@ -31,7 +31,11 @@ def test_hawki_follows_the_real_instrument() -> None:
     hawki = load_instrument("HAWKI")
     # Archive files store the chips in the order 1, 2, 4, 3.
     assert [d.extname for d in hawki.detectors] == [
-        "CHIP1.INT1", "CHIP2.INT1", "CHIP4.INT1", "CHIP3.INT1"]
+        "CHIP1.INT1",
+        "CHIP2.INT1",
+        "CHIP4.INT1",
+        "CHIP3.INT1",
+    ]
     assert hawki.geometry["full"].naxis1 == hawki.geometry["full"].naxis2 == 2048
     assert hawki.pixel_scale_arcsec == pytest.approx(0.106)
     assert hawki.infrared
@@ -55,15 +59,16 @@ def _broken_copy(tmp_path: Path, old: str, new: str) -> Path:
 @pytest.mark.parametrize(
     ("old", "new", "phrase"),
     [
-        ('pixel_scale_arcsec = 0.106', 'pixel_scale_arcsec = -1', "pixel_scale_arcsec"),
+        ("pixel_scale_arcsec = 0.106", "pixel_scale_arcsec = -1", "pixel_scale_arcsec"),
         ('data_section = "[5:2044,5:2044]"', 'data_section = "[5:3000,5:2044]"', "outside"),
         ('filter = "J"', 'filter = "Z"', r"has no \[filters\] entry"),
         ('name = "HAWKI"', 'name = "HAWKI"\ncolour = "blue"', "colour"),
-        ('name = "HAWKI"', 'name = HAWKI', "not valid TOML"),
+        ('name = "HAWKI"', "name = HAWKI", "not valid TOML"),
     ],
 )
-def test_config_errors_name_the_file_and_key(tmp_path: Path, old: str, new: str, phrase: str
-                                             ) -> None:
+def test_config_errors_name_the_file_and_key(
+    tmp_path: Path, old: str, new: str, phrase: str
+) -> None:
     path = _broken_copy(tmp_path, old, new)
     with pytest.raises(ConfigError, match=phrase) as info:
         load_instrument_config(path)

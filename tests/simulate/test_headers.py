@@ -20,7 +20,9 @@ def _eso_keywords(path: Path) -> dict[str, object]:
         out.update(hdu.header)
     raw = path.read_bytes()[: 2880 * 40].decode("ascii", "replace")
     names = set(re.findall(r"HIERARCH ESO ([A-Z0-9_\- ]+?) *=", raw))
-    return {".".join(n.split()): out[".".join(n.split())] for n in names if ".".join(n.split()) in out}
+    return {
+        ".".join(n.split()): out[".".join(n.split())] for n in names if ".".join(n.split()) in out
+    }
 
 
 def test_hawki_keywords_match_eso_hawki_dictionaries(hawki_night: Path, realdata: Path) -> None:
@@ -58,14 +60,27 @@ def test_keywords_shared_with_real_eso_headers_have_their_types(
     path = sorted(folder.glob("*.fits"))[-1]
     primary = scan_fits(path).primary
     shared = [k for k in primary if k in real]
-    for required in ("DPR.CATG", "DPR.TYPE", "DPR.TECH", "TPL.ID", "TPL.START", "TPL.EXPNO",
-                     "TPL.NEXP", "OBS.PROG.ID", "OBS.ID", "ARCFILE", "MJD-OBS", "DATE-OBS",
-                     "EXPTIME"):
+    for required in (
+        "DPR.CATG",
+        "DPR.TYPE",
+        "DPR.TECH",
+        "TPL.ID",
+        "TPL.START",
+        "TPL.EXPNO",
+        "TPL.NEXP",
+        "OBS.PROG.ID",
+        "OBS.ID",
+        "ARCFILE",
+        "MJD-OBS",
+        "DATE-OBS",
+        "EXPTIME",
+    ):
         assert required in shared, f"{required}: written by us, and present in real headers"
     for key in shared:
         value_type = type(primary[key])
-        allowed = real[key] | ({int, float} if value_type in (int, float) and real[key] & {int, float}
-                               else set())
+        allowed = real[key] | (
+            {int, float} if value_type in (int, float) and real[key] & {int, float} else set()
+        )
         assert value_type in allowed, (key, value_type, real[key])
 
 

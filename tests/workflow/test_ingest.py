@@ -10,7 +10,6 @@ import stat
 import time
 from pathlib import Path
 
-import pytest
 from astropy.io import fits
 
 from qclib.atomicfile import TEMP_PREFIX
@@ -44,7 +43,9 @@ def _patch(src: Path, dest: Path, old: bytes, new: bytes) -> Path:
     return _age(dest)
 
 
-def test_good_night_is_ingested_and_indexed(workspace, omegacam_night: Path, tmp_path: Path) -> None:
+def test_good_night_is_ingested_and_indexed(
+    workspace, omegacam_night: Path, tmp_path: Path
+) -> None:
     inbox = _copy_night(omegacam_night, tmp_path / "inbox")
     db = workspace.open_database()
     outcomes = ingest_paths(workspace, db, [inbox])
@@ -93,24 +94,32 @@ def _bad_files(night: Path, bad: Path) -> dict[str, tuple[Path, str, str]]:
     text.write_text("not a fits file at all\n" * 200)
     cases["not-fits"] = (_age(text), "not-fits", "not a FITS file")
     cases["missing-keyword"] = (
-        _patch(first, bad / "no_dpr.fits", b"HIERARCH ESO DPR CATG = 'CALIB   '",
-               b"COMMENT  removed: DPR CATG        "),
-        "missing-keyword", "DPR.CATG",
+        _patch(
+            first,
+            bad / "no_dpr.fits",
+            b"HIERARCH ESO DPR CATG = 'CALIB   '",
+            b"COMMENT  removed: DPR CATG        ",
+        ),
+        "missing-keyword",
+        "DPR.CATG",
     )
     cases["wrong-instrument"] = (
         _patch(first, bad / "fors.fits", b"INSTRUME= 'OMEGACAM'", b"INSTRUME= 'FORS2   '"),
-        "wrong-instrument", "'FORS2' is not configured",
+        "wrong-instrument",
+        "'FORS2' is not configured",
     )
     arcfile = fits.getval(first, "ARCFILE")
     minute = arcfile[23:25]
     wrong_time = arcfile[:23] + ("59" if minute != "59" else "58") + arcfile[25:]
     cases["mislabelled-arcfile"] = (
         _patch(first, bad / "relabelled.fits", arcfile.encode(), wrong_time.encode()),
-        "mislabelled", "does not match DATE-OBS",
+        "mislabelled",
+        "does not match DATE-OBS",
     )
     cases["foreign-extension"] = (
         _patch(first, bad / "foreign.fits", b"EXTNAME = 'ESO_CCD_#65'", b"EXTNAME = 'ESO_CCD_#99'"),
-        "mislabelled", "not a OMEGACAM detector",
+        "mislabelled",
+        "not a OMEGACAM detector",
     )
     with fits.open(first) as hdul:
         partial = bad / "three_ccds.fits"
