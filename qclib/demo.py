@@ -26,12 +26,16 @@ from qclib.workspace import init_workspace
 DEMO_INSTRUMENT = "OMEGACAM"
 
 
-def _already_simulated(folder: Path, night: dt.date, scale: str) -> bool:
+def _already_simulated(folder: Path, raw_night: Path, night: dt.date, scale: str) -> bool:
+    """True when the night was simulated before (its files in the inbox or already ingested)."""
     truth = folder / TRUTH_FILE
     if not truth.exists():
         return False
     data = json.loads(truth.read_text())
-    complete = all((folder / e["arcfile"]).exists() for e in data["exposures"])
+    complete = all(
+        (folder / e["arcfile"]).exists() or (raw_night / e["arcfile"]).exists()
+        for e in data["exposures"]
+    )
     return complete and data["night"] == night.isoformat() and data["scale"] == scale
 
 
@@ -56,7 +60,7 @@ def run_demo(root: Path, night: dt.date, *, scale: str, console: Console) -> Non
     night_dir = workspace.inbox / f"{DEMO_INSTRUMENT.lower()}_{night.isoformat()}"
     console.rule(f"QC Workbench demo: {DEMO_INSTRUMENT} night {night} ({scale} scale)")
     start = time.perf_counter()
-    if _already_simulated(night_dir, night, scale):
+    if _already_simulated(night_dir, workspace.raw_dir / night.isoformat(), night, scale):
         console.print(f"simulated night already in {night_dir}: reusing it")
     else:
         result = simulate_night(DEMO_INSTRUMENT, night, night_dir, seed=0, scale=scale)
@@ -66,11 +70,15 @@ def run_demo(root: Path, night: dt.date, *, scale: str, console: Console) -> Non
         )
     timings["simulate"] = time.perf_counter() - start
     bad_dir = workspace.inbox / "damaged_examples"
-    _plant_bad_files(bad_dir, next(night_dir.glob("*.fits")))
+    example = next(night_dir.glob("*.fits"), None) or next(
+        (workspace.raw_dir / night.isoformat()).glob("*.fits")
+    )
+    _plant_bad_files(bad_dir, example)
 
     start = time.perf_counter()
     database = workspace.open_database()
-    outcomes = ingest_paths(workspace, database, [night_dir, bad_dir], progress=True)
+    # The inbox is ESO-style: files move into data/raw (a rename: no data copied).
+    outcomes = ingest_paths(workspace, database, [night_dir, bad_dir], move=True, progress=True)
     timings["ingest"] = time.perf_counter() - start
     counts = Counter(o.status for o in outcomes)
 

@@ -75,6 +75,8 @@ class SeenSource:
     sha256: str
     frame_id: int | None
     quarantine_id: int | None
+    pending_dest: str | None = None
+    source_path: str = ""
 
 
 def _stored_frame(row: FrameRow) -> StoredFrame:
@@ -120,7 +122,25 @@ def seen_source(session: Session, source_path: str) -> SeenSource | None:
     row = session.scalars(select(SourceRow).where(SourceRow.source_path == source_path)).first()
     if row is None:
         return None
-    return SeenSource(row.size_bytes, row.mtime_ns, row.sha256, row.frame_id, row.quarantine_id)
+    return _seen(row)
+
+
+def _seen(row: SourceRow) -> SeenSource:
+    return SeenSource(
+        row.size_bytes,
+        row.mtime_ns,
+        row.sha256,
+        row.frame_id,
+        row.quarantine_id,
+        row.pending_dest,
+        row.source_path,
+    )
+
+
+def pending_moves(session: Session) -> list[SeenSource]:
+    """Sources whose move into data/raw was started but not recorded as finished."""
+    rows = session.scalars(select(SourceRow).where(SourceRow.pending_dest.is_not(None)))
+    return [_seen(row) for row in rows]
 
 
 def record_source(
@@ -132,6 +152,7 @@ def record_source(
     sha256: str,
     frame_id: int | None = None,
     quarantine_id: int | None = None,
+    pending_dest: str | None = None,
 ) -> None:
     """Remember what ingest concluded about a source file (insert or update)."""
     row = session.scalars(select(SourceRow).where(SourceRow.source_path == source_path)).first()
@@ -143,6 +164,7 @@ def record_source(
     row.sha256 = sha256
     row.frame_id = frame_id
     row.quarantine_id = quarantine_id
+    row.pending_dest = pending_dest
     row.seen_at = dt.datetime.now(dt.UTC)
 
 

@@ -71,4 +71,7 @@ class SourceRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     frame_id: Mapped[int | None] = mapped_column(ForeignKey("frames.id"))
     quarantine_id: Mapped[int | None] = mapped_column(ForeignKey("quarantine.id"))
+    #: Set while a source is being moved into data/raw: the write-ahead record that
+    #: lets the next pass finish a move a killed process left half done.
+    pending_dest: Mapped[str | None] = mapped_column(Text)
     seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

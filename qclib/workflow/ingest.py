@@ -11,7 +11,10 @@ For each source file:
   5. the frame is indexed in one transaction.
 A file failing any step is copied to ``data/quarantine/`` with a one-line reason
 (in the database and in a ``.reason.txt`` beside it). Sources are never modified;
-with ``move=True`` they are removed once safely stored. A file still being
+with ``move=True`` (an inbox) they are removed once safely stored: a good file on
+the same file system is renamed into ``data/raw`` rather than copied (no second
+write of the data), under a write-ahead record so that a pass killed between the
+rename and the index entry is completed by the next one. A file still being
 written is quarantined as ``incomplete``; when it is complete, the next pass
 ingests it and marks that quarantine entry resolved.
 """
@@ -25,6 +28,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from stat import S_IRGRP, S_IROTH, S_IRUSR
 from typing import Literal
 
 from tqdm import tqdm
@@ -39,7 +43,7 @@ from qclib.db import Database
 from qclib.db import ingest_log as log
 from qclib.errors import QuarantineError
 from qclib.fitsio import scan_fits, sha256_file
-from qclib.frames import frame_info_from_scan
+from qclib.frames import FrameInfo, frame_info_from_scan
 from qclib.workspace import Workspace
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts")
@@ -95,6 +99,10 @@ class _AlreadyIngested(Exception):  # noqa: N818 - a signal, not an error
         self.frame_id = frame_id
 
 
+def _readonly(path: Path) -> None:
+    path.chmod(S_IRUSR | S_IRGRP | S_IROTH)
+
+
 def _copy_hashing(src: Path, dest: Path) -> str:
     """Copy ``src`` to ``dest`` and return the SHA-256 of the bytes written."""
     digest = hashlib.sha256()
@@ -121,12 +129,12 @@ class Ingester:
         sources = list(expand_sources(paths))
         for folder in (self.workspace.raw_dir, self.workspace.quarantine_dir):
             sweep_stale_temporaries(folder)
-        outcomes = []
+        outcomes = self.finish_pending_moves()
         for source in tqdm(sources, desc="ingest", unit="file", disable=not progress):
             outcome = self.ingest_one(source)
             outcomes.append(outcome)
             if self.move and outcome.status in ("ingested", "quarantined", "already-ingested"):
-                source.unlink(missing_ok=True)
+                source.unlink(missing_ok=True)  # already gone when it was renamed
         return outcomes
 
     def ingest_one(self, source: Path) -> IngestOutcome:
@@ -156,25 +164,36 @@ class Ingester:
         except OSError as err:
             return IngestOutcome(name, "unreadable", reason=f"{src}: cannot read: {err.strerror}")
 
-    def _ingest_valid(self, src: Path, stat: _Stat) -> IngestOutcome:
-        name = str(src)
-        info = frame_info_from_scan(scan_fits(src), self.instruments)
-        dest = self.workspace.raw_dir / info.night.isoformat() / info.arcfile
-        try:
-            # One read of the source: copy and hash together, check, then rename.
-            with atomic_path(dest, readonly=True) as tmp:
-                sha = _copy_hashing(src, tmp)
-                after = src.stat()
-                if (after.st_size, after.st_mtime_ns) != (stat.size, stat.mtime_ns):
-                    raise QuarantineError(
-                        f"{src.name}: changed while it was being ingested: still being "
-                        "written; it will be ingested once complete",
-                        code="incomplete",
+    def finish_pending_moves(self) -> list[IngestOutcome]:
+        """Index files a killed pass renamed into data/raw but did not record."""
+        outcomes = []
+        with self.db.transaction() as session:
+            pending = log.pending_moves(session)
+        for move in pending:
+            assert move.pending_dest is not None
+            dest = self.workspace.confine(move.pending_dest)
+            if dest.exists() and sha256_file(dest) == move.sha256:
+                info = frame_info_from_scan(scan_fits(dest), self.instruments)
+                outcomes.append(
+                    self._index(
+                        Path(move.source_path),
+                        dest,
+                        info,
+                        move.sha256,
+                        _Stat(move.size_bytes, move.mtime_ns),
                     )
-                scan_fits(tmp)
-                self._check_duplicates(src, info.arcfile, sha, stat)
-        except _AlreadyIngested as known:
-            return IngestOutcome(name, "already-ingested", arcfile=known.arcfile)
+                )
+            else:  # the rename never happened: the source is where it was
+                with self.db.transaction() as session:
+                    log.record_source(
+                        session, move.source_path, size_bytes=0, mtime_ns=0, sha256=move.sha256
+                    )
+        return outcomes
+
+    def _index(
+        self, src: Path, dest: Path, info: FrameInfo, sha: str, stat: _Stat
+    ) -> IngestOutcome:
+        name = str(src)
         with self.db.transaction() as session:
             frame_id = log.add_frame(
                 session,
@@ -201,6 +220,57 @@ class Ingester:
             instrument=info.instrument,
             stored=self.workspace.relative(dest),
         )
+
+    def _move_valid(self, src: Path, dest: Path, info: FrameInfo, stat: _Stat) -> IngestOutcome:
+        """Rename a validated source into data/raw (same file system): no data copied."""
+        sha = sha256_file(src)
+        after = src.stat()
+        if (after.st_size, after.st_mtime_ns) != (stat.size, stat.mtime_ns):
+            raise QuarantineError(
+                f"{src.name}: changed while it was being ingested: still being written; "
+                "it will be ingested once complete",
+                code="incomplete",
+            )
+        try:
+            self._check_duplicates(src, info.arcfile, sha, stat)
+        except _AlreadyIngested as known:
+            return IngestOutcome(str(src), "already-ingested", arcfile=known.arcfile)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with self.db.transaction() as session:  # write-ahead: the move is about to happen
+            log.record_source(
+                session,
+                str(src),
+                size_bytes=stat.size,
+                mtime_ns=stat.mtime_ns,
+                sha256=sha,
+                pending_dest=self.workspace.relative(dest),
+            )
+        os.replace(src, dest)
+        _readonly(dest)
+        return self._index(src, dest, info, sha, stat)
+
+    def _ingest_valid(self, src: Path, stat: _Stat) -> IngestOutcome:
+        name = str(src)
+        info = frame_info_from_scan(scan_fits(src), self.instruments)
+        dest = self.workspace.raw_dir / info.night.isoformat() / info.arcfile
+        if self.move and src.stat().st_dev == self.workspace.raw_dir.stat().st_dev:
+            return self._move_valid(src, dest, info, stat)
+        try:
+            # One read of the source: copy and hash together, check, then rename.
+            with atomic_path(dest, readonly=True) as tmp:
+                sha = _copy_hashing(src, tmp)
+                after = src.stat()
+                if (after.st_size, after.st_mtime_ns) != (stat.size, stat.mtime_ns):
+                    raise QuarantineError(
+                        f"{src.name}: changed while it was being ingested: still being "
+                        "written; it will be ingested once complete",
+                        code="incomplete",
+                    )
+                scan_fits(tmp)
+                self._check_duplicates(src, info.arcfile, sha, stat)
+        except _AlreadyIngested as known:
+            return IngestOutcome(name, "already-ingested", arcfile=known.arcfile)
+        return self._index(src, dest, info, sha, stat)
 
     def _check_duplicates(self, src: Path, arcfile: str, sha: str, stat: _Stat) -> None:
         name = str(src)

@@ -237,3 +237,50 @@ def test_stale_temporary_from_a_killed_ingest_does_not_block(
     assert _sha(night_dir / arcfile) == _sha(source)
     assert not stale.exists()
     db.close()
+
+
+def test_move_renames_without_copying(workspace, hawki_night: Path, tmp_path: Path) -> None:
+    inbox = workspace.inbox  # same file system as data/raw
+    source = inbox / "frame.fits"
+    shutil.copy2(sorted(hawki_night.glob("*.fits"))[0], source)
+    inode, sha = source.stat().st_ino, _sha(source)
+    db = workspace.open_database()
+    (outcome,) = ingest_paths(workspace, db, [source], move=True)
+    stored = workspace.root / outcome.stored
+    assert outcome.status == "ingested" and not source.exists()
+    assert stored.stat().st_ino == inode and _sha(stored) == sha
+    assert not stored.stat().st_mode & stat.S_IWUSR
+    db.close()
+
+
+def test_a_move_killed_before_indexing_is_finished_by_the_next_pass(
+    workspace, hawki_night: Path
+) -> None:
+    """Replays what a SIGKILL between the rename and the index entry leaves behind."""
+    from qclib.fitsio import scan_fits
+    from qclib.frames import frame_info_from_scan
+
+    source = workspace.inbox / "frame.fits"
+    shutil.copy2(sorted(hawki_night.glob("*.fits"))[0], source)
+    info = frame_info_from_scan(scan_fits(source), workspace.instruments())
+    dest = workspace.raw_dir / info.night.isoformat() / info.arcfile
+    db = workspace.open_database()
+    with db.transaction() as session:  # the write-ahead record ...
+        ingest_log.record_source(
+            session,
+            str(source.resolve()),
+            size_bytes=source.stat().st_size,
+            mtime_ns=source.stat().st_mtime_ns,
+            sha256=_sha(source),
+            pending_dest=workspace.relative(dest),
+        )
+    dest.parent.mkdir(parents=True)
+    os.replace(source, dest)  # ... and the rename; then the process died.
+    outcomes = ingest_paths(workspace, db, [workspace.inbox], move=True)
+    assert [o.status for o in outcomes] == ["ingested"]
+    with db.transaction() as session:
+        (frame,) = ingest_log.list_frames(session)
+        assert ingest_log.pending_moves(session) == []
+    assert frame.arcfile == info.arcfile and frame.sha256 == _sha(dest)
+    assert ingest_paths(workspace, db, [workspace.inbox], move=True) == []
+    db.close()
