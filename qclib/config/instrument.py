@@ -190,6 +190,44 @@ class SimulatorProfile(Strict):
         return self
 
 
+class Validity(Strict):
+    """How far in time a calibration may lie from the data it calibrates.
+
+    ``windows_days[k]`` is the largest |Δt| (days, between mid-exposure times) that
+    still gives quality level k, as in ESO's EDPS: 0 = the calibration plan's window,
+    1 = good enough for certification, 2 = acceptable, 3 = risky. Windows under a day
+    are fine (0.25 = six hours).
+    """
+
+    windows_days: list[float] = Field(min_length=1, max_length=4)
+
+    @field_validator("windows_days")
+    @classmethod
+    def _increasing(cls, value: list[float]) -> list[float]:
+        if any(v <= 0 for v in value) or value != sorted(value):
+            raise ValueError("windows must be positive and increasing (level 0 first)")
+        return value
+
+    def level(self, delta_days: float) -> int | None:
+        """The quality level of a calibration |Δt| days away; None when outside all windows."""
+        for level, window in enumerate(self.windows_days):
+            if abs(delta_days) <= window:
+                return level
+        return None
+
+
+class AssociationConfig(Strict):
+    """Calibration validity, minimum block sizes and the categories rules may use."""
+
+    validity: dict[str, Validity] = Field(description="By PRO.CATG or raw DO.CATG")
+    min_frames: dict[str, int] = Field(description="Raw frames an AB of each action needs")
+    raw_categories: list[str] = Field(min_length=1)
+    product_categories: list[str] = Field(min_length=1)
+    science_actions: list[str] = Field(
+        min_length=1, description="Actions whose setups the calibration checker watches"
+    )
+
+
 class InstrumentConfig(Strict):
     """Everything QC Workbench knows about one instrument, apart from its OCA rules."""
 
@@ -205,6 +243,7 @@ class InstrumentConfig(Strict):
     layout: list[list[str]] = Field(description="Mosaic rows as seen on the sky, top first")
     geometry: dict[Literal["full", "test"], Geometry]
     ingest: IngestRules
+    association: AssociationConfig
     simulator: SimulatorProfile
 
     @model_validator(mode="after")

@@ -36,9 +36,11 @@ class StoredFrame:
     source_path: str
     ingested_at: dt.datetime
     keywords: dict[str, Any]
+    do_catg: str | None = None
+    classification: dict[str, Any] | None = None
 
     def as_dict(self, *, with_keywords: bool = False) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "keywords"}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("keywords", "classification")}
         out["night"] = self.night.isoformat()
         out["ingested_at"] = self.ingested_at.isoformat()
         if with_keywords:
@@ -100,6 +102,8 @@ def _stored_frame(row: FrameRow) -> StoredFrame:
         source_path=row.source_path,
         ingested_at=row.ingested_at,
         keywords=dict(row.keywords),
+        do_catg=row.do_catg,
+        classification=row.classification,
     )
 
 
@@ -179,7 +183,15 @@ def frame_by_arcfile(session: Session, arcfile: str) -> StoredFrame | None:
 
 
 def add_frame(
-    session: Session, info: FrameInfo, *, path: str, sha256: str, size_bytes: int, source_path: str
+    session: Session,
+    info: FrameInfo,
+    *,
+    path: str,
+    sha256: str,
+    size_bytes: int,
+    source_path: str,
+    do_catg: str | None = None,
+    classification: dict[str, Any] | None = None,
 ) -> int:
     """Index a frame; returns its id."""
     row = FrameRow(
@@ -204,6 +216,8 @@ def add_frame(
         size_bytes=size_bytes,
         source_path=source_path,
         ingested_at=dt.datetime.now(dt.UTC),
+        do_catg=do_catg,
+        classification=classification,
     )
     session.add(row)
     session.flush()

@@ -36,6 +36,9 @@ class FrameRow(Base):
     filters: Mapped[str | None] = mapped_column(String(120))
     detectors: Mapped[list[str]] = mapped_column(JSON)
     keywords: Mapped[dict[str, Any]] = mapped_column(JSON)
+    do_catg: Mapped[str | None] = mapped_column(String(80), index=True)
+    #: How the rules classified it: {assigned: {...}, rule_line, rule_text, near_misses}.
+    classification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     path: Mapped[str] = mapped_column(Text)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     source_path: Mapped[str] = mapped_column(Text)
@@ -75,3 +78,21 @@ class SourceRow(Base):
     #: lets the next pass finish a move a killed process left half done.
     pending_dest: Mapped[str | None] = mapped_column(Text)
     seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AssociationBlockRow(Base):
+    """A planned unit of processing (see qclib.associate); ``content`` holds the full AB."""
+
+    __tablename__ = "association_blocks"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    instrument: Mapped[str] = mapped_column(String(40), index=True)
+    action: Mapped[str] = mapped_column(String(80))
+    recipe: Mapped[str | None] = mapped_column(String(80))
+    night: Mapped[dt.date] = mapped_column(Date, index=True)
+    mid_mjd: Mapped[float] = mapped_column(Float)
+    completeness: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rules_digest: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

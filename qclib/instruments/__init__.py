@@ -8,8 +8,10 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from qclib.classify import RuleProblem, check_rules
 from qclib.config.instrument import InstrumentConfig, load_instrument_config
 from qclib.errors import ConfigError
+from qclib.oca import RuleSet, parse_oca
 
 INSTRUMENTS_DIR = Path(__file__).parent
 
@@ -48,3 +50,56 @@ def instrument_for_instrume(
         if value.strip() in config.ingest.instrume_values:
             return config
     return None
+
+
+def rules_path(name: str) -> Path:
+    folder = name.lower()
+    return INSTRUMENTS_DIR / folder / f"{folder}.oca"
+
+
+def read_rules(path: str | Path) -> RuleSet:
+    """Parse an OCA rule file (any file: ESO's own load too).
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, or (OCASyntaxError) does not parse: file, line, column.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: rule file not found") from None
+    return parse_oca(text, source=str(path))
+
+
+@functools.cache
+def load_rules(name: str) -> RuleSet:
+    """An instrument's own rules, checked against the categories its TOML declares.
+
+    Raises
+    ------
+    ConfigError
+        A syntax error, or a category name no rule assigns (a typo), with the line.
+    """
+    config = load_instrument(name)
+    rules = read_rules(rules_path(name))
+    declared = {
+        "DO.CATG": set(config.association.raw_categories)
+        | set(config.association.product_categories),
+        "PRO.CATG": set(config.association.product_categories),
+    }
+    problems = check_rules(rules, declared)
+    actions = {a.name for a in rules.actions}
+    for action in config.association.min_frames:
+        if action not in actions:
+            problems.append(
+                RuleProblem(
+                    0,
+                    f"{name.lower()}.toml [association.min_frames] "
+                    f"names action {action!r} that the rules lack",
+                )
+            )
+    if problems:
+        raise ConfigError(f"{rules.source}: {len(problems)} problem(s); first: {problems[0]}")
+    return rules

@@ -39,11 +39,13 @@ from qclib.atomicfile import (
     sweep_stale_temporaries,
     write_text_atomic,
 )
+from qclib.classify import classify_header
 from qclib.db import Database
 from qclib.db import ingest_log as log
 from qclib.errors import QuarantineError
 from qclib.fitsio import scan_fits, sha256_file
 from qclib.frames import FrameInfo, frame_info_from_scan
+from qclib.instruments import load_rules
 from qclib.workspace import Workspace
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts")
@@ -194,6 +196,7 @@ class Ingester:
         self, src: Path, dest: Path, info: FrameInfo, sha: str, stat: _Stat
     ) -> IngestOutcome:
         name = str(src)
+        classified = classify_header(load_rules(info.instrument), info.keywords)
         with self.db.transaction() as session:
             frame_id = log.add_frame(
                 session,
@@ -202,6 +205,8 @@ class Ingester:
                 sha256=sha,
                 size_bytes=stat.size,
                 source_path=name,
+                do_catg=classified.do_catg,
+                classification=classified.as_dict(),
             )
             log.record_source(
                 session,

@@ -1,0 +1,393 @@
+"""Association: classified frames + calibrations -> association blocks (ABs). Pure.
+
+1. Organisation rules group raw frames into ABs (``select execute(ACTION) ... group by``).
+2. Each AB's products are announced as *virtual calibrations*, so the whole cascade
+   (bias -> flats -> standard -> science) is planned before anything runs.
+3. For every ``select file as TAG`` of the AB's action, candidates (real products, the
+   virtual ones, or raw frames for ``from inputFiles``) are filtered by the rule's
+   condition, placed in a quality level by |Δt| between mid-exposure times and the
+   instrument's validity windows, and ranked: lower level, then certified before
+   candidate, then closer in time. Rejected products are never used.
+4. An AB is ``complete`` when its action's mandatory tags are all filled (by real or
+   virtual calibrations), else ``incomplete`` with the reason. A virtual calibration
+   from an incomplete AB cannot be made, so it is no candidate: actions are resolved
+   in dependency order.
+Every choice is logged: for each tag the chosen file, Δt, level, and the runners-up
+with the reason each lost.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from qclib.config.instrument import AssociationConfig
+from qclib.oca.evaluate import evaluate, failed_conditions, truthy
+from qclib.oca.rules import Action, Association, RuleSet, keywords_in, required_values
+
+Status = Literal["certified", "candidate", "virtual", "raw"]
+_STATUS_RANK = {"certified": 0, "candidate": 1, "virtual": 1, "raw": 1}
+_RUNNERS_UP = 5
+
+
+@dataclass(frozen=True)
+class RawFrame:
+    """A classified raw frame, as association sees it."""
+
+    arcfile: str
+    instrument: str
+    night: str
+    mid_mjd: float
+    header: Mapping[str, Any]  # flattened keywords + classification assignments
+
+    @property
+    def do_catg(self) -> str | None:
+        value = self.header.get("DO.CATG")
+        return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A calibration file that exists (a product), with its QC status."""
+
+    ref: str  # product file name (or id)
+    pro_catg: str
+    mid_mjd: float
+    header: Mapping[str, Any]
+    status: Literal["certified", "candidate", "rejected"] = "candidate"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Anything a ``select file`` can choose: a product, a planned product, or a raw frame."""
+
+    ref: str
+    category: str
+    mid_mjd: float
+    header: Mapping[str, Any]
+    status: Status
+    ab_id: str | None = None  # the AB that makes it (virtual)
+
+
+@dataclass(frozen=True)
+class Choice:
+    ref: str
+    status: Status
+    delta_days: float
+    level: int
+    ab_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "status": self.status,
+            "delta_days": round(self.delta_days, 6),
+            "level": self.level,
+            "ab_id": self.ab_id,
+        }
+
+
+@dataclass(frozen=True)
+class TagLog:
+    """What happened for one calibration tag of an AB."""
+
+    tag: str
+    category: str | None
+    min_ret: int
+    max_ret: int
+    chosen: tuple[Choice, ...]
+    runners_up: tuple[tuple[str, str], ...]  # (ref, why it lost)
+    missing_reason: str | None = None
+
+    @property
+    def satisfied(self) -> bool:
+        return len(self.chosen) >= self.min_ret
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tag": self.tag,
+            "category": self.category,
+            "min_ret": self.min_ret,
+            "max_ret": self.max_ret,
+            "chosen": [c.as_dict() for c in self.chosen],
+            "runners_up": [{"ref": r, "reason": why} for r, why in self.runners_up],
+            "missing_reason": self.missing_reason,
+        }
+
+
+@dataclass(frozen=True)
+class AssociationBlock:
+    """One unit of processing: an action, its raw inputs, its calibrations."""
+
+    id: str
+    instrument: str
+    action: str
+    recipe: str | None
+    night: str
+    mid_mjd: float
+    inputs: tuple[str, ...]
+    input_category: str | None
+    setup: dict[str, Any]
+    products: tuple[str, ...]
+    tags: tuple[TagLog, ...] = ()
+    completeness: Literal["complete", "incomplete"] = "complete"
+    reason: str | None = None
+    parents: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "instrument": self.instrument,
+            "action": self.action,
+            "recipe": self.recipe,
+            "night": self.night,
+            "mid_mjd": self.mid_mjd,
+            "inputs": list(self.inputs),
+            "input_category": self.input_category,
+            "setup": self.setup,
+            "products": list(self.products),
+            "calibrations": [t.as_dict() for t in self.tags],
+            "completeness": self.completeness,
+            "reason": self.reason,
+            "parents": list(self.parents),
+        }
+
+
+# ----------------------------------------------------------------- organisation
+def _group_key(frame: RawFrame, keys: Sequence[str]) -> tuple[str, ...]:
+    return tuple(str(frame.header.get(k, "")).strip() for k in keys)
+
+
+def organise(rules: RuleSet, frames: Sequence[RawFrame]) -> list[tuple[Action, list[RawFrame]]]:
+    """Group raw frames into blocks per the organisation rules, in rule order."""
+    out: list[tuple[Action, list[RawFrame]]] = []
+    for org in rules.organisations:
+        action = rules.action(org.action)
+        if action is None:
+            continue
+        groups: dict[tuple[str, ...], list[RawFrame]] = {}
+        for frame in frames:
+            if truthy(evaluate(org.condition, frame.header)):
+                groups.setdefault(_group_key(frame, org.group_by), []).append(frame)
+        for _key, members in sorted(groups.items(), key=lambda kv: min(f.mid_mjd for f in kv[1])):
+            out.append((action, sorted(members, key=lambda f: (f.mid_mjd, f.arcfile))))
+    return out
+
+
+def ab_id(first_arcfile: str, action: str) -> str:
+    """Deterministic AB id: the first raw frame's ARCFILE stem and the action.
+
+    >>> ab_id("OMEGACAM.2026-11-23T17:00:00.000.fits", "MASTER_BIAS")
+    'OMEGACAM.2026-11-23T17:00:00.000_MASTER_BIAS'
+    """
+    stem = first_arcfile[:-5] if first_arcfile.endswith(".fits") else first_arcfile
+    return f"{stem}_{action}"
+
+
+def _setup_keywords(action: Action) -> list[str]:
+    """The input keywords the action's calibrations are matched on (its setup)."""
+    names = set()
+    for assoc in action.associations:
+        names |= {k.name for k in keywords_in(assoc.condition) if k.of_input}
+    return sorted(names)
+
+
+# ----------------------------------------------------------------- association
+def _dependency_depth(rules: RuleSet) -> dict[str, int]:
+    """Actions ordered so that an action comes after those making what it selects."""
+    producers: dict[str, set[str]] = {}
+    for action in rules.actions:
+        for product in action.products:
+            if product.pro_catg:
+                producers.setdefault(product.pro_catg, set()).add(action.name)
+    depth: dict[str, int] = {}
+
+    def visit(name: str, seen: frozenset[str]) -> int:
+        if name in depth:
+            return depth[name]
+        action = rules.action(name)
+        best = 0
+        if action is not None:
+            for assoc in action.associations:
+                for category in required_values(assoc.condition, "PRO.CATG"):
+                    for producer in producers.get(category, ()):
+                        if producer not in seen and producer != name:
+                            best = max(best, 1 + visit(producer, seen | {name}))
+        depth[name] = best
+        return best
+
+    for action in rules.actions:
+        visit(action.name, frozenset())
+    return depth
+
+
+class _CandidateIndex:
+    """Candidates by category, sorted by time, for quick windowed look-up."""
+
+    def __init__(self) -> None:
+        self._by_category: dict[str, list[Candidate]] = {}
+        self._times: dict[str, list[float]] = {}
+
+    def add(self, candidate: Candidate) -> None:
+        items = self._by_category.setdefault(candidate.category, [])
+        times = self._times.setdefault(candidate.category, [])
+        i = bisect.bisect(times, candidate.mid_mjd)
+        items.insert(i, candidate)
+        times.insert(i, candidate.mid_mjd)
+
+    def near(self, categories: set[str] | None, mjd: float, days: float) -> list[Candidate]:
+        keys = categories if categories else set(self._by_category)
+        out: list[Candidate] = []
+        for key in keys:
+            times = self._times.get(key, [])
+            lo = bisect.bisect_left(times, mjd - days)
+            hi = bisect.bisect_right(times, mjd + days)
+            out.extend(self._by_category[key][lo:hi])
+        return out
+
+
+def _select(
+    assoc: Association,
+    ab_header: Mapping[str, Any],
+    ab_mid: float,
+    own_inputs: set[str],
+    index: _CandidateIndex,
+    config: AssociationConfig,
+    rejected: Mapping[str, str],
+) -> TagLog:
+    category_key = "PRO.CATG" if assoc.source == "calibFiles" else "DO.CATG"
+    categories = required_values(assoc.condition, category_key) or required_values(
+        assoc.condition, "DO.CATG"
+    )
+    category = next(iter(sorted(categories)), None)
+    validity = config.validity.get(category) if category else None
+    widest = validity.windows_days[-1] if validity else 1.0
+    ranked: list[tuple[tuple[int, int, float], Candidate, int]] = []
+    losers: list[tuple[str, str]] = []
+    want_raw = assoc.source == "inputFiles"
+    for cand in index.near(set(categories) if categories else None, ab_mid, widest):
+        if cand.ref in own_inputs or (cand.status == "raw") != want_raw:
+            continue
+        if cand.ref in rejected:
+            losers.append((cand.ref, rejected[cand.ref]))
+            continue
+        if not truthy(evaluate(assoc.condition, cand.header, ab_header)):
+            failed = failed_conditions(assoc.condition, cand.header, ab_header)
+            losers.append((cand.ref, "setup differs: " + "; ".join(failed)))
+            continue
+        delta = cand.mid_mjd - ab_mid
+        level = validity.level(delta) if validity else 0
+        if level is None:
+            losers.append((cand.ref, f"outside validity (|Δt| = {abs(delta):.2f} d)"))
+            continue
+        ranked.append(((level, _STATUS_RANK[cand.status], abs(delta)), cand, level))
+    ranked.sort(key=lambda r: (r[0], r[1].ref))
+    chosen = tuple(
+        Choice(c.ref, c.status, c.mid_mjd - ab_mid, level, c.ab_id)
+        for _, c, level in ranked[: assoc.max_ret]
+    )
+    if chosen:
+        best = ranked[0]
+        for key, cand, level in ranked[assoc.max_ret : assoc.max_ret + _RUNNERS_UP]:
+            if level > best[2]:
+                why = f"lower quality level {level} (chosen: level {best[2]})"
+            elif key[1] > best[0][1]:
+                why = f"{cand.status}; a certified one was preferred"
+            else:
+                why = f"farther in time (|Δt| = {key[2]:.3f} d vs {best[0][2]:.3f} d)"
+            losers.insert(0, (cand.ref, why))
+    missing = None
+    if len(chosen) < assoc.min_ret:
+        where = ", ".join(
+            f"{k.name}={ab_header.get(k.name)!r}"
+            for k in sorted(keywords_in(assoc.condition), key=lambda k: k.name)
+            if k.of_input
+        )
+        window = f" within {widest:g} d" if validity else ""
+        missing = (
+            f"{assoc.tag}: {len(chosen)} of {assoc.min_ret} {category or 'calibration'}"
+            f"{' for ' + where if where else ''}{window}"
+        )
+    return TagLog(
+        assoc.tag,
+        category,
+        assoc.min_ret,
+        assoc.max_ret,
+        chosen,
+        tuple(losers[:_RUNNERS_UP]),
+        missing,
+    )
+
+
+def build_association_blocks(
+    rules: RuleSet,
+    config: AssociationConfig,
+    frames: Sequence[RawFrame],
+    calibrations: Sequence[Calibration] = (),
+) -> list[AssociationBlock]:
+    """Plan every AB for ``frames``, attaching real and virtual calibrations.
+
+    Deterministic: the same frames, products and rules give the same ABs.
+    """
+    depth = _dependency_depth(rules)
+    planned = organise(rules, frames)
+    planned.sort(key=lambda p: (depth.get(p[0].name, 0), p[1][0].mid_mjd, p[0].name))
+    index = _CandidateIndex()
+    rejected: dict[str, str] = {}
+    for cal in calibrations:
+        if cal.status == "rejected":
+            rejected[cal.ref] = "rejected by QC: never used"
+            index.add(Candidate(cal.ref, cal.pro_catg, cal.mid_mjd, cal.header, "candidate"))
+        else:
+            index.add(Candidate(cal.ref, cal.pro_catg, cal.mid_mjd, cal.header, cal.status))
+    for frame in frames:
+        if frame.do_catg:
+            index.add(Candidate(frame.arcfile, frame.do_catg, frame.mid_mjd, frame.header, "raw"))
+
+    blocks: list[AssociationBlock] = []
+    for action, members in planned:
+        first = members[0]
+        block_id = ab_id(first.arcfile, action.name)
+        mid = sum(f.mid_mjd for f in members) / len(members)
+        own = {f.arcfile for f in members}
+        tags = tuple(
+            _select(a, first.header, mid, own, index, config, rejected) for a in action.associations
+        )
+        reasons = [t.missing_reason for t in tags if t.missing_reason]
+        needed = config.min_frames.get(action.name, 1)
+        if len(members) < needed:
+            reasons.insert(
+                0, f"{len(members)} {first.do_catg} frame(s), {action.name} needs {needed}"
+            )
+        parents = tuple(
+            sorted({c.ab_id for t in tags for c in t.chosen if c.ab_id and c.status == "virtual"})
+        )
+        products = tuple(p.pro_catg for p in action.products if p.pro_catg)
+        block = AssociationBlock(
+            id=block_id,
+            instrument=first.instrument,
+            action=action.name,
+            recipe=action.recipe,
+            night=first.night,
+            mid_mjd=mid,
+            inputs=tuple(f.arcfile for f in members),
+            input_category=first.do_catg,
+            setup={k: first.header.get(k) for k in _setup_keywords(action)},
+            products=products,
+            tags=tags,
+            completeness="incomplete" if reasons else "complete",
+            reason="; ".join(reasons) if reasons else None,
+            parents=parents,
+        )
+        blocks.append(block)
+        if block.completeness == "complete":
+            virtual_header = {**first.header}
+            for category in products:
+                header = {**virtual_header, "PRO.CATG": category, "DO.CATG": category}
+                index.add(
+                    Candidate(f"{block_id}:{category}", category, mid, header, "virtual", block_id)
+                )
+    blocks.sort(key=lambda b: (b.mid_mjd, b.id))
+    return blocks

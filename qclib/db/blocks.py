@@ -1,0 +1,94 @@
+"""Database side of classification and association: DO.CATG per frame, stored ABs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from qclib.db.models import AssociationBlockRow, FrameRow
+
+
+def set_classification(
+    session: Session, arcfile: str, do_catg: str, classification: dict[str, Any]
+) -> bool:
+    """Store a frame's DO.CATG; returns whether anything changed."""
+    row = session.scalars(select(FrameRow).where(FrameRow.arcfile == arcfile)).one()
+    if row.do_catg == do_catg and row.classification == classification:
+        return False
+    row.do_catg = do_catg
+    row.classification = classification
+    return True
+
+
+def store_blocks(
+    session: Session, instrument: str, blocks: Iterable[dict[str, Any]], rules_digest: str
+) -> tuple[int, int, int]:
+    """Replace an instrument's ABs with ``blocks``; returns (added, changed, removed).
+
+    Unchanged blocks are left untouched, so re-associating the same data is a no-op.
+    """
+    existing = {
+        row.id: row
+        for row in session.scalars(
+            select(AssociationBlockRow).where(AssociationBlockRow.instrument == instrument)
+        )
+    }
+    added = changed = 0
+    seen = set()
+    now = dt.datetime.now(dt.UTC)
+    for block in blocks:
+        seen.add(block["id"])
+        row = existing.get(block["id"])
+        if row is None:
+            row = AssociationBlockRow(id=block["id"], instrument=instrument)
+            session.add(row)
+            added += 1
+        elif row.content == block and row.rules_digest == rules_digest:
+            continue
+        else:
+            changed += 1
+        row.action = block["action"]
+        row.recipe = block["recipe"]
+        row.night = dt.date.fromisoformat(block["night"])
+        row.mid_mjd = block["mid_mjd"]
+        row.completeness = block["completeness"]
+        row.reason = block["reason"]
+        row.content = block
+        row.rules_digest = rules_digest
+        row.updated_at = now
+    stale = [block_id for block_id in existing if block_id not in seen]
+    if stale:
+        session.execute(delete(AssociationBlockRow).where(AssociationBlockRow.id.in_(stale)))
+    return added, changed, len(stale)
+
+
+def list_blocks(
+    session: Session,
+    *,
+    night: dt.date | None = None,
+    instrument: str | None = None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> list[dict[str, Any]]:
+    """Stored ABs (their full content), in time order."""
+    query = select(AssociationBlockRow).order_by(
+        AssociationBlockRow.mid_mjd, AssociationBlockRow.id
+    )
+    if night is not None:
+        query = query.where(AssociationBlockRow.night == night)
+    if instrument is not None:
+        query = query.where(AssociationBlockRow.instrument == instrument.upper())
+    if since is not None:
+        query = query.where(AssociationBlockRow.night >= since)
+    if until is not None:
+        query = query.where(AssociationBlockRow.night <= until)
+    return [dict(row.content) for row in session.scalars(query)]
+
+
+def get_block(session: Session, block_id: str) -> dict[str, Any] | None:
+    row = session.get(AssociationBlockRow, block_id)
+    return dict(row.content) if row else None
