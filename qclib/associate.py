@@ -244,7 +244,7 @@ class _CandidateIndex:
             times = self._times.get(key, [])
             lo = bisect.bisect_left(times, mjd - days)
             hi = bisect.bisect_right(times, mjd + days)
-            out.extend(self._by_category[key][lo:hi])
+            out.extend(self._by_category.get(key, [])[lo:hi])
         return out
 
 

@@ -16,8 +16,9 @@ from rich.table import Table
 from qclib import __version__
 from qclib.errors import ConfigError, QCError
 
-console = Console()
-err_console = Console(stderr=True)
+# Wide tables when piped (rich would wrap to 80 columns); a terminal sets its own width.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def _print_json(data: Any) -> None:
@@ -216,6 +217,257 @@ def quarantine(ctx: click.Context, include_resolved: bool, as_json: bool) -> Non
             str(e.id), f"{e.quarantined_at:%Y-%m-%d %H:%M}", e.reason_code, e.reason, e.stored_path
         )
     console.print(table)
+
+
+@main.group()
+def rules() -> None:
+    """OCA rule files: check them."""
+
+
+@rules.command("check")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def rules_check(path: Path, as_json: bool) -> None:
+    """Parse FILE.oca; print its rule counts and any category typos, or the first error."""
+    from qclib.classify import check_rules
+    from qclib.instruments import read_rules
+
+    ruleset = read_rules(path)
+    problems = [str(p) for p in check_rules(ruleset)]
+    if as_json:
+        _print_json({"file": str(path), **ruleset.counts(), "problems": problems})
+        return
+    counts = ruleset.counts()
+    console.print(
+        f"{path}: {counts['classification']} classification, {counts['organisation']} "
+        f"organisation, {counts['association']} association rules in "
+        f"{counts['actions']} actions",
+        highlight=False,
+    )
+    for problem in problems:
+        console.print(f"[yellow]warning:[/] {problem}", highlight=False)
+
+
+def _header_of(path: Path) -> dict[str, Any]:
+    """Primary header of a FITS file, or of a header text dump (astropy Header.tofile)."""
+    from qclib.fitsio import parse_cards, scan_fits
+
+    with open(path, "rb") as handle:
+        start = handle.read(9)
+    if start.startswith(b"SIMPLE  =") and path.suffix.lower() in (".fits", ".fit", ".fts"):
+        return dict(scan_fits(path).primary)
+    lines = path.read_text(encoding="ascii", errors="replace").splitlines()
+    if len(lines) == 1 and len(lines[0]) > 80:  # one line of 80-character cards
+        lines = [lines[0][i : i + 80] for i in range(0, len(lines[0]), 80)]
+    header = parse_cards(line.ljust(80) for line in lines)
+    if not header:
+        raise ConfigError(f"{path}: neither a FITS file nor a FITS header text dump")
+    return header
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="OCA rules to use (default: the instrument's own, from INSTRUME).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def classify(paths: tuple[Path, ...], rules_file: Path | None, as_json: bool) -> None:
+    """Classify FITS files or header dumps: DO.CATG and the rule that matched."""
+    from qclib.classify import classify_header
+    from qclib.errors import QuarantineError
+    from qclib.instruments import available_instruments, load_rules, read_rules
+
+    given = read_rules(rules_file) if rules_file else None
+    results: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            header = _header_of(path)
+        except QuarantineError as err:
+            results.append({"file": str(path), "do_catg": None, "error": err.reason})
+            continue
+        ruleset = given
+        if ruleset is None:
+            instrume = str(header.get("INSTRUME", "")).strip().upper()
+            if instrume not in available_instruments():
+                results.append(
+                    {
+                        "file": str(path),
+                        "do_catg": None,
+                        "error": f"no rules for instrument {instrume or '?'}: "
+                        "pass --rules FILE.oca",
+                    }
+                )
+                continue
+            ruleset = load_rules(instrume)
+        result = classify_header(ruleset, header)
+        results.append({"file": str(path), **result.as_dict()})
+    if as_json:
+        _print_json(results)
+        return
+    for r in results:
+        if r.get("error"):
+            console.print(f"[red]ERROR[/] {r['file']}: {r['error']}", highlight=False)
+        elif r["do_catg"] == "UNCLASSIFIED":
+            console.print(f"[bold red]UNCLASSIFIED[/] {r['file']}", highlight=False)
+            for miss in r["near_misses"]:
+                console.print(f"    {miss}", highlight=False)
+        else:
+            console.print(
+                f"{r['do_catg']:<22} {r['file']}  [dim](line {r['rule_line']}: {r['rule']})[/]",
+                highlight=False,
+            )
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def associate(ctx: click.Context, as_json: bool) -> None:
+    """Classify every frame with the current rules and (re)build the association blocks."""
+    from qclib.workflow.association import associate_workspace
+
+    workspace = _workspace(ctx)
+    summary = associate_workspace(workspace, workspace.open_database())
+    if as_json:
+        _print_json(summary.__dict__)
+        return
+    for name, n in summary.blocks.items():
+        added, changed, removed = summary.changes[name]
+        console.print(
+            f"{name}: {summary.frames[name]} frames, {n} ABs ({summary.incomplete[name]} "
+            f"incomplete); {added} new, {changed} changed, {removed} removed",
+            highlight=False,
+        )
+    for arcfile, misses in summary.unclassified:
+        console.print(f"[bold red]UNCLASSIFIED[/] {arcfile}", highlight=False)
+        for miss in misses:
+            console.print(f"    {miss}", highlight=False)
+
+
+@main.group("abs", invoke_without_command=True)
+@click.option("--night", help="Only this night (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def association_blocks(ctx: click.Context, night: str | None, as_json: bool) -> None:
+    """List association blocks (run 'qc associate' first); 'qc abs show ID' for one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from qclib.db import blocks as block_store
+
+    with _workspace(ctx).open_database().transaction() as session:
+        blocks = block_store.list_blocks(session, night=_parse_night(night))
+    if as_json:
+        _print_json(blocks)
+        return
+    table = Table(title=f"{len(blocks)} association block(s)")
+    for column in ("AB", "action", "night", "raw", "calibrations", "state"):
+        table.add_column(column, overflow="fold")
+    for b in blocks:
+        cals = ", ".join(
+            f"{t['tag']}:{'L' + str(t['chosen'][0]['level']) if t['chosen'] else 'MISSING'}"
+            for t in b["calibrations"]
+        )
+        state = b["completeness"] + (f": {b['reason']}" if b["reason"] else "")
+        table.add_row(b["id"], b["action"], b["night"], str(len(b["inputs"])), cals, state)
+    console.print(table)
+
+
+@association_blocks.command("show")
+@click.argument("block_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def abs_show(ctx: click.Context, block_id: str, as_json: bool) -> None:
+    """One AB with its association log."""
+    from qclib.db import blocks as block_store
+
+    with _workspace(ctx).open_database().transaction() as session:
+        block = block_store.get_block(session, block_id)
+    if block is None:
+        raise ConfigError(f"no association block {block_id!r}; 'qc abs' lists them")
+    if as_json:
+        _print_json(block)
+        return
+    reason = f" ({block['reason']})" if block["reason"] else ""
+    console.print(
+        f"[bold]{block['id']}[/]  {block['action']} (recipe {block['recipe']}), "
+        f"night {block['night']}: {block['completeness']}{reason}",
+        highlight=False,
+    )
+    console.print(f"setup: {block['setup']}", highlight=False)
+    console.print(f"raw inputs ({block['input_category']}):", highlight=False)
+    for arcfile in block["inputs"]:
+        console.print(f"  {arcfile}", highlight=False)
+    console.print(f"products: {', '.join(block['products'])}", highlight=False)
+    if block["parents"]:
+        console.print(f"parents: {', '.join(block['parents'])}", highlight=False)
+    for tag in block["calibrations"]:
+        console.print(
+            f"[bold]{tag['tag']}[/] ({tag['category']}, minRet={tag['min_ret']}, "
+            f"maxRet={tag['max_ret']})",
+            highlight=False,
+        )
+        for c in tag["chosen"]:
+            console.print(
+                f"  chosen  {c['ref']}  Δt={c['delta_days']:+.3f} d  level {c['level']}  "
+                f"{c['status']}",
+                highlight=False,
+            )
+        if tag["missing_reason"]:
+            console.print(f"  [red]missing[/] {tag['missing_reason']}", highlight=False)
+        for r in tag["runners_up"]:
+            console.print(f"  lost    {r['ref']}: {r['reason']}", highlight=False)
+
+
+@main.command()
+@click.option("--nights", default=7, show_default=True, help="How many nights back to look.")
+@click.option("--until", "until", help="Last night to look at (default: the newest AB's).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def calchecker(ctx: click.Context, nights: int, until: str | None, as_json: bool) -> None:
+    """Are the calibrations recent science needs present (OK), outdated (NOK) or missing?"""
+    from qclib.calchecker import check_calibrations
+    from qclib.db import blocks as block_store
+    from qclib.instruments import load_instrument, load_rules
+
+    workspace = _workspace(ctx)
+    with workspace.open_database().transaction() as session:
+        every = block_store.list_blocks(session)
+    newest = max((dt.date.fromisoformat(b["night"]) for b in every), default=dt.date.today())
+    end = _parse_night(until) or newest
+    start = end - dt.timedelta(days=nights - 1)
+    recent = [b for b in every if start <= dt.date.fromisoformat(b["night"]) <= end]
+    checks = []
+    for name in workspace.config.workspace.instruments:
+        config = load_instrument(name)
+        mine = [b for b in recent if b["instrument"] == config.name]
+        checks += check_calibrations(load_rules(name), config.association, mine)
+    if as_json:
+        _print_json(
+            {
+                "from": start.isoformat(),
+                "until": end.isoformat(),
+                "setups": [c.as_dict() for c in checks],
+            }
+        )
+        return
+    console.print(f"calibration check, nights {start} .. {end}")
+    if not checks:
+        console.print("no science setups in these nights")
+    colour = {"OK": "green", "NOK": "yellow", "MISS": "bold red"}
+    for check in checks:
+        setup = ", ".join(f"{k}={v}" for k, v in check.setup.items())
+        console.print(
+            f"[{colour[check.verdict]}]{check.verdict:<4}[/] {check.instrument} "
+            f"{check.action} ({setup})",
+            highlight=False,
+        )
+        for c in check.calibrations:
+            todo = f"  -> {c.action_required}" if c.action_required else ""
+            console.print(
+                f"      [{colour[c.verdict]}]{c.verdict:<4}[/] {c.tag}{todo}", highlight=False
+            )
 
 
 @main.command()

@@ -103,12 +103,16 @@ def compare_values(op: str, left: Any, right: Any) -> bool:
     """Apply an OCA comparison operator to two header values."""
     if left is None or right is None:
         return op == "?="
-    numbers = (_as_number(left), _as_number(right))
-    numeric = None not in numbers and (
-        isinstance(left, int | float) or isinstance(right, int | float)
-    )
-    a: Any = numbers[0] if numeric else _as_text(left)
-    b: Any = numbers[1] if numeric else _as_text(right)
+    a: Any
+    b: Any
+    if isinstance(left, str) and isinstance(right, str):  # the common case: no parsing
+        a, b = left.strip(), right.strip()
+    else:
+        numbers = (_as_number(left), _as_number(right))
+        if None not in numbers:
+            a, b = numbers
+        else:
+            a, b = _as_text(left), _as_text(right)
     if op in ("==", "?="):
         return bool(a == b)
     if op == "!=":

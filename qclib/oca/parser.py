@@ -104,11 +104,20 @@ class _Build(Transformer):
     def negation(self, items):  # type: ignore[no-untyped-def]
         return Not(items[-1])
 
+    # Nested chains of the same operator are flattened: (a and b) and c == a and b and c.
     def and_expr(self, items):  # type: ignore[no-untyped-def]
-        return And(tuple(i for i in items if not isinstance(i, Token)))
+        flat: list = []
+        for item in items:
+            if not isinstance(item, Token):
+                flat.extend(item.items if isinstance(item, And) else (item,))
+        return And(tuple(flat))
 
     def or_expr(self, items):  # type: ignore[no-untyped-def]
-        return Or(tuple(i for i in items if not isinstance(i, Token)))
+        flat: list = []
+        for item in items:
+            if not isinstance(item, Token):
+                flat.extend(item.items if isinstance(item, Or) else (item,))
+        return Or(tuple(flat))
 
     # statements
     def assignment(self, items):  # type: ignore[no-untyped-def]
@@ -190,16 +199,41 @@ def _action(name: str, items: list, line: int, build: _Build) -> Action:  # type
     return Action(name, tuple(associations), recipe, parameters, tuple(products), priority, line)
 
 
+_READABLE = {
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "SEMICOLON": "';'",
+    "EQUAL": "'='",
+    "COMMA": "','",
+    "NAME": "a keyword or name",
+    "STRING": 'a "string"',
+    "NUMBER": "a number",
+    "SIGNED_INT": "an integer",
+    "COMPARE": "a comparison (==, !=, <...)",
+}
+
+
+def _readable(terminal: str) -> str:
+    return _READABLE.get(terminal, terminal.lower())
+
+
+def _at_end(err: UnexpectedInput) -> bool:
+    token = getattr(err, "token", None)
+    return isinstance(err, UnexpectedEOF) or (token is not None and token.type == "$END")
+
+
 def _describe(err: UnexpectedInput, text: str) -> str:
-    if isinstance(err, UnexpectedEOF):
+    if _at_end(err):
         return "unexpected end of file (a missing '}' or ';'?)"
     if isinstance(err, UnexpectedCharacters):
         char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else "?"
         return f"unexpected character {char!r}"
     token = getattr(err, "token", None)
-    expected = sorted(getattr(err, "expected", []) or [])
+    expected = sorted(_readable(t) for t in (getattr(err, "expected", None) or []))
     shown = ", ".join(expected[:6]) + (" ..." if len(expected) > 6 else "")
-    return f"unexpected {str(token)!r}" + (f"; expected one of {shown}" if shown else "")
+    return f"unexpected {str(token)!r}" + (f"; expected {shown}" if shown else "")
 
 
 def parse_oca(text: str, source: str = "<rules>") -> RuleSet:
@@ -215,7 +249,7 @@ def parse_oca(text: str, source: str = "<rules>") -> RuleSet:
     except UnexpectedInput as err:
         line = getattr(err, "line", None) or text.count("\n") + 1
         column = getattr(err, "column", None) or 1
-        if isinstance(err, UnexpectedEOF):
+        if _at_end(err):
             line, column = text.count("\n") + 1, len(text.rsplit("\n", 1)[-1]) + 1
         raise OCASyntaxError(source, int(line), int(column), _describe(err, text)) from None
     classifications, organisations, actions = [], [], []
