@@ -162,12 +162,7 @@ def check_rules(
         for keyword, allowed in declared.items():
             for value in sorted(assigned.get(keyword, set()) - allowed):
                 line = next(
-                    (
-                        r.line
-                        for r in rules.classifications
-                        if isinstance(r.assigned(keyword), Text)
-                        and r.assigned(keyword).value == value
-                    ),  # type: ignore[union-attr]
+                    (r.line for r in rules.classifications if r.assigned(keyword) == Text(value)),
                     0,
                 )
                 problems.append(

@@ -18,8 +18,12 @@ from rich.console import Console
 from rich.table import Table
 
 from qclib.atomicfile import write_bytes_atomic
+from qclib.calchecker import check_calibrations
+from qclib.db import blocks as block_store
 from qclib.db import ingest_log
+from qclib.instruments import load_instrument, load_rules
 from qclib.simulate.night import TRUTH_FILE, simulate_night
+from qclib.workflow.association import associate_workspace
 from qclib.workflow.ingest import ingest_paths
 from qclib.workspace import init_workspace
 
@@ -108,6 +112,28 @@ def run_demo(root: Path, night: dt.date, *, scale: str, console: Console) -> Non
         console.print(f"[bold]{len(quarantined)} file(s) in quarantine[/] (on purpose):")
         for entry in quarantined:
             console.print(f"  [red]{entry.reason_code}[/]: {entry.reason}", highlight=False)
+    start = time.perf_counter()
+    summary = associate_workspace(workspace, database)
+    timings["classify+associate"] = time.perf_counter() - start
+    with database.transaction() as session:
+        blocks = block_store.list_blocks(session, night=night, instrument=DEMO_INSTRUMENT)
+    ab_table = Table(title=f"{len(blocks)} association blocks (the calibration cascade)")
+    for column in ("action", "raw", "calibrations (level)", "state"):
+        ab_table.add_column(column)
+    for block in blocks:
+        cals = ", ".join(
+            f"{t['tag']}:{t['chosen'][0]['level'] if t['chosen'] else 'MISSING'}"
+            for t in block["calibrations"]
+        )
+        ab_table.add_row(block["action"], str(len(block["inputs"])), cals, block["completeness"])
+    console.print(ab_table)
+    for arcfile, misses in summary.unclassified:
+        console.print(f"[red]UNCLASSIFIED[/] {arcfile}: {misses[0] if misses else ''}")
+    checks = check_calibrations(
+        load_rules(DEMO_INSTRUMENT), load_instrument(DEMO_INSTRUMENT).association, blocks
+    )
+    for check in checks:
+        console.print(f"calChecker: {check.verdict} for {check.action} {check.setup}")
     console.print(
         "timings: " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in timings.items())
     )
@@ -119,7 +145,9 @@ def run_demo(root: Path, night: dt.date, *, scale: str, console: Console) -> Non
     console.print(f"truth            {night_dir / TRUTH_FILE}")
     console.print(f"try              qc --workspace {workspace.root} frames --night {night}")
     console.print(f"                 qc --workspace {workspace.root} quarantine")
+    console.print(f"                 qc --workspace {workspace.root} abs --night {night}")
+    console.print(f"                 qc --workspace {workspace.root} calchecker")
     console.print(
-        "not yet built: classification, association, processing, reports and dashboards "
-        "(issues B-D); the demo grows with them"
+        "not yet built: processing, QC parameters, scoring, reports and dashboards "
+        "(issues C-D); the demo grows with them"
     )

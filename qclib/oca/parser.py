@@ -228,7 +228,8 @@ def _describe(err: UnexpectedInput, text: str) -> str:
     if _at_end(err):
         return "unexpected end of file (a missing '}' or ';'?)"
     if isinstance(err, UnexpectedCharacters):
-        char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else "?"
+        position = err.pos_in_stream or 0
+        char = text[position] if position < len(text) else "?"
         return f"unexpected character {char!r}"
     token = getattr(err, "token", None)
     expected = sorted(_readable(t) for t in (getattr(err, "expected", None) or []))

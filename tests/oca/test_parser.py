@@ -3,6 +3,7 @@ round-trips random valid rules (hypothesis)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -203,7 +204,5 @@ def test_garbage_gives_a_clean_syntax_error_never_a_crash(text: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet='ifthenselectwhere{}();="<>!?% ANDOR.DPRCATG12\n', max_size=120))
 def test_rule_shaped_garbage_never_crashes(text: str) -> None:
-    try:
+    with contextlib.suppress(OCASyntaxError):  # a clean error is fine; a crash is not
         parse_oca(text)
-    except OCASyntaxError:
-        pass
