@@ -176,6 +176,7 @@ def frames(ctx: click.Context, night: str | None, instrument: str | None, as_jso
         "EXPTIME",
         "filter",
         "det.",
+        "DO.CATG",
     ):
         table.add_column(column)
     for r in rows:
@@ -188,6 +189,7 @@ def frames(ctx: click.Context, night: str | None, instrument: str | None, as_jso
             f"{r.exptime_s:g}",
             r.filters or "",
             str(len(r.detectors)),
+            r.do_catg or "",
         )
     console.print(table)
 

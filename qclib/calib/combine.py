@@ -1,0 +1,216 @@
+"""Combining stacks of frames pixel by pixel: median and sigma-clipped mean. Pure.
+
+Compiled with numba (parallel over rows): for ten 2048x4100 frames numpy's
+``np.median(axis=0)`` takes 1.3-2.0 s per CCD and astropy's sigma_clip + mean 2.0 s,
+against about 0.1 s here (measured: bench/bench_master_bias.py); a full OmegaCAM
+master bias (32 CCDs) would otherwise spend most of a minute here.
+
+Both combiners take a stack ``(n_frames, ny, nx)`` of float32, an optional boolean
+mask of the same shape (True = bad, excluded) and optional per-frame scale factors
+(each frame is divided by its scale first: flats are normalised this way). They
+return the combined image, its 1-sigma uncertainty, and the number of frames used
+per pixel (0 where every frame was masked: the result there is NaN).
+
+The uncertainty of a median is sqrt(pi/2) * std / sqrt(n) (its efficiency for
+Gaussian noise); of a mean, std / sqrt(n); std is the sample standard deviation of
+the values kept.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+_MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
+
+
+@numba.njit(cache=True, inline="always")
+def _sort_small(values: np.ndarray, n: int) -> None:
+    """Insertion sort of the first n values (stacks are short: tens of frames)."""
+    for i in range(1, n):
+        key = values[i]
+        j = i - 1
+        while j >= 0 and values[j] > key:
+            values[j + 1] = values[j]
+            j -= 1
+        values[j + 1] = key
+
+
+@numba.njit(cache=True, inline="always")
+def _median_sorted(values: np.ndarray, n: int) -> float:
+    half = n // 2
+    if n % 2 == 1:
+        return values[half]
+    return 0.5 * (values[half - 1] + values[half])
+
+
+@numba.njit(cache=True, inline="always")
+def _std(values: np.ndarray, n: int) -> float:
+    if n < 2:
+        return math.nan
+    mean = 0.0
+    for i in range(n):
+        mean += values[i]
+    mean /= n
+    var = 0.0
+    for i in range(n):
+        d = values[i] - mean
+        var += d * d
+    return math.sqrt(var / (n - 1))
+
+
+@numba.njit(cache=True, inline="always")
+def _mad_sigma(sorted_values: np.ndarray, n: int, centre: float, work: np.ndarray) -> float:
+    """1.4826 x median absolute deviation of sorted values around their median."""
+    for i in range(n):
+        work[i] = abs(sorted_values[i] - centre)
+    _sort_small(work, n)
+    return 1.482602218505602 * _median_sorted(work, n)
+
+
+@numba.njit(parallel=True, cache=True)
+def _median_kernel(stack, mask, scales, out, err, count):  # type: ignore[no-untyped-def]
+    nf, ny, nx = stack.shape
+    for y in numba.prange(ny):
+        values = np.empty(nf, dtype=np.float64)
+        for x in range(nx):
+            n = 0
+            for f in range(nf):
+                if not mask[f, y, x]:
+                    v = stack[f, y, x] / scales[f]
+                    if not math.isnan(v):
+                        values[n] = v
+                        n += 1
+            count[y, x] = n
+            if n == 0:
+                out[y, x] = math.nan
+                err[y, x] = math.nan
+                continue
+            sd = _std(values, n)
+            _sort_small(values, n)
+            out[y, x] = _median_sorted(values, n)
+            err[y, x] = _MEDIAN_EFFICIENCY * sd / math.sqrt(n) if n > 1 else math.nan
+
+
+@numba.njit(parallel=True, cache=True)
+def _clipped_mean_kernel(stack, mask, scales, sigma, maxiters, out, err, count):  # type: ignore[no-untyped-def]
+    nf, ny, nx = stack.shape
+    for y in numba.prange(ny):
+        values = np.empty(nf, dtype=np.float64)
+        kept = np.empty(nf, dtype=np.float64)
+        work = np.empty(nf, dtype=np.float64)
+        for x in range(nx):
+            n = 0
+            for f in range(nf):
+                if not mask[f, y, x]:
+                    v = stack[f, y, x] / scales[f]
+                    if not math.isnan(v):
+                        values[n] = v
+                        n += 1
+            if n == 0:
+                out[y, x] = math.nan
+                err[y, x] = math.nan
+                count[y, x] = 0
+                continue
+            # Clip around the median with a robust scale (1.4826 MAD; the standard
+            # deviation where the MAD is 0, as on quantised data), until nothing changes
+            # (or maxiters). With the plain standard deviation one outlier among n
+            # frames can never lie beyond (n-1)/sqrt(n) sigma: 2.7 for ten frames.
+            m = n
+            for i in range(n):
+                kept[i] = values[i]
+            for _ in range(maxiters):
+                if m < 3:
+                    break
+                for i in range(m):
+                    values[i] = kept[i]
+                _sort_small(values, m)
+                centre = _median_sorted(values, m)
+                sd = _mad_sigma(values, m, centre, work)
+                if sd == 0.0:
+                    sd = _std(kept, m)
+                lo = centre - sigma * sd
+                hi = centre + sigma * sd
+                new = 0
+                for i in range(m):
+                    if lo <= kept[i] <= hi:
+                        kept[new] = kept[i]
+                        new += 1
+                if new == m:
+                    break
+                m = new
+            total = 0.0
+            for i in range(m):
+                total += kept[i]
+            out[y, x] = total / m
+            err[y, x] = _std(kept, m) / math.sqrt(m) if m > 1 else math.nan
+            count[y, x] = m
+
+
+def _prepare(
+    stack: np.ndarray, mask: np.ndarray | None, scales: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if stack.ndim != 3:
+        raise ValueError(f"a stack is (frames, ny, nx); got shape {stack.shape}")
+    data = np.ascontiguousarray(stack, dtype=np.float32)  # native byte order, contiguous
+    if mask is None:
+        bad = np.zeros(data.shape, dtype=np.bool_)
+    else:
+        if mask.shape != data.shape:
+            raise ValueError(f"mask shape {mask.shape} differs from stack shape {data.shape}")
+        bad = np.ascontiguousarray(mask, dtype=np.bool_)
+    factors = np.ones(data.shape[0]) if scales is None else np.asarray(scales, dtype=np.float64)
+    if (
+        factors.shape != (data.shape[0],)
+        or not np.all(np.isfinite(factors))
+        or np.any(factors == 0)
+    ):
+        raise ValueError("scales must be one finite, non-zero factor per frame")
+    return data, bad, factors
+
+
+def median_combine(
+    stack: np.ndarray, *, mask: np.ndarray | None = None, scales: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel-wise median of a stack: (image, uncertainty, frames used), float32/int16.
+
+    >>> stack = np.array([[[1.0]], [[5.0]], [[2.0]]])
+    >>> median_combine(stack)[0]
+    array([[2.]], dtype=float32)
+    """
+    data, bad, factors = _prepare(stack, mask, scales)
+    ny, nx = data.shape[1:]
+    out = np.empty((ny, nx), np.float32)
+    err = np.empty((ny, nx), np.float32)
+    count = np.empty((ny, nx), np.int16)
+    _median_kernel(data, bad, factors, out, err, count)
+    return out, err, count
+
+
+def clipped_mean_combine(
+    stack: np.ndarray,
+    *,
+    mask: np.ndarray | None = None,
+    scales: np.ndarray | None = None,
+    sigma: float = 3.0,
+    maxiters: int = 5,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel-wise sigma-clipped mean: values beyond ``sigma`` robust standard deviations
+    (1.4826 MAD) of the median are dropped, repeatedly (at most ``maxiters`` times,
+    never below 3 values).
+
+    >>> stack = np.array([[[1.0]], [[1.1]], [[0.9]], [[1.0]], [[50.0]]])
+    >>> float(clipped_mean_combine(stack, sigma=1.5)[0][0, 0])
+    1.0
+    """
+    if sigma <= 0 or maxiters < 0:
+        raise ValueError("sigma must be > 0 and maxiters >= 0")
+    data, bad, factors = _prepare(stack, mask, scales)
+    ny, nx = data.shape[1:]
+    out = np.empty((ny, nx), np.float32)
+    err = np.empty((ny, nx), np.float32)
+    count = np.empty((ny, nx), np.int16)
+    _clipped_mean_kernel(data, bad, factors, float(sigma), int(maxiters), out, err, count)
+    return out, err, count

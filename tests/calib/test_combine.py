@@ -1,0 +1,110 @@
+"""The compiled combiners equal a plain numpy reference to float precision."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qclib.calib.combine import clipped_mean_combine, median_combine
+
+
+def _reference_clipped(values: np.ndarray, sigma: float, maxiters: int) -> tuple[float, int]:
+    kept = values.astype(np.float64)
+    for _ in range(maxiters):
+        if kept.size < 3:
+            break
+        centre = np.median(kept)
+        sd = 1.482602218505602 * np.median(np.abs(kept - centre)) or np.std(kept, ddof=1)
+        new = kept[(kept >= centre - sigma * sd) & (kept <= centre + sigma * sd)]
+        if new.size == kept.size:
+            break
+        kept = new
+    return float(kept.mean()), kept.size
+
+
+@pytest.fixture
+def stack() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    data = rng.normal(100, 5, (9, 20, 30)).astype(np.float32)
+    data[3, 5, 5] = 5000.0  # a particle hit
+    data[:, 7, 8] = np.nan  # a pixel bad in every frame
+    return data
+
+
+def _nanmedian(values: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the all-NaN pixel
+        return np.nanmedian(values, axis=0)
+
+
+def test_median_equals_numpy(stack: np.ndarray) -> None:
+    image, err, count = median_combine(stack)
+    expected = _nanmedian(stack.astype(np.float64))
+    np.testing.assert_allclose(image, expected, rtol=1e-6, equal_nan=True)
+    assert count[7, 8] == 0 and np.isnan(image[7, 8])
+    assert count[0, 0] == 9
+    sd = np.std(stack.astype(np.float64), axis=0, ddof=1)
+    np.testing.assert_allclose(err[0, 0], np.sqrt(np.pi / 2) * sd[0, 0] / 3, rtol=1e-5)
+
+
+def test_median_respects_masks_and_scales(stack: np.ndarray) -> None:
+    mask = np.zeros(stack.shape, bool)
+    mask[0] = True
+    scales = np.linspace(1, 2, stack.shape[0])
+    image, _, count = median_combine(stack, mask=mask, scales=scales)
+    scaled = stack[1:].astype(np.float64) / scales[1:, None, None]
+    np.testing.assert_allclose(image, _nanmedian(scaled), rtol=1e-6, equal_nan=True)
+    assert count[0, 0] == 8
+
+
+def test_clipped_mean_equals_reference(stack: np.ndarray) -> None:
+    image, _, count = clipped_mean_combine(stack, sigma=3.0, maxiters=5)
+    for y in range(stack.shape[1]):
+        for x in range(stack.shape[2]):
+            values = stack[:, y, x]
+            values = values[~np.isnan(values)]
+            if values.size == 0:
+                assert np.isnan(image[y, x])
+                continue
+            mean, n = _reference_clipped(values, 3.0, 5)
+            assert image[y, x] == pytest.approx(mean, rel=1e-6)
+            assert count[y, x] == n
+    assert count[5, 5] == 8  # the hit was clipped
+
+
+def test_inputs_are_not_mutated(stack: np.ndarray) -> None:
+    before = stack.copy()
+    median_combine(stack)
+    clipped_mean_combine(stack)
+    np.testing.assert_array_equal(stack, before)
+
+
+def test_big_endian_input_is_handled() -> None:
+    data = np.arange(24, dtype=">f4").reshape(3, 2, 4)
+    image, _, _ = median_combine(data)
+    np.testing.assert_array_equal(image, np.median(data.astype(np.float64), axis=0))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "phrase"),
+    [({"scales": [1, 0]}, "scales"), ({"mask": np.zeros((2, 1, 1), bool)}, "mask shape")],
+)
+def test_bad_arguments(kwargs, phrase) -> None:
+    with pytest.raises(ValueError, match=phrase):
+        median_combine(np.ones((2, 2, 2)), **kwargs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 12),
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=12, max_size=12),
+)
+def test_median_property(n: int, values: list[float]) -> None:
+    data = np.array(values[:n], dtype=np.float32).reshape(n, 1, 1)
+    image, _, count = median_combine(data)
+    assert image[0, 0] == pytest.approx(np.median(data.astype(np.float64)), rel=1e-6, abs=1e-3)
+    assert count[0, 0] == n
