@@ -473,6 +473,33 @@ def calchecker(ctx: click.Context, nights: int, until: str | None, as_json: bool
 
 
 @main.command()
+@click.argument("ids", nargs=-1)
+@click.option("--night", help="Only blocks of this night (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def process(ctx: click.Context, ids: tuple[str, ...], night: str | None, as_json: bool) -> None:
+    """Run the recipes of complete association blocks (run 'qc associate' first).
+
+    Recipes implemented so far: qc_master_bias. Blocks of other recipes wait, and say so.
+    """
+    from qclib.workflow.process import process_blocks
+
+    workspace = _workspace(ctx)
+    outcomes = process_blocks(
+        workspace, workspace.open_database(), night=_parse_night(night), ids=list(ids) or None
+    )
+    if as_json:
+        _print_json([o.as_dict() for o in outcomes])
+        return
+    colour = {"done": "green", "failed": "bold red", "waiting": "yellow", "skipped": "dim"}
+    for o in outcomes:
+        detail = ", ".join(o.products) if o.products else (o.reason or "")
+        console.print(f"[{colour[o.status]}]{o.status:<8}[/] {o.ab_id}  {detail}", highlight=False)
+    if not outcomes:
+        console.print("nothing to process")
+
+
+@main.command()
 @click.option(
     "--workspace-dir",
     type=click.Path(file_okay=False, path_type=Path),

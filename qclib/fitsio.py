@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+
 from qclib.errors import QuarantineError
 
 BLOCK_BYTES = 2880
@@ -335,3 +337,30 @@ def header_value(header: dict[str, Any], key: str, default: Any = None) -> Any:
     """Value of a flattened keyword; strings are stripped of trailing blanks."""
     value = header.get(key, default)
     return value.strip() if isinstance(value, str) else value
+
+
+_DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+
+def read_image(path: str | os.PathLike[str], hdu: HDUInfo) -> np.ndarray:
+    """The pixels of one image HDU as native float32 physical values (BZERO/BSCALE applied).
+
+    Reads the bytes straight from the offset found by ``scan_fits``: with
+    ``do_not_scale_image_data`` this is what astropy does too, minus the header parsing
+    (astropy 8 cannot memory-map int16+BZERO images).
+    """
+    header = hdu.header
+    naxis = int(header.get("NAXIS", 0) or 0)
+    if naxis != 2:
+        raise ValueError(f"HDU {hdu.index} of {path} is not a 2D image (NAXIS={naxis})")
+    nx, ny = int(header["NAXIS1"]), int(header["NAXIS2"])  # type: ignore[arg-type]
+    dtype = _DTYPES[int(header["BITPIX"])]  # type: ignore[arg-type]
+    raw = np.fromfile(path, dtype=dtype, count=nx * ny, offset=hdu.data_offset)
+    out = raw.astype(np.float32).reshape(ny, nx)
+    bscale = float(header.get("BSCALE", 1.0) or 1.0)  # type: ignore[arg-type]
+    bzero = float(header.get("BZERO", 0.0) or 0.0)  # type: ignore[arg-type]
+    if bscale != 1.0:
+        out *= np.float32(bscale)
+    if bzero:
+        out += np.float32(bzero)
+    return out

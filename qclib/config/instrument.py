@@ -228,6 +228,13 @@ class AssociationConfig(Strict):
     )
 
 
+class QCParameter(Strict):
+    """A QC parameter a recipe measures: its unit and what it means."""
+
+    unit: str
+    description: str
+
+
 class InstrumentConfig(Strict):
     """Everything QC Workbench knows about one instrument, apart from its OCA rules."""
 
@@ -244,6 +251,9 @@ class InstrumentConfig(Strict):
     geometry: dict[Literal["full", "test"], Geometry]
     ingest: IngestRules
     association: AssociationConfig
+    qc: dict[str, dict[str, QCParameter]] = Field(
+        default_factory=dict, description="QC parameters by PRO.CATG, by ESO name"
+    )
     simulator: SimulatorProfile
 
     @model_validator(mode="after")

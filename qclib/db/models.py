@@ -96,3 +96,39 @@ class AssociationBlockRow(Base):
     content: Mapped[dict[str, Any]] = mapped_column(JSON)
     rules_digest: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    #: Processing state: created, done, failed (with state_reason).
+    state: Mapped[str] = mapped_column(String(20), default="created")
+    state_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ProductRow(Base):
+    """A product file made by a recipe from one AB."""
+
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ab_id: Mapped[str] = mapped_column(String(200), index=True)
+    instrument: Mapped[str] = mapped_column(String(40), index=True)
+    pro_catg: Mapped[str] = mapped_column(String(80), index=True)
+    night: Mapped[dt.date] = mapped_column(Date, index=True)
+    mid_mjd: Mapped[float] = mapped_column(Float)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    #: Lifecycle: candidate -> scored -> certified | rejected -> archived -> superseded.
+    status: Mapped[str] = mapped_column(String(20))
+    header: Mapped[dict[str, Any]] = mapped_column(JSON)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class QCValueRow(Base):
+    """One QC parameter value of one detector of one product."""
+
+    __tablename__ = "qc_values"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    name: Mapped[str] = mapped_column(String(80), index=True)
+    detector: Mapped[str] = mapped_column(String(40))
+    value: Mapped[float | None] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(20))

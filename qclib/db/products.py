@@ -1,0 +1,125 @@
+"""Database side of processing: products, QC values, AB processing state."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qclib.db.models import AssociationBlockRow, ProductRow, QCValueRow
+
+
+@dataclass(frozen=True)
+class StoredProduct:
+    id: int
+    ab_id: str
+    instrument: str
+    pro_catg: str
+    night: dt.date
+    mid_mjd: float
+    path: str
+    sha256: str
+    status: str
+    header: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["night"] = self.night.isoformat()
+        return out
+
+
+def _stored(row: ProductRow) -> StoredProduct:
+    return StoredProduct(
+        row.id,
+        row.ab_id,
+        row.instrument,
+        row.pro_catg,
+        row.night,
+        row.mid_mjd,
+        row.path,
+        row.sha256,
+        row.status,
+        dict(row.header),
+    )
+
+
+def add_product(
+    session: Session,
+    *,
+    ab_id: str,
+    instrument: str,
+    pro_catg: str,
+    night: dt.date,
+    mid_mjd: float,
+    path: str,
+    sha256: str,
+    header: dict[str, Any],
+    provenance: dict[str, Any],
+    qc: dict[str, dict[str, float]],
+    units: dict[str, str],
+) -> int:
+    """Record a product and its QC values (one row per value and detector)."""
+    row = ProductRow(
+        ab_id=ab_id,
+        instrument=instrument,
+        pro_catg=pro_catg,
+        night=night,
+        mid_mjd=mid_mjd,
+        path=path,
+        sha256=sha256,
+        status="candidate",
+        header=header,
+        provenance=provenance,
+        created_at=dt.datetime.now(dt.UTC),
+    )
+    session.add(row)
+    session.flush()
+    for detector, values in qc.items():
+        for name, value in values.items():
+            session.add(
+                QCValueRow(
+                    product_id=row.id,
+                    name=name,
+                    detector=detector,
+                    value=value,
+                    unit=units.get(name, ""),
+                )
+            )
+    return row.id
+
+
+def products_of_block(session: Session, ab_id: str) -> list[StoredProduct]:
+    rows = session.scalars(select(ProductRow).where(ProductRow.ab_id == ab_id))
+    return [_stored(r) for r in rows]
+
+
+def list_products(session: Session, *, instrument: str | None = None) -> list[StoredProduct]:
+    query = select(ProductRow).order_by(ProductRow.mid_mjd, ProductRow.id)
+    if instrument is not None:
+        query = query.where(ProductRow.instrument == instrument)
+    return [_stored(r) for r in session.scalars(query)]
+
+
+def qc_values(session: Session, product_id: int) -> dict[str, dict[str, float | None]]:
+    """detector -> QC name -> value."""
+    out: dict[str, dict[str, float | None]] = {}
+    for row in session.scalars(select(QCValueRow).where(QCValueRow.product_id == product_id)):
+        out.setdefault(row.detector, {})[row.name] = row.value
+    return out
+
+
+def set_block_state(session: Session, ab_id: str, state: str, reason: str | None = None) -> None:
+    row = session.get(AssociationBlockRow, ab_id)
+    if row is not None:
+        row.state = state
+        row.state_reason = reason
+
+
+def block_states(session: Session) -> dict[str, tuple[str, str | None]]:
+    rows = session.execute(
+        select(AssociationBlockRow.id, AssociationBlockRow.state, AssociationBlockRow.state_reason)
+    )
+    return {r[0]: (r[1], r[2]) for r in rows}

@@ -1,0 +1,184 @@
+"""Product files in ESO's conventions, written atomically, one detector at a time.
+
+Layout: a primary HDU (no data) with the setup keywords of the first raw input and
+``HIERARCH ESO PRO ...`` (CATG, TYPE, REC1 ID / PIPE ID / RAWi NAME,CATG / CALi
+NAME,CATG / PARAMi NAME,VALUE, DATANCOM); then, per detector, the image (EXTNAME =
+the detector, ``HIERARCH ESO QC ...`` in its header), its 1-sigma uncertainty
+(``<det>.ERR``) and data-quality flags (``<det>.DQ``, bits below); last a
+``PROVENANCE`` table with every input's SHA-256 (too long for a header card), the
+recipe parameters, the configuration hash and the qclib version. Every HDU carries
+CHECKSUM/DATASUM. Memory holds one detector at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+
+from qclib import __version__
+from qclib.atomicfile import atomic_path
+
+#: Raw keywords copied to products (the setup a product is matched on).
+_COPIED_PREFIXES = ("INS.", "DET.", "TEL.", "OBS.", "TPL.")
+_COPIED = ("INSTRUME", "TELESCOP", "ORIGIN", "MJD-OBS", "DATE-OBS", "EXPTIME", "OBJECT")
+
+
+@dataclass(frozen=True)
+class Input:
+    """A raw frame or calibration a product was made from."""
+
+    name: str
+    category: str
+    sha256: str
+    role: str  # "raw" or "calib"
+
+
+@dataclass(frozen=True)
+class ProductSpec:
+    """Everything about a product except its pixels."""
+
+    pro_catg: str
+    recipe: str
+    instrument: str
+    raw_header: Mapping[str, Any]  # flattened primary header of the first raw input
+    inputs: tuple[Input, ...]
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    config_hash: str = ""
+    pro_type: str = "REDUCED"
+
+    @property
+    def raws(self) -> list[Input]:
+        return [i for i in self.inputs if i.role == "raw"]
+
+    @property
+    def calibs(self) -> list[Input]:
+        return [i for i in self.inputs if i.role == "calib"]
+
+
+@dataclass(frozen=True)
+class DetectorProduct:
+    """One detector's product pixels and QC parameters."""
+
+    extname: str
+    data: np.ndarray
+    error: np.ndarray
+    dq: np.ndarray
+    qc: Mapping[str, tuple[float | int | None, str]]  # name -> (value, comment)
+    unit: str = "adu"
+
+
+def setup_header(raw_header: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords of a raw header a product keeps (flattened names)."""
+    return {k: v for k, v in raw_header.items() if k in _COPIED or k.startswith(_COPIED_PREFIXES)}
+
+
+def _set(header: fits.Header, key: str, value: Any, comment: str = "") -> None:
+    """Set a card, dropping its comment (never its value) when the card would not fit."""
+    if comment:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            image = str(fits.Card(key, value, comment))
+        if not image.endswith(comment.strip()[-8:]) or len(image) > 80:
+            comment = ""
+    header[key] = (value, comment)
+
+
+def _card_key(flat: str) -> str:
+    if flat in _COPIED:
+        return flat
+    return "HIERARCH ESO " + flat.replace(".", " ")
+
+
+def primary_header(spec: ProductSpec, filename: str) -> fits.Header:
+    """The primary header of a product."""
+    header = fits.Header()
+    for key, value in setup_header(spec.raw_header).items():
+        if isinstance(value, str) and len(value) > 40:
+            continue  # would not fit one HIERARCH card; the raw keeps it
+        _set(header, _card_key(key), value)
+    _set(header, "PIPEFILE", filename, "product file name")
+    _set(header, "DATE", dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"), "file written")
+    eso = {
+        "PRO CATG": (spec.pro_catg, "category of the product"),
+        "PRO TYPE": (spec.pro_type, "product type"),
+        "PRO DATANCOM": (len(spec.raws), "number of raw frames combined"),
+        "PRO REC1 ID": (spec.recipe, "recipe"),
+        "PRO REC1 PIPE ID": (f"qclib/{__version__}", "pipeline (QC Workbench)"),
+    }
+    for i, raw in enumerate(spec.raws, 1):
+        eso[f"PRO REC1 RAW{i} NAME"] = (raw.name, "raw input")
+        eso[f"PRO REC1 RAW{i} CATG"] = (raw.category, "its category")
+    for i, cal in enumerate(spec.calibs, 1):
+        eso[f"PRO REC1 CAL{i} NAME"] = (cal.name, "calibration input")
+        eso[f"PRO REC1 CAL{i} CATG"] = (cal.category, "its category")
+    for i, (name, value) in enumerate(sorted(spec.parameters.items()), 1):
+        eso[f"PRO REC1 PARAM{i} NAME"] = (name, "recipe parameter")
+        eso[f"PRO REC1 PARAM{i} VALUE"] = (str(value), "its value")
+    for key, (value, comment) in eso.items():
+        _set(header, f"HIERARCH ESO {key}", value, comment)
+    return header
+
+
+def _provenance_table(spec: ProductSpec) -> fits.BinTableHDU:
+    names = [i.name for i in spec.inputs]
+    table = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("ROLE", "8A", array=np.array([i.role for i in spec.inputs])),
+            fits.Column("CATG", "40A", array=np.array([i.category for i in spec.inputs])),
+            fits.Column("NAME", "80A", array=np.array(names)),
+            fits.Column("SHA256", "64A", array=np.array([i.sha256 for i in spec.inputs])),
+        ],
+        name="PROVENANCE",
+    )
+    _set(
+        table.header, "PARAMS", json.dumps(dict(spec.parameters), sort_keys=True, default=str)[:68]
+    )
+    _set(table.header, "CFGHASH", spec.config_hash[:64], "sha256 of the instrument config")
+    _set(table.header, "QCLIBVER", __version__, "qclib version")
+    return table
+
+
+def qc_card(name: str) -> str:
+    """``QC.MASTER.BIAS.MEDIAN`` -> ``HIERARCH ESO QC MASTER BIAS MEDIAN``."""
+    return "HIERARCH ESO " + name.replace(".", " ")
+
+
+def write_product(
+    path: str | os.PathLike[str], spec: ProductSpec, detectors: Iterable[DetectorProduct]
+) -> str:
+    """Write a product atomically (detector by detector); returns its SHA-256."""
+    path = Path(path)
+    with atomic_path(path, readonly=True) as tmp:
+        fits.PrimaryHDU(header=primary_header(spec, path.name)).writeto(tmp, checksum=True)
+        for det in detectors:
+            image = fits.ImageHDU(np.asarray(det.data, dtype=np.float32), name=det.extname)
+            image.header["BUNIT"] = det.unit
+            for name, (value, comment) in det.qc.items():
+                if value is not None and np.isfinite(value):
+                    _set(image.header, qc_card(name), value, comment)
+            fits.append(tmp, image.data, image.header, checksum=True)
+            error = fits.ImageHDU(
+                np.asarray(det.error, dtype=np.float32), name=f"{det.extname}.ERR"
+            )
+            error.header["BUNIT"] = det.unit
+            fits.append(tmp, error.data, error.header, checksum=True)
+            dq = fits.ImageHDU(np.asarray(det.dq, dtype=np.uint8), name=f"{det.extname}.DQ")
+            dq.header["COMMENT"] = "bits: 1 hot, 2 cold, 4 no data, 8 saturated"
+            fits.append(tmp, dq.data, dq.header, checksum=True)
+        provenance = _provenance_table(spec)
+        fits.append(tmp, provenance.data, provenance.header, checksum=True)
+        digest = hashlib.sha256()
+        with open(tmp, "rb") as handle:
+            while chunk := handle.read(8 * 1024 * 1024):
+                digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,195 @@
+"""Process complete association blocks with their recipes, in dependency order.
+
+One block at a time: its raw inputs and chosen calibrations are resolved (a virtual
+calibration becomes the product its parent block made), the recipe runs, and its
+products and QC values are recorded in one transaction. A block whose recipe does
+not exist yet, or whose parents have not produced, waits (with the reason); one
+whose data cannot give a product is marked failed with the reason; neither stops
+the others. Processing again does nothing for blocks that are done.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from qclib.db import Database, ingest_log
+from qclib.db import blocks as block_store
+from qclib.db import products as product_store
+from qclib.errors import IncompleteBlockError, UnprocessableDataError
+from qclib.fitsio import scan_fits
+from qclib.instruments import load_instrument
+from qclib.recipes import REGISTRY
+from qclib.recipes.base import CalibInput, RawInput, RecipeContext, config_hash
+from qclib.workspace import Workspace
+
+Status = Literal["done", "failed", "waiting", "skipped"]
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    ab_id: str
+    status: Status
+    reason: str | None = None
+    products: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ab_id": self.ab_id,
+            "status": self.status,
+            "reason": self.reason,
+            "products": list(self.products),
+        }
+
+
+def _context(workspace: Workspace, database: Database, block: dict[str, Any]) -> RecipeContext:
+    instrument = load_instrument(block["instrument"])
+    raws = []
+    with database.transaction() as session:
+        for arcfile in block["inputs"]:
+            frame = ingest_log.frame_by_arcfile(session, arcfile)
+            if frame is None:
+                raise IncompleteBlockError(f"{block['id']}: raw {arcfile} is not in the index")
+            path = workspace.confine(frame.path)
+            raws.append(RawInput(arcfile, path, frame.do_catg or "", frame.sha256, scan_fits(path)))
+        calibrations: dict[str, tuple[CalibInput, ...]] = {}
+        for tag in block["calibrations"]:
+            chosen = []
+            for choice in tag["chosen"]:
+                if choice["status"] == "raw":
+                    frame = ingest_log.frame_by_arcfile(session, choice["ref"])
+                    if frame is None:
+                        raise IncompleteBlockError(f"{block['id']}: {choice['ref']} not indexed")
+                    chosen.append(
+                        CalibInput(
+                            tag["tag"],
+                            tag["category"] or "",
+                            workspace.confine(frame.path),
+                            frame.sha256,
+                        )
+                    )
+                    continue
+                made = (
+                    [
+                        p
+                        for p in product_store.products_of_block(session, choice["ab_id"])
+                        if p.pro_catg == tag["category"]
+                    ]
+                    if choice.get("ab_id")
+                    else []
+                )
+                if not made:
+                    raise IncompleteBlockError(
+                        f"{block['id']}: waits for {tag['category']} from {choice['ab_id']}"
+                    )
+                chosen.append(
+                    CalibInput(
+                        tag["tag"],
+                        made[0].pro_catg,
+                        workspace.confine(made[0].path),
+                        made[0].sha256,
+                    )
+                )
+            calibrations[tag["tag"]] = tuple(chosen)
+    night_dir = workspace.products_dir / block["night"]
+    return RecipeContext(
+        instrument, block, tuple(raws), calibrations, night_dir, config_hash(instrument)
+    )
+
+
+def _ordered(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Parents before children, otherwise in time order."""
+    by_id = {b["id"]: b for b in blocks}
+    done: set[str] = set()
+    out: list[dict[str, Any]] = []
+
+    def visit(block: dict[str, Any]) -> None:
+        if block["id"] in done:
+            return
+        done.add(block["id"])
+        for parent in block["parents"]:
+            if parent in by_id:
+                visit(by_id[parent])
+        out.append(block)
+
+    for block in sorted(blocks, key=lambda b: (b["mid_mjd"], b["id"])):
+        visit(block)
+    return out
+
+
+def process_blocks(
+    workspace: Workspace,
+    database: Database,
+    *,
+    night: dt.date | None = None,
+    ids: list[str] | None = None,
+) -> list[ProcessOutcome]:
+    """Process the complete, not yet done blocks (of a night, or the given ids)."""
+    with database.transaction() as session:
+        blocks = block_store.list_blocks(session, night=night)
+        states = product_store.block_states(session)
+    if ids:
+        blocks = [b for b in blocks if b["id"] in ids]
+    outcomes = []
+    for block in _ordered(blocks):
+        state, _reason = states.get(block["id"], ("created", None))
+        if state == "done":
+            continue
+        if block["completeness"] != "complete":
+            outcomes.append(ProcessOutcome(block["id"], "skipped", block["reason"]))
+            continue
+        recipe = REGISTRY.get(block["recipe"] or "")
+        if recipe is None:
+            outcomes.append(
+                ProcessOutcome(
+                    block["id"],
+                    "waiting",
+                    f"recipe {block['recipe']} is not implemented yet; the block waits for it",
+                )
+            )
+            continue
+        try:
+            ctx = _context(workspace, database, block)
+            results = recipe(ctx)
+        except IncompleteBlockError as err:
+            outcomes.append(ProcessOutcome(block["id"], "waiting", str(err)))
+            continue
+        except UnprocessableDataError as err:
+            reason = f"{block['id']}: {err}"
+            with database.transaction() as session:
+                product_store.set_block_state(session, block["id"], "failed", reason)
+            outcomes.append(ProcessOutcome(block["id"], "failed", reason))
+            continue
+        units = {name: q.unit for cat in ctx.instrument.qc.values() for name, q in cat.items()}
+        with database.transaction() as session:
+            for result in results:
+                product_store.add_product(
+                    session,
+                    ab_id=block["id"],
+                    instrument=block["instrument"],
+                    pro_catg=result.pro_catg,
+                    night=dt.date.fromisoformat(block["night"]),
+                    mid_mjd=block["mid_mjd"],
+                    path=workspace.relative(result.path),
+                    sha256=result.sha256,
+                    header=result.header,
+                    provenance={
+                        "inputs": [r.arcfile for r in ctx.raws],
+                        "input_sha256": [r.sha256 for r in ctx.raws],
+                        "calibrations": {
+                            t: [c.sha256 for c in cs] for t, cs in ctx.calibrations.items()
+                        },
+                        "recipe": block["recipe"],
+                        "parameters": result.parameters,
+                        "config_hash": ctx.config_hash,
+                    },
+                    qc=result.qc,
+                    units=units,
+                )
+            product_store.set_block_state(session, block["id"], "done")
+        outcomes.append(
+            ProcessOutcome(block["id"], "done", products=tuple(Path(r.path).name for r in results))
+        )
+    return outcomes

@@ -1,0 +1,68 @@
+"""Master bias: recovers the simulator's truth; bad inputs give UnprocessableDataError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qclib.calib.bias import make_master_bias
+from qclib.calib.dq import DQ_HOT
+from qclib.errors import UnprocessableDataError
+from qclib.fitsio import read_image, scan_fits
+from qclib.instruments import load_instrument
+from tests.conftest import load_truth
+
+GEOMETRY = load_instrument("OMEGACAM").geometry["test"]
+
+
+def _biases(night: Path, extname: str) -> tuple[list[np.ndarray], list[dict]]:
+    truth = load_truth(night)
+    exposures = [e for e in truth["exposures"] if e["kind"] == "bias"]
+    images = []
+    for e in exposures:
+        scan = scan_fits(night / e["arcfile"])
+        hdu = next(h for h in scan.extensions if h.extname == extname)
+        images.append(read_image(night / e["arcfile"], hdu))
+    return images, exposures
+
+
+def test_master_bias_recovers_the_truth(omegacam_night: Path) -> None:
+    truth = load_truth(omegacam_night)
+    for extname, det in truth["detectors"].items():
+        raws, exposures = _biases(omegacam_night, extname)
+        master = make_master_bias(raws, GEOMETRY)
+        offsets = [e["detectors"][extname]["frame_offset_adu"] for e in exposures]
+        qc = master.qc
+        assert qc["QC.RON"] == pytest.approx(det["read_noise_adu"], rel=0.03), extname
+        assert qc["QC.BIAS.LEVEL"] == pytest.approx(
+            det["bias_level_adu"] + np.mean(offsets), abs=0.5
+        )
+        # Hot pixels: >= 95 % found, < 1 % false positives.
+        hot = {(x, y) for x, y, _ in det["hot_pixels"]}
+        found = {(int(x), int(y)) for y, x in zip(*np.nonzero(master.dq & DQ_HOT), strict=True)}
+        assert len(hot & found) >= 0.95 * len(hot)
+        assert len(found - hot) <= 0.01 * max(len(found), 1) + 0.5
+        assert qc["QC.NHOTPIX"] == len(found)
+        # The column pattern the simulator put in is what the FPN reads.
+        assert qc["QC.BIAS.FPN"] == pytest.approx(det["bias_pattern_rms_adu"], rel=0.15)
+        assert abs(qc["QC.MASTER.BIAS.MEDIAN"]) < 0.3
+
+
+def test_master_bias_does_not_mutate_inputs(omegacam_night: Path) -> None:
+    raws, _ = _biases(omegacam_night, "ESO_CCD_#65")
+    copies = [r.copy() for r in raws]
+    make_master_bias(raws, GEOMETRY)
+    for a, b in zip(raws, copies, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_inputs_are_unprocessable(omegacam_night: Path) -> None:
+    raws, _ = _biases(omegacam_night, "ESO_CCD_#65")
+    with pytest.raises(UnprocessableDataError, match="at least 3"):
+        make_master_bias(raws[:2], GEOMETRY)
+    with pytest.raises(UnprocessableDataError, match="different shapes"):
+        make_master_bias([*raws[:3], raws[3][:-2]], GEOMETRY)
+    with pytest.raises(UnprocessableDataError, match="all NaN"):
+        make_master_bias([*raws[:3], np.full_like(raws[0], np.nan)], GEOMETRY)

@@ -1,0 +1,88 @@
+"""Processing blocks: products and QC values in the database, atomic FITS products with
+ESO keywords, waiting and failed blocks with reasons, idempotent re-runs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from astropy.io import fits
+
+from qclib.db import blocks as block_store
+from qclib.db import ingest_log
+from qclib.db import products as product_store
+from qclib.errors import UnprocessableDataError
+from qclib.recipes import REGISTRY
+from qclib.workflow.association import associate_workspace
+from qclib.workflow.ingest import ingest_paths
+from qclib.workflow.process import process_blocks
+from tests.conftest import load_truth
+
+
+def test_master_bias_product_end_to_end(workspace, omegacam_night: Path) -> None:
+    db = workspace.open_database()
+    ingest_paths(workspace, db, [omegacam_night])
+    associate_workspace(workspace, db)
+    outcomes = {o.ab_id: o for o in process_blocks(workspace, db)}
+    bias_id = next(i for i in outcomes if i.endswith("_MASTER_BIAS"))
+    assert outcomes[bias_id].status == "done"
+    waiting = [o for o in outcomes.values() if o.status == "waiting"]
+    assert waiting and all("not implemented yet" in o.reason for o in waiting)
+
+    with db.transaction() as session:
+        (product,) = product_store.products_of_block(session, bias_id)
+        values = product_store.qc_values(session, product.id)
+        frames = {f.arcfile: f for f in ingest_log.list_frames(session)}
+        states = product_store.block_states(session)
+    assert states[bias_id] == ("done", None)
+    path = workspace.root / product.path
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == product.sha256
+    truth = load_truth(omegacam_night)
+    assert set(values) == set(truth["detectors"])
+    for extname, det in truth["detectors"].items():
+        assert values[extname]["QC.RON"] == pytest.approx(det["read_noise_adu"], rel=0.03)
+    with fits.open(path, checksum=True) as hdul:  # checksums verified on open
+        primary = hdul[0].header
+        assert primary["HIERARCH ESO PRO CATG"] == "MASTER_BIAS"
+        assert primary["HIERARCH ESO PRO REC1 ID"] == "qc_master_bias"
+        assert primary["HIERARCH ESO PRO DATANCOM"] == 5
+        raws = [primary[f"HIERARCH ESO PRO REC1 RAW{i} NAME"] for i in range(1, 6)]
+        assert all(frames[r].do_catg == "BIAS" for r in raws)
+        assert "CHECKSUM" in primary and "DATASUM" in hdul[1].header
+        ccd = hdul["ESO_CCD_#65"].header
+        assert ccd["HIERARCH ESO QC RON"] == pytest.approx(values["ESO_CCD_#65"]["QC.RON"])
+        assert hdul["ESO_CCD_#65.ERR"].data.shape == hdul["ESO_CCD_#65.DQ"].data.shape
+        provenance = hdul["PROVENANCE"].data
+        assert {(n, s) for n, s in zip(provenance["NAME"], provenance["SHA256"], strict=True)} == {
+            (r, frames[r].sha256) for r in raws
+        }
+
+    again = process_blocks(workspace, db)
+    assert bias_id not in {o.ab_id for o in again}  # done blocks are not redone
+    with db.transaction() as session:
+        assert len(product_store.products_of_block(session, bias_id)) == 1
+    db.close()
+
+
+def test_unprocessable_block_is_failed_with_reason_and_others_go_on(
+    workspace, omegacam_night: Path, monkeypatch
+) -> None:
+    def broken(ctx):
+        raise UnprocessableDataError("all frames saturated")
+
+    db = workspace.open_database()
+    ingest_paths(workspace, db, [omegacam_night])
+    associate_workspace(workspace, db)
+    with db.transaction() as session:
+        blocks = block_store.list_blocks(session)
+    dark = next(b for b in blocks if b["action"] == "MASTER_DARK")
+    monkeypatch.setitem(REGISTRY, dark["recipe"], broken)
+    outcomes = {o.ab_id: o for o in process_blocks(workspace, db)}
+    assert outcomes[dark["id"]].status == "failed"
+    assert "all frames saturated" in outcomes[dark["id"]].reason
+    assert any(o.status == "done" for o in outcomes.values())  # the bias still made it
+    with db.transaction() as session:
+        state, reason = product_store.block_states(session)[dark["id"]]
+    assert state == "failed" and dark["id"] in reason
+    db.close()
