@@ -87,6 +87,11 @@ def init(ctx: click.Context, directory: Path | None) -> None:
 @click.option("--seed", default=0, show_default=True, help="Same seed, same files.")
 @click.option("--scale", type=click.Choice(["test", "full"]), default="full", show_default=True)
 @click.option("--workers", type=int, default=None, help="Processes (default: one per core).")
+@click.option(
+    "--only",
+    multiple=True,
+    help="Write only exposures of this kind (bias, dark, dome_flat, ...); repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def simulate(
     instrument: str,
@@ -95,6 +100,7 @@ def simulate(
     seed: int,
     scale: str,
     workers: int | None,
+    only: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Simulate a raw night of INSTRUMENT (OMEGACAM, HAWKI) with recorded truth."""
@@ -103,7 +109,14 @@ def simulate(
     date = _parse_night(night)
     assert date is not None
     result = simulate_night(
-        instrument, date, out_dir, seed=seed, scale=scale, workers=workers, progress=not as_json
+        instrument,
+        date,
+        out_dir,
+        seed=seed,
+        scale=scale,
+        workers=workers,
+        progress=not as_json,
+        only=frozenset(only) or None,
     )
     if as_json:
         _print_json(

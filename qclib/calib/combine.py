@@ -71,7 +71,7 @@ def _mad_sigma(sorted_values: np.ndarray, n: int, centre: float, work: np.ndarra
 
 
 @numba.njit(parallel=True, cache=True)
-def _median_kernel(stack, mask, scales, out, err, count):  # type: ignore[no-untyped-def]
+def _median_kernel(stack, mask, offsets, scales, out, err, count):  # type: ignore[no-untyped-def]
     nf, ny, nx = stack.shape
     for y in numba.prange(ny):
         values = np.empty(nf, dtype=np.float64)
@@ -79,7 +79,7 @@ def _median_kernel(stack, mask, scales, out, err, count):  # type: ignore[no-unt
             n = 0
             for f in range(nf):
                 if not mask[f, y, x]:
-                    v = stack[f, y, x] / scales[f]
+                    v = (stack[f, y, x] - offsets[f]) / scales[f]
                     if not math.isnan(v):
                         values[n] = v
                         n += 1
@@ -95,7 +95,7 @@ def _median_kernel(stack, mask, scales, out, err, count):  # type: ignore[no-unt
 
 
 @numba.njit(parallel=True, cache=True)
-def _clipped_mean_kernel(stack, mask, scales, sigma, maxiters, out, err, count):  # type: ignore[no-untyped-def]
+def _clipped_mean_kernel(stack, mask, offsets, scales, sigma, maxiters, out, err, count):  # type: ignore[no-untyped-def]
     nf, ny, nx = stack.shape
     for y in numba.prange(ny):
         values = np.empty(nf, dtype=np.float64)
@@ -105,7 +105,7 @@ def _clipped_mean_kernel(stack, mask, scales, sigma, maxiters, out, err, count):
             n = 0
             for f in range(nf):
                 if not mask[f, y, x]:
-                    v = stack[f, y, x] / scales[f]
+                    v = (stack[f, y, x] - offsets[f]) / scales[f]
                     if not math.isnan(v):
                         values[n] = v
                         n += 1
@@ -150,42 +150,53 @@ def _clipped_mean_kernel(stack, mask, scales, sigma, maxiters, out, err, count):
 
 
 def _prepare(
-    stack: np.ndarray, mask: np.ndarray | None, scales: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    stack: np.ndarray,
+    mask: np.ndarray | None,
+    scales: np.ndarray | None,
+    offsets: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if stack.ndim != 3:
         raise ValueError(f"a stack is (frames, ny, nx); got shape {stack.shape}")
-    data = np.ascontiguousarray(stack, dtype=np.float32)  # native byte order, contiguous
+    # Native-order float32 is read in place, views (trimmed sections) included;
+    # anything else is converted once.
+    native = stack.dtype == np.float32 and stack.dtype.isnative
+    data = stack if native else stack.astype(np.float32)
     if mask is None:
-        bad = np.zeros(data.shape, dtype=np.bool_)
+        bad = np.zeros((1, 1, 1), dtype=np.bool_)
+        bad = np.broadcast_to(bad, data.shape)
     else:
         if mask.shape != data.shape:
             raise ValueError(f"mask shape {mask.shape} differs from stack shape {data.shape}")
-        bad = np.ascontiguousarray(mask, dtype=np.bool_)
-    factors = np.ones(data.shape[0]) if scales is None else np.asarray(scales, dtype=np.float64)
-    if (
-        factors.shape != (data.shape[0],)
-        or not np.all(np.isfinite(factors))
-        or np.any(factors == 0)
-    ):
+        bad = np.asarray(mask, dtype=np.bool_)
+    n = data.shape[0]
+    factors = np.ones(n) if scales is None else np.asarray(scales, dtype=np.float64)
+    if factors.shape != (n,) or not np.all(np.isfinite(factors)) or np.any(factors == 0):
         raise ValueError("scales must be one finite, non-zero factor per frame")
-    return data, bad, factors
+    shifts = np.zeros(n) if offsets is None else np.asarray(offsets, dtype=np.float64)
+    if shifts.shape != (n,) or not np.all(np.isfinite(shifts)):
+        raise ValueError("offsets must be one finite value per frame")
+    return data, bad, factors, shifts
 
 
 def median_combine(
-    stack: np.ndarray, *, mask: np.ndarray | None = None, scales: np.ndarray | None = None
+    stack: np.ndarray,
+    *,
+    mask: np.ndarray | None = None,
+    scales: np.ndarray | None = None,
+    offsets: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel-wise median of a stack: (image, uncertainty, frames used), float32/int16.
+    """Pixel-wise median of ``(frame - offset) / scale``: (image, uncertainty, frames used).
 
     >>> stack = np.array([[[1.0]], [[5.0]], [[2.0]]])
     >>> median_combine(stack)[0]
     array([[2.]], dtype=float32)
     """
-    data, bad, factors = _prepare(stack, mask, scales)
+    data, bad, factors, shifts = _prepare(stack, mask, scales, offsets)
     ny, nx = data.shape[1:]
     out = np.empty((ny, nx), np.float32)
     err = np.empty((ny, nx), np.float32)
     count = np.empty((ny, nx), np.int16)
-    _median_kernel(data, bad, factors, out, err, count)
+    _median_kernel(data, bad, shifts, factors, out, err, count)
     return out, err, count
 
 
@@ -194,12 +205,13 @@ def clipped_mean_combine(
     *,
     mask: np.ndarray | None = None,
     scales: np.ndarray | None = None,
+    offsets: np.ndarray | None = None,
     sigma: float = 3.0,
     maxiters: int = 5,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel-wise sigma-clipped mean: values beyond ``sigma`` robust standard deviations
-    (1.4826 MAD) of the median are dropped, repeatedly (at most ``maxiters`` times,
-    never below 3 values).
+    """Pixel-wise sigma-clipped mean of ``(frame - offset) / scale``: values beyond
+    ``sigma`` robust standard deviations (1.4826 MAD) of the median are dropped,
+    repeatedly (at most ``maxiters`` times, never below 3 values).
 
     >>> stack = np.array([[[1.0]], [[1.1]], [[0.9]], [[1.0]], [[50.0]]])
     >>> float(clipped_mean_combine(stack, sigma=1.5)[0][0, 0])
@@ -207,10 +219,10 @@ def clipped_mean_combine(
     """
     if sigma <= 0 or maxiters < 0:
         raise ValueError("sigma must be > 0 and maxiters >= 0")
-    data, bad, factors = _prepare(stack, mask, scales)
+    data, bad, factors, shifts = _prepare(stack, mask, scales, offsets)
     ny, nx = data.shape[1:]
     out = np.empty((ny, nx), np.float32)
     err = np.empty((ny, nx), np.float32)
     count = np.empty((ny, nx), np.int16)
-    _clipped_mean_kernel(data, bad, factors, float(sigma), int(maxiters), out, err, count)
+    _clipped_mean_kernel(data, bad, shifts, factors, float(sigma), int(maxiters), out, err, count)
     return out, err, count

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import asdict
 
+import numpy as np
+
 from qclib.calib.bias import BiasConfig, make_master_bias
 from qclib.fitsio import read_image
 from qclib.products import DetectorProduct, Input, ProductSpec, setup_header, write_product
@@ -21,13 +23,16 @@ def run(ctx: RecipeContext, config: BiasConfig | None = None) -> list[ProductRes
     units = ctx.instrument.qc.get("MASTER_BIAS", {})
     qc_by_detector: dict[str, dict[str, float]] = {}
 
+    # One stack, reused for every detector (fresh memory is slow to touch).
+    stack = np.empty((len(ctx.raws), geometry.naxis2, geometry.naxis1), np.float32)
+    scratch = np.empty(geometry.naxis1 * geometry.naxis2 * 8, np.uint8)
+
     def per_detector() -> Iterator[DetectorProduct]:
         for extname in detectors:
-            raws = []
-            for raw in ctx.raws:
+            for i, raw in enumerate(ctx.raws):
                 hdu = next(h for h in raw.scan.extensions if h.extname == extname)
-                raws.append(read_image(raw.path, hdu))
-            master = make_master_bias(raws, geometry, config)
+                read_image(raw.path, hdu, out=stack[i], scratch=scratch)
+            master = make_master_bias(stack, geometry, config)
             qc_by_detector[extname] = master.qc
             yield DetectorProduct(
                 extname,

@@ -232,6 +232,7 @@ def simulate_night(
     scale: str = "full",
     workers: int | None = None,
     progress: bool = True,
+    only: frozenset[str] | set[str] | None = None,
 ) -> SimulationResult:
     """Simulate one night of raw frames with recorded truth.
 
@@ -252,6 +253,9 @@ def simulate_night(
         ``1`` runs in this process.
     progress
         Show a progress bar.
+    only
+        Exposure kinds to write (``{"bias"}``; default all). The plan, and so every
+        written frame's truth, is the same as in the full night.
 
     Raises
     ------
@@ -271,10 +275,19 @@ def simulate_night(
         "night": night.isoformat(),
         "seed": seed,
         "scale": scale,
+        "only": sorted(only) if only else None,
     }
     _check_out_dir(out_dir, identity)
 
     exposures, sun = plan_night(instrument, night, seed=seed, scale=scale)
+    if only is not None:
+        unknown = set(only) - {e.kind for e in exposures}
+        if unknown:
+            raise ConfigError(
+                f"{instrument.name} nights have no exposures of kind "
+                f"{sorted(unknown)}; kinds: {sorted({e.kind for e in exposures})}"
+            )
+        exposures = [e for e in exposures if e.kind in only]
     detectors = instrument.detectors_at(scale)
     truths = [
         draw_detector_truth(instrument, geometry, instrument.detectors.index(d), seed)
@@ -360,10 +373,10 @@ def simulate_night(
                 "flux_e_per_s": e.sky_e_per_s,
                 "notes": list(e.notes),
                 "detectors": {
-                    extname: records[e.index] for extname, records in sorted(per_detector.items())
+                    extname: records[position] for extname, records in sorted(per_detector.items())
                 },
             }
-            for e in exposures
+            for position, e in enumerate(exposures)
         ],
     }
     truth_path = out_dir / TRUTH_FILE

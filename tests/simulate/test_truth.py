@@ -278,3 +278,30 @@ def test_files_open_cleanly_in_astropy(hawki_night: Path, omegacam_night: Path) 
         for path in sorted(folder.glob("*.fits"))[:3]:
             with fits.open(path, checksum=False) as hdul:
                 hdul.verify("exception")
+
+
+def test_only_some_kinds_gives_the_same_frames(tmp_path: Path, hawki_night: Path) -> None:
+    """`--only dark` writes exactly the darks of the full night, byte for byte."""
+    result = simulate_night(
+        "HAWKI",
+        NIGHT,
+        tmp_path / "darks",
+        seed=7,
+        scale="test",
+        workers=1,
+        progress=False,
+        only={"dark"},
+    )
+    full = load_truth(hawki_night)
+    darks = {e["arcfile"] for e in full["exposures"] if e["kind"] == "dark"}
+    assert {p.name for p in result.files} == darks
+    for path in result.files:
+        assert _sha_file(path) == _sha_file(hawki_night / path.name)
+    mine = json.loads(result.truth_path.read_text())
+    theirs = {e["arcfile"]: e for e in full["exposures"]}
+    for exposure in mine["exposures"]:
+        assert exposure == theirs[exposure["arcfile"]]
+
+
+def _sha_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
