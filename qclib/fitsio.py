@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 
@@ -331,12 +331,6 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         while chunk := stream.read(_HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def header_value(header: dict[str, Any], key: str, default: Any = None) -> Any:
-    """Value of a flattened keyword; strings are stripped of trailing blanks."""
-    value = header.get(key, default)
-    return value.strip() if isinstance(value, str) else value
 
 
 _DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}

@@ -41,17 +41,6 @@ def load_instrument(name: str) -> InstrumentConfig:
     return load_instrument_config(path)
 
 
-def instrument_for_instrume(
-    value: str, allowed: list[str] | None = None
-) -> InstrumentConfig | None:
-    """The instrument whose INSTRUME values include ``value`` (None when none does)."""
-    for name in allowed if allowed is not None else available_instruments():
-        config = load_instrument(name)
-        if value.strip() in config.ingest.instrume_values:
-            return config
-    return None
-
-
 def rules_path(name: str) -> Path:
     folder = name.lower()
     return INSTRUMENTS_DIR / folder / f"{folder}.oca"
