@@ -88,7 +88,7 @@ def run_ccdproc(raw_dir: Path, ccds: int) -> None:
         for h in handles:
             ccd = CCDData(h[ext].data.astype(np.float32) + 32768.0, unit="adu")
             ccd = ccdproc.subtract_overscan(
-                ccd, fits_section="[2097:2144,1:4100]", median=True, overscan_axis=1
+                ccd, fits_section="[2097:2144,:]", median=True, overscan_axis=1
             )
             frames.append(ccdproc.trim_image(ccd, fits_section="[49:2096,1:4100]"))
         with warnings.catch_warnings():

@@ -70,28 +70,56 @@ def _mad_sigma(sorted_values: np.ndarray, n: int, centre: float, work: np.ndarra
     return 1.482602218505602 * _median_sorted(work, n)
 
 
+@numba.njit(cache=True, inline="always")
+def _gather(stack, mask, offsets, scales, y, x, values):  # type: ignore[no-untyped-def]
+    """Copy pixel (y, x) of every unmasked frame, offset and scaled, into values."""
+    n = 0
+    for f in range(stack.shape[0]):
+        if not mask[f, y, x]:
+            v = (stack[f, y, x] - offsets[f]) / scales[f]
+            if not math.isnan(v):
+                values[n] = v
+                n += 1
+    return n
+
+
 @numba.njit(parallel=True, cache=True)
 def _median_kernel(stack, mask, offsets, scales, out, err, count):  # type: ignore[no-untyped-def]
     nf, ny, nx = stack.shape
+    inverse = 1.0 / scales
     for y in numba.prange(ny):
         values = np.empty(nf, dtype=np.float64)
         for x in range(nx):
+            # Insert each value at its sorted place as it is read (stacks are short),
+            # summing for the standard deviation on the way: one pass per pixel.
             n = 0
+            total = 0.0
+            squares = 0.0
             for f in range(nf):
-                if not mask[f, y, x]:
-                    v = (stack[f, y, x] - offsets[f]) / scales[f]
-                    if not math.isnan(v):
-                        values[n] = v
-                        n += 1
+                if mask[f, y, x]:
+                    continue
+                v = (stack[f, y, x] - offsets[f]) * inverse[f]
+                if math.isnan(v):
+                    continue
+                j = n - 1
+                while j >= 0 and values[j] > v:
+                    values[j + 1] = values[j]
+                    j -= 1
+                values[j + 1] = v
+                n += 1
+                total += v
+                squares += v * v
             count[y, x] = n
             if n == 0:
                 out[y, x] = math.nan
                 err[y, x] = math.nan
                 continue
-            sd = _std(values, n)
-            _sort_small(values, n)
             out[y, x] = _median_sorted(values, n)
-            err[y, x] = _MEDIAN_EFFICIENCY * sd / math.sqrt(n) if n > 1 else math.nan
+            if n > 1:
+                variance = max((squares - total * total / n) / (n - 1), 0.0)
+                err[y, x] = _MEDIAN_EFFICIENCY * math.sqrt(variance / n)
+            else:
+                err[y, x] = math.nan
 
 
 @numba.njit(parallel=True, cache=True)
@@ -102,13 +130,7 @@ def _clipped_mean_kernel(stack, mask, offsets, scales, sigma, maxiters, out, err
         kept = np.empty(nf, dtype=np.float64)
         work = np.empty(nf, dtype=np.float64)
         for x in range(nx):
-            n = 0
-            for f in range(nf):
-                if not mask[f, y, x]:
-                    v = (stack[f, y, x] - offsets[f]) / scales[f]
-                    if not math.isnan(v):
-                        values[n] = v
-                        n += 1
+            n = _gather(stack, mask, offsets, scales, y, x, values)
             if n == 0:
                 out[y, x] = math.nan
                 err[y, x] = math.nan

@@ -94,6 +94,21 @@ def make_catalogue(
     )
 
 
+def _mosaic_offsets(
+    instrument: InstrumentConfig, geometry: Geometry, extname: str
+) -> tuple[float, float, float, float]:
+    """(x0, y0) of a detector's first data pixel and (xc, yc) of the mosaic centre,
+    in mosaic pixels (gaps included)."""
+    ny, nx = geometry.data_shape
+    rows, cols = len(instrument.layout), len(instrument.layout[0])
+    row, col = instrument.layout_position(extname)
+    x0 = col * (nx + geometry.gap_x_px)
+    y0 = (rows - 1 - row) * (ny + geometry.gap_y_px)
+    xc = (cols * nx + (cols - 1) * geometry.gap_x_px) / 2
+    yc = (rows * ny + (rows - 1) * geometry.gap_y_px) / 2
+    return x0, y0, xc, yc
+
+
 def detector_wcs(
     instrument: InstrumentConfig,
     geometry: Geometry,
@@ -105,13 +120,7 @@ def detector_wcs(
 
     North up, east left; raw pixel coordinates, so the prescan offset is included.
     """
-    ny, nx = geometry.data_shape
-    rows, cols = len(instrument.layout), len(instrument.layout[0])
-    row, col = instrument.layout_position(extname)
-    x0 = col * (nx + geometry.gap_x_px)
-    y0 = (rows - 1 - row) * (ny + geometry.gap_y_px)
-    xc = (cols * nx + (cols - 1) * geometry.gap_x_px) / 2
-    yc = (rows * ny + (rows - 1) * geometry.gap_y_px) / 2
+    x0, y0, xc, yc = _mosaic_offsets(instrument, geometry, extname)
     data_rows, data_cols = parse_section(geometry.data_section)
     scale = instrument.pixel_scale_arcsec / 3600
     wcs = WCS(naxis=2)
@@ -130,12 +139,7 @@ def focal_plane_radius(
     Returns broadcastable (y, x) arrays over the data region.
     """
     ny, nx = geometry.data_shape
-    rows, cols = len(instrument.layout), len(instrument.layout[0])
-    row, col = instrument.layout_position(extname)
-    x0 = col * (nx + geometry.gap_x_px)
-    y0 = (rows - 1 - row) * (ny + geometry.gap_y_px)
-    half_w = (cols * nx + (cols - 1) * geometry.gap_x_px) / 2
-    half_h = (rows * ny + (rows - 1) * geometry.gap_y_px) / 2
+    x0, y0, half_w, half_h = _mosaic_offsets(instrument, geometry, extname)
     x = ((x0 + np.arange(nx, dtype=np.float32)) - half_w) / half_w
     y = ((y0 + np.arange(ny, dtype=np.float32)) - half_h) / half_h
     return y[:, None], x[None, :]

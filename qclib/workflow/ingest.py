@@ -101,6 +101,17 @@ class _AlreadyIngested(Exception):  # noqa: N818 - a signal, not an error
         self.frame_id = frame_id
 
 
+def _check_unchanged(src: Path, before: _Stat) -> None:
+    """Raise if the source changed while it was read (a writer is still at it)."""
+    after = src.stat()
+    if (after.st_size, after.st_mtime_ns) != (before.size, before.mtime_ns):
+        raise QuarantineError(
+            f"{src.name}: changed while it was being ingested: still being written; "
+            "it will be ingested once complete",
+            code="incomplete",
+        )
+
+
 def _readonly(path: Path) -> None:
     path.chmod(S_IRUSR | S_IRGRP | S_IROTH)
 
@@ -229,13 +240,7 @@ class Ingester:
     def _move_valid(self, src: Path, dest: Path, info: FrameInfo, stat: _Stat) -> IngestOutcome:
         """Rename a validated source into data/raw (same file system): no data copied."""
         sha = sha256_file(src)
-        after = src.stat()
-        if (after.st_size, after.st_mtime_ns) != (stat.size, stat.mtime_ns):
-            raise QuarantineError(
-                f"{src.name}: changed while it was being ingested: still being written; "
-                "it will be ingested once complete",
-                code="incomplete",
-            )
+        _check_unchanged(src, stat)
         try:
             self._check_duplicates(src, info.arcfile, sha, stat)
         except _AlreadyIngested as known:
@@ -264,13 +269,7 @@ class Ingester:
             # One read of the source: copy and hash together, check, then rename.
             with atomic_path(dest, readonly=True) as tmp:
                 sha = _copy_hashing(src, tmp)
-                after = src.stat()
-                if (after.st_size, after.st_mtime_ns) != (stat.size, stat.mtime_ns):
-                    raise QuarantineError(
-                        f"{src.name}: changed while it was being ingested: still being "
-                        "written; it will be ingested once complete",
-                        code="incomplete",
-                    )
+                _check_unchanged(src, stat)
                 scan_fits(tmp)
                 self._check_duplicates(src, info.arcfile, sha, stat)
         except _AlreadyIngested as known:
