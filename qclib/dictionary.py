@@ -1,7 +1,7 @@
 """ESO keyword dictionaries (``ESO-VLT-DIC.*``, ``ESO-DFS-DIC.*_QC``): parsing and look-up.
 
 A dictionary is a list of records, each starting with ``Parameter Name:``. Names
-use ``i`` (and sometimes ``n``) as a placeholder for an index: ``INS FILTi NAME``
+use ``i`` (and sometimes ``n``) to stand for an index: ``INS FILTi NAME``
 matches ``INS FILT1 NAME``. Pure: takes text, returns values.
 """
 
@@ -26,7 +26,7 @@ class DictionaryEntry:
     def pattern(self) -> re.Pattern[str]:
         parts = []
         for word in self.name.split():
-            # A trailing lower-case i/n in a word is an index placeholder.
+            # A trailing lower-case i/n in a word stands for an index.
             escaped = re.escape(word.rstrip("in")) if re.search(r"[A-Z0-9][in]+$", word) else None
             parts.append(f"{escaped}[0-9]*" if escaped is not None else re.escape(word))
         return re.compile(r"^" + r" ".join(parts) + r"$")

@@ -56,7 +56,6 @@ def _parser() -> Lark:
         _GRAMMAR.read_text(),
         parser="lalr",
         propagate_positions=True,
-        maybe_placeholders=False,
     )
 
 
