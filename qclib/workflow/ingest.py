@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from stat import S_IRGRP, S_IROTH, S_IRUSR
-from typing import Literal
+from typing import Any, Literal
 
 from tqdm import tqdm
 
@@ -99,6 +99,13 @@ class _AlreadyIngested(Exception):  # noqa: N818 - a signal, not an error
         super().__init__(arcfile)
         self.arcfile = arcfile
         self.frame_id = frame_id
+
+
+def _remember(session: Any, source: str, stat: _Stat, sha256: str, **outcome: Any) -> None:
+    """Record what ingest concluded about a source (frame, quarantine or pending move)."""
+    log.record_source(
+        session, source, size_bytes=stat.size, mtime_ns=stat.mtime_ns, sha256=sha256, **outcome
+    )
 
 
 def _check_unchanged(src: Path, before: _Stat) -> None:
@@ -219,14 +226,7 @@ class Ingester:
                 do_catg=classified.do_catg,
                 classification=classified.as_dict(),
             )
-            log.record_source(
-                session,
-                name,
-                size_bytes=stat.size,
-                mtime_ns=stat.mtime_ns,
-                sha256=sha,
-                frame_id=frame_id,
-            )
+            _remember(session, name, stat, sha, frame_id=frame_id)
             log.resolve_quarantine_of_source(session, name, f"ingested later as {info.arcfile}")
         return IngestOutcome(
             name,
@@ -247,14 +247,7 @@ class Ingester:
             return IngestOutcome(str(src), "already-ingested", arcfile=known.arcfile)
         dest.parent.mkdir(parents=True, exist_ok=True)
         with self.db.transaction() as session:  # write-ahead: the move is about to happen
-            log.record_source(
-                session,
-                str(src),
-                size_bytes=stat.size,
-                mtime_ns=stat.mtime_ns,
-                sha256=sha,
-                pending_dest=self.workspace.relative(dest),
-            )
+            _remember(session, str(src), stat, sha, pending_dest=self.workspace.relative(dest))
         os.replace(src, dest)
         _readonly(dest)
         return self._index(src, dest, info, sha, stat)
@@ -282,14 +275,7 @@ class Ingester:
             same = log.frame_by_sha256(session, sha)
             clash = log.frame_by_arcfile(session, arcfile)
             if same is not None and same.source_path == name:
-                log.record_source(
-                    session,
-                    name,
-                    size_bytes=stat.size,
-                    mtime_ns=stat.mtime_ns,
-                    sha256=sha,
-                    frame_id=same.id,
-                )
+                _remember(session, name, stat, sha, frame_id=same.id)
                 raise _AlreadyIngested(same.arcfile, same.id)
         if same is not None:
             raise QuarantineError(
@@ -311,14 +297,7 @@ class Ingester:
         with self.db.transaction() as session:
             for entry in log.list_quarantine(session):
                 if entry.source_path == name and entry.sha256 == sha:
-                    log.record_source(
-                        session,
-                        name,
-                        size_bytes=stat.size,
-                        mtime_ns=stat.mtime_ns,
-                        sha256=sha,
-                        quarantine_id=entry.id,
-                    )
+                    _remember(session, name, stat, sha, quarantine_id=entry.id)
                     return IngestOutcome(
                         name,
                         "already-quarantined",
@@ -340,14 +319,7 @@ class Ingester:
                 reason_code=err.code,
                 reason=err.reason,
             )
-            log.record_source(
-                session,
-                name,
-                size_bytes=stat.size,
-                mtime_ns=stat.mtime_ns,
-                sha256=copied_sha,
-                quarantine_id=entry_id,
-            )
+            _remember(session, name, stat, copied_sha, quarantine_id=entry_id)
         return IngestOutcome(name, "quarantined", code=err.code, reason=err.reason, stored=stored)
 
 
