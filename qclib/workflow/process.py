@@ -18,7 +18,7 @@ from typing import Any, Literal
 from qclib.db import Database, ingest_log
 from qclib.db import blocks as block_store
 from qclib.db import products as product_store
-from qclib.errors import IncompleteBlockError, UnprocessableDataError
+from qclib.errors import ConfigError, IncompleteBlockError, UnprocessableDataError
 from qclib.fitsio import scan_fits
 from qclib.instruments import load_instrument
 from qclib.recipes import REGISTRY
@@ -131,6 +131,12 @@ def process_blocks(
         blocks = block_store.list_blocks(session, night=night)
         states = product_store.block_states(session)
     if ids:
+        unknown = sorted(set(ids) - {b["id"] for b in blocks})
+        if unknown:
+            raise ConfigError(
+                f"no association block {', '.join(unknown)}"
+                f"{' on night ' + night.isoformat() if night else ''}; 'qc abs' lists them"
+            )
         blocks = [b for b in blocks if b["id"] in ids]
     outcomes = []
     for block in _ordered(blocks):

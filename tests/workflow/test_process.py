@@ -86,3 +86,12 @@ def test_unprocessable_block_is_failed_with_reason_and_others_go_on(
         state, reason = product_store.block_states(session)[dark["id"]]
     assert state == "failed" and dark["id"] in reason
     db.close()
+
+
+def test_unknown_block_ids_are_a_clear_error(workspace) -> None:
+    from qclib.errors import ConfigError
+
+    db = workspace.open_database()
+    with pytest.raises(ConfigError, match="no association block NOPE; 'qc abs' lists them"):
+        process_blocks(workspace, db, ids=["NOPE"])
+    db.close()
