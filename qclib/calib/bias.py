@@ -28,6 +28,7 @@ import numpy as np
 
 from qclib.calib.combine import median_combine
 from qclib.calib.dq import DQ_HOT, DQ_NO_DATA
+from qclib.calib.readout import check_frames, frame_levels
 from qclib.calib.stats import clipped_stats
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
@@ -82,30 +83,26 @@ def make_master_bias(
         Too few frames, frames of different shapes, or frames with no valid pixels.
     """
     config = config or BiasConfig()
-    if len(raws) < config.min_frames:
-        raise UnprocessableDataError(
-            f"{len(raws)} bias frame(s); a master bias needs at least {config.min_frames}"
-        )
-    if not isinstance(raws, np.ndarray):
+    if len(raws) >= 1 and not isinstance(raws, np.ndarray):
         shapes = {r.shape for r in raws}
         if len(shapes) != 1:
             raise UnprocessableDataError(f"bias frames of different shapes: {sorted(shapes)}")
         raws = np.stack(raws)
-    if raws.shape[1:] != (geometry.naxis2, geometry.naxis1):
+    raws = np.asarray(raws)
+    if raws.ndim != 3 or raws.shape[1:] != (geometry.naxis2, geometry.naxis1):
         raise UnprocessableDataError(
-            f"bias frames of {raws.shape[2]}x{raws.shape[1]} pixels, not the "
+            f"bias frames of shape {raws.shape[1:]}, not the "
             f"{geometry.naxis1}x{geometry.naxis2} of this readout"
         )
     rows, cols = parse_section(geometry.data_section)
     data = raws[:, rows, cols]
-    for i, frame in enumerate(data):
-        if clipped_stats(frame, maxiters=1).count == 0:
-            raise UnprocessableDataError(f"bias frame {i + 1} has no finite pixel (all NaN)")
-    if geometry.overscan_section is not None:
-        o_rows, o_cols = parse_section(geometry.overscan_section)
-        levels = np.array([clipped_stats(f[o_rows, o_cols], sigma=4).mean for f in raws])
-    else:
-        levels = np.zeros(len(raws))
+    check_frames(
+        data,
+        names=[str(i + 1) for i in range(len(data))],
+        min_frames=config.min_frames,
+        what="bias",
+    )
+    levels = frame_levels(raws, geometry)
     master, error, count = median_combine(data, offsets=levels)
     dq = np.zeros(master.shape, np.uint8)
     dq[count == 0] |= DQ_NO_DATA

@@ -71,12 +71,13 @@ def _mad_sigma(sorted_values: np.ndarray, n: int, centre: float, work: np.ndarra
 
 
 @numba.njit(cache=True, inline="always")
-def _gather(stack, mask, offsets, scales, y, x, values):  # type: ignore[no-untyped-def]
-    """Copy pixel (y, x) of every unmasked frame, offset and scaled, into values."""
+def _gather(stack, mask, offsets, background, scales, y, x, values):  # type: ignore[no-untyped-def]
+    """Copy pixel (y, x) of every unmasked frame, less offsets, scaled, into values."""
     n = 0
+    b = background[y, x]
     for f in range(stack.shape[0]):
         if not mask[f, y, x]:
-            v = (stack[f, y, x] - offsets[f]) / scales[f]
+            v = (stack[f, y, x] - offsets[f] - b) / scales[f]
             if not math.isnan(v):
                 values[n] = v
                 n += 1
@@ -84,7 +85,7 @@ def _gather(stack, mask, offsets, scales, y, x, values):  # type: ignore[no-unty
 
 
 @numba.njit(parallel=True, cache=True)
-def _median_kernel(stack, mask, offsets, scales, out, err, count):  # type: ignore[no-untyped-def]
+def _median_kernel(stack, mask, offsets, background, scales, out, err, count):  # type: ignore[no-untyped-def]
     nf, ny, nx = stack.shape
     inverse = 1.0 / scales
     for y in numba.prange(ny):
@@ -95,10 +96,11 @@ def _median_kernel(stack, mask, offsets, scales, out, err, count):  # type: igno
             n = 0
             total = 0.0
             squares = 0.0
+            b = background[y, x]
             for f in range(nf):
                 if mask[f, y, x]:
                     continue
-                v = (stack[f, y, x] - offsets[f]) * inverse[f]
+                v = (stack[f, y, x] - offsets[f] - b) * inverse[f]
                 if math.isnan(v):
                     continue
                 j = n - 1
@@ -123,14 +125,14 @@ def _median_kernel(stack, mask, offsets, scales, out, err, count):  # type: igno
 
 
 @numba.njit(parallel=True, cache=True)
-def _clipped_mean_kernel(stack, mask, offsets, scales, sigma, maxiters, out, err, count):  # type: ignore[no-untyped-def]
+def _clipped_mean_kernel(stack, mask, offsets, background, scales, sigma, maxiters, out, err, count):  # type: ignore[no-untyped-def]
     nf, ny, nx = stack.shape
     for y in numba.prange(ny):
         values = np.empty(nf, dtype=np.float64)
         kept = np.empty(nf, dtype=np.float64)
         work = np.empty(nf, dtype=np.float64)
         for x in range(nx):
-            n = _gather(stack, mask, offsets, scales, y, x, values)
+            n = _gather(stack, mask, offsets, background, scales, y, x, values)
             if n == 0:
                 out[y, x] = math.nan
                 err[y, x] = math.nan
@@ -176,7 +178,8 @@ def _prepare(
     mask: np.ndarray | None,
     scales: np.ndarray | None,
     offsets: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    background: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if stack.ndim != 3:
         raise ValueError(f"a stack is (frames, ny, nx); got shape {stack.shape}")
     # Native-order float32 is read in place, views (trimmed sections) included;
@@ -197,7 +200,15 @@ def _prepare(
     shifts = np.zeros(n) if offsets is None else np.asarray(offsets, dtype=np.float64)
     if shifts.shape != (n,) or not np.all(np.isfinite(shifts)):
         raise ValueError("offsets must be one finite value per frame")
-    return data, bad, factors, shifts
+    if background is None:
+        under = np.broadcast_to(np.zeros((1, 1), np.float32), data.shape[1:])
+    else:
+        if background.shape != data.shape[1:]:
+            raise ValueError(
+                f"background shape {background.shape} differs from a frame's {data.shape[1:]}"
+            )
+        under = background
+    return data, bad, factors, shifts, under
 
 
 def median_combine(
@@ -206,19 +217,22 @@ def median_combine(
     mask: np.ndarray | None = None,
     scales: np.ndarray | None = None,
     offsets: np.ndarray | None = None,
+    background: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel-wise median of ``(frame - offset) / scale``: (image, uncertainty, frames used).
+    """Pixel-wise median of ``(frame - offset - background) / scale``: (image,
+    uncertainty, frames used). ``offset``: one value per frame (its overscan level);
+    ``background``: one image for all frames (a master bias or dark).
 
     >>> stack = np.array([[[1.0]], [[5.0]], [[2.0]]])
     >>> median_combine(stack)[0]
     array([[2.]], dtype=float32)
     """
-    data, bad, factors, shifts = _prepare(stack, mask, scales, offsets)
+    data, bad, factors, shifts, under = _prepare(stack, mask, scales, offsets, background)
     ny, nx = data.shape[1:]
     out = np.empty((ny, nx), np.float32)
     err = np.empty((ny, nx), np.float32)
     count = np.empty((ny, nx), np.int16)
-    _median_kernel(data, bad, shifts, factors, out, err, count)
+    _median_kernel(data, bad, shifts, under, factors, out, err, count)
     return out, err, count
 
 
@@ -228,10 +242,11 @@ def clipped_mean_combine(
     mask: np.ndarray | None = None,
     scales: np.ndarray | None = None,
     offsets: np.ndarray | None = None,
+    background: np.ndarray | None = None,
     sigma: float = 3.0,
     maxiters: int = 5,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel-wise sigma-clipped mean of ``(frame - offset) / scale``: values beyond
+    """Pixel-wise sigma-clipped mean of ``(frame - offset - background) / scale``: values beyond
     ``sigma`` robust standard deviations (1.4826 MAD) of the median are dropped,
     repeatedly (at most ``maxiters`` times, never below 3 values).
 
@@ -241,10 +256,12 @@ def clipped_mean_combine(
     """
     if sigma <= 0 or maxiters < 0:
         raise ValueError("sigma must be > 0 and maxiters >= 0")
-    data, bad, factors, shifts = _prepare(stack, mask, scales, offsets)
+    data, bad, factors, shifts, under = _prepare(stack, mask, scales, offsets, background)
     ny, nx = data.shape[1:]
     out = np.empty((ny, nx), np.float32)
     err = np.empty((ny, nx), np.float32)
     count = np.empty((ny, nx), np.int16)
-    _clipped_mean_kernel(data, bad, shifts, factors, float(sigma), int(maxiters), out, err, count)
+    _clipped_mean_kernel(
+        data, bad, shifts, under, factors, float(sigma), int(maxiters), out, err, count
+    )
     return out, err, count

@@ -154,7 +154,6 @@ class PlannedExposure(Strict):
 class SimulatorProfile(Strict):
     """Ranges from which the simulator draws each detector's truth, and the night plan."""
 
-    pixel_size_um: float = Field(gt=0)
     gain_e_per_adu: tuple[float, float]
     read_noise_e: tuple[float, float]
     bias_level_adu: tuple[float, float]
@@ -169,9 +168,7 @@ class SimulatorProfile(Strict):
     prnu_rms: float = Field(ge=0, lt=0.2)
     illumination_amplitude: float = Field(ge=0, lt=0.5)
     nonlinearity_per_adu: float = Field(le=0, description="Quadratic coefficient: adu*(1+c*adu)")
-    readout_time_s: float = Field(ge=0)
     particle_rate_per_cm2_per_s: float = Field(ge=0)
-    saturation_adu: float = Field(gt=0)
     seeing_arcsec: tuple[float, float]
     moffat_beta: float = Field(gt=1)
     filters: dict[str, FilterProfile]
@@ -243,6 +240,11 @@ class InstrumentConfig(Strict):
     origin: str = "ESO-PARANAL"
     arcfile_prefix: str
     pixel_scale_arcsec: float = Field(gt=0)
+    pixel_size_um: float = Field(gt=0, description="Physical pixel size (particle rates per cm2)")
+    readout_time_s: float = Field(
+        ge=0, description="Time a CCD keeps integrating dark current while read out"
+    )
+    saturation_adu: float = Field(gt=0, description="Raw level above which a pixel is saturated")
     infrared: bool = Field(description="IR arrays: no bias frames, DIT/NDIT readout")
     filter_keywords: list[str] = Field(description="Flattened keywords holding filter names")
     site: Site

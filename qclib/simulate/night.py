@@ -13,6 +13,7 @@ import concurrent.futures
 import datetime as dt
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,11 +125,11 @@ def _fill_detector(task: _DetectorTask) -> list[dict[str, float | int]]:
             dit_s=exposure.dit_s,
             ndit=exposure.ndit,
             infrared=instrument.infrared,
-            readout_time_s=sim.readout_time_s,
+            readout_time_s=instrument.readout_time_s,
             frame_offset_adu=offset,
-            saturation_adu=sim.saturation_adu,
+            saturation_adu=instrument.saturation_adu,
             particle_rate_per_cm2_per_s=sim.particle_rate_per_cm2_per_s,
-            pixel_size_um=sim.pixel_size_um,
+            pixel_size_um=instrument.pixel_size_um,
             rng=rng,
         )
         fd = os.open(layout.path, os.O_WRONLY)
@@ -233,6 +234,7 @@ def simulate_night(
     workers: int | None = None,
     progress: bool = True,
     only: frozenset[str] | set[str] | None = None,
+    detectors: Sequence[str] | None = None,
 ) -> SimulationResult:
     """Simulate one night of raw frames with recorded truth.
 
@@ -256,6 +258,10 @@ def simulate_night(
     only
         Exposure kinds to write (``{"bias"}``; default all). The plan, and so every
         written frame's truth, is the same as in the full night.
+    detectors
+        EXTNAMEs to write (default: every detector of the scale). A detector's
+        pixels and truth do not depend on which others are written: full-size
+        detectors for a test, without the other 30 of a mosaic.
 
     Raises
     ------
@@ -276,6 +282,7 @@ def simulate_night(
         "seed": seed,
         "scale": scale,
         "only": sorted(only) if only else None,
+        "detectors": list(detectors) if detectors else None,
     }
     _check_out_dir(out_dir, identity)
 
@@ -288,10 +295,17 @@ def simulate_night(
                 f"{sorted(unknown)}; kinds: {sorted({e.kind for e in exposures})}"
             )
         exposures = [e for e in exposures if e.kind in only]
-    detectors = instrument.detectors_at(scale)
+    present = instrument.detectors_at(scale)
+    if detectors:
+        unknown = set(detectors) - {d.extname for d in present}
+        if unknown:
+            raise ConfigError(
+                f"{instrument.name} at scale '{scale}' has no detector {sorted(unknown)}"
+            )
+        present = [d for d in present if d.extname in detectors]
     truths = [
         draw_detector_truth(instrument, geometry, instrument.detectors.index(d), seed)
-        for d in detectors
+        for d in present
     ]
     catalogues = {
         name: make_catalogue(instrument, geometry, name, instrument.simulator.targets[name], seed)

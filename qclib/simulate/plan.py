@@ -101,7 +101,7 @@ def plan_night(
     obs_id = 200_000_000 + int(rng.integers(0, 99_999_000))
     for item in sim.plan:
         n = _count(item, scale)
-        duration_s = item.exptime_s + sim.readout_time_s + _OVERHEAD_S
+        duration_s = item.exptime_s + instrument.readout_time_s + _OVERHEAD_S
         if item.kind == "standard":
             # One template per standard, spread over the first 60 % of the night.
             for i in range(n):
@@ -120,7 +120,7 @@ def plan_night(
     for _start, item, _n, times in pending:
         shift = max(0.0, busy_until - times[0])
         times = [t + shift for t in times]
-        duration = (item.exptime_s + sim.readout_time_s + _OVERHEAD_S) / 86400
+        duration = (item.exptime_s + instrument.readout_time_s + _OVERHEAD_S) / 86400
         busy_until = times[-1] + duration + 60 / 86400
         scheduled.append((item, times))
 

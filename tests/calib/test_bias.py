@@ -60,7 +60,7 @@ def test_master_bias_does_not_mutate_inputs(omegacam_night: Path) -> None:
 
 def test_bad_inputs_are_unprocessable(omegacam_night: Path) -> None:
     raws, _ = _biases(omegacam_night, "ESO_CCD_#65")
-    with pytest.raises(UnprocessableDataError, match="at least 3"):
+    with pytest.raises(UnprocessableDataError, match="at least 3 are needed"):
         make_master_bias(raws[:2], GEOMETRY)
     with pytest.raises(UnprocessableDataError, match="different shapes"):
         make_master_bias([*raws[:3], raws[3][:-2]], GEOMETRY)

@@ -108,3 +108,25 @@ def test_median_property(n: int, values: list[float]) -> None:
     image, _, count = median_combine(data)
     assert image[0, 0] == pytest.approx(np.median(data.astype(np.float64)), rel=1e-6, abs=1e-3)
     assert count[0, 0] == n
+
+
+def test_background_is_subtracted_before_scaling(stack: np.ndarray) -> None:
+    rng = np.random.default_rng(2)
+    background = rng.normal(10, 3, stack.shape[1:]).astype(np.float32)
+    offsets = np.arange(stack.shape[0], dtype=float)
+    scales = np.linspace(1, 2, stack.shape[0])
+    expected = (
+        stack.astype(np.float64) - offsets[:, None, None] - background
+    ) / scales[:, None, None]
+    image, _, _ = median_combine(stack, offsets=offsets, background=background, scales=scales)
+    np.testing.assert_allclose(image, _nanmedian(expected), rtol=1e-5, atol=1e-5, equal_nan=True)
+    clipped, _, _ = clipped_mean_combine(
+        stack, offsets=offsets, background=background, scales=scales, sigma=3
+    )
+    for y, x in np.ndindex(*stack.shape[1:]):
+        values = expected[:, y, x]
+        if np.isfinite(values).all():
+            ref = _reference_clipped(values, 3, 5)[0]
+            assert clipped[y, x] == pytest.approx(ref, rel=1e-5, abs=1e-4)
+    with pytest.raises(ValueError, match="background shape"):
+        median_combine(stack, background=background[:-1])

@@ -1,0 +1,95 @@
+"""Finding defective pixels, and the large-scale part of an image they stand out of. Pure.
+
+Hot pixels stand above the *local* level of a master bias or dark, cold pixels below
+the local level of a normalised flat: the column pattern of a CCD, the 64-column
+readout channels of an IR array, vignetting and gradients are removed first, so a
+threshold in sigmas means the same everywhere on the detector.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from qclib.calib.stats import clipped_stats
+
+
+def remove_row_column_pattern(image: np.ndarray) -> np.ndarray:
+    """``image`` less its column medians and then its row medians (a new array).
+
+    Column and channel offsets and smooth gradients go; single pixels stay.
+    """
+    residual = image - np.nanmedian(image, axis=0)[None, :]
+    residual -= np.nanmedian(residual, axis=1)[:, None]
+    return residual
+
+
+def find_hot_pixels(image: np.ndarray, *, sigma: float) -> np.ndarray:
+    """Pixels more than ``sigma`` robust standard deviations above their local level.
+
+    >>> rng = np.random.default_rng(0)
+    >>> image = rng.normal(0, 1, (64, 64)) + np.linspace(0, 50, 64)[None, :]
+    >>> image[10, 20] += 30
+    >>> [tuple(map(int, p)) for p in np.argwhere(find_hot_pixels(image, sigma=6))]
+    [(10, 20)]
+    """
+    residual = remove_row_column_pattern(image)
+    spread = clipped_stats(residual, sigma=4)
+    return np.asarray(residual > spread.mean + sigma * spread.std)
+
+
+def smooth_large_scale(image: np.ndarray, *, box: int = 64) -> np.ndarray:
+    """The large-scale structure of an image: medians of ``box`` x ``box`` blocks,
+    interpolated back (bilinear) to every pixel. Defects and noise do not reach it."""
+    ny, nx = image.shape
+    by, bx = max(1, ny // box), max(1, nx // box)
+    # Block edges spread evenly over the image (the last block takes the remainder).
+    y_edges = np.linspace(0, ny, by + 1).astype(int)
+    x_edges = np.linspace(0, nx, bx + 1).astype(int)
+    medians = np.empty((by, bx), np.float64)
+    for i in range(by):
+        for j in range(bx):
+            block = image[y_edges[i] : y_edges[i + 1], x_edges[j] : x_edges[j + 1]]
+            medians[i, j] = np.nanmedian(block)
+    y_centres = (y_edges[:-1] + y_edges[1:] - 1) / 2
+    x_centres = (x_edges[:-1] + x_edges[1:] - 1) / 2
+    # Separable bilinear interpolation, flat beyond the outer block centres.
+    rows = _interpolate_axis(medians, y_centres, ny, axis=0)
+    return _interpolate_axis(rows, x_centres, nx, axis=1).astype(np.float32)
+
+
+def _interpolate_axis(values: np.ndarray, centres: np.ndarray, n: int, axis: int) -> np.ndarray:
+    if values.shape[axis] == 1:
+        return np.repeat(values, n, axis=axis)
+    position = np.interp(np.arange(n), centres, np.arange(centres.size))
+    lower = np.minimum(position.astype(int), centres.size - 2)
+    weight = (position - lower).astype(np.float32)
+    a = np.take(values, lower, axis=axis).astype(np.float32)
+    b = np.take(values, lower + 1, axis=axis).astype(np.float32)
+    shape = [1, 1]
+    shape[axis] = n
+    weight = weight.reshape(shape)
+    return a * (1 - weight) + b * weight
+
+
+def find_cold_pixels(flat: np.ndarray, *, sigma: float, max_response: float = 0.9) -> np.ndarray:
+    """Pixels of a flat whose response, relative to the large-scale flat around them,
+    is both more than ``sigma`` robust standard deviations low and below
+    ``max_response``: dead and partly cold pixels, not the low tail of the PRNU.
+
+    >>> rng = np.random.default_rng(0)
+    >>> flat = rng.normal(1, 0.01, (128, 128)) * np.linspace(0.9, 1.1, 128)[None, :]
+    >>> flat[5, 6] = 0.3
+    >>> [tuple(map(int, p)) for p in np.argwhere(find_cold_pixels(flat, sigma=6))]
+    [(5, 6)]
+    """
+    relative = flat / smooth_large_scale(flat)
+    spread = clipped_stats(relative, sigma=4)
+    low = relative < spread.mean - sigma * spread.std
+    return np.asarray(low & (relative < max_response))
+
+
+def count_events(hits: np.ndarray) -> int:
+    """Connected groups of flagged pixels (8-connected): particle events, not pixels."""
+    _, n = ndimage.label(hits, structure=np.ones((3, 3), bool))
+    return int(n)
