@@ -70,9 +70,9 @@ class DetectorProduct:
     """One detector's product pixels and QC parameters."""
 
     extname: str
-    data: np.ndarray
-    error: np.ndarray
-    dq: np.ndarray
+    data: np.ndarray | None  # None: QC only (a header-only extension, e.g. gain)
+    error: np.ndarray | None
+    dq: np.ndarray | None
     qc: Mapping[str, tuple[float | int | None, str]]  # name -> (value, comment)
     unit: str = "adu"
 
@@ -161,11 +161,16 @@ def write_product(
     with atomic_path(path, readonly=True) as tmp:
         fits.PrimaryHDU(header=primary_header(spec, path.name)).writeto(tmp, checksum=True)
         for det in detectors:
-            image = fits.ImageHDU(np.asarray(det.data, dtype=np.float32), name=det.extname)
-            image.header["BUNIT"] = det.unit
+            data = None if det.data is None else np.asarray(det.data, dtype=np.float32)
+            image = fits.ImageHDU(data, name=det.extname)
+            if data is not None:
+                image.header["BUNIT"] = det.unit
             for name, (value, comment) in det.qc.items():
                 if value is not None and np.isfinite(value):
                     _set(image.header, qc_card(name), value, comment)
+            if data is None:
+                fits.append(tmp, None, image.header, checksum=True)
+                continue
             fits.append(tmp, image.data, image.header, checksum=True)
             error = fits.ImageHDU(
                 np.asarray(det.error, dtype=np.float32), name=f"{det.extname}.ERR"

@@ -93,6 +93,11 @@ class Workspace:
         return self.data_dir / "products"
 
     @property
+    def catalogues_dir(self) -> Path:
+        """Reference catalogues of standard fields (``<OBJECT>.csv``)."""
+        return self.data_dir / "catalogues"
+
+    @property
     def archive_dir(self) -> Path:
         return self.data_dir / "archive"
 

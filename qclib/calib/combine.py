@@ -125,7 +125,9 @@ def _median_kernel(stack, mask, offsets, background, scales, out, err, count):  
 
 
 @numba.njit(parallel=True, cache=True)
-def _clipped_mean_kernel(stack, mask, offsets, background, scales, sigma, maxiters, out, err, count):  # type: ignore[no-untyped-def]
+def _clipped_mean_kernel(
+    stack, mask, offsets, background, scales, sigma, maxiters, out, err, count
+):  # type: ignore[no-untyped-def]
     nf, ny, nx = stack.shape
     for y in numba.prange(ny):
         values = np.empty(nf, dtype=np.float64)

@@ -90,9 +90,7 @@ def make_master_dark(
     check_frames(data, names=names, min_frames=config.min_frames, what="dark")
     levels = frame_levels(raws, geometry)
     if len(raws) >= CLIPPED_MEAN_FROM:
-        combined, error, count = clipped_mean_combine(
-            data, offsets=levels, sigma=config.clip_sigma
-        )
+        combined, error, count = clipped_mean_combine(data, offsets=levels, sigma=config.clip_sigma)
     else:
         combined, error, count = median_combine(data, offsets=levels)
     master = combined if master_bias is None else combined - master_bias

@@ -41,9 +41,14 @@ def find_hot_pixels(image: np.ndarray, *, sigma: float) -> np.ndarray:
 def smooth_large_scale(image: np.ndarray, *, box: int = 64) -> np.ndarray:
     """The large-scale structure of an image: medians of ``box`` x ``box`` blocks,
     interpolated back (bilinear) to every pixel. Defects and noise do not reach it."""
+    return expand_blocks(block_medians(image, box=box), image.shape)
+
+
+def block_medians(image: np.ndarray, *, box: int = 64) -> np.ndarray:
+    """Medians of about ``box`` x ``box`` blocks tiling the image (edges spread evenly):
+    a few kilobytes that keep an image's large-scale structure."""
     ny, nx = image.shape
     by, bx = max(1, ny // box), max(1, nx // box)
-    # Block edges spread evenly over the image (the last block takes the remainder).
     y_edges = np.linspace(0, ny, by + 1).astype(int)
     x_edges = np.linspace(0, nx, bx + 1).astype(int)
     medians = np.empty((by, bx), np.float64)
@@ -51,9 +56,18 @@ def smooth_large_scale(image: np.ndarray, *, box: int = 64) -> np.ndarray:
         for j in range(bx):
             block = image[y_edges[i] : y_edges[i + 1], x_edges[j] : x_edges[j + 1]]
             medians[i, j] = np.nanmedian(block)
+    return medians
+
+
+def expand_blocks(medians: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Block medians interpolated (bilinear, flat beyond the outer block centres) to
+    every pixel of an image of ``shape``."""
+    ny, nx = shape
+    by, bx = medians.shape
+    y_edges = np.linspace(0, ny, by + 1).astype(int)
+    x_edges = np.linspace(0, nx, bx + 1).astype(int)
     y_centres = (y_edges[:-1] + y_edges[1:] - 1) / 2
     x_centres = (x_edges[:-1] + x_edges[1:] - 1) / 2
-    # Separable bilinear interpolation, flat beyond the outer block centres.
     rows = _interpolate_axis(medians, y_centres, ny, axis=0)
     return _interpolate_axis(rows, x_centres, nx, axis=1).astype(np.float32)
 

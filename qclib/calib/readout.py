@@ -26,7 +26,8 @@ def frame_level(frame: np.ndarray, geometry: Geometry) -> float:
     0 when the readout has neither.
 
     >>> from qclib.config.instrument import Geometry
-    >>> g = Geometry(naxis1=6, naxis2=6, bitpix=-32, data_section="[2:5,2:5]")
+    >>> g = Geometry(naxis1=6, naxis2=6, bitpix=-32, data_section="[2:5,2:5]",
+    ...              gap_x_px=0, gap_y_px=0)
     >>> frame = np.full((6, 6), 7.0, np.float32)
     >>> frame[1:5, 1:5] = 100.0
     >>> frame_level(frame, g)

@@ -225,11 +225,59 @@ class AssociationConfig(Strict):
     )
 
 
+class PhotometrySettings(Strict):
+    """What the zeropoint recipe assumes: nominal extinction, catalogue columns."""
+
+    extinction_mag_per_airmass: dict[str, float] = Field(
+        default_factory=dict, description="Nominal extinction per filter (zeropoint above air)"
+    )
+    magnitude_column: str = Field(
+        "mag_{filter}", description="Catalogue column of a filter's magnitudes"
+    )
+    blank_filters: list[str] = Field(
+        default_factory=lambda: ["OPEN", "FREE", "open", "free"],
+        description="Filter-wheel names meaning 'no filter here'",
+    )
+
+
+#: Generic measurements (qclib.qc.measures.MEASURES); "recipe": the recipe computes it.
+MEASURE_NAMES = (
+    "recipe",
+    "median",
+    "mean",
+    "std",
+    "clipped_mean",
+    "clipped_std",
+    "percentile",
+    "min",
+    "max",
+    "count_flagged",
+    "count_above",
+    "count_below",
+)
+
+
 class QCParameter(Strict):
-    """A QC parameter a recipe measures: its unit and what it means."""
+    """A QC parameter: its unit, what it means, and how it is measured."""
 
     unit: str
     description: str
+    measure: Literal[MEASURE_NAMES] = Field(  # type: ignore[valid-type]
+        "recipe", description="'recipe' (the recipe computes it) or a generic statistic"
+    )
+    of: Literal["data", "error", "dq"] = Field("data", description="Plane measured")
+    region: str | None = Field(None, description="[x1:x2,y1:y2] of the plane, 1-based")
+    q: float = Field(50.0, ge=0, le=100, description="Percentile (measure = 'percentile')")
+    sigma: float = Field(3.0, gt=0, description="Clipping (clipped_mean, clipped_std)")
+    bits: int = Field(255, ge=1, le=255, description="DQ bits (count_flagged)")
+    threshold: float = Field(0.0, description="Level (count_above, count_below)")
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_section(value)
+        return value
 
 
 class InstrumentConfig(Strict):
@@ -256,6 +304,7 @@ class InstrumentConfig(Strict):
     qc: dict[str, dict[str, QCParameter]] = Field(
         default_factory=dict, description="QC parameters by PRO.CATG, by ESO name"
     )
+    photometry: PhotometrySettings = Field(default_factory=PhotometrySettings)
     simulator: SimulatorProfile
 
     @model_validator(mode="after")

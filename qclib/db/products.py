@@ -123,3 +123,48 @@ def block_states(session: Session) -> dict[str, tuple[str, str | None]]:
         select(AssociationBlockRow.id, AssociationBlockRow.state, AssociationBlockRow.state_reason)
     )
     return {r[0]: (r[1], r[2]) for r in rows}
+
+
+#: Keywords two products must share to be compared (where both have them).
+REFERENCE_SETUP_KEYS = (
+    "INS.FILT1.NAME",
+    "INS.FILT2.NAME",
+    "DET.DIT",
+    "DET.NDIT",
+    "DET.READ.CLOCK",
+    "DET.NCORRS.NAME",
+    "EXPTIME",
+)
+
+
+def reference_product(
+    session: Session,
+    *,
+    instrument: str,
+    pro_catg: str,
+    before_mjd: float,
+    setup: dict[str, Any],
+) -> StoredProduct | None:
+    """The product a new one of this category and setup is compared with: the newest
+    earlier certified one, else the newest earlier one not rejected."""
+    query = (
+        select(ProductRow)
+        .where(
+            ProductRow.instrument == instrument,
+            ProductRow.pro_catg == pro_catg,
+            ProductRow.mid_mjd < before_mjd,
+            ProductRow.status != "rejected",
+        )
+        .order_by(ProductRow.mid_mjd.desc(), ProductRow.id.desc())
+    )
+    candidates = [
+        p
+        for p in map(_stored, session.scalars(query))
+        if all(
+            p.header.get(key) == setup[key]
+            for key in REFERENCE_SETUP_KEYS
+            if key in setup and key in p.header
+        )
+    ]
+    certified = [p for p in candidates if p.status == "certified"]
+    return (certified or candidates or [None])[0]

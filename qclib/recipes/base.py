@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from qclib.calib.stats import clipped_stats
 from qclib.config.instrument import Geometry, InstrumentConfig, parse_section
 from qclib.errors import IncompleteBlockError, UnprocessableDataError
 from qclib.fitsio import FitsScan, read_image, scan_fits
 from qclib.products import DetectorProduct, Input, ProductSpec, setup_header, write_product
+from qclib.qc.measures import measure_catalogue
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class RecipeContext:
     calibrations: Mapping[str, tuple[CalibInput, ...]]
     product_dir: Path
     config_hash: str
+    catalogues: Path = Path("data/catalogues")
+    """Folder of reference catalogues (standard fields), ``<OBJECT>.csv``."""
     references: Mapping[str, Path] = field(default_factory=dict)
     """The product each category is compared with (QC '... difference to reference'):
     the newest earlier certified (else any earlier) product of the same setup."""
@@ -181,6 +186,38 @@ def qc_cards(
     }
 
 
+def _measured(
+    ctx: RecipeContext,
+    pro_catg: str,
+    detectors: Iterable[DetectorProduct],
+    qc: dict[str, dict[str, float]],
+) -> Iterator[DetectorProduct]:
+    """Each detector with the catalogue's generic QC parameters (instrument TOML) and,
+    for a master calibration with a predecessor, its difference to it (QC.REFDIFF.*)."""
+    catalogue = ctx.instrument.qc.get(pro_catg, {})
+    reference = ctx.references.get(pro_catg)
+    reader = (
+        CalibrationReader(CalibInput("REFERENCE", pro_catg, reference, ""))
+        if reference is not None
+        else None
+    )
+    for det in detectors:
+        if det.data is None:
+            yield det
+            continue
+        values = measure_catalogue(catalogue, {"data": det.data, "error": det.error, "dq": det.dq})
+        if reader is not None and det.extname in {h.extname for h in reader.scan.extensions}:
+            difference = det.data - reader.data(det.extname)
+            values["QC.REFDIFF.MED"] = float(np.nanmedian(difference))
+            values["QC.REFDIFF.RMS"] = clipped_stats(difference, sigma=5).std
+        if not values:
+            yield det
+            continue
+        qc.setdefault(det.extname, {}).update(values)
+        cards = {**det.qc, **qc_cards(ctx.instrument, pro_catg, values)}
+        yield dataclasses.replace(det, qc=cards)
+
+
 def write(
     ctx: RecipeContext,
     pro_catg: str,
@@ -190,7 +227,7 @@ def write(
     raws: Sequence[RawInput],
     calibs: Sequence[CalibInput] = (),
     parameters: Mapping[str, Any] | None = None,
-    qc: Mapping[str, dict[str, float]] | None = None,
+    qc: dict[str, dict[str, float]] | None = None,
     pro_type: str = "REDUCED",
 ) -> ProductResult:
     """Write one product (detector by detector, atomically) and describe it.
@@ -212,6 +249,8 @@ def write(
         pro_type=pro_type,
     )
     path = ctx.product_path(pro_catg)
+    if qc is not None:
+        detectors = _measured(ctx, pro_catg, detectors, qc)
     sha = write_product(path, spec, detectors)
     return ProductResult(
         pro_catg,

@@ -26,7 +26,9 @@ def _run(ctx: RecipeContext, recipe: str, config: DarkConfig) -> list[ProductRes
     geometry = ctx.geometry()
     raws = ctx.raws_of()
     infrared = ctx.instrument.infrared
-    setup = ["DET.DIT", "DET.NDIT", "DET.NCORRS.NAME"] if infrared else ["EXPTIME", "DET.READ.CLOCK"]
+    setup = (
+        ["DET.DIT", "DET.NDIT", "DET.NCORRS.NAME"] if infrared else ["EXPTIME", "DET.READ.CLOCK"]
+    )
     ctx.uniform(raws, setup, "dark")
     header = raws[0].scan.primary
     if infrared:

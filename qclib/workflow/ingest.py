@@ -331,5 +331,29 @@ def ingest_paths(
     move: bool = False,
     progress: bool = False,
 ) -> list[IngestOutcome]:
-    """Ingest files and folders into a workspace; one outcome per source file."""
-    return Ingester(workspace, database, move=move).ingest(paths, progress=progress)
+    """Ingest files and folders into a workspace; one outcome per source file.
+
+    Reference catalogues of standard fields shipped beside the raws
+    (``<folder>/catalogues/*.csv``, as ``qc simulate`` writes them) are copied to the
+    workspace's ``data/catalogues/`` too: the zeropoint recipes read them there.
+    """
+    paths = list(paths)
+    outcomes = Ingester(workspace, database, move=move).ingest(paths, progress=progress)
+    copy_catalogues(workspace, paths)
+    return outcomes
+
+
+def copy_catalogues(workspace: Workspace, paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Copy ``catalogues/*.csv`` found in the given folders; returns what changed."""
+    copied = []
+    for raw in paths:
+        folder = Path(raw).expanduser() / "catalogues"
+        if not folder.is_dir():
+            continue
+        for source in sorted(folder.glob("*.csv")):
+            dest = workspace.catalogues_dir / source.name
+            if dest.exists() and dest.read_bytes() == source.read_bytes():
+                continue
+            copy_atomic(source, dest, readonly=False)
+            copied.append(dest)
+    return copied

@@ -21,6 +21,7 @@ from qclib.db import products as product_store
 from qclib.errors import ConfigError, IncompleteBlockError, UnprocessableDataError
 from qclib.fitsio import scan_fits
 from qclib.instruments import load_instrument
+from qclib.products import setup_header
 from qclib.recipes import REGISTRY
 from qclib.recipes.base import CalibInput, RawInput, RecipeContext, config_hash
 from qclib.workspace import Workspace
@@ -93,9 +94,30 @@ def _context(workspace: Workspace, database: Database, block: dict[str, Any]) ->
                     )
                 )
             calibrations[tag["tag"]] = tuple(chosen)
+        setup = setup_header(raws[0].scan.primary) if raws else {}
+        references = {}
+        # Master calibrations are compared with their predecessor (QC.REFDIFF.*).
+        masters = [c for c in instrument.association.product_categories if c.startswith("MASTER_")]
+        for category in masters:
+            found = product_store.reference_product(
+                session,
+                instrument=block["instrument"],
+                pro_catg=category,
+                before_mjd=block["mid_mjd"],
+                setup=setup,
+            )
+            if found is not None:
+                references[category] = workspace.confine(found.path)
     night_dir = workspace.products_dir / block["night"]
     return RecipeContext(
-        instrument, block, tuple(raws), calibrations, night_dir, config_hash(instrument)
+        instrument,
+        block,
+        tuple(raws),
+        calibrations,
+        night_dir,
+        config_hash(instrument),
+        catalogues=workspace.catalogues_dir,
+        references=references,
     )
 
 

@@ -115,9 +115,9 @@ def test_background_is_subtracted_before_scaling(stack: np.ndarray) -> None:
     background = rng.normal(10, 3, stack.shape[1:]).astype(np.float32)
     offsets = np.arange(stack.shape[0], dtype=float)
     scales = np.linspace(1, 2, stack.shape[0])
-    expected = (
-        stack.astype(np.float64) - offsets[:, None, None] - background
-    ) / scales[:, None, None]
+    expected = (stack.astype(np.float64) - offsets[:, None, None] - background) / scales[
+        :, None, None
+    ]
     image, _, _ = median_combine(stack, offsets=offsets, background=background, scales=scales)
     np.testing.assert_allclose(image, _nanmedian(expected), rtol=1e-5, atol=1e-5, equal_nan=True)
     clipped, _, _ = clipped_mean_combine(

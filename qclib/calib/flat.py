@@ -1,0 +1,159 @@
+"""Master flats (dome, twilight, combined), cold pixels and flat QC, per detector. Pure.
+
+Each raw flat loses its bias level (overscan or reference pixels) and a master bias
+or dark, is divided by its own median level, and the stack is median-combined and
+normalised to a median of 1. The master flat of a CCD takes its pixel-to-pixel
+response from the dome flat (high signal, no stars) and its large-scale illumination
+from the twilight flat (the sky, as science frames see it).
+
+QC parameters:
+  QC.FLAT.MED        median level of the raw flats (bias removed)            ADU
+  QC.FLAT.FLUXRATE   mean level per second of exposure                       ADU/s
+  QC.FLAT.RATIO      highest / lowest level per second among the frames      -
+  QC.FLAT.STRUCT     rms of the large-scale structure of the master          -
+  QC.FLAT.PRNU       rms of the small-scale response (noise removed)         -
+  QC.NCOLDPIX        pixels > cold_sigma below the local response and < 0.9  count
+  QC.FLAT.NBADPIX    cold, hot (from the calibrations' DQ) or empty pixels   count
+  QC.FLAT.ILLUM.RMS  rms of the twilight/dome illumination correction         -
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from qclib.calib.combine import median_combine
+from qclib.calib.defects import (
+    block_medians,
+    expand_blocks,
+    find_cold_pixels,
+    smooth_large_scale,
+)
+from qclib.calib.dq import DQ_COLD, DQ_NO_DATA
+from qclib.calib.readout import check_frames, frame_levels
+from qclib.calib.stats import clipped_stats
+from qclib.config.instrument import Geometry, parse_section
+from qclib.errors import UnprocessableDataError
+
+
+@dataclass(frozen=True)
+class FlatConfig:
+    """Parameters of the flat recipes."""
+
+    cold_sigma: float = 6.0
+    cold_max_response: float = 0.9
+    smooth_box_px: int = 64
+    min_frames: int = 3
+
+
+@dataclass(frozen=True)
+class MasterFlat:
+    data: np.ndarray  # normalised: median 1
+    error: np.ndarray
+    dq: np.ndarray
+    qc: dict[str, float]
+
+
+def _median_level(image: np.ndarray) -> float:
+    step = max(1, image.shape[0] // 512)
+    return float(np.nanmedian(image[::step]))
+
+
+def make_master_flat(
+    raws: np.ndarray,
+    geometry: Geometry,
+    exptimes_s: Sequence[float],
+    *,
+    background: np.ndarray | None = None,
+    saturation_adu: float | None = None,
+    names: Sequence[str] | None = None,
+    config: FlatConfig | None = None,
+) -> MasterFlat:
+    """Combine raw flats (frames, NAXIS2, NAXIS1) of one detector. Read only.
+
+    ``background``: master bias (CCD) or master dark of the flats' DIT (IR), over
+    the data section, subtracted from every frame before it is scaled.
+
+    Raises
+    ------
+    UnprocessableDataError
+        Too few frames, a frame without finite pixels, saturated, or without light.
+    """
+    config = config or FlatConfig()
+    rows, cols = parse_section(geometry.data_section)
+    data = raws[:, rows, cols]
+    names = list(names or [str(i + 1) for i in range(len(raws))])
+    check_frames(
+        data, names=names, min_frames=config.min_frames, what="flat", saturation_adu=saturation_adu
+    )
+    levels = frame_levels(raws, geometry)
+    under = 0.0 if background is None else _median_level(background)
+    scales = np.array(
+        [_median_level(frame) - level - under for frame, level in zip(data, levels, strict=True)]
+    )
+    for name, scale in zip(names, scales, strict=True):
+        if not scale > 0:
+            raise UnprocessableDataError(
+                f"flat frame {name} has no light (median level {scale:.1f} ADU above bias)"
+            )
+    combined, error, count = median_combine(
+        data, offsets=levels, background=background, scales=scales
+    )
+    norm = _median_level(combined)
+    master = combined / np.float32(norm)
+    error = error / np.float32(norm)
+    dq = np.zeros(master.shape, np.uint8)
+    dq[count == 0] |= DQ_NO_DATA
+    cold = find_cold_pixels(master, sigma=config.cold_sigma, max_response=config.cold_max_response)
+    dq[cold] |= DQ_COLD
+    qc = {
+        **measure_flat_structure(master, error, box=config.smooth_box_px),
+        "QC.FLAT.MED": float(np.median(scales)),
+        **measure_flux_rates(list(scales), exptimes_s),
+        "QC.NCOLDPIX": float(cold.sum()),
+    }
+    return MasterFlat(master, error, dq, qc)
+
+
+def measure_flux_rates(levels: Sequence[float], exptimes_s: Sequence[float]) -> dict[str, float]:
+    """Mean level per second, and the ratio of the highest to the lowest.
+
+    >>> measure_flux_rates([100.0, 200.0], [1.0, 4.0])
+    {'QC.FLAT.FLUXRATE': 75.0, 'QC.FLAT.RATIO': 2.0}
+    """
+    rates = np.asarray(levels, float) / np.asarray(exptimes_s, float)
+    return {
+        "QC.FLAT.FLUXRATE": float(rates.mean()),
+        "QC.FLAT.RATIO": float(rates.max() / rates.min()),
+    }
+
+
+def measure_flat_structure(flat: np.ndarray, error: np.ndarray, *, box: int) -> dict[str, float]:
+    """Large-scale rms and small-scale response rms (noise removed) of a normalised flat."""
+    smooth = smooth_large_scale(flat, box=box)
+    small = clipped_stats(flat / smooth, sigma=4)
+    noise = float(np.nanmedian(error[:: max(1, error.shape[0] // 512)]))
+    return {
+        "QC.FLAT.STRUCT": clipped_stats(smooth, sigma=5).std,
+        "QC.FLAT.PRNU": float(np.sqrt(max(small.std**2 - noise**2, 0.0))),
+    }
+
+
+def illumination_correction(dome: np.ndarray, twilight: np.ndarray, *, box: int = 64) -> np.ndarray:
+    """Block medians of twilight / dome, normalised to a median of 1: how the sky
+    illuminates the detector relative to the dome lamp (a few kilobytes)."""
+    medians = block_medians(twilight / dome, box=box)
+    return medians / np.nanmedian(medians)
+
+
+def apply_illumination(
+    dome: np.ndarray, dome_error: np.ndarray, correction: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The master flat: the dome flat's pixel response times the twilight's large-scale
+    illumination, normalised to median 1; its uncertainty; the correction's rms."""
+    smooth = expand_blocks(correction, dome.shape)
+    master = dome * smooth
+    norm = np.float32(_median_level(master))
+    return master / norm, dome_error * smooth / norm, float(np.std(correction))

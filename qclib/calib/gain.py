@@ -1,0 +1,94 @@
+"""Gain and read noise by photon transfer, from two flats and two dark/bias frames. Pure.
+
+For two flats of (nearly) equal level, the variance of their difference is twice the
+photon noise plus twice the read noise; two bias (or short dark) frames give the
+read noise alone:
+
+    gain = (S1 + r^2 S2) / (var(F1 - r F2) - (1 + r^2) var(B1 - B2) / 2)     e-/ADU
+
+with S the flats' mean signals above bias and r = S1 / S2 (the second flat scaled to
+the first, so a small level difference leaves no flat-field structure behind). Only
+the data section is used: ESO's hawki_detector_noise includes the reference-pixel
+border and reads the gain 2.5 % high unless given a confidence map
+(shared/peers/hawki_esorex.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qclib.calib.readout import QUANTISATION_VARIANCE_ADU2, frame_level
+from qclib.calib.stats import clipped_stats
+from qclib.config.instrument import Geometry, parse_section
+from qclib.errors import UnprocessableDataError
+
+
+@dataclass(frozen=True)
+class PhotonTransfer:
+    gain_e_per_adu: float
+    read_noise_adu: float
+    signal_adu: float
+
+    @property
+    def read_noise_e(self) -> float:
+        return self.gain_e_per_adu * self.read_noise_adu
+
+    def qc(self) -> dict[str, float]:
+        return {
+            "QC.GAIN": self.gain_e_per_adu,
+            "QC.RON": self.read_noise_adu,
+            "QC.RON.ELECTRONS": self.read_noise_e,
+            "QC.GAIN.SIGNAL": self.signal_adu,
+        }
+
+
+def _integer(frame: np.ndarray) -> bool:
+    return bool(np.all(np.equal(np.mod(frame[::97, ::13], 1.0), 0.0)))
+
+
+def measure_photon_transfer(
+    flats: tuple[np.ndarray, np.ndarray],
+    darks: tuple[np.ndarray, np.ndarray],
+    geometry: Geometry,
+    *,
+    ndit: int = 1,
+) -> PhotonTransfer:
+    """Gain (e-/ADU) and read noise (ADU, one read) of one detector from raw frames.
+
+    Raises
+    ------
+    UnprocessableDataError
+        The flats have no signal above the darks, or photon noise does not exceed
+        read noise (the flats are too faint to measure a gain).
+    """
+    rows, cols = parse_section(geometry.data_section)
+    f1, f2 = (f[rows, cols] for f in flats)
+    b1, b2 = (b[rows, cols] for b in darks)
+    lf1, lf2 = (frame_level(f, geometry) for f in flats)
+    lb1, lb2 = (frame_level(b, geometry) for b in darks)
+    bias_mean = (clipped_stats(b1).mean - lb1 + clipped_stats(b2).mean - lb2) / 2
+    s1 = clipped_stats(f1).mean - lf1 - bias_mean
+    s2 = clipped_stats(f2).mean - lf2 - bias_mean
+    if not (s1 > 0 and s2 > 0):
+        raise UnprocessableDataError(
+            f"flats have no signal above the dark/bias frames ({s1:.1f}, {s2:.1f} ADU)"
+        )
+    r = s1 / s2
+    # (f1 - lf1 - bias) - r (f2 - lf2 - bias): only the variance matters, so constants go.
+    if abs(r - 1.0) < 1e-3:
+        var_f = clipped_stats(f1, minus=f2, sigma=5).std ** 2
+    else:
+        var_f = clipped_stats(f1 - np.float32(r) * f2, sigma=5).std ** 2
+    var_b = clipped_stats(b1, minus=b2, sigma=5).std ** 2
+    photon = var_f - (1 + r * r) * var_b / 2
+    if not photon > 0:
+        raise UnprocessableDataError(
+            "flat pair shows no photon noise above read noise: too faint to measure a gain"
+        )
+    # Frames averaging NDIT reads carry 1/NDIT of one read's variance.
+    gain = (s1 + r * r * s2) / photon / ndit
+    quantisation = QUANTISATION_VARIANCE_ADU2 if _integer(b1) else 0.0
+    read_noise = float(np.sqrt(max(var_b / 2 - quantisation, 0.0) * ndit))
+    return PhotonTransfer(float(gain), read_noise, float((s1 + s2) / 2))

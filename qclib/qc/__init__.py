@@ -1,0 +1,1 @@
+"""QC parameters: the catalogue's generic measurements (and, in issue D, scoring)."""

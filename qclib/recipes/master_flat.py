@@ -1,0 +1,232 @@
+"""Flat-field recipes, per detector:
+
+- qc_master_dome_flat: master dome flat and cold pixels (CCD; bias removed);
+- qc_master_sky_flat: master twilight flat, and the MASTER_FLAT science uses (the
+  dome flat's pixel response times the twilight's illumination), whose DQ extension
+  is the bad-pixel map (hot from the master bias, cold from the dome flat);
+- qc_hawki_twilight_flat: master twilight flat (IR; master dark of the same DIT
+  removed), bad pixels, and the confidence map (MASTER_CONF: the flat in per cent,
+  0 on bad pixels) that HAWK-I's and VIRCAM's pipelines weight pixels with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict
+
+import numpy as np
+
+from qclib.calib.dq import DQ_COLD, DQ_HOT, DQ_NO_DATA
+from qclib.calib.flat import (
+    FlatConfig,
+    MasterFlat,
+    apply_illumination,
+    illumination_correction,
+    make_master_flat,
+)
+from qclib.products import DetectorProduct
+from qclib.recipes.base import (
+    CalibInput,
+    CalibrationReader,
+    ProductResult,
+    RecipeContext,
+    StackReader,
+    qc_cards,
+    write,
+)
+
+RECIPE_DOME = "qc_master_dome_flat"
+RECIPE_SKY = "qc_master_sky_flat"
+RECIPE_IR = "qc_hawki_twilight_flat"
+
+_BAD = DQ_HOT | DQ_COLD | DQ_NO_DATA
+
+
+def _exptimes(ctx: RecipeContext) -> list[float]:
+    key = "DET.DIT" if ctx.instrument.infrared else "EXPTIME"
+    return [float(r.scan.primary[key]) for r in ctx.raws_of()]  # type: ignore[arg-type]
+
+
+def _flats(
+    ctx: RecipeContext, background: CalibrationReader, config: FlatConfig
+) -> Iterator[tuple[str, MasterFlat, np.ndarray]]:
+    """Per detector: the master flat of the block's raws, and the background's DQ."""
+    geometry = ctx.geometry()
+    raws = ctx.raws_of()
+    reader = StackReader(raws, geometry)
+    exptimes = _exptimes(ctx)
+    for extname in ctx.detectors():
+        flat = make_master_flat(
+            reader.read(extname),
+            geometry,
+            exptimes,
+            background=background.data(extname),
+            saturation_adu=ctx.instrument.saturation_adu,
+            names=[r.arcfile for r in raws],
+            config=config,
+        )
+        yield extname, flat, background.dq(extname)
+
+
+def run_dome(ctx: RecipeContext, config: FlatConfig | None = None) -> list[ProductResult]:
+    """Master dome flat (normalised), cold pixels in its DQ."""
+    config = config or FlatConfig()
+    raws = ctx.raws_of()
+    ctx.uniform(raws, ["INS.FILT1.NAME", "DET.READ.CLOCK"], "dome flat")
+    bias_input = ctx.calibration("MASTER_BIAS")
+    qc: dict[str, dict[str, float]] = {}
+
+    def per_detector() -> Iterator[DetectorProduct]:
+        for extname, flat, _ in _flats(ctx, CalibrationReader(bias_input), config):
+            qc[extname] = flat.qc
+            cards = qc_cards(ctx.instrument, "MASTER_DOME_FLAT", flat.qc)
+            yield DetectorProduct(extname, flat.data, flat.error, flat.dq, cards, unit="")
+
+    product = write(
+        ctx,
+        "MASTER_DOME_FLAT",
+        RECIPE_DOME,
+        per_detector(),
+        raws=raws,
+        calibs=(bias_input,),
+        parameters=asdict(config),
+        qc=qc,
+    )
+    return [product]
+
+
+def run_sky(ctx: RecipeContext, config: FlatConfig | None = None) -> list[ProductResult]:
+    """Master twilight flat, and the master flat (dome response x twilight illumination).
+
+    Two passes, one detector in memory at a time: the first writes the twilight flat
+    and keeps, per detector, only its illumination relative to the dome (block
+    medians) and its defect positions; the second writes the master flat.
+    """
+    config = config or FlatConfig()
+    raws = ctx.raws_of()
+    ctx.uniform(raws, ["INS.FILT1.NAME", "DET.READ.CLOCK"], "twilight flat")
+    bias_input = ctx.calibration("MASTER_BIAS")
+    dome_input = ctx.calibration("MASTER_DOME_FLAT")
+    dome = CalibrationReader(dome_input)
+    kept: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    qc_sky: dict[str, dict[str, float]] = {}
+    qc_flat: dict[str, dict[str, float]] = {}
+
+    def twilight_flats() -> Iterator[DetectorProduct]:
+        for extname, flat, bias_dq in _flats(ctx, CalibrationReader(bias_input), config):
+            qc_sky[extname] = flat.qc
+            correction = illumination_correction(
+                dome.data(extname), flat.data, box=config.smooth_box_px
+            )
+            bad = flat.dq | bias_dq
+            where = np.flatnonzero(bad)
+            kept[extname] = (correction, where, bad.ravel()[where])
+            cards = qc_cards(ctx.instrument, "MASTER_SKY_FLAT", flat.qc)
+            yield DetectorProduct(extname, flat.data, flat.error, flat.dq, cards, unit="")
+
+    def master_flats() -> Iterator[DetectorProduct]:
+        for extname in ctx.detectors():
+            correction, where, bits = kept.pop(extname)
+            master, error, illumination_rms = apply_illumination(
+                dome.data(extname), dome.data(f"{extname}.ERR"), correction
+            )
+            dq = dome.dq(extname)
+            dq.ravel()[where] |= bits
+            values = {
+                "QC.FLAT.ILLUM.RMS": illumination_rms,
+                "QC.FLAT.NBADPIX": float(np.count_nonzero(dq & _BAD)),
+                "QC.NCOLDPIX": float(np.count_nonzero(dq & DQ_COLD)),
+                "QC.NHOTPIX": float(np.count_nonzero(dq & DQ_HOT)),
+            }
+            qc_flat[extname] = values
+            cards = qc_cards(ctx.instrument, "MASTER_FLAT", values)
+            yield DetectorProduct(extname, master, error, dq, cards, unit="")
+
+    parameters = asdict(config)
+    sky = write(
+        ctx,
+        "MASTER_SKY_FLAT",
+        RECIPE_SKY,
+        twilight_flats(),
+        raws=raws,
+        calibs=(bias_input,),
+        parameters=parameters,
+        qc=qc_sky,
+    )
+    flat = write(
+        ctx,
+        "MASTER_FLAT",
+        RECIPE_SKY,
+        master_flats(),
+        raws=raws,
+        calibs=(bias_input, dome_input),
+        parameters=parameters,
+        qc=qc_flat,
+    )
+    return [sky, flat]
+
+
+def run_ir(ctx: RecipeContext, config: FlatConfig | None = None) -> list[ProductResult]:
+    """IR master twilight flat (dark of the same DIT removed) and its confidence map."""
+    config = config or FlatConfig()
+    raws = ctx.raws_of()
+    ctx.uniform(raws, ["INS.FILT1.NAME", "INS.FILT2.NAME", "DET.DIT", "DET.NCORRS.NAME"], "flat")
+    dark_input = ctx.calibration("MASTER_DARK")
+    confidences: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    qc: dict[str, dict[str, float]] = {}
+    qc_conf: dict[str, dict[str, float]] = {}
+
+    def flats() -> Iterator[DetectorProduct]:
+        for extname, flat, dark_dq in _flats(ctx, CalibrationReader(dark_input), config):
+            dq = flat.dq | dark_dq
+            values = {**flat.qc, "QC.FLAT.NBADPIX": float(np.count_nonzero(dq & _BAD))}
+            qc[extname] = values
+            where = np.flatnonzero(dq & _BAD)
+            confidences[extname] = (where, dq.ravel()[where])
+            cards = qc_cards(ctx.instrument, "MASTER_TWILIGHT_FLAT", values)
+            yield DetectorProduct(extname, flat.data, flat.error, dq, cards, unit="")
+
+    def confidence_maps() -> Iterator[DetectorProduct]:
+        # Re-read each flat just written (one detector at a time) for its confidence map.
+        written = CalibrationReader(_as_calibration(flat_product))
+        for extname in ctx.detectors():
+            where, bits = confidences.pop(extname)
+            data = written.data(extname)
+            confidence = np.clip(np.rint(100.0 * data), 0, 255).astype(np.float32)
+            confidence.ravel()[where] = 0.0
+            dq = np.zeros(data.shape, np.uint8)
+            dq.ravel()[where] = bits
+            values = {"QC.CONF.NZERO": float(np.count_nonzero(confidence == 0))}
+            qc_conf[extname] = values
+            cards = qc_cards(ctx.instrument, "MASTER_CONF", values)
+            yield DetectorProduct(
+                extname, confidence, np.zeros_like(confidence), dq, cards, unit="%"
+            )
+
+    parameters = asdict(config)
+    flat_product = write(
+        ctx,
+        "MASTER_TWILIGHT_FLAT",
+        RECIPE_IR,
+        flats(),
+        raws=raws,
+        calibs=(dark_input,),
+        parameters=parameters,
+        qc=qc,
+    )
+    conf = write(
+        ctx,
+        "MASTER_CONF",
+        RECIPE_IR,
+        confidence_maps(),
+        raws=raws,
+        calibs=(dark_input,),
+        parameters=parameters,
+        qc=qc_conf,
+        pro_type="CONFIDENCE",
+    )
+    return [flat_product, conf]
+
+
+def _as_calibration(product: ProductResult) -> CalibInput:
+    return CalibInput(product.pro_catg, product.pro_catg, product.path, product.sha256)

@@ -1,0 +1,196 @@
+"""Recipes qc_zeropoint (CCD) and qc_hawki_zeropoint (IR): standard-field photometry
+against the field's reference catalogue, per detector: zeropoint, FWHM, ellipticity.
+
+Each raw is reduced (bias level, master bias or dark, master flat), its catalogue
+stars placed with its WCS and measured; values of several frames are averaged. A
+detector without usable stars gets no values (it is reported, not fatal); a block
+where no detector has any is unprocessable. The reference catalogue is
+``data/catalogues/<OBJECT>.csv`` in the workspace (``qc ingest`` copies the one a
+simulated night ships).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from qclib.calib.dq import DQ_SATURATED
+from qclib.calib.photometry import FieldPhotometry, PhotometryConfig, StarField, measure_field
+from qclib.calib.readout import frame_level
+from qclib.calib.stats import clipped_stats
+from qclib.config.instrument import parse_section
+from qclib.errors import IncompleteBlockError, UnprocessableDataError
+from qclib.products import DetectorProduct
+from qclib.recipes.base import (
+    CalibrationReader,
+    ProductResult,
+    RawInput,
+    RecipeContext,
+    StackReader,
+    qc_cards,
+    write,
+)
+
+RECIPE = "qc_zeropoint"
+RECIPE_IR = "qc_hawki_zeropoint"
+
+_WCS_KEYS = ("WCSAXES", "CRPIX", "CRVAL", "CTYPE", "CUNIT", "CDELT", "PC", "CD", "RADESYS")
+
+
+def _filter(ctx: RecipeContext, raw: RawInput) -> str:
+    blank = set(ctx.instrument.photometry.blank_filters)
+    for key in ctx.instrument.filter_keywords:
+        value = raw.scan.primary.get(key)
+        if isinstance(value, str) and value not in blank:
+            return value
+    raise UnprocessableDataError(f"{raw.arcfile}: no filter in {ctx.instrument.filter_keywords}")
+
+
+def _catalogue(ctx: RecipeContext, raw: RawInput, filt: str) -> pd.DataFrame:
+    target = str(raw.scan.primary.get("OBJECT") or "")
+    path = ctx.catalogues / f"{target}.csv"
+    if not path.is_file():
+        raise IncompleteBlockError(
+            f"{ctx.block_id}: no reference catalogue for {target!r}: put {path.name} "
+            f"(ra_deg, dec_deg, {ctx.instrument.photometry.magnitude_column}) in {ctx.catalogues}"
+        )
+    table = pd.read_csv(path)
+    column = ctx.instrument.photometry.magnitude_column.format(filter=filt)
+    if column not in table:
+        raise UnprocessableDataError(f"catalogue {path.name} has no column {column}")
+    sources = table[np.isfinite(table[column])].rename(columns={column: "mag"})
+    galaxy = sources["is_galaxy"] if "is_galaxy" in sources else pd.Series(0, sources.index)
+    return sources.assign(is_star=galaxy.to_numpy() == 0)
+
+
+def _stars(catalogue: pd.DataFrame, header: dict, origin: tuple[int, int], shape) -> StarField:  # type: ignore[no-untyped-def]
+    wcs_header = fits.Header()
+    for key, value in header.items():
+        if key.startswith(_WCS_KEYS):
+            wcs_header[key] = value
+    x, y = WCS(wcs_header).all_world2pix(catalogue["ra_deg"], catalogue["dec_deg"], 0)
+    x, y = x - origin[1], y - origin[0]
+    margin = 50
+    near = (x > -margin) & (x < shape[1] + margin) & (y > -margin) & (y < shape[0] + margin)
+    return StarField(
+        x[near], y[near], np.asarray(catalogue["mag"])[near], np.asarray(catalogue["is_star"])[near]
+    )
+
+
+def _airmass(raw: RawInput) -> float:
+    start = raw.scan.primary.get("TEL.AIRM.START")
+    end = raw.scan.primary.get("TEL.AIRM.END", start)
+    if start is None:
+        raise UnprocessableDataError(f"{raw.arcfile} has no TEL.AIRM.START")
+    return (float(start) + float(end)) / 2  # type: ignore[arg-type]
+
+
+def _run(
+    ctx: RecipeContext, recipe: str, background_tag: str, flat_tag: str
+) -> list[ProductResult]:
+    config = PhotometryConfig()
+    geometry = ctx.geometry()
+    raws = ctx.raws_of()
+    infrared = ctx.instrument.infrared
+    rows, cols = parse_section(geometry.data_section)
+    filt = _filter(ctx, raws[0])
+    catalogue = _catalogue(ctx, raws[0], filt)
+    extinction = ctx.instrument.photometry.extinction_mag_per_airmass.get(filt, math.nan)
+    background_input = ctx.calibration(background_tag)
+    flat_input = ctx.calibration(flat_tag)
+    background, flat = CalibrationReader(background_input), CalibrationReader(flat_input)
+    reader = StackReader(raws, geometry)
+    exptime_key = "DET.DIT" if infrared else "EXPTIME"
+    qc: dict[str, dict[str, float]] = {}
+    failures: dict[str, str] = {}
+    seeing_guess_px = 1.0 / ctx.instrument.pixel_scale_arcsec
+
+    def per_detector() -> Iterator[DetectorProduct]:
+        for extname in ctx.detectors():
+            stack = reader.read(extname)
+            under, response = background.data(extname), flat.data(extname)
+            results: list[tuple[FieldPhotometry, float]] = []
+            first: tuple[np.ndarray, np.ndarray, float] | None = None
+            for raw, frame in zip(raws, stack, strict=True):
+                data = frame[rows, cols]
+                image = (data - np.float32(frame_level(frame, geometry)) - under) / response
+                hdu = next(h for h in raw.scan.extensions if h.extname == extname)
+                stars = _stars(catalogue, hdu.header, (rows.start, cols.start), image.shape)
+                noise = clipped_stats(image, sigma=3).std
+                if first is None:
+                    dq = flat.dq(extname)
+                    dq[data >= ctx.instrument.saturation_adu] |= DQ_SATURATED
+                    first = (image, dq, noise)
+                try:
+                    measured = measure_field(
+                        image,
+                        stars,
+                        exptime_s=float(raw.scan.primary[exptime_key]),  # type: ignore[arg-type]
+                        saturated=data >= ctx.instrument.saturation_adu,
+                        fwhm_guess_px=seeing_guess_px,
+                        noise_adu=noise,
+                        config=config,
+                    )
+                except UnprocessableDataError as err:
+                    failures[extname] = str(err)
+                    continue
+                results.append((measured, _airmass(raw)))
+            values: dict[str, float] = {}
+            if results:
+                zps = np.array([r.zeropoint for r, _ in results])
+                airmass = float(np.mean([x for _, x in results]))
+                values = {
+                    "QC.ZPOINT": float(zps.mean()),
+                    "QC.ZPOINT.X0": float(zps.mean() + extinction * airmass),
+                    "QC.ZPOINT.ERR": _combined_error([r.zeropoint_err for r, _ in results]),
+                    "QC.AIRMASS": airmass,
+                    "QC.NSTARS": float(sum(r.n_stars for r, _ in results)),
+                    "QC.FWHM": float(np.median([r.fwhm_px for r, _ in results]))
+                    * ctx.instrument.pixel_scale_arcsec,
+                    "QC.ELLIPTICITY": float(np.median([r.ellipticity for r, _ in results])),
+                }
+                qc[extname] = values
+            cards = qc_cards(ctx.instrument, "ZEROPOINT", values)
+            image, dq, noise = first  # type: ignore[misc]
+            # The product is the first frame reduced; its uncertainty is the sky noise
+            # (source photon noise needs a gain, which the READ_GAIN product holds).
+            yield DetectorProduct(extname, image, np.full_like(image, noise), dq, cards)
+
+    product = write(
+        ctx,
+        "ZEROPOINT",
+        recipe,
+        per_detector(),
+        raws=raws,
+        calibs=(background_input, flat_input),
+        parameters={**asdict(config), "filter": filt, "extinction": extinction},
+        qc=qc,
+    )
+    if not qc:
+        product.path.unlink(missing_ok=True)
+        reasons = "; ".join(f"{k}: {v}" for k, v in sorted(failures.items()))
+        raise UnprocessableDataError(f"no detector gave a zeropoint ({reasons})")
+    return [product]
+
+
+def _combined_error(errors: list[float]) -> float:
+    finite = [e for e in errors if math.isfinite(e)]
+    if not finite:
+        return math.nan
+    return float(math.sqrt(sum(e * e for e in finite)) / len(finite))
+
+
+def run(ctx: RecipeContext) -> list[ProductResult]:
+    """CCD standard field: overscan, master bias, master flat."""
+    return _run(ctx, RECIPE, "MASTER_BIAS", "MASTER_FLAT")
+
+
+def run_ir(ctx: RecipeContext) -> list[ProductResult]:
+    """IR standard field: reference pixels, master dark of the DIT, twilight flat."""
+    return _run(ctx, RECIPE_IR, "MASTER_DARK", "MASTER_TWILIGHT_FLAT")

@@ -1,0 +1,84 @@
+"""Processed test-scale nights (SQLite): every calibration block of a night run through
+its recipe once per test session, for the truth-recovery tests to read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from qclib.db import products as product_store
+from qclib.instruments import load_instrument
+from qclib.simulate.sky import illumination
+from qclib.workflow.association import associate_workspace
+from qclib.workflow.ingest import ingest_paths
+from qclib.workflow.process import ProcessOutcome, process_blocks
+from qclib.workspace import Workspace, init_workspace
+from tests.conftest import load_truth
+
+
+@dataclass
+class ProcessedNight:
+    night: Path
+    workspace: Workspace
+    truth: dict
+    outcomes: dict[str, ProcessOutcome]
+    products: list[product_store.StoredProduct]
+    qc: dict[int, dict[str, dict[str, float | None]]]
+
+    def of(self, pro_catg: str) -> list[product_store.StoredProduct]:
+        return [p for p in self.products if p.pro_catg == pro_catg]
+
+    def dq(self, product: product_store.StoredProduct, extname: str) -> np.ndarray:
+        with fits.open(self.workspace.root / product.path) as hdul:
+            return np.asarray(hdul[f"{extname}.DQ"].data)
+
+    def pixels(self, dq: np.ndarray, bit: int) -> set[tuple[int, int]]:
+        ys, xs = np.nonzero(dq & bit)
+        return {(int(x), int(y)) for x, y in zip(xs, ys, strict=True)}
+
+
+def _process(tmp: Path, night: Path, monkeypatch: pytest.MonkeyPatch) -> ProcessedNight:
+    monkeypatch.delenv("QC_DB_URL", raising=False)
+    workspace = init_workspace(tmp / "ws")
+    database = workspace.open_database()
+    ingest_paths(workspace, database, [night])
+    associate_workspace(workspace, database)
+    outcomes = {o.ab_id: o for o in process_blocks(workspace, database)}
+    with database.transaction() as session:
+        products = product_store.list_products(session)
+        qc = {p.id: product_store.qc_values(session, p.id) for p in products}
+    database.close()
+    return ProcessedNight(night, workspace, load_truth(night), outcomes, products, qc)
+
+
+@pytest.fixture(scope="session")
+def omegacam_processed(tmp_path_factory, omegacam_night: Path) -> ProcessedNight:
+    with pytest.MonkeyPatch.context() as mp:
+        return _process(tmp_path_factory.mktemp("omegacam-processed"), omegacam_night, mp)
+
+
+@pytest.fixture(scope="session")
+def hawki_processed(tmp_path_factory, hawki_night: Path) -> ProcessedNight:
+    with pytest.MonkeyPatch.context() as mp:
+        return _process(tmp_path_factory.mktemp("hawki-processed"), hawki_night, mp)
+
+
+def expected_zeropoint(truth: dict, extname: str, filt: str, airmass: float) -> float:
+    """The zeropoint (1 ADU/s at this airmass) a flat-fielded detector must show: the
+    simulator's (1 e-/s above the atmosphere, response 1) less extinction and gain,
+    plus the sky illumination the per-detector flat normalisation leaves in."""
+    instrument = load_instrument(truth["instrument"])
+    geometry = instrument.geometry[truth["scale"]]
+    profile = truth["filters"][filt]
+    det = truth["detectors"][extname]
+    light = illumination(instrument, geometry, extname, kind="sky")
+    return (
+        profile["zeropoint_mag"]
+        - profile["extinction_mag_per_airmass"] * airmass
+        - 2.5 * np.log10(det["gain_e_per_adu"])
+        + 2.5 * np.log10(float(np.median(light)))
+    )
