@@ -11,7 +11,7 @@ QC parameters:
   QC.DARK.MEAN        clipped mean of the master dark                        ADU
   QC.DARK.STDEV       clipped standard deviation of the master dark          ADU
   QC.DARK.CURRENT     clipped mean / integration time                        ADU/hr
-  QC.RON              read noise of one read from the first two frames       ADU
+  QC.RON              read noise of one read from consecutive frame pairs   ADU
   QC.NHOTPIX          pixels > hot_sigma above their local level             count
   QC.PARTICLE_RATE    particle events (8-connected groups of pixels > k sigma
                       above the master in one frame) per cm2 and second      1/cm2/s
@@ -117,7 +117,17 @@ def make_master_dark(
         "QC.DARK.MEAN": spread.mean,
         "QC.DARK.STDEV": spread.std,
         "QC.DARK.CURRENT": spread.mean / exposure.integration_s * 3600.0,
-        "QC.RON": read_noise_from_pair(data[0], data[1], ndit=exposure.ndit),
+        # Every consecutive pair, combined in quadrature (as esorex's QC.RON1..N).
+        "QC.RON": float(
+            np.sqrt(
+                np.mean(
+                    [
+                        read_noise_from_pair(a, b, ndit=exposure.ndit) ** 2
+                        for a, b in zip(data[:-1], data[1:], strict=True)
+                    ]
+                )
+            )
+        ),
         "QC.NHOTPIX": float(hot.sum()),
         "QC.PARTICLE_RATE": events / (area_cm2 * exposure.particle_s * len(data)),
     }

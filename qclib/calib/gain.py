@@ -7,7 +7,9 @@ read noise alone:
     gain = (S1 + r^2 S2) / (var(F1 - r F2) - (1 + r^2) var(B1 - B2) / 2)     e-/ADU
 
 with S the flats' mean signals above bias and r = S1 / S2 (the second flat scaled to
-the first, so a small level difference leaves no flat-field structure behind). Only
+the first, so a small level difference leaves no flat-field structure behind). The
+read noise is what the dark pair's difference holds beyond the shot noise of its
+own signal (dark current over a long DIT: +0.4 % on HAWK-I's 60-s darks otherwise). Only
 the data section is used: ESO's hawki_detector_noise includes the reference-pixel
 border and reads the gain 2.5 % high unless given a confidence map
 (shared/peers/hawki_esorex.md).
@@ -90,5 +92,7 @@ def measure_photon_transfer(
     # Frames averaging NDIT reads carry 1/NDIT of one read's variance.
     gain = (s1 + r * r * s2) / photon / ndit
     quantisation = QUANTISATION_VARIANCE_ADU2 if _integer(b1) else 0.0
-    read_noise = float(np.sqrt(max(var_b / 2 - quantisation, 0.0) * ndit))
+    # Dark frames carry the shot noise of their own signal (dark current): S/g ADU^2.
+    dark_shot = max(bias_mean, 0.0) / (gain * ndit)
+    read_noise = float(np.sqrt(max(var_b / 2 - quantisation - dark_shot, 0.0) * ndit))
     return PhotonTransfer(float(gain), read_noise, float((s1 + s2) / 2))

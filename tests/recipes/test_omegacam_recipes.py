@@ -11,9 +11,7 @@ from tests.recipes.conftest import ProcessedNight, expected_zeropoint
 
 
 def test_every_calibration_block_is_done(omegacam_processed: ProcessedNight) -> None:
-    calibrations = {
-        ab: o for ab, o in omegacam_processed.outcomes.items() if "SCIENCE" not in ab
-    }
+    calibrations = {ab: o for ab, o in omegacam_processed.outcomes.items() if "SCIENCE" not in ab}
     assert {o.status for o in calibrations.values()} == {"done"}, calibrations
     made = {p.pro_catg for p in omegacam_processed.products}
     assert made == {

@@ -1,0 +1,1 @@
+"""Reference pipelines QC Workbench is compared with (ESO's esorex)."""
