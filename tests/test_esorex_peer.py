@@ -179,9 +179,7 @@ def test_twilight_flat_beats_esorex(qclib_full, eso, hawki_full: Path) -> None:
         assert len(found - cold) <= 0.01 * len(found)
         # Both take the ratio of the frames' median levels, which carry the arrays'
         # non-linearity (-0.4 % here) that neither corrects: equal within 0.1 %.
-        _closer(
-            qc["QC.FLAT.RATIO"], theirs[extname]["QC.FLUX.RATIO"], true_ratio, "ratio", 0.001
-        )
+        _closer(qc["QC.FLAT.RATIO"], theirs[extname]["QC.FLUX.RATIO"], true_ratio, "ratio", 0.001)
 
 
 def test_hawki_zeropoint_full_size(qclib_full, hawki_full: Path) -> None:

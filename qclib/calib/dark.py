@@ -23,6 +23,7 @@ the difference to the master are what a particle is.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -123,7 +124,7 @@ def make_master_dark(
                 np.mean(
                     [
                         read_noise_from_pair(a, b, ndit=exposure.ndit) ** 2
-                        for a, b in zip(data[:-1], data[1:], strict=True)
+                        for a, b in itertools.pairwise(data)
                     ]
                 )
             )

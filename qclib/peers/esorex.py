@@ -34,7 +34,9 @@ def available(plugin: str = "hawki") -> str | None:
     if not glob.glob(f"/usr/lib/*/cpl/plugins/{plugin}-*/") and not glob.glob(
         f"/usr/lib/cpl/plugins/{plugin}-*/"
     ):
-        return f"the {plugin} pipeline is not installed (Debian: apt-get install cpl-plugin-{plugin})"
+        return (
+            f"the {plugin} pipeline is not installed (Debian: apt-get install cpl-plugin-{plugin})"
+        )
     return None
 
 
