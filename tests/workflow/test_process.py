@@ -95,3 +95,44 @@ def test_unknown_block_ids_are_a_clear_error(workspace) -> None:
     with pytest.raises(ConfigError, match="no association block NOPE; 'qc abs' lists them"):
         process_blocks(workspace, db, ids=["NOPE"])
     db.close()
+
+
+def _saturate(path: Path) -> None:
+    """Set every pixel of every extension of a raw CCD file to 65535 ADU, in place."""
+    import numpy as np
+
+    from qclib.fitsio import scan_fits
+
+    scan = scan_fits(path)
+    with open(path, "r+b") as handle:
+        for hdu in scan.extensions:
+            n = int(hdu.header["NAXIS1"]) * int(hdu.header["NAXIS2"])
+            handle.seek(hdu.data_offset)
+            handle.write(np.full(n, 65535 - 32768, ">i2").tobytes())
+
+
+def test_saturated_flat_fails_its_block_dependents_wait_others_go_on(
+    workspace, omegacam_night: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    night = tmp_path / "night"
+    shutil.copytree(omegacam_night, night)
+    truth = load_truth(night)
+    dome = next(e["arcfile"] for e in truth["exposures"] if e["kind"] == "dome_flat")
+    (night / dome).chmod(0o644)
+    _saturate(night / dome)
+
+    db = workspace.open_database()
+    ingest_paths(workspace, db, [night])
+    associate_workspace(workspace, db)
+    outcomes = {o.ab_id: o for o in process_blocks(workspace, db)}
+    by_action = {ab.split("_", 1)[1]: o for ab, o in outcomes.items()}
+    failed = by_action["MASTER_DOME_FLAT"]
+    assert failed.status == "failed"
+    assert f"flat frame {dome} is saturated (100% of its pixels" in failed.reason
+    sky = by_action["MASTER_SKY_FLAT"]
+    assert sky.status == "waiting" and "MASTER_DOME_FLAT" in sky.reason
+    assert by_action["MASTER_BIAS"].status == "done"
+    assert by_action["MASTER_DARK"].status == "done"
+    db.close()
