@@ -24,6 +24,9 @@ import numba
 import numpy as np
 
 _MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
+#: Stacks up to this many frames take the sorting-network path (the network grows as
+#: n log^2 n comparators).
+_NETWORK_MAX_FRAMES = 64
 
 
 @numba.njit(cache=True, inline="always")
@@ -84,44 +87,121 @@ def _gather(stack, mask, offsets, background, scales, y, x, values):  # type: ig
     return n
 
 
+def sorting_network(n: int) -> np.ndarray:
+    """Comparator pairs (i, j), i < j, of Batcher's odd-even merge sort for ``n``
+    values: the network for the next power of two with every comparator that touches
+    a padding slot dropped (padding is +inf, so those never swap).
+
+    >>> sorting_network(3).tolist()
+    [[0, 1], [0, 2], [1, 2]]
+    """
+    size = 1
+    while size < n:
+        size *= 2
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    a, b = i + j, i + j + k
+                    if a // (2 * p) == b // (2 * p) and b < n:
+                        pairs.append((a, b))
+            k //= 2
+        p *= 2
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
 @numba.njit(parallel=True, cache=True)
-def _median_kernel(stack, mask, offsets, background, scales, out, err, count):  # type: ignore[no-untyped-def]
+def _median_network_kernel(stack, offsets, background, inverse, pairs, out, err, count):  # type: ignore[no-untyped-def]
+    """Median of unmasked stacks with a sorting network run across a whole row at a
+    time: no branches, and the inner loop over pixels vectorises. Rows holding a NaN
+    are left to the general kernel (count = -1)."""
     nf, ny, nx = stack.shape
-    inverse = 1.0 / scales
+    half = nf // 2
     for y in numba.prange(ny):
-        values = np.empty(nf, dtype=np.float64)
+        work = np.empty((nf, nx), dtype=np.float32)
+        total = np.zeros(nx, dtype=np.float64)
+        squares = np.zeros(nx, dtype=np.float64)
+        finite = True
+        for f in range(nf):
+            for x in range(nx):
+                v = np.float32((stack[f, y, x] - offsets[f] - background[y, x]) * inverse[f])
+                work[f, x] = v
+                total[x] += v
+                squares[x] += v * v
+                finite &= v == v
+        if not finite:
+            for x in range(nx):
+                count[y, x] = -1
+            continue
+        for c in range(pairs.shape[0]):
+            a = pairs[c, 0]
+            b = pairs[c, 1]
+            for x in range(nx):
+                lo = min(work[a, x], work[b, x])
+                hi = max(work[a, x], work[b, x])
+                work[a, x] = lo
+                work[b, x] = hi
         for x in range(nx):
-            # Insert each value at its sorted place as it is read (stacks are short),
-            # summing for the standard deviation on the way: one pass per pixel.
-            n = 0
-            total = 0.0
-            squares = 0.0
-            b = background[y, x]
-            for f in range(nf):
-                if mask[f, y, x]:
-                    continue
-                v = (stack[f, y, x] - offsets[f] - b) * inverse[f]
-                if math.isnan(v):
-                    continue
-                j = n - 1
-                while j >= 0 and values[j] > v:
-                    values[j + 1] = values[j]
-                    j -= 1
-                values[j + 1] = v
-                n += 1
-                total += v
-                squares += v * v
-            count[y, x] = n
-            if n == 0:
-                out[y, x] = math.nan
-                err[y, x] = math.nan
-                continue
-            out[y, x] = _median_sorted(values, n)
-            if n > 1:
-                variance = max((squares - total * total / n) / (n - 1), 0.0)
-                err[y, x] = _MEDIAN_EFFICIENCY * math.sqrt(variance / n)
+            if nf % 2 == 1:
+                out[y, x] = work[half, x]
+            else:
+                out[y, x] = 0.5 * (work[half - 1, x] + work[half, x])
+            count[y, x] = nf
+            if nf > 1:
+                variance = max((squares[x] - total[x] * total[x] / nf) / (nf - 1), 0.0)
+                err[y, x] = _MEDIAN_EFFICIENCY * math.sqrt(variance / nf)
             else:
                 err[y, x] = math.nan
+
+
+@numba.njit(cache=True, inline="always")
+def _median_row(stack, mask, offsets, background, inverse, y, values, out, err, count):  # type: ignore[no-untyped-def]
+    """General median of one row: masks and NaNs allowed."""
+    nf, _, nx = stack.shape
+    for x in range(nx):
+        # Insert each value at its sorted place as it is read (stacks are short),
+        # summing for the standard deviation on the way: one pass per pixel.
+        n = 0
+        total = 0.0
+        squares = 0.0
+        b = background[y, x]
+        for f in range(nf):
+            if mask[f, y, x]:
+                continue
+            v = (stack[f, y, x] - offsets[f] - b) * inverse[f]
+            if math.isnan(v):
+                continue
+            j = n - 1
+            while j >= 0 and values[j] > v:
+                values[j + 1] = values[j]
+                j -= 1
+            values[j + 1] = v
+            n += 1
+            total += v
+            squares += v * v
+        count[y, x] = n
+        if n == 0:
+            out[y, x] = math.nan
+            err[y, x] = math.nan
+            continue
+        out[y, x] = _median_sorted(values, n)
+        if n > 1:
+            variance = max((squares - total * total / n) / (n - 1), 0.0)
+            err[y, x] = _MEDIAN_EFFICIENCY * math.sqrt(variance / n)
+        else:
+            err[y, x] = math.nan
+
+
+@numba.njit(parallel=True, cache=True)
+def _median_kernel(stack, mask, offsets, background, inverse, rows, out, err, count):  # type: ignore[no-untyped-def]
+    """The general median, on the given rows."""
+    nf = stack.shape[0]
+    for r in numba.prange(rows.shape[0]):
+        values = np.empty(nf, dtype=np.float64)
+        _median_row(stack, mask, offsets, background, inverse, rows[r], values, out, err, count)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -234,7 +314,18 @@ def median_combine(
     out = np.empty((ny, nx), np.float32)
     err = np.empty((ny, nx), np.float32)
     count = np.empty((ny, nx), np.int16)
-    _median_kernel(data, bad, shifts, under, factors, out, err, count)
+    inverse = 1.0 / factors
+    if mask is None and data.shape[0] <= _NETWORK_MAX_FRAMES:
+        # Branch-free sorting network over whole rows (bench/bench_master_bias.py
+        # has the figures); rows holding a NaN go to the general kernel.
+        _median_network_kernel(
+            data, shifts, under, inverse, sorting_network(data.shape[0]), out, err, count
+        )
+        rows = np.flatnonzero((count < 0).any(axis=1))
+    else:
+        rows = np.arange(ny)
+    if rows.size:
+        _median_kernel(data, bad, shifts, under, inverse, rows, out, err, count)
     return out, err, count
 
 

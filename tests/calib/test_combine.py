@@ -130,3 +130,30 @@ def test_background_is_subtracted_before_scaling(stack: np.ndarray) -> None:
             assert clipped[y, x] == pytest.approx(ref, rel=1e-5, abs=1e-4)
     with pytest.raises(ValueError, match="background shape"):
         median_combine(stack, background=background[:-1])
+
+
+@pytest.mark.parametrize("n", range(1, 14))
+def test_sorting_networks_sort_every_zero_one_input(n: int) -> None:
+    """The 0-1 principle: a comparator network sorting all 2^n 0/1 inputs sorts all."""
+    import itertools
+
+    from qclib.calib.combine import sorting_network
+
+    pairs = sorting_network(n)
+    for bits in itertools.product([0, 1], repeat=n):
+        values = list(bits)
+        for a, b in pairs:
+            if values[a] > values[b]:
+                values[a], values[b] = values[b], values[a]
+        assert values == sorted(values)
+
+
+def test_network_median_equals_numpy_and_falls_back_on_nan() -> None:
+    rng = np.random.default_rng(3)
+    stack = rng.normal(0, 5, (10, 40, 64)).astype(np.float32)
+    image, _, count = median_combine(stack)
+    np.testing.assert_array_equal(image, np.median(stack, axis=0))  # bit-identical
+    stack[4, 7, 9] = np.nan
+    image, _, count = median_combine(stack)
+    assert count[7, 9] == 9 and count[7, 10] == 10 and count.min() == 9
+    assert image[7, 9] == np.float32(np.nanmedian(stack[:, 7, 9]))
