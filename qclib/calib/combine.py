@@ -116,23 +116,23 @@ def sorting_network(n: int) -> np.ndarray:
 @numba.njit(parallel=True, cache=True)
 def _median_network_kernel(stack, offsets, background, inverse, pairs, out, err, count):  # type: ignore[no-untyped-def]
     """Median of unmasked stacks with a sorting network run across a whole row at a
-    time: no branches, and the inner loop over pixels vectorises. Rows holding a NaN
-    are left to the general kernel (count = -1)."""
+    time: no branches, and every inner loop runs over pixels, so it vectorises. Rows
+    holding a NaN are left to the general kernel (count = -1)."""
     nf, ny, nx = stack.shape
     half = nf // 2
     for y in numba.prange(ny):
         work = np.empty((nf, nx), dtype=np.float32)
         total = np.zeros(nx, dtype=np.float64)
         squares = np.zeros(nx, dtype=np.float64)
-        finite = True
         for f in range(nf):
+            shift = offsets[f]
+            scale = inverse[f]
             for x in range(nx):
-                v = np.float32((stack[f, y, x] - offsets[f] - background[y, x]) * inverse[f])
+                v = np.float32((stack[f, y, x] - shift - background[y, x]) * scale)
                 work[f, x] = v
                 total[x] += v
                 squares[x] += v * v
-                finite &= v == v
-        if not finite:
+        if np.isnan(total.sum()):
             for x in range(nx):
                 count[y, x] = -1
             continue

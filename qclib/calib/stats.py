@@ -6,8 +6,9 @@ per iteration. astropy's ``sigma_clipped_stats`` takes 0.7 s on one 2048x4100 CC
 which is what lets a 32-CCD master bias measure its QC parameters in seconds.
 
 The start is robust (median and 1.4826 MAD of an evenly strided subsample of at most
-a million values), then values beyond ``sigma`` standard deviations of the mean are
-dropped until the kept set stops changing (or ``maxiters``). NaNs are ignored.
+50,000 values: only a start, the clipping passes use every value), then values beyond
+``sigma`` standard deviations of the mean are dropped until the kept set stops
+changing (or ``maxiters``). Passes run over rows in parallel. NaNs are ignored.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-_SUBSAMPLE = 1_000_000
+_SUBSAMPLE = 50_000
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,14 @@ class ClippedStats:
     count: int
 
 
-@numba.njit(cache=True)
+@numba.njit(parallel=True, cache=True)
 def _pass(a, b, use_b, centre, half_width):  # type: ignore[no-untyped-def]
-    """One clipping pass over a 2D array (or a - b): count, mean, std of kept values."""
+    """One clipping pass over a 2D array (or a - b): count, mean, std of kept values.
+    Rows in parallel (scalar reductions)."""
     ny, nx = a.shape
     n = 0
     total = 0.0
-    for y in range(ny):
+    for y in numba.prange(ny):
         for x in range(nx):
             v = a[y, x] - b[y, x] if use_b else a[y, x]
             if not math.isnan(v) and abs(v - centre) <= half_width:
@@ -44,7 +46,7 @@ def _pass(a, b, use_b, centre, half_width):  # type: ignore[no-untyped-def]
         return 0, math.nan, math.nan
     mean = total / n
     var = 0.0
-    for y in range(ny):
+    for y in numba.prange(ny):
         for x in range(nx):
             v = a[y, x] - b[y, x] if use_b else a[y, x]
             if not math.isnan(v) and abs(v - centre) <= half_width:

@@ -12,6 +12,7 @@ simulated night ships).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import asdict
 
@@ -40,6 +41,7 @@ from qclib.recipes.base import (
 RECIPE = "qc_zeropoint"
 RECIPE_IR = "qc_hawki_zeropoint"
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 _WCS_KEYS = ("WCSAXES", "CRPIX", "CRVAL", "CTYPE", "CUNIT", "CDELT", "PC", "CD", "RADESYS")
 
 
@@ -54,6 +56,11 @@ def _filter(ctx: RecipeContext, raw: RawInput) -> str:
 
 def _catalogue(ctx: RecipeContext, raw: RawInput, filt: str) -> pd.DataFrame:
     target = str(raw.scan.primary.get("OBJECT") or "")
+    if not _SAFE_NAME.fullmatch(target):
+        raise UnprocessableDataError(
+            f"{raw.arcfile}: OBJECT {target!r} cannot name a catalogue file "
+            "(letters, digits, '.', '_', '+', '-' only)"
+        )
     path = ctx.catalogues / f"{target}.csv"
     if not path.is_file():
         raise IncompleteBlockError(

@@ -136,3 +136,17 @@ def test_saturated_flat_fails_its_block_dependents_wait_others_go_on(
     assert by_action["MASTER_BIAS"].status == "done"
     assert by_action["MASTER_DARK"].status == "done"
     db.close()
+
+
+def test_zeropoint_waits_for_its_catalogue(workspace, omegacam_night: Path) -> None:
+    import shutil
+
+    db = workspace.open_database()
+    ingest_paths(workspace, db, [omegacam_night])
+    shutil.rmtree(workspace.catalogues_dir)
+    associate_workspace(workspace, db)
+    outcomes = process_blocks(workspace, db)
+    zeropoints = [o for o in outcomes if o.ab_id.endswith("_ZEROPOINT")]
+    assert zeropoints and all(o.status == "waiting" for o in zeropoints)
+    assert "no reference catalogue for 'SA95': put SA95.csv" in zeropoints[0].reason
+    db.close()
