@@ -8,6 +8,7 @@ threshold in sigmas means the same everywhere on the detector.
 
 from __future__ import annotations
 
+import bottleneck as bn
 import numpy as np
 from scipy import ndimage
 
@@ -19,8 +20,10 @@ def remove_row_column_pattern(image: np.ndarray) -> np.ndarray:
 
     Column and channel offsets and smooth gradients go; single pixels stay.
     """
-    residual = image - np.nanmedian(image, axis=0)[None, :]
-    residual -= np.nanmedian(residual, axis=1)[:, None]
+    # bottleneck: numpy's nanmedian along an axis loops over rows in Python (0.3 s
+    # for a 2048x2048 array, against 0.02 s).
+    residual = image - bn.nanmedian(image, axis=0)[None, :]
+    residual -= bn.nanmedian(residual, axis=1)[:, None]
     return residual
 
 
@@ -45,29 +48,24 @@ def smooth_large_scale(image: np.ndarray, *, box: int = 64) -> np.ndarray:
 
 
 def block_medians(image: np.ndarray, *, box: int = 64) -> np.ndarray:
-    """Medians of about ``box`` x ``box`` blocks tiling the image (edges spread evenly):
-    a few kilobytes that keep an image's large-scale structure."""
+    """Medians of ``box`` x ``box`` blocks tiling the image from its first pixel (a
+    remainder narrower than a block is left out): a few kilobytes that keep an
+    image's large-scale structure."""
     ny, nx = image.shape
     by, bx = max(1, ny // box), max(1, nx // box)
-    y_edges = np.linspace(0, ny, by + 1).astype(int)
-    x_edges = np.linspace(0, nx, bx + 1).astype(int)
-    medians = np.empty((by, bx), np.float64)
-    for i in range(by):
-        for j in range(bx):
-            block = image[y_edges[i] : y_edges[i + 1], x_edges[j] : x_edges[j + 1]]
-            medians[i, j] = np.nanmedian(block)
-    return medians
+    sy, sx = ny // by, nx // bx
+    blocks = image[: by * sy, : bx * sx].reshape(by, sy, bx, sx).transpose(0, 2, 1, 3)
+    return np.asarray(bn.nanmedian(blocks.reshape(by, bx, sy * sx), axis=2), np.float64)
 
 
 def expand_blocks(medians: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Block medians interpolated (bilinear, flat beyond the outer block centres) to
-    every pixel of an image of ``shape``."""
+    every pixel of an image of ``shape`` (the tiling of ``block_medians``)."""
     ny, nx = shape
     by, bx = medians.shape
-    y_edges = np.linspace(0, ny, by + 1).astype(int)
-    x_edges = np.linspace(0, nx, bx + 1).astype(int)
-    y_centres = (y_edges[:-1] + y_edges[1:] - 1) / 2
-    x_centres = (x_edges[:-1] + x_edges[1:] - 1) / 2
+    sy, sx = ny // by, nx // bx
+    y_centres = (np.arange(by) + 0.5) * sy - 0.5
+    x_centres = (np.arange(bx) + 0.5) * sx - 0.5
     rows = _interpolate_axis(medians, y_centres, ny, axis=0)
     return _interpolate_axis(rows, x_centres, nx, axis=1).astype(np.float32)
 
