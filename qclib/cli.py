@@ -60,6 +60,13 @@ def main(ctx: click.Context, workspace: Path | None) -> None:
     ctx.obj = {"workspace": workspace}
 
 
+def _database(ctx: click.Context):  # type: ignore[no-untyped-def]
+    """The workspace's database, closed when the command ends."""
+    database = _workspace(ctx).open_database()
+    ctx.call_on_close(database.close)
+    return database
+
+
 def _workspace(ctx: click.Context):  # type: ignore[no-untyped-def]
     from qclib.workspace import load_workspace
 
@@ -77,7 +84,7 @@ def init(ctx: click.Context, directory: Path | None) -> None:
     console.print(f"workspace ready: [bold]{workspace.root}[/]")
     console.print(f"  settings  {workspace.root / 'qc.toml'}")
     console.print(f"  inbox     {workspace.inbox}")
-    console.print(f"  database  {workspace.open_database().url}")
+    console.print(f"  database  {workspace.database_url}")
 
 
 @main.command()
@@ -147,7 +154,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], move: bool, as_json: boo
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise ConfigError(f"no such file or folder: {', '.join(map(str, missing))}")
-    database = workspace.open_database()
+    database = _database(ctx)
     outcomes = ingest_paths(workspace, database, paths, move=move, progress=not as_json)
     if as_json:
         _print_json([o.as_dict() for o in outcomes])
@@ -173,7 +180,7 @@ def frames(ctx: click.Context, night: str | None, instrument: str | None, as_jso
     """List the ingested frames."""
     from qclib.db import ingest_log
 
-    database = _workspace(ctx).open_database()
+    database = _database(ctx)
     with database.transaction() as session:
         rows = ingest_log.list_frames(session, night=_parse_night(night), instrument=instrument)
     if as_json:
@@ -215,8 +222,7 @@ def quarantine(ctx: click.Context, include_resolved: bool, as_json: bool) -> Non
     """List quarantined files with the reason for each."""
     from qclib.db import ingest_log
 
-    workspace = _workspace(ctx)
-    with workspace.open_database().transaction() as session:
+    with _database(ctx).transaction() as session:
         entries = ingest_log.list_quarantine(session, include_resolved=include_resolved)
     if as_json:
         _print_json([e.as_dict() for e in entries])
@@ -344,7 +350,7 @@ def associate(ctx: click.Context, as_json: bool) -> None:
     from qclib.workflow.association import associate_workspace
 
     workspace = _workspace(ctx)
-    summary = associate_workspace(workspace, workspace.open_database())
+    summary = associate_workspace(workspace, _database(ctx))
     if as_json:
         _print_json(summary.__dict__)
         return
@@ -371,7 +377,7 @@ def association_blocks(ctx: click.Context, night: str | None, as_json: bool) -> 
         return
     from qclib.db import blocks as block_store
 
-    with _workspace(ctx).open_database().transaction() as session:
+    with _database(ctx).transaction() as session:
         blocks = block_store.list_blocks(session, night=_parse_night(night))
     if as_json:
         _print_json(blocks)
@@ -397,7 +403,7 @@ def abs_show(ctx: click.Context, block_id: str, as_json: bool) -> None:
     """One AB with its association log."""
     from qclib.db import blocks as block_store
 
-    with _workspace(ctx).open_database().transaction() as session:
+    with _database(ctx).transaction() as session:
         block = block_store.get_block(session, block_id)
     if block is None:
         raise ConfigError(f"no association block {block_id!r}; 'qc abs' lists them")
@@ -447,7 +453,7 @@ def calchecker(ctx: click.Context, nights: int, until: str | None, as_json: bool
     from qclib.instruments import load_instrument, load_rules
 
     workspace = _workspace(ctx)
-    with workspace.open_database().transaction() as session:
+    with _database(ctx).transaction() as session:
         every = block_store.list_blocks(session)
     newest = max((dt.date.fromisoformat(b["night"]) for b in every), default=dt.date.today())
     end = _parse_night(until) or newest
@@ -499,7 +505,7 @@ def process(ctx: click.Context, ids: tuple[str, ...], night: str | None, as_json
 
     workspace = _workspace(ctx)
     outcomes = process_blocks(
-        workspace, workspace.open_database(), night=_parse_night(night), ids=list(ids) or None
+        workspace, _database(ctx), night=_parse_night(night), ids=list(ids) or None
     )
     if as_json:
         _print_json([o.as_dict() for o in outcomes])
@@ -510,6 +516,122 @@ def process(ctx: click.Context, ids: tuple[str, ...], night: str | None, as_json
         console.print(f"[{colour[o.status]}]{o.status:<8}[/] {o.ab_id}  {detail}", highlight=False)
     if not outcomes:
         console.print("nothing to process")
+
+
+@main.command()
+@click.option("--instrument", help="Only this instrument.")
+@click.option(
+    "--rescore", is_flag=True, help="Grade every value again (past rules for past nights)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def score(ctx: click.Context, instrument: str | None, rescore: bool, as_json: bool) -> None:
+    """Grade QC values OK / NOK / UNSCORED with the instrument's scoring rules."""
+    from qclib.workflow.scoring import score_values
+
+    summary = score_values(_database(ctx), instrument=instrument, rescore=rescore)
+    if as_json:
+        _print_json({"scored": summary.scored, "grades": summary.grades})
+        return
+    grades = ", ".join(f"{n} {g}" for g, n in sorted(summary.grades.items())) or "nothing new"
+    console.print(f"scored {summary.scored} value(s): {grades}")
+
+
+@main.group()
+def qc1() -> None:
+    """The QC1 database: every QC value with its grade."""
+
+
+@qc1.command("export")
+@click.option("--instrument", help="Only this instrument.")
+@click.option("--param", "parameter", help="Only this QC parameter (e.g. QC.RON).")
+@click.option("--since", help="Only nights from this date (YYYY-MM-DD).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout)."
+)
+@click.pass_context
+def qc1_export(
+    ctx: click.Context,
+    instrument: str | None,
+    parameter: str | None,
+    since: str | None,
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """Export QC values, grades and rules as CSV or JSON."""
+    import csv
+    import io
+
+    from qclib.atomicfile import write_text_atomic
+    from qclib.db import qc1 as qc1_store
+
+    database = _database(ctx)
+    with database.transaction() as session:
+        rows = qc1_store.export_rows(
+            session, instrument=instrument, parameter=parameter, since=_parse_night(since)
+        )
+    if fmt == "json":
+        text = json.dumps(rows, indent=1) + "\n"
+    else:
+        buffer = io.StringIO()
+        fields = list(rows[0]) if rows else ["instrument", "night", "parameter", "value"]
+        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        write_text_atomic(out, text)
+        console.print(f"{len(rows)} row(s) -> {out}")
+
+
+@main.group()
+def event() -> None:
+    """The quality-event log: interventions that explain jumps in trends."""
+
+
+@event.command("add")
+@click.argument("text")
+@click.option("--instrument", required=True, help="Instrument (e.g. OMEGACAM).")
+@click.option("--date", "when", required=True, help="Date of the event (YYYY-MM-DD).")
+@click.pass_context
+def event_add(ctx: click.Context, text: str, instrument: str, when: str) -> None:
+    """Record an event: qc event add "CCD 66 controller replaced" --instrument OMEGACAM --date D"""
+    from qclib.db import qc1 as qc1_store
+
+    workspace = _workspace(ctx)
+    name = instrument.upper()
+    known = sorted({c.name for c in workspace.instruments().values()})
+    if name not in known:
+        raise click.UsageError(f"unknown instrument {instrument!r}; this workspace takes {known}")
+    date = _parse_night(when)
+    assert date is not None
+    with _database(ctx).transaction() as session:
+        event_id = qc1_store.add_event(session, instrument=name, date=date, text=text)
+    console.print(f"event {event_id} recorded: {date} {name} {text}", highlight=False)
+
+
+@event.command("list")
+@click.option("--instrument", help="Only this instrument.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def event_list(ctx: click.Context, instrument: str | None, as_json: bool) -> None:
+    """The recorded quality events."""
+    from qclib.db import qc1 as qc1_store
+
+    with _database(ctx).transaction() as session:
+        events = qc1_store.list_events(session, instrument=instrument)
+    if as_json:
+        _print_json(events)
+        return
+    for e in events:
+        console.print(f"{e['date']}  {e['instrument']:<10} {e['text']}", highlight=False)
+    if not events:
+        console.print("no events")
 
 
 @main.command()

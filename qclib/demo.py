@@ -1,4 +1,4 @@
-"""``qc demo``: a simulated OmegaCAM night, ingested into a fresh workspace.
+"""``qc demo``: a simulated OmegaCAM night, ingested, associated, processed and scored.
 
 Two damaged files are put beside the night on purpose (one truncated in transfer,
 one that is not FITS at all) to show that bad input is quarantined with its
@@ -20,11 +20,15 @@ from rich.table import Table
 from qclib.atomicfile import write_bytes_atomic
 from qclib.calchecker import check_calibrations
 from qclib.db import blocks as block_store
-from qclib.db import ingest_log
+from qclib.db import ingest_log, qc1
+from qclib.db import products as product_store
 from qclib.instruments import load_instrument, load_rules
+from qclib.qc.scoring import roll_up
 from qclib.simulate.night import TRUTH_FILE, simulate_night
 from qclib.workflow.association import associate_workspace
 from qclib.workflow.ingest import ingest_paths
+from qclib.workflow.process import process_blocks
+from qclib.workflow.scoring import score_values
 from qclib.workspace import init_workspace
 
 DEMO_INSTRUMENT = "OMEGACAM"
@@ -134,6 +138,40 @@ def run_demo(root: Path, night: dt.date, *, scale: str, console: Console) -> Non
     )
     for check in checks:
         console.print(f"calChecker: {check.verdict} for {check.action} {check.setup}")
+
+    start = time.perf_counter()
+    outcomes_by_block = process_blocks(workspace, database, night=night)
+    timings["process"] = time.perf_counter() - start
+    start = time.perf_counter()
+    scoring = score_values(database, instrument=DEMO_INSTRUMENT)
+    timings["score"] = time.perf_counter() - start
+    with database.transaction() as session:
+        products = {
+            p.id: p for p in product_store.list_products(session, instrument=DEMO_INSTRUMENT)
+        }
+        grades = {pid: qc1.product_grades(session, pid) for pid in products}
+    state = {o.ab_id: o for o in outcomes_by_block}
+    product_table = Table(title="processed blocks: products and grades (NOK detectors named)")
+    for column in ("block", "state", "product", "grade", "NOK"):
+        product_table.add_column(column, overflow="fold")
+    for block in blocks:
+        outcome = state.get(block["id"])
+        made = [p for p in products.values() if p.ab_id == block["id"]]
+        if not made:
+            status = outcome.status if outcome else "done earlier"
+            reason = (outcome.reason or "") if outcome else ""
+            product_table.add_row(block["action"], status, reason, "", "")
+            continue
+        for product in made:
+            by_detector = grades[product.id]
+            rolled = roll_up(g for det in by_detector.values() for g in det.values())
+            bad = sorted(d for d, values in by_detector.items() if "NOK" in values.values())
+            product_table.add_row(block["action"], "done", product.pro_catg, rolled, ", ".join(bad))
+    console.print(product_table)
+    console.print(
+        f"scored {scoring.scored} QC value(s): "
+        + ", ".join(f"{n} {g}" for g, n in sorted(scoring.grades.items()))
+    )
     console.print(
         "timings: " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in timings.items())
     )
@@ -147,7 +185,9 @@ def run_demo(root: Path, night: dt.date, *, scale: str, console: Console) -> Non
     console.print(f"                 qc --workspace {workspace.root} quarantine")
     console.print(f"                 qc --workspace {workspace.root} abs --night {night}")
     console.print(f"                 qc --workspace {workspace.root} calchecker")
+    console.print(f"products         {workspace.products_dir / night.isoformat()}")
+    console.print(f"                 qc --workspace {workspace.root} qc1 export --param QC.RON")
     console.print(
-        "not yet built: processing, QC parameters, scoring, reports and dashboards "
-        "(issues C-D); the demo grows with them"
+        "not yet built: science-frame recipes, papermill reports, qc run / qc watch, "
+        "the Dask executor and the dashboards (issue D onwards); the demo grows with them"
     )

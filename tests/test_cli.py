@@ -101,6 +101,11 @@ def test_demo_at_test_scale(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "frames indexed" in result.stdout
     assert "not-fits" in result.stdout and "truncated" in result.stdout
+    # Every calibration block processed and scored; science waits for its recipe.
+    assert "MASTER_FLAT" in result.stdout and "ZEROPOINT" in result.stdout
+    assert "qc_science_image is not implemented yet" in result.stdout
+    scored = result.stdout.split("scored ")[1].splitlines()[0]
+    assert " OK" in scored and "NOK" not in scored  # a nominal night: nothing out of limits
     again = _run(
         "demo", "--workspace-dir", str(tmp_path / "demo"), "--scale", "test", env={"QC_DB_URL": ""}
     )

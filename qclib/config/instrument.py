@@ -7,6 +7,7 @@ simulator's profile all live in ``qclib/instruments/<name>/<name>.toml``.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
 from pathlib import Path
@@ -280,6 +281,32 @@ class QCParameter(Strict):
         return value
 
 
+class ScoringRule(Strict):
+    """One threshold rule of a QC parameter (qclib.qc.scoring explains each kind)."""
+
+    kind: Literal["range", "reference", "history"]
+    valid_from: dt.date = Field(description="First night the rule grades")
+    min: float | None = None
+    max: float | None = None
+    value: float | None = Field(None, description="reference: a fixed reference value")
+    tolerance: float | None = Field(None, ge=0, description="reference: +- this much")
+    tolerance_percent: float | None = Field(None, ge=0, description="reference: +- per cent")
+    n: int = Field(20, ge=1, description="history: last n certified values")
+    k: float = Field(5.0, gt=0, description="history: +- k x 1.4826 MAD")
+    percent: float | None = Field(None, ge=0, description="history: +- per cent of the median")
+    min_history: int = Field(3, ge=1, description="history: fewer values leave it UNSCORED")
+    detectors: list[str] = Field(default_factory=list, description="Only these (empty: all)")
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _complete(self) -> ScoringRule:
+        if self.kind == "range" and self.min is None and self.max is None:
+            raise ValueError("a range rule needs min or max")
+        if self.kind == "reference" and self.tolerance is None and self.tolerance_percent is None:
+            raise ValueError("a reference rule needs tolerance or tolerance_percent")
+        return self
+
+
 class InstrumentConfig(Strict):
     """Everything QC Workbench knows about one instrument, apart from its OCA rules."""
 
@@ -305,6 +332,9 @@ class InstrumentConfig(Strict):
         default_factory=dict, description="QC parameters by PRO.CATG, by ESO name"
     )
     photometry: PhotometrySettings = Field(default_factory=PhotometrySettings)
+    scoring: dict[str, dict[str, list[ScoringRule]]] = Field(
+        default_factory=dict, description="Threshold rules by PRO.CATG, by QC parameter"
+    )
     simulator: SimulatorProfile
 
     @model_validator(mode="after")

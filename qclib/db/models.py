@@ -132,3 +132,31 @@ class QCValueRow(Base):
     detector: Mapped[str] = mapped_column(String(40))
     value: Mapped[float | None] = mapped_column(Float)
     unit: Mapped[str] = mapped_column(String(20))
+
+
+class ScoreRow(Base):
+    """The grade of one QC value, with the rule (and its version) that gave it."""
+
+    __tablename__ = "scores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    qc_value_id: Mapped[int] = mapped_column(ForeignKey("qc_values.id"), unique=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    grade: Mapped[str] = mapped_column(String(10), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    rule: Mapped[str | None] = mapped_column(String(200))
+    low: Mapped[float | None] = mapped_column(Float)
+    high: Mapped[float | None] = mapped_column(Float)
+    scored_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class QualityEventRow(Base):
+    """An intervention or incident that explains a jump in a trend."""
+
+    __tablename__ = "quality_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instrument: Mapped[str] = mapped_column(String(40), index=True)
+    date: Mapped[dt.date] = mapped_column(Date, index=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

@@ -168,3 +168,18 @@ def reference_product(
     ]
     certified = [p for p in candidates if p.status == "certified"]
     return (certified or candidates or [None])[0]
+
+
+def mark_scored(session: Session, product_id: int) -> None:
+    """candidate -> scored (a product further along keeps its status)."""
+    row = session.get(ProductRow, product_id)
+    if row is not None and row.status == "candidate":
+        row.status = "scored"
+
+
+def set_product_status(session: Session, product_id: int, status: str) -> None:
+    """Move a product along its lifecycle (candidate, scored, certified, rejected...)."""
+    row = session.get(ProductRow, product_id)
+    if row is None:
+        raise KeyError(product_id)
+    row.status = status

@@ -10,10 +10,11 @@ whatever the number of workers. Files get their final names only when complete.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,6 +236,7 @@ def simulate_night(
     progress: bool = True,
     only: frozenset[str] | set[str] | None = None,
     detectors: Sequence[str] | None = None,
+    degrade: Mapping[str, Mapping[str, float]] | None = None,
 ) -> SimulationResult:
     """Simulate one night of raw frames with recorded truth.
 
@@ -283,6 +285,7 @@ def simulate_night(
         "scale": scale,
         "only": sorted(only) if only else None,
         "detectors": list(detectors) if detectors else None,
+        "degraded": {k: dict(v) for k, v in (degrade or {}).items()} or None,
     }
     _check_out_dir(out_dir, identity)
 
@@ -307,6 +310,14 @@ def simulate_night(
         draw_detector_truth(instrument, geometry, instrument.detectors.index(d), seed)
         for d in present
     ]
+    for extname, changes in (degrade or {}).items():
+        position = next((i for i, t in enumerate(truths) if t.extname == extname), None)
+        if position is None:
+            raise ConfigError(f"cannot degrade {extname}: not simulated")
+        try:
+            truths[position] = dataclasses.replace(truths[position], **changes)
+        except TypeError as err:
+            raise ConfigError(f"cannot degrade {extname}: {err}") from None
     catalogues = {
         name: make_catalogue(instrument, geometry, name, instrument.simulator.targets[name], seed)
         for name in sorted({e.template.target for e in exposures if e.template.target})

@@ -1,0 +1,186 @@
+"""The QC1 database: every QC value with its score, history queries, exports, events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qclib.db.models import ProductRow, QCValueRow, QualityEventRow, ScoreRow
+from qclib.db.products import REFERENCE_SETUP_KEYS
+
+
+@dataclass(frozen=True)
+class ValueToScore:
+    qc_value_id: int
+    product_id: int
+    instrument: str
+    pro_catg: str
+    night: dt.date
+    mid_mjd: float
+    parameter: str
+    detector: str
+    value: float | None
+    setup: dict[str, Any]
+
+
+def _same_setup(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a.get(k) == b.get(k) for k in REFERENCE_SETUP_KEYS if k in a and k in b)
+
+
+def values_to_score(
+    session: Session, *, instrument: str | None = None, rescore: bool = False
+) -> list[ValueToScore]:
+    """QC values without a score (every one with ``rescore``), oldest first."""
+    query = (
+        select(QCValueRow, ProductRow)
+        .join(ProductRow, QCValueRow.product_id == ProductRow.id)
+        .order_by(ProductRow.mid_mjd, QCValueRow.id)
+    )
+    if instrument:
+        query = query.where(ProductRow.instrument == instrument)
+    if not rescore:
+        scored = select(ScoreRow.qc_value_id)
+        query = query.where(QCValueRow.id.not_in(scored))
+    return [
+        ValueToScore(
+            v.id,
+            p.id,
+            p.instrument,
+            p.pro_catg,
+            p.night,
+            p.mid_mjd,
+            v.name,
+            v.detector,
+            v.value,
+            dict(p.header),
+        )
+        for v, p in session.execute(query)
+    ]
+
+
+def certified_history(session: Session, item: ValueToScore, n: int) -> list[float]:
+    """The last ``n`` values of the same parameter, detector and setup in certified
+    products taken before this one, oldest first."""
+    query = (
+        select(QCValueRow.value, ProductRow.header)
+        .join(ProductRow, QCValueRow.product_id == ProductRow.id)
+        .where(
+            ProductRow.instrument == item.instrument,
+            ProductRow.pro_catg == item.pro_catg,
+            ProductRow.status == "certified",
+            ProductRow.mid_mjd < item.mid_mjd,
+            QCValueRow.name == item.parameter,
+            QCValueRow.detector == item.detector,
+        )
+        .order_by(ProductRow.mid_mjd.desc())
+    )
+    out = []
+    for value, header in session.execute(query):
+        if value is not None and _same_setup(dict(header), item.setup):
+            out.append(float(value))
+            if len(out) == n:
+                break
+    return out[::-1]
+
+
+def reference_value(session: Session, item: ValueToScore) -> float | None:
+    """The same parameter and detector in the newest earlier certified product of the
+    same setup."""
+    history = certified_history(session, item, 1)
+    return history[-1] if history else None
+
+
+def save_score(
+    session: Session,
+    item: ValueToScore,
+    *,
+    grade: str,
+    reason: str,
+    rule: str | None,
+    low: float | None,
+    high: float | None,
+) -> None:
+    """Insert or replace the score of one QC value."""
+    row = session.scalar(select(ScoreRow).where(ScoreRow.qc_value_id == item.qc_value_id))
+    if row is None:
+        row = ScoreRow(qc_value_id=item.qc_value_id, product_id=item.product_id)
+        session.add(row)
+    row.grade, row.reason, row.rule, row.low, row.high = grade, reason, rule, low, high
+    row.scored_at = dt.datetime.now(dt.UTC)
+
+
+def export_rows(
+    session: Session,
+    *,
+    instrument: str | None = None,
+    parameter: str | None = None,
+    since: dt.date | None = None,
+) -> list[dict[str, Any]]:
+    """Every QC value with its product, score and rule: the QC1 table."""
+    query = (
+        select(QCValueRow, ProductRow, ScoreRow)
+        .join(ProductRow, QCValueRow.product_id == ProductRow.id)
+        .outerjoin(ScoreRow, ScoreRow.qc_value_id == QCValueRow.id)
+        .order_by(ProductRow.mid_mjd, ProductRow.id, QCValueRow.detector, QCValueRow.name)
+    )
+    if instrument:
+        query = query.where(ProductRow.instrument == instrument)
+    if parameter:
+        query = query.where(QCValueRow.name == parameter)
+    if since:
+        query = query.where(ProductRow.night >= since)
+    return [
+        {
+            "instrument": p.instrument,
+            "night": p.night.isoformat(),
+            "mid_mjd": p.mid_mjd,
+            "ab_id": p.ab_id,
+            "pro_catg": p.pro_catg,
+            "product": p.path.rsplit("/", 1)[-1],
+            "status": p.status,
+            "detector": v.detector,
+            "parameter": v.name,
+            "value": v.value,
+            "unit": v.unit,
+            "grade": s.grade if s else None,
+            "reason": s.reason if s else None,
+            "rule": s.rule if s else None,
+        }
+        for v, p, s in session.execute(query)
+    ]
+
+
+def product_grades(session: Session, product_id: int) -> dict[str, dict[str, str]]:
+    """detector -> parameter -> grade of one product."""
+    query = (
+        select(QCValueRow.detector, QCValueRow.name, ScoreRow.grade)
+        .join(ScoreRow, ScoreRow.qc_value_id == QCValueRow.id)
+        .where(QCValueRow.product_id == product_id)
+    )
+    out: dict[str, dict[str, str]] = {}
+    for detector, name, grade in session.execute(query):
+        out.setdefault(detector, {})[name] = grade
+    return out
+
+
+def add_event(session: Session, *, instrument: str, date: dt.date, text: str) -> int:
+    row = QualityEventRow(
+        instrument=instrument, date=date, text=text, created_at=dt.datetime.now(dt.UTC)
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def list_events(session: Session, *, instrument: str | None = None) -> list[dict[str, Any]]:
+    query = select(QualityEventRow).order_by(QualityEventRow.date, QualityEventRow.id)
+    if instrument:
+        query = query.where(QualityEventRow.instrument == instrument)
+    return [
+        {"id": r.id, "instrument": r.instrument, "date": r.date.isoformat(), "text": r.text}
+        for r in session.scalars(query)
+    ]
