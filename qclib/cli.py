@@ -518,6 +518,70 @@ def process(ctx: click.Context, ids: tuple[str, ...], night: str | None, as_json
         console.print("nothing to process")
 
 
+@main.command("run")
+@click.option("--night", help="Process only this night's blocks (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def run_command(ctx: click.Context, night: str | None, as_json: bool) -> None:
+    """One incremental pass: ingest the inbox, associate, process, score."""
+    from qclib.workflow.run import run_pass
+
+    summary = run_pass(
+        _workspace(ctx), _database(ctx), night=_parse_night(night), progress=not as_json
+    )
+    _print_pass(summary, as_json)
+
+
+def _print_pass(summary: Any, as_json: bool) -> None:
+    if as_json:
+        _print_json(
+            {
+                "ingested": summary.ingested,
+                "blocks": summary.blocks,
+                "processed": [o.as_dict() for o in summary.outcomes],
+                "scored": summary.scored,
+                "seconds": summary.seconds,
+            }
+        )
+        return
+    files = ", ".join(f"{n} {s}" for s, n in sorted(summary.ingested.items())) or "no files"
+    console.print(f"inbox: {files}")
+    changed = ", ".join(f"{n} {k}" for k, n in summary.blocks.items() if n) or "unchanged"
+    console.print(f"association blocks: {changed}")
+    colour = {"done": "green", "failed": "bold red", "waiting": "yellow", "skipped": "dim"}
+    for o in summary.outcomes:
+        detail = ", ".join(o.products) if o.products else (o.reason or "")
+        console.print(f"[{colour[o.status]}]{o.status:<8}[/] {o.ab_id}  {detail}", highlight=False)
+    grades = ", ".join(f"{n} {g}" for g, n in sorted(summary.scored.items())) or "nothing new"
+    console.print(f"scored: {grades}")
+    timing = ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items())
+    console.print(f"{'work done' if summary.did_something else 'nothing new'} ({timing})")
+
+
+@main.command()
+@click.option("--interval", type=float, help="Minutes between passes (default: qc.toml's).")
+@click.option("--passes", type=int, help="Stop after this many passes (default: never).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per pass.")
+@click.pass_context
+def watch(ctx: click.Context, interval: float | None, passes: int | None, as_json: bool) -> None:
+    """Run a pass every interval, and as soon as new files arrive in the inbox."""
+    from qclib.workflow.run import watch as watch_inbox
+
+    workspace = _workspace(ctx)
+    minutes = interval or workspace.config.workflow.interval_minutes
+    if not as_json:
+        console.print(
+            f"watching {workspace.inbox} (a pass every {minutes:g} min, and on new files)"
+        )
+    watch_inbox(
+        workspace,
+        _database(ctx),
+        interval_minutes=minutes,
+        passes=passes,
+        on_pass=lambda summary: _print_pass(summary, as_json),
+    )
+
+
 @main.command()
 @click.option("--instrument", help="Only this instrument.")
 @click.option(

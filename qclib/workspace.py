@@ -47,6 +47,12 @@ url = ""
 # A truncated file modified less than this many seconds ago is reported as
 # "still being written" rather than "truncated".
 settle_seconds = 10.0
+
+[workflow]
+# A block whose recipe fails is retried by this many later passes, then left failed.
+max_retries = 3
+# qc watch: minutes between passes (a pass also starts when new files arrive).
+interval_minutes = 60
 """
 
 
@@ -63,10 +69,16 @@ class IngestSection(Strict):
     settle_seconds: float = Field(10.0, ge=0)
 
 
+class WorkflowSection(Strict):
+    max_retries: int = Field(3, ge=0, description="Passes that retry a failed block")
+    interval_minutes: float = Field(60.0, gt=0, description="qc watch: minutes between passes")
+
+
 class WorkspaceConfig(Strict):
     workspace: WorkspaceSection
     database: DatabaseSection = DatabaseSection()
     ingest: IngestSection = IngestSection()
+    workflow: WorkflowSection = WorkflowSection()
 
 
 @dataclass(frozen=True)

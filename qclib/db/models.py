@@ -99,6 +99,8 @@ class AssociationBlockRow(Base):
     #: Processing state: created, done, failed (with state_reason).
     state: Mapped[str] = mapped_column(String(20), default="created")
     state_reason: Mapped[str | None] = mapped_column(Text)
+    #: Failed runs of the recipe so far (a pass retries up to the workspace's max_retries).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ProductRow(Base):

@@ -112,10 +112,19 @@ def qc_values(session: Session, product_id: int) -> dict[str, dict[str, float | 
 
 
 def set_block_state(session: Session, ab_id: str, state: str, reason: str | None = None) -> None:
+    """Record a block's processing state; a failure also counts as an attempt."""
     row = session.get(AssociationBlockRow, ab_id)
     if row is not None:
         row.state = state
         row.state_reason = reason
+        if state == "failed":
+            row.attempts = (row.attempts or 0) + 1
+
+
+def block_attempts(session: Session) -> dict[str, int]:
+    """Failed attempts per block id."""
+    rows = session.execute(select(AssociationBlockRow.id, AssociationBlockRow.attempts))
+    return {r[0]: int(r[1] or 0) for r in rows}
 
 
 def block_states(session: Session) -> dict[str, tuple[str, str | None]]:

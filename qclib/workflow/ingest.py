@@ -334,8 +334,9 @@ def ingest_paths(
     """Ingest files and folders into a workspace; one outcome per source file.
 
     Reference catalogues of standard fields shipped beside the raws
-    (``<folder>/catalogues/*.csv``, as ``qc simulate`` writes them) are copied to the
-    workspace's ``data/catalogues/`` too: the zeropoint recipes read them there.
+    (``catalogues/*.csv`` in or below a folder, as ``qc simulate`` writes them) are
+    copied to the workspace's ``data/catalogues/`` too: the zeropoint recipes read them
+    there.
     """
     paths = list(paths)
     outcomes = Ingester(workspace, database, move=move).ingest(paths, progress=progress)
@@ -344,13 +345,13 @@ def ingest_paths(
 
 
 def copy_catalogues(workspace: Workspace, paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Copy ``catalogues/*.csv`` found in the given folders; returns what changed."""
+    """Copy ``catalogues/*.csv`` found in (or below) the given folders; returns what changed."""
     copied = []
     for raw in paths:
-        folder = Path(raw).expanduser() / "catalogues"
+        folder = Path(raw).expanduser()
         if not folder.is_dir():
             continue
-        for source in sorted(folder.glob("*.csv")):
+        for source in sorted(folder.rglob("catalogues/*.csv")):
             dest = workspace.catalogues_dir / source.name
             if dest.exists() and dest.read_bytes() == source.read_bytes():
                 continue

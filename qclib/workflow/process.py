@@ -82,8 +82,14 @@ def _context(workspace: Workspace, database: Database, block: dict[str, Any]) ->
                     else []
                 )
                 if not made:
+                    parent_state = product_store.block_states(session).get(
+                        choice.get("ab_id") or "", ("created", None)
+                    )
+                    why = (
+                        f", which failed: {parent_state[1]}" if parent_state[0] == "failed" else ""
+                    )
                     raise IncompleteBlockError(
-                        f"{block['id']}: waits for {tag['category']} from {choice['ab_id']}"
+                        f"{block['id']}: waits for {tag['category']} from {choice['ab_id']}{why}"
                     )
                 chosen.append(
                     CalibInput(
@@ -147,11 +153,17 @@ def process_blocks(
     *,
     night: dt.date | None = None,
     ids: list[str] | None = None,
+    max_retries: int | None = None,
 ) -> list[ProcessOutcome]:
-    """Process the complete, not yet done blocks (of a night, or the given ids)."""
+    """Process the complete, not yet done blocks (of a night, or the given ids).
+
+    A block that failed is tried again, up to ``max_retries`` more times (no limit when
+    None); after that it stays failed, with its last reason, until asked for by id.
+    """
     with database.transaction() as session:
         blocks = block_store.list_blocks(session, night=night)
         states = product_store.block_states(session)
+        attempts = product_store.block_attempts(session)
     if ids:
         unknown = sorted(set(ids) - {b["id"] for b in blocks})
         if unknown:
@@ -162,8 +174,19 @@ def process_blocks(
         blocks = [b for b in blocks if b["id"] in ids]
     outcomes = []
     for block in _ordered(blocks):
-        state, _reason = states.get(block["id"], ("created", None))
+        state, last_reason = states.get(block["id"], ("created", None))
         if state == "done":
+            continue
+        tried = attempts.get(block["id"], 0)
+        if state == "failed" and max_retries is not None and tried > max_retries and not ids:
+            outcomes.append(
+                ProcessOutcome(
+                    block["id"],
+                    "failed",
+                    f"not retried after {tried} failed attempts ({last_reason}); "
+                    f"'qc process {block['id']}' tries again",
+                )
+            )
             continue
         if block["completeness"] != "complete":
             outcomes.append(ProcessOutcome(block["id"], "skipped", block["reason"]))

@@ -1,0 +1,158 @@
+"""One incremental pass of the whole flow (``qc run``), and passes on a schedule (``qc watch``).
+
+A pass: ingest what is new in the inbox (moved into ``data/raw``), classify and
+associate, process the complete blocks in dependency order, grade the new QC values.
+Every stage is idempotent, so a second pass over the same data does nothing, and a
+pass killed anywhere is finished by the next one (products are written atomically and
+recorded in one transaction with their block's state). A lock file keeps two passes
+(two watchers) from working on one workspace at the same time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qclib.db import Database
+from qclib.errors import ConfigError
+from qclib.workflow.association import associate_workspace
+from qclib.workflow.ingest import expand_sources, ingest_paths
+from qclib.workflow.process import ProcessOutcome, process_blocks
+from qclib.workflow.scoring import score_values
+from qclib.workspace import Workspace
+
+LOCK_NAME = ".qc-run.lock"
+
+
+class PassLockedError(ConfigError):
+    """Another pass holds the workspace."""
+
+
+@dataclass(frozen=True)
+class PassSummary:
+    ingested: dict[str, int]
+    blocks: dict[str, int]
+    outcomes: list[ProcessOutcome]
+    scored: dict[str, int]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def did_something(self) -> bool:
+        new_files = sum(n for status, n in self.ingested.items() if status != "already-ingested")
+        processed = any(o.status in ("done", "failed") for o in self.outcomes)
+        return bool(new_files or processed or sum(self.scored.values()))
+
+
+@contextmanager
+def workspace_lock(workspace: Workspace) -> Iterator[None]:
+    """Hold the workspace's pass lock, or raise PassLockedError at once."""
+    path = workspace.data_dir / LOCK_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise PassLockedError(
+                f"{workspace.root}: a pass is already running ({holder}); "
+                "wait for it, or stop that watcher"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def run_pass(
+    workspace: Workspace,
+    database: Database,
+    *,
+    night: dt.date | None = None,
+    progress: bool = False,
+) -> PassSummary:
+    """One pass over whatever is new. Raises PassLockedError if another pass runs."""
+    seconds: dict[str, float] = {}
+    with workspace_lock(workspace):
+        start = time.perf_counter()
+        outcomes = ingest_paths(
+            workspace, database, [workspace.inbox], move=True, progress=progress
+        )
+        seconds["ingest"] = time.perf_counter() - start
+        start = time.perf_counter()
+        summary = associate_workspace(workspace, database)
+        seconds["associate"] = time.perf_counter() - start
+        start = time.perf_counter()
+        processed = process_blocks(
+            workspace, database, night=night, max_retries=workspace.config.workflow.max_retries
+        )
+        seconds["process"] = time.perf_counter() - start
+        start = time.perf_counter()
+        scoring = score_values(database)
+        seconds["score"] = time.perf_counter() - start
+    return PassSummary(
+        ingested=dict(Counter(o.status for o in outcomes)),
+        blocks={
+            kind: sum(change[i] for change in summary.changes.values())
+            for i, kind in enumerate(("added", "changed", "removed"))
+        },
+        outcomes=processed,
+        scored=scoring.grades,
+        seconds=seconds,
+    )
+
+
+def _inbox_state(inbox: Path) -> tuple[tuple[str, int, int], ...]:
+    """What the inbox holds (names, sizes, mtimes): a change means new files."""
+    state = []
+    for path in expand_sources([inbox]) if inbox.exists() else []:
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        state.append((str(path), info.st_size, info.st_mtime_ns))
+    return tuple(sorted(state))
+
+
+def watch(
+    workspace: Workspace,
+    database: Database,
+    *,
+    interval_minutes: float,
+    poll_seconds: float = 5.0,
+    passes: int | None = None,
+    on_pass: Callable[[PassSummary], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Run passes every ``interval_minutes``, and sooner when the inbox changes.
+
+    Stops after ``passes`` passes (None: never). Returns the number of passes run.
+    """
+    done = 0
+    while passes is None or done < passes:
+        summary = run_pass(workspace, database)
+        done += 1
+        if on_pass is not None:
+            on_pass(summary)
+        if passes is not None and done >= passes:
+            break
+        seen = _inbox_state(workspace.inbox)
+        waited = 0.0
+        while waited < interval_minutes * 60:
+            sleep(poll_seconds)
+            waited += poll_seconds
+            if _inbox_state(workspace.inbox) != seen:
+                break
+    return done

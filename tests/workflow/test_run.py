@@ -1,0 +1,94 @@
+"""qc run: one idempotent pass over the inbox; a lock against two passes; failed blocks
+retried up to a limit, their dependents waiting with the reason; qc watch."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from qclib.cli import main
+from qclib.db import products as product_store
+from qclib.errors import UnprocessableDataError
+from qclib.recipes import REGISTRY
+from qclib.workflow.process import process_blocks
+from qclib.workflow.run import PassLockedError, run_pass, watch, workspace_lock
+
+
+def _fill_inbox(workspace, night: Path) -> None:
+    shutil.copytree(night, workspace.inbox / "night", dirs_exist_ok=True)
+
+
+def test_a_pass_does_everything_once_and_a_second_does_nothing(
+    workspace, omegacam_night: Path
+) -> None:
+    _fill_inbox(workspace, omegacam_night)
+    db = workspace.open_database()
+    first = run_pass(workspace, db)
+    assert first.ingested["ingested"] == 21 and first.did_something
+    done = {o.ab_id for o in first.outcomes if o.status == "done"}
+    assert len(done) == 7 and sum(first.scored.values()) > 0
+    assert not list((workspace.inbox / "night").glob("*.fits"))  # moved into data/raw
+    with db.transaction() as session:
+        products = {p.path: p.sha256 for p in product_store.list_products(session)}
+    second = run_pass(workspace, db)
+    assert not second.did_something
+    assert {o.status for o in second.outcomes} == {"waiting"}  # science: no recipe yet
+    with db.transaction() as session:
+        assert {p.path: p.sha256 for p in product_store.list_products(session)} == products
+    db.close()
+
+
+def test_two_passes_cannot_run_at_once(workspace) -> None:
+    db = workspace.open_database()
+    with workspace_lock(workspace):
+        with pytest.raises(PassLockedError, match=r"a pass is already running \(pid \d+"):
+            run_pass(workspace, db)
+        result = CliRunner().invoke(main, ["--workspace", str(workspace.root), "run"])
+        assert result.exit_code == 2 and "a pass is already running" in result.output
+    run_pass(workspace, db)  # released
+    db.close()
+
+
+def test_failed_block_is_retried_up_to_the_limit_and_dependents_wait(
+    workspace, omegacam_night: Path, monkeypatch
+) -> None:
+    calls = []
+
+    def broken(ctx):
+        calls.append(ctx.block_id)
+        raise UnprocessableDataError("lamp off in every frame")
+
+    monkeypatch.setitem(REGISTRY, "qc_master_dome_flat", broken)
+    _fill_inbox(workspace, omegacam_night)
+    db = workspace.open_database()
+    first = {o.ab_id.split("_", 1)[1]: o for o in run_pass(workspace, db).outcomes}
+    assert first["MASTER_DOME_FLAT"].status == "failed"
+    sky = first["MASTER_SKY_FLAT"]
+    assert sky.status == "waiting" and "which failed" in sky.reason
+    assert "lamp off in every frame" in sky.reason
+    for _ in range(3):
+        process_blocks(workspace, db, max_retries=2)
+    assert len(calls) == 3  # the first try and two retries
+    (last,) = [o for o in process_blocks(workspace, db, max_retries=2) if "DOME" in o.ab_id]
+    assert last.status == "failed" and last.reason.startswith("not retried after 3 failed")
+    assert len(calls) == 3
+    db.close()
+
+
+def test_watch_runs_a_pass_when_files_arrive(workspace, omegacam_night: Path) -> None:
+    db = workspace.open_database()
+    summaries = []
+
+    def sleep(_seconds: float) -> None:
+        _fill_inbox(workspace, omegacam_night)  # files arrive while the watcher waits
+
+    passes = watch(
+        workspace, db, interval_minutes=60, passes=2, on_pass=summaries.append, sleep=sleep
+    )
+    assert passes == 2
+    assert not summaries[0].did_something
+    assert summaries[1].ingested["ingested"] == 21
+    db.close()
