@@ -540,6 +540,15 @@ def _print_pass(summary: Any, as_json: bool) -> None:
                 "blocks": summary.blocks,
                 "processed": [o.as_dict() for o in summary.outcomes],
                 "scored": summary.scored,
+                "reports": [
+                    {
+                        "ab_id": r.ab_id,
+                        "status": r.status,
+                        "html": str(r.html or ""),
+                        "reason": r.reason,
+                    }
+                    for r in summary.reports
+                ],
                 "seconds": summary.seconds,
             }
         )
@@ -554,6 +563,11 @@ def _print_pass(summary: Any, as_json: bool) -> None:
         console.print(f"[{colour[o.status]}]{o.status:<8}[/] {o.ab_id}  {detail}", highlight=False)
     grades = ", ".join(f"{n} {g}" for g, n in sorted(summary.scored.items())) or "nothing new"
     console.print(f"scored: {grades}")
+    for report in summary.reports:
+        if report.status == "written":
+            console.print(f"report   {report.html}", highlight=False)
+        elif report.status == "failed":
+            console.print(f"[bold red]report failed[/] {report.reason}", highlight=False)
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items())
     console.print(f"{'work done' if summary.did_something else 'nothing new'} ({timing})")
 
@@ -580,6 +594,43 @@ def watch(ctx: click.Context, interval: float | None, passes: int | None, as_jso
         passes=passes,
         on_pass=lambda summary: _print_pass(summary, as_json),
     )
+
+
+@main.command()
+@click.argument("instrument")
+@click.pass_context
+def health(ctx: click.Context, instrument: str) -> None:
+    """Write the health-check report (trend plots of every graded QC parameter)."""
+    from qclib.workflow.reports import render_health_check
+
+    workspace = _workspace(ctx)
+    known = sorted({c.name for c in workspace.instruments().values()})
+    if instrument.upper() not in known:
+        raise click.UsageError(f"unknown instrument {instrument!r}; this workspace takes {known}")
+    console.print(f"health check: {render_health_check(workspace, instrument)}", highlight=False)
+
+
+@main.command()
+@click.argument("ids", nargs=-1)
+@click.option("--night", help="Every processed block of this night (YYYY-MM-DD).")
+@click.pass_context
+def report(ctx: click.Context, ids: tuple[str, ...], night: str | None) -> None:
+    """(Re)write the report (notebook + HTML) of blocks: given ids, or a night's."""
+    from qclib.db import blocks as block_store
+    from qclib.db import products as product_store
+    from qclib.workflow.reports import render_reports
+
+    database = _database(ctx)
+    if not ids:
+        with database.transaction() as session:
+            states = product_store.block_states(session)
+            chosen = block_store.list_blocks(session, night=_parse_night(night))
+        ids = tuple(b["id"] for b in chosen if states.get(b["id"], ("",))[0] == "done")
+    if not ids:
+        raise click.UsageError("no processed block to report on; give ids or --night")
+    for outcome in render_reports(_workspace(ctx), database, list(ids)):
+        detail = outcome.html if outcome.status == "written" else outcome.reason
+        console.print(f"{outcome.status:<11} {outcome.ab_id}  {detail}", highlight=False)
 
 
 @main.command()

@@ -28,6 +28,7 @@ from qclib.simulate.night import TRUTH_FILE, simulate_night
 from qclib.workflow.association import associate_workspace
 from qclib.workflow.ingest import ingest_paths
 from qclib.workflow.process import process_blocks
+from qclib.workflow.reports import render_reports
 from qclib.workflow.scoring import score_values
 from qclib.workspace import init_workspace
 
@@ -172,6 +173,16 @@ def run_demo(root: Path, night: dt.date, *, scale: str, console: Console) -> Non
         f"scored {scoring.scored} QC value(s): "
         + ", ".join(f"{n} {g}" for g, n in sorted(scoring.grades.items()))
     )
+    start = time.perf_counter()
+    reports = render_reports(
+        workspace, database, [o.ab_id for o in outcomes_by_block if o.status == "done"]
+    )
+    timings["report"] = time.perf_counter() - start
+    written = [r for r in reports if r.status == "written"]
+    console.print(f"{len(written)} report(s) written (papermill notebook + HTML)")
+    for r in reports:
+        if r.status == "failed":
+            console.print(f"[bold red]report failed[/] {r.reason}", highlight=False)
     console.print(
         "timings: " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in timings.items())
     )
@@ -186,8 +197,9 @@ def run_demo(root: Path, night: dt.date, *, scale: str, console: Console) -> Non
     console.print(f"                 qc --workspace {workspace.root} abs --night {night}")
     console.print(f"                 qc --workspace {workspace.root} calchecker")
     console.print(f"products         {workspace.products_dir / night.isoformat()}")
+    console.print(f"reports          {workspace.runs_dir / night.isoformat()} (open the .html)")
     console.print(f"                 qc --workspace {workspace.root} qc1 export --param QC.RON")
     console.print(
-        "not yet built: science-frame recipes, papermill reports, qc run / qc watch, "
-        "the Dask executor and the dashboards (issue D onwards); the demo grows with them"
+        "not yet built: science-frame recipes, the Dask executor, the dashboards, "
+        "certification, archive and PI packages; the demo grows with them"
     )

@@ -307,6 +307,12 @@ class ScoringRule(Strict):
         return self
 
 
+class ReportSettings(Strict):
+    """Which report template (notebooks/templates/<name>.ipynb) shows each action's block."""
+
+    templates: dict[str, str] = Field(default_factory=dict, description="action -> template")
+
+
 class InstrumentConfig(Strict):
     """Everything QC Workbench knows about one instrument, apart from its OCA rules."""
 
@@ -332,6 +338,7 @@ class InstrumentConfig(Strict):
         default_factory=dict, description="QC parameters by PRO.CATG, by ESO name"
     )
     photometry: PhotometrySettings = Field(default_factory=PhotometrySettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     scoring: dict[str, dict[str, list[ScoringRule]]] = Field(
         default_factory=dict, description="Threshold rules by PRO.CATG, by QC parameter"
     )

@@ -149,6 +149,8 @@ def export_rows(
             "grade": s.grade if s else None,
             "reason": s.reason if s else None,
             "rule": s.rule if s else None,
+            "low": s.low if s else None,
+            "high": s.high if s else None,
         }
         for v, p, s in session.execute(query)
     ]

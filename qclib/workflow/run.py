@@ -1,7 +1,8 @@
 """One incremental pass of the whole flow (``qc run``), and passes on a schedule (``qc watch``).
 
 A pass: ingest what is new in the inbox (moved into ``data/raw``), classify and
-associate, process the complete blocks in dependency order, grade the new QC values.
+associate, process the complete blocks in dependency order, grade the new QC values,
+and execute the report of every block processed.
 Every stage is idempotent, so a second pass over the same data does nothing, and a
 pass killed anywhere is finished by the next one (products are written atomically and
 recorded in one transaction with their block's state). A lock file keeps two passes
@@ -25,6 +26,7 @@ from qclib.errors import ConfigError
 from qclib.workflow.association import associate_workspace
 from qclib.workflow.ingest import expand_sources, ingest_paths
 from qclib.workflow.process import ProcessOutcome, process_blocks
+from qclib.workflow.reports import ReportOutcome, render_reports
 from qclib.workflow.scoring import score_values
 from qclib.workspace import Workspace
 
@@ -41,6 +43,7 @@ class PassSummary:
     blocks: dict[str, int]
     outcomes: list[ProcessOutcome]
     scored: dict[str, int]
+    reports: list[ReportOutcome] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -102,6 +105,11 @@ def run_pass(
         start = time.perf_counter()
         scoring = score_values(database)
         seconds["score"] = time.perf_counter() - start
+        start = time.perf_counter()
+        reports = render_reports(
+            workspace, database, [o.ab_id for o in processed if o.status == "done"]
+        )
+        seconds["report"] = time.perf_counter() - start
     return PassSummary(
         ingested=dict(Counter(o.status for o in outcomes)),
         blocks={
@@ -110,6 +118,7 @@ def run_pass(
         },
         outcomes=processed,
         scored=scoring.grades,
+        reports=reports,
         seconds=seconds,
     )
 

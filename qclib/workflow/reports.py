@@ -1,0 +1,128 @@
+"""Execute a block's report notebook with papermill and export it to self-contained HTML.
+
+``parameterized_runs/<night>/<ab_id>.ipynb`` and ``.html``, from
+``notebooks/templates/<template>.ipynb`` with parameters ``{ab_id, workspace}`` only;
+both written atomically. The template of each action is named in the instrument TOML
+(``[reports.templates]``). A notebook that fails to execute is reported with its error
+and leaves no file behind; the other reports go on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qclib.atomicfile import atomic_path
+from qclib.db import Database
+from qclib.db import blocks as block_store
+from qclib.errors import ConfigError
+from qclib.instruments import load_instrument
+from qclib.workspace import Workspace
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "notebooks" / "templates"
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    ab_id: str
+    status: str  # "written", "failed", "no template"
+    notebook: Path | None = None
+    html: Path | None = None
+    reason: str | None = None
+
+
+def template_for(block: dict[str, Any]) -> Path | None:
+    """The template of a block's action, or None when its instrument names none."""
+    name = load_instrument(block["instrument"]).reports.templates.get(block["action"])
+    if name is None:
+        return None
+    path = TEMPLATES_DIR / f"{name}.ipynb"
+    if not path.is_file():
+        raise ConfigError(
+            f"{block['instrument']} names report template {name!r} for {block['action']}, "
+            f"but {path} does not exist"
+        )
+    return path
+
+
+def render_notebook(
+    template: Path, notebook: Path, parameters: dict[str, str], *, cwd: Path
+) -> Path:
+    """Execute ``template`` with ``parameters`` into ``notebook`` and export ``.html``
+    beside it, both atomically; returns the HTML path.
+
+    Raises
+    ------
+    papermill.PapermillExecutionError
+        A cell failed; nothing is written.
+    """
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    logging.getLogger("papermill").setLevel(logging.ERROR)
+    with atomic_path(notebook) as tmp:
+        papermill.execute_notebook(
+            str(template),
+            str(tmp),
+            parameters=parameters,
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(cwd),
+        )
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    html = notebook.with_suffix(".html")
+    with atomic_path(html) as tmp:
+        tmp.write_text(body, encoding="utf-8")
+    return html
+
+
+def render_report(workspace: Workspace, block: dict[str, Any]) -> ReportOutcome:
+    """Execute and export one block's report."""
+    import papermill
+
+    template = template_for(block)
+    if template is None:
+        reason = f"no report template for {block['action']}"
+        return ReportOutcome(block["id"], "no template", reason=reason)
+    notebook = workspace.runs_dir / block["night"] / f"{block['id']}.ipynb"
+    parameters = {"ab_id": block["id"], "workspace": str(workspace.root)}
+    try:
+        html = render_notebook(template, notebook, parameters, cwd=workspace.root)
+    except papermill.PapermillExecutionError as err:
+        return ReportOutcome(
+            block["id"],
+            "failed",
+            reason=f"{template.name} failed on {block['id']}: {err.ename}: {err.evalue}",
+        )
+    return ReportOutcome(block["id"], "written", notebook, html)
+
+
+def render_health_check(workspace: Workspace, instrument: str, *, days: int = 90) -> Path:
+    """The health-check notebook of an instrument, into ``parameterized_runs/health/``."""
+    today = dt.date.today().isoformat()
+    notebook = workspace.runs_dir / "health" / f"{instrument.upper()}_{today}.ipynb"
+    return render_notebook(
+        TEMPLATES_DIR / "health_check.ipynb",
+        notebook,
+        {"instrument": instrument.upper(), "workspace": str(workspace.root)},
+        cwd=workspace.root,
+    )
+
+
+def render_reports(
+    workspace: Workspace, database: Database, ab_ids: Sequence[str]
+) -> list[ReportOutcome]:
+    """The reports of the given blocks, one after another (progress bar when many)."""
+    from tqdm import tqdm
+
+    with database.transaction() as session:
+        blocks = [b for b in (block_store.get_block(session, i) for i in ab_ids) if b]
+    return [
+        render_report(workspace, block)
+        for block in tqdm(blocks, desc="reports", unit="report", disable=len(blocks) < 2)
+    ]

@@ -1,0 +1,88 @@
+"""Report templates: thin (STYLE.md), and each executes with papermill on a processed
+block into a notebook and a self-contained HTML page holding its plotly figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from qclib.instruments import load_instrument
+from qclib.workflow.reports import (
+    TEMPLATES_DIR,
+    render_health_check,
+    render_notebook,
+    render_reports,
+    template_for,
+)
+from qclib.workflow.scoring import score_values
+
+pytestmark = pytest.mark.notebook
+
+TEMPLATES = sorted(TEMPLATES_DIR.glob("*.ipynb"))
+INVESTIGATE = TEMPLATES_DIR / "investigate.ipynb"
+HEALTH = TEMPLATES_DIR / "health_check.ipynb"
+FORBIDDEN = ("def ", "class ", "import numpy", "np.", "sqlalchemy", ".add(", "commit(")
+
+
+def test_every_action_names_an_existing_template() -> None:
+    for name in ("OMEGACAM", "HAWKI"):
+        for action in load_instrument(name).reports.templates:
+            assert template_for({"instrument": name, "action": action}) is not None
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=[p.stem for p in TEMPLATES])
+def test_templates_are_thin(path: Path) -> None:
+    book = nbformat.read(path, as_version=4)
+    code = [c for c in book.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", [])
+    names = {line.split("=")[0].strip() for line in code[0].source.splitlines() if "=" in line}
+    expected = (
+        {"instrument", "workspace"} if path.stem == "health_check" else {"ab_id", "workspace"}
+    )
+    assert names == expected
+    for cell in code[1:]:
+        assert not any(word in cell.source for word in FORBIDDEN), cell.source
+
+
+def test_every_template_executes_on_processed_blocks(omegacam_processed) -> None:
+    workspace = omegacam_processed.workspace
+    database = workspace.open_database()
+    done = [ab for ab, o in omegacam_processed.outcomes.items() if o.status == "done"]
+    outcomes = render_reports(workspace, database, done)
+    database.close()
+    assert {o.status for o in outcomes} == {"written"}, [o.reason for o in outcomes]
+    used = {template_for({"instrument": "OMEGACAM", "action": ab.split("_", 1)[1]}) for ab in done}
+    assert used == set(TEMPLATES) - {INVESTIGATE, HEALTH}  # every block template is exercised
+    for outcome in outcomes:
+        assert outcome.notebook.parent == workspace.runs_dir / "2026-11-23"
+        book = json.loads(outcome.notebook.read_text())
+        errors = [
+            o for c in book["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"
+        ]
+        assert not errors
+        html = outcome.html.read_text()
+        assert html.count("Plotly.newPlot") >= 2  # figures survive the export...
+        assert "plotly.js v" in html  # ...and render offline (plotly.js inlined)
+        assert outcome.ab_id in html
+
+
+def test_investigate_and_health_check_execute(omegacam_processed) -> None:
+    workspace = omegacam_processed.workspace
+    bias = next(ab for ab in omegacam_processed.outcomes if ab.endswith("_MASTER_BIAS"))
+    html = render_notebook(
+        INVESTIGATE,
+        workspace.runs_dir / "investigate" / f"{bias}.ipynb",
+        {"ab_id": bias, "workspace": str(workspace.root)},
+        cwd=workspace.root,
+    )
+    assert "QC.RON" in html.read_text() and html.read_text().count("Plotly.newPlot") >= 3
+    database = workspace.open_database()
+    score_values(database)  # the health check shows graded parameters
+    database.close()
+    health = render_health_check(workspace, "omegacam")
+    text = health.read_text()
+    assert health.parent == workspace.runs_dir / "health"
+    assert "MASTER_BIAS QC.RON" in text and text.count("Plotly.newPlot") >= 5
