@@ -85,6 +85,7 @@ def run_pass(
     *,
     night: dt.date | None = None,
     progress: bool = False,
+    write_reports: bool = True,
 ) -> PassSummary:
     """One pass over whatever is new. Raises PassLockedError if another pass runs."""
     seconds: dict[str, float] = {}
@@ -106,9 +107,8 @@ def run_pass(
         scoring = score_values(database)
         seconds["score"] = time.perf_counter() - start
         start = time.perf_counter()
-        reports = render_reports(
-            workspace, database, [o.ab_id for o in processed if o.status == "done"]
-        )
+        done = [o.ab_id for o in processed if o.status == "done"]
+        reports = render_reports(workspace, database, done) if write_reports else []
         seconds["report"] = time.perf_counter() - start
     return PassSummary(
         ingested=dict(Counter(o.status for o in outcomes)),
@@ -144,6 +144,7 @@ def watch(
     passes: int | None = None,
     on_pass: Callable[[PassSummary], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    write_reports: bool = True,
 ) -> int:
     """Run passes every ``interval_minutes``, and sooner when the inbox changes.
 
@@ -151,7 +152,7 @@ def watch(
     """
     done = 0
     while passes is None or done < passes:
-        summary = run_pass(workspace, database)
+        summary = run_pass(workspace, database, write_reports=write_reports)
         done += 1
         if on_pass is not None:
             on_pass(summary)
