@@ -520,14 +520,19 @@ def process(ctx: click.Context, ids: tuple[str, ...], night: str | None, as_json
 
 @main.command("run")
 @click.option("--night", help="Process only this night's blocks (YYYY-MM-DD).")
+@click.option("--no-reports", is_flag=True, help="Skip the report notebooks (qc report later).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def run_command(ctx: click.Context, night: str | None, as_json: bool) -> None:
-    """One incremental pass: ingest the inbox, associate, process, score."""
+def run_command(ctx: click.Context, night: str | None, no_reports: bool, as_json: bool) -> None:
+    """One incremental pass: ingest the inbox, associate, process, score, report."""
     from qclib.workflow.run import run_pass
 
     summary = run_pass(
-        _workspace(ctx), _database(ctx), night=_parse_night(night), progress=not as_json
+        _workspace(ctx),
+        _database(ctx),
+        night=_parse_night(night),
+        progress=not as_json,
+        write_reports=not no_reports,
     )
     _print_pass(summary, as_json)
 

@@ -12,7 +12,6 @@ CHECKSUM/DATASUM. Memory holds one detector at a time.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import io
 import json
@@ -108,7 +107,9 @@ def primary_header(spec: ProductSpec, filename: str) -> fits.Header:
             continue  # would not fit one HIERARCH card; the raw keeps it
         _set(header, _card_key(key), value)
     _set(header, "PIPEFILE", filename, "product file name")
-    _set(header, "DATE", dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"), "file written")
+    # No DATE card: a product is byte-reproducible (same inputs, configuration and
+    # qclib version give the same SHA-256, so a re-run after a crash can be checked);
+    # when it was made is in the database (products.created_at).
     eso = {
         "PRO CATG": (spec.pro_catg, "category of the product"),
         "PRO TYPE": (spec.pro_type, "product type"),
@@ -170,7 +171,7 @@ class _HashingWriter:
         self.digest.update(payload)
 
     def image(self, hdu: fits.PrimaryHDU | fits.ImageHDU) -> None:
-        hdu.add_checksum()
+        hdu.add_checksum(when=_CHECKSUM_COMMENT)
         self._write(hdu.header.tostring().encode("ascii"))
         if hdu.data is None:
             return
@@ -181,11 +182,18 @@ class _HashingWriter:
     def table(self, hdu: fits.BinTableHDU) -> None:
         # Small: let astropy lay it out after an empty primary, keep the table's bytes.
         buffer = io.BytesIO()
-        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buffer, checksum=True)
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buffer)
+        table = fits.open(io.BytesIO(buffer.getvalue()))[1]
+        table.add_checksum(when=_CHECKSUM_COMMENT)
+        buffer = io.BytesIO()
+        fits.HDUList([fits.PrimaryHDU(), table]).writeto(buffer)
         self._write(buffer.getvalue()[_BLOCK:])
 
 
 _BLOCK = 2880
+#: astropy's default CHECKSUM comment holds the time of writing: products would differ
+#: from run to run. Products are byte-reproducible (tested), so the comment is fixed.
+_CHECKSUM_COMMENT = "HDU checksum"
 
 
 def write_product(

@@ -32,26 +32,44 @@ class ClippedStats:
 @numba.njit(parallel=True, cache=True)
 def _pass(a, b, use_b, centre, half_width):  # type: ignore[no-untyped-def]
     """One clipping pass over a 2D array (or a - b): count, mean, std of kept values.
-    Rows in parallel (scalar reductions)."""
+
+    Rows in parallel, each into its own partial sum, added up in row order: the result
+    does not depend on how threads were scheduled (a shared reduction did, by a last
+    bit, which made products differ between runs on a busy machine).
+    """
     ny, nx = a.shape
-    n = 0
-    total = 0.0
+    counts = np.zeros(ny, dtype=np.int64)
+    totals = np.zeros(ny, dtype=np.float64)
     for y in numba.prange(ny):
+        n = 0
+        total = 0.0
         for x in range(nx):
             v = a[y, x] - b[y, x] if use_b else a[y, x]
             if not math.isnan(v) and abs(v - centre) <= half_width:
                 total += v
                 n += 1
+        counts[y] = n
+        totals[y] = total
+    n = 0
+    total = 0.0
+    for y in range(ny):
+        n += counts[y]
+        total += totals[y]
     if n == 0:
         return 0, math.nan, math.nan
     mean = total / n
-    var = 0.0
+    squares = np.zeros(ny, dtype=np.float64)
     for y in numba.prange(ny):
+        var = 0.0
         for x in range(nx):
             v = a[y, x] - b[y, x] if use_b else a[y, x]
             if not math.isnan(v) and abs(v - centre) <= half_width:
                 d = v - mean
                 var += d * d
+        squares[y] = var
+    var = 0.0
+    for y in range(ny):
+        var += squares[y]
     return n, mean, math.sqrt(var / (n - 1)) if n > 1 else math.nan
 
 

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qclib.atomicfile import sweep_stale_temporaries
 from qclib.db import Database
 from qclib.errors import ConfigError
 from qclib.workflow.association import associate_workspace
@@ -90,6 +91,9 @@ def run_pass(
     """One pass over whatever is new. Raises PassLockedError if another pass runs."""
     seconds: dict[str, float] = {}
     with workspace_lock(workspace):
+        # A pass killed while writing leaves temporaries of a dead process behind.
+        for folder in (workspace.products_dir, workspace.runs_dir):
+            sweep_stale_temporaries(folder)
         start = time.perf_counter()
         outcomes = ingest_paths(
             workspace, database, [workspace.inbox], move=True, progress=progress
