@@ -518,22 +518,53 @@ def process(ctx: click.Context, ids: tuple[str, ...], night: str | None, as_json
         console.print("nothing to process")
 
 
+def _executor_options(command: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "--executor",
+                type=click.Choice(["serial", "local", "dask"]),
+                default="local",
+                show_default=True,
+                help="Where recipes run: here, a local process pool, or Dask.",
+            ),
+            click.option("--workers", type=int, help="Pool or LocalCluster size (default: cores)."),
+            click.option("--scheduler", help="An existing Dask scheduler, tcp://HOST:PORT."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @main.command("run")
 @click.option("--night", help="Process only this night's blocks (YYYY-MM-DD).")
 @click.option("--no-reports", is_flag=True, help="Skip the report notebooks (qc report later).")
+@_executor_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def run_command(ctx: click.Context, night: str | None, no_reports: bool, as_json: bool) -> None:
+def run_command(
+    ctx: click.Context,
+    night: str | None,
+    no_reports: bool,
+    executor: str,
+    workers: int | None,
+    scheduler: str | None,
+    as_json: bool,
+) -> None:
     """One incremental pass: ingest the inbox, associate, process, score, report."""
+    from qclib.workflow.executors import open_executor
     from qclib.workflow.run import run_pass
 
-    summary = run_pass(
-        _workspace(ctx),
-        _database(ctx),
-        night=_parse_night(night),
-        progress=not as_json,
-        write_reports=not no_reports,
-    )
+    kind = "dask" if scheduler else executor
+    with open_executor(kind, workers=workers, scheduler=scheduler) as pool:  # type: ignore[arg-type]
+        summary = run_pass(
+            _workspace(ctx),
+            _database(ctx),
+            night=_parse_night(night),
+            progress=not as_json,
+            write_reports=not no_reports,
+            executor=pool,
+        )
     _print_pass(summary, as_json)
 
 
@@ -580,10 +611,20 @@ def _print_pass(summary: Any, as_json: bool) -> None:
 @main.command()
 @click.option("--interval", type=float, help="Minutes between passes (default: qc.toml's).")
 @click.option("--passes", type=int, help="Stop after this many passes (default: never).")
+@_executor_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per pass.")
 @click.pass_context
-def watch(ctx: click.Context, interval: float | None, passes: int | None, as_json: bool) -> None:
+def watch(
+    ctx: click.Context,
+    interval: float | None,
+    passes: int | None,
+    executor: str,
+    workers: int | None,
+    scheduler: str | None,
+    as_json: bool,
+) -> None:
     """Run a pass every interval, and as soon as new files arrive in the inbox."""
+    from qclib.workflow.executors import open_executor
     from qclib.workflow.run import watch as watch_inbox
 
     workspace = _workspace(ctx)
@@ -592,13 +633,16 @@ def watch(ctx: click.Context, interval: float | None, passes: int | None, as_jso
         console.print(
             f"watching {workspace.inbox} (a pass every {minutes:g} min, and on new files)"
         )
-    watch_inbox(
-        workspace,
-        _database(ctx),
-        interval_minutes=minutes,
-        passes=passes,
-        on_pass=lambda summary: _print_pass(summary, as_json),
-    )
+    kind = "dask" if scheduler else executor
+    with open_executor(kind, workers=workers, scheduler=scheduler) as pool:  # type: ignore[arg-type]
+        watch_inbox(
+            workspace,
+            _database(ctx),
+            interval_minutes=minutes,
+            passes=passes,
+            on_pass=lambda summary: _print_pass(summary, as_json),
+            executor=pool,
+        )
 
 
 @main.command()

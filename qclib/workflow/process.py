@@ -10,6 +10,7 @@ the others. Processing again does nothing for blocks that are done.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from qclib.fitsio import scan_fits
 from qclib.instruments import load_instrument
 from qclib.products import setup_header
 from qclib.recipes import REGISTRY
-from qclib.recipes.base import CalibInput, RawInput, RecipeContext, config_hash
+from qclib.recipes.base import CalibInput, ProductResult, RawInput, RecipeContext, config_hash
 from qclib.workspace import Workspace
 
 Status = Literal["done", "failed", "waiting", "skipped"]
@@ -147,6 +148,55 @@ def _ordered(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def run_recipe(recipe: str, ctx: RecipeContext) -> list[ProductResult]:
+    """Run one block's recipe (a task for any executor: picklable in, picklable out)."""
+    return REGISTRY[recipe](ctx)
+
+
+def _record(
+    workspace: Workspace,
+    database: Database,
+    block: dict[str, Any],
+    ctx: RecipeContext,
+    results: list[ProductResult],
+) -> ProcessOutcome:
+    units = {name: q.unit for cat in ctx.instrument.qc.values() for name, q in cat.items()}
+    with database.transaction() as session:
+        for result in results:
+            product_store.add_product(
+                session,
+                ab_id=block["id"],
+                instrument=block["instrument"],
+                pro_catg=result.pro_catg,
+                night=dt.date.fromisoformat(block["night"]),
+                mid_mjd=block["mid_mjd"],
+                path=workspace.relative(result.path),
+                sha256=result.sha256,
+                header=result.header,
+                provenance={
+                    "inputs": [r.arcfile for r in ctx.raws],
+                    "input_sha256": [r.sha256 for r in ctx.raws],
+                    "calibrations": {
+                        t: [c.sha256 for c in cs] for t, cs in ctx.calibrations.items()
+                    },
+                    "recipe": block["recipe"],
+                    "parameters": result.parameters,
+                    "config_hash": ctx.config_hash,
+                },
+                qc=result.qc,
+                units=units,
+            )
+        product_store.set_block_state(session, block["id"], "done")
+    return ProcessOutcome(block["id"], "done", products=tuple(Path(r.path).name for r in results))
+
+
+def _fail(database: Database, block: dict[str, Any], err: UnprocessableDataError) -> ProcessOutcome:
+    reason = f"{block['id']}: {err}"
+    with database.transaction() as session:
+        product_store.set_block_state(session, block["id"], "failed", reason)
+    return ProcessOutcome(block["id"], "failed", reason)
+
+
 def process_blocks(
     workspace: Workspace,
     database: Database,
@@ -154,11 +204,17 @@ def process_blocks(
     night: dt.date | None = None,
     ids: list[str] | None = None,
     max_retries: int | None = None,
+    executor: concurrent.futures.Executor | None = None,
 ) -> list[ProcessOutcome]:
     """Process the complete, not yet done blocks (of a night, or the given ids).
 
     A block that failed is tried again, up to ``max_retries`` more times (no limit when
     None); after that it stays failed, with its last reason, until asked for by id.
+
+    ``executor``: where recipes run (a process pool, or a Dask client's
+    ``get_executor()``); None runs them here, one after another. Either way a block is
+    started once its parents in this pass have finished, and its products are
+    recorded here, in one transaction, as it completes.
     """
     with database.transaction() as session:
         blocks = block_store.list_blocks(session, night=night)
@@ -172,75 +228,75 @@ def process_blocks(
                 f"{' on night ' + night.isoformat() if night else ''}; 'qc abs' lists them"
             )
         blocks = [b for b in blocks if b["id"] in ids]
-    outcomes = []
+    outcomes: dict[str, ProcessOutcome] = {}
+    todo: list[dict[str, Any]] = []
     for block in _ordered(blocks):
         state, last_reason = states.get(block["id"], ("created", None))
         if state == "done":
             continue
         tried = attempts.get(block["id"], 0)
         if state == "failed" and max_retries is not None and tried > max_retries and not ids:
-            outcomes.append(
-                ProcessOutcome(
-                    block["id"],
-                    "failed",
-                    f"not retried after {tried} failed attempts ({last_reason}); "
-                    f"'qc process {block['id']}' tries again",
-                )
+            outcomes[block["id"]] = ProcessOutcome(
+                block["id"],
+                "failed",
+                f"not retried after {tried} failed attempts ({last_reason}); "
+                f"'qc process {block['id']}' tries again",
             )
-            continue
-        if block["completeness"] != "complete":
-            outcomes.append(ProcessOutcome(block["id"], "skipped", block["reason"]))
-            continue
-        recipe = REGISTRY.get(block["recipe"] or "")
-        if recipe is None:
-            outcomes.append(
-                ProcessOutcome(
-                    block["id"],
-                    "waiting",
-                    f"recipe {block['recipe']} is not implemented yet; the block waits for it",
-                )
+        elif block["completeness"] != "complete":
+            outcomes[block["id"]] = ProcessOutcome(block["id"], "skipped", block["reason"])
+        elif (block["recipe"] or "") not in REGISTRY:
+            outcomes[block["id"]] = ProcessOutcome(
+                block["id"],
+                "waiting",
+                f"recipe {block['recipe']} is not implemented yet; the block waits for it",
             )
-            continue
-        try:
-            ctx = _context(workspace, database, block)
-            results = recipe(ctx)
-        except IncompleteBlockError as err:
-            outcomes.append(ProcessOutcome(block["id"], "waiting", str(err)))
-            continue
-        except UnprocessableDataError as err:
-            reason = f"{block['id']}: {err}"
-            with database.transaction() as session:
-                product_store.set_block_state(session, block["id"], "failed", reason)
-            outcomes.append(ProcessOutcome(block["id"], "failed", reason))
-            continue
-        units = {name: q.unit for cat in ctx.instrument.qc.values() for name, q in cat.items()}
-        with database.transaction() as session:
-            for result in results:
-                product_store.add_product(
-                    session,
-                    ab_id=block["id"],
-                    instrument=block["instrument"],
-                    pro_catg=result.pro_catg,
-                    night=dt.date.fromisoformat(block["night"]),
-                    mid_mjd=block["mid_mjd"],
-                    path=workspace.relative(result.path),
-                    sha256=result.sha256,
-                    header=result.header,
-                    provenance={
-                        "inputs": [r.arcfile for r in ctx.raws],
-                        "input_sha256": [r.sha256 for r in ctx.raws],
-                        "calibrations": {
-                            t: [c.sha256 for c in cs] for t, cs in ctx.calibrations.items()
-                        },
-                        "recipe": block["recipe"],
-                        "parameters": result.parameters,
-                        "config_hash": ctx.config_hash,
-                    },
-                    qc=result.qc,
-                    units=units,
-                )
-            product_store.set_block_state(session, block["id"], "done")
-        outcomes.append(
-            ProcessOutcome(block["id"], "done", products=tuple(Path(r.path).name for r in results))
+        else:
+            todo.append(block)
+
+    pending = {b["id"]: b for b in todo}
+    running: dict[concurrent.futures.Future[list[ProductResult]], tuple[dict, RecipeContext]] = {}
+
+    def start_ready() -> None:
+        for block_id, block in list(pending.items()):
+            busy = set(pending) | {b["id"] for b, _ in running.values()}
+            if any(parent in busy for parent in block["parents"]):
+                continue
+            del pending[block_id]
+            try:
+                ctx = _context(workspace, database, block)
+            except IncompleteBlockError as err:
+                outcomes[block_id] = ProcessOutcome(block_id, "waiting", str(err))
+                continue
+            if executor is None:
+                try:
+                    results = run_recipe(block["recipe"], ctx)
+                except IncompleteBlockError as err:
+                    outcomes[block_id] = ProcessOutcome(block_id, "waiting", str(err))
+                except UnprocessableDataError as err:
+                    outcomes[block_id] = _fail(database, block, err)
+                else:
+                    outcomes[block_id] = _record(workspace, database, block, ctx, results)
+                continue
+            running[executor.submit(run_recipe, block["recipe"], ctx)] = (block, ctx)
+
+    start_ready()
+    while running or pending:
+        if not running:
+            start_ready()
+            if not running:
+                break
+        finished, _ = concurrent.futures.wait(
+            running, return_when=concurrent.futures.FIRST_COMPLETED
         )
-    return outcomes
+        for future in finished:
+            block, ctx = running.pop(future)
+            try:
+                results = future.result()
+            except IncompleteBlockError as err:
+                outcomes[block["id"]] = ProcessOutcome(block["id"], "waiting", str(err))
+            except UnprocessableDataError as err:
+                outcomes[block["id"]] = _fail(database, block, err)
+            else:
+                outcomes[block["id"]] = _record(workspace, database, block, ctx, results)
+        start_ready()
+    return [outcomes[b["id"]] for b in _ordered(blocks) if b["id"] in outcomes]

@@ -11,6 +11,7 @@ recorded in one transaction with their block's state). A lock file keeps two pas
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import fcntl
 import os
@@ -87,8 +88,12 @@ def run_pass(
     night: dt.date | None = None,
     progress: bool = False,
     write_reports: bool = True,
+    executor: concurrent.futures.Executor | None = None,
 ) -> PassSummary:
-    """One pass over whatever is new. Raises PassLockedError if another pass runs."""
+    """One pass over whatever is new. Raises PassLockedError if another pass runs.
+
+    ``executor``: where recipes run (``qclib.workflow.executors.open_executor``);
+    None: here, one block after another."""
     seconds: dict[str, float] = {}
     with workspace_lock(workspace):
         # A pass killed while writing leaves temporaries of a dead process behind.
@@ -104,7 +109,11 @@ def run_pass(
         seconds["associate"] = time.perf_counter() - start
         start = time.perf_counter()
         processed = process_blocks(
-            workspace, database, night=night, max_retries=workspace.config.workflow.max_retries
+            workspace,
+            database,
+            night=night,
+            max_retries=workspace.config.workflow.max_retries,
+            executor=executor,
         )
         seconds["process"] = time.perf_counter() - start
         start = time.perf_counter()
@@ -149,6 +158,7 @@ def watch(
     on_pass: Callable[[PassSummary], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     write_reports: bool = True,
+    executor: concurrent.futures.Executor | None = None,
 ) -> int:
     """Run passes every ``interval_minutes``, and sooner when the inbox changes.
 
@@ -156,7 +166,7 @@ def watch(
     """
     done = 0
     while passes is None or done < passes:
-        summary = run_pass(workspace, database, write_reports=write_reports)
+        summary = run_pass(workspace, database, write_reports=write_reports, executor=executor)
         done += 1
         if on_pass is not None:
             on_pass(summary)
