@@ -154,11 +154,13 @@ class ABReport:
             values = read_image(path, hdu)[::4, ::4].ravel()
             values = values[np.isfinite(values)]
             if values.size:
+                # Counted here, not in the browser: 32 CCDs of raw values made a 200-MB page.
                 lo, hi = np.percentile(values, [0.1, 99.9])
-                inside = values[(values >= lo) & (values <= hi)]
-                fig.add_trace(go.Histogram(x=inside, name=hdu.extname, opacity=0.6, nbinsx=100))
+                counts, edges = np.histogram(values, bins=100, range=(lo, hi))
+                centres = 0.5 * (edges[:-1] + edges[1:])
+                step = go.Scatter(x=centres, y=counts, mode="lines", line_shape="hvh")
+                fig.add_trace(step.update(name=hdu.extname))
         fig.update_layout(
-            barmode="overlay",
             title=f"{product.pro_catg}: pixel values per detector",
             xaxis_title=unit or "value",
             yaxis_title="pixels (1 in 16)",
