@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from qclib.db.models import AssociationBlockRow, ProductRow, QCValueRow
@@ -24,6 +24,7 @@ class StoredProduct:
     sha256: str
     status: str
     header: dict[str, Any]
+    provenance: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -43,6 +44,7 @@ def _stored(row: ProductRow) -> StoredProduct:
         row.sha256,
         row.status,
         dict(row.header),
+        dict(row.provenance or {}),
     )
 
 
@@ -192,3 +194,17 @@ def set_product_status(session: Session, product_id: int, status: str) -> None:
     if row is None:
         raise KeyError(product_id)
     row.status = status
+
+
+def remove_products_of_block(session: Session, ab_id: str) -> list[str]:
+    """Delete a block's product rows with their QC values and scores; returns the paths
+    (the files are the caller's: they are replaced in place)."""
+    from qclib.db.models import ScoreRow
+
+    rows = list(session.scalars(select(ProductRow).where(ProductRow.ab_id == ab_id)))
+    for row in rows:
+        session.execute(delete(ScoreRow).where(ScoreRow.product_id == row.id))
+        session.execute(delete(QCValueRow).where(QCValueRow.product_id == row.id))
+        session.delete(row)
+    session.flush()
+    return [r.path for r in rows]

@@ -26,6 +26,7 @@ from qclib.atomicfile import sweep_stale_temporaries
 from qclib.db import Database
 from qclib.errors import ConfigError
 from qclib.workflow.association import associate_workspace
+from qclib.workflow.extinction import measure_extinction
 from qclib.workflow.ingest import expand_sources, ingest_paths
 from qclib.workflow.process import ProcessOutcome, process_blocks
 from qclib.workflow.reports import ReportOutcome, render_reports
@@ -115,6 +116,7 @@ def run_pass(
             max_retries=workspace.config.workflow.max_retries,
             executor=executor,
         )
+        measure_extinction(workspace, database)
         seconds["process"] = time.perf_counter() - start
         start = time.perf_counter()
         scoring = score_values(database)

@@ -1,0 +1,139 @@
+"""The night's atmospheric extinction, from its standard-field visits.
+
+Each ZEROPOINT block is one visit at one airmass; the extinction needs several. Once a
+night holds at least two visits in a filter spanning 0.1 airmass or more, each
+detector's zeropoints are fitted against airmass (ZP(X) = ZP0 - k X,
+``qclib.calib.photometry.fit_extinction``) and written as a night-level product
+``<INSTRUMENT>.<night>.<filter>_EXTINCTION`` (QC only: ``QC.EXTINCTION``,
+``QC.ZPOINT.X0.FIT``, ``QC.NVISITS`` per detector). A later visit replaces it; the
+same visits leave it alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from qclib.calib.photometry import fit_extinction
+from qclib.db import Database
+from qclib.db import products as product_store
+from qclib.errors import UnprocessableDataError
+from qclib.instruments import load_instrument
+from qclib.products import DetectorProduct, Input, ProductSpec, write_product
+from qclib.recipes.base import config_hash, qc_cards
+from qclib.workspace import Workspace
+
+PRO_CATG = "EXTINCTION"
+RECIPE = "qc_night_extinction"
+MIN_AIRMASS_SPAN = 0.1
+
+
+def _filter(header: dict[str, Any], keywords: list[str], blank: set[str]) -> str | None:
+    for key in keywords:
+        value = header.get(key)
+        if isinstance(value, str) and value not in blank:
+            return value
+    return None
+
+
+def measure_extinction(workspace: Workspace, database: Database) -> list[str]:
+    """Write or refresh the extinction product of every night and filter that allows
+    one; returns the block ids written."""
+    with database.transaction() as session:
+        standards = [p for p in product_store.list_products(session) if p.pro_catg == "ZEROPOINT"]
+        values = {p.id: product_store.qc_values(session, p.id) for p in standards}
+        existing = {
+            p.ab_id: p for p in product_store.list_products(session) if p.pro_catg == PRO_CATG
+        }
+    groups: dict[tuple[str, dt.date, str], list[product_store.StoredProduct]] = defaultdict(list)
+    for product in standards:
+        instrument = load_instrument(product.instrument)
+        blank = set(instrument.photometry.blank_filters)
+        filt = _filter(product.header, instrument.filter_keywords, blank)
+        if filt is not None:
+            groups[(product.instrument, product.night, filt)].append(product)
+    written = []
+    for (name, night, filt), visits in sorted(groups.items()):
+        ab_id = f"{name}.{night.isoformat()}.{filt}_{PRO_CATG}"
+        inputs = sorted(p.sha256 for p in visits)
+        old = existing.get(ab_id)
+        if old is not None and sorted(old.provenance.get("inputs", [])) == inputs:
+            continue
+        qc = _fit(visits, values)
+        if not qc:
+            continue
+        _write(workspace, database, ab_id, name, night, visits, qc)
+        written.append(ab_id)
+    return written
+
+
+def _fit(
+    visits: list[product_store.StoredProduct], values: dict[int, dict[str, dict[str, Any]]]
+) -> dict[str, dict[str, float]]:
+    by_detector: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for product in visits:
+        for detector, qc in values[product.id].items():
+            airmass, zeropoint = qc.get("QC.AIRMASS"), qc.get("QC.ZPOINT")
+            if airmass is not None and zeropoint is not None:
+                by_detector[detector].append((float(airmass), float(zeropoint)))
+    out = {}
+    for detector, pairs in by_detector.items():
+        airmasses, zeropoints = (np.array(v) for v in zip(*pairs, strict=True))
+        if len(pairs) < 2 or np.ptp(airmasses) < MIN_AIRMASS_SPAN:
+            continue
+        try:
+            k, zp0 = fit_extinction(airmasses, zeropoints)
+        except UnprocessableDataError:
+            continue
+        out[detector] = {"QC.EXTINCTION": k, "QC.ZPOINT.X0.FIT": zp0, "QC.NVISITS": len(pairs)}
+    return out
+
+
+def _write(
+    workspace: Workspace,
+    database: Database,
+    ab_id: str,
+    name: str,
+    night: dt.date,
+    visits: list[product_store.StoredProduct],
+    qc: dict[str, dict[str, float]],
+) -> None:
+    instrument = load_instrument(name)
+    spec = ProductSpec(
+        pro_catg=PRO_CATG,
+        recipe=RECIPE,
+        instrument=name,
+        raw_header=visits[0].header,
+        inputs=tuple(
+            Input(workspace.confine(p.path).name, p.pro_catg, p.sha256, "calib") for p in visits
+        ),
+        parameters={"min_airmass_span": MIN_AIRMASS_SPAN},
+        config_hash=config_hash(instrument),
+        pro_type="QC",
+    )
+    path = workspace.products_dir / night.isoformat() / f"{ab_id}.fits"
+    detectors = [
+        DetectorProduct(d, None, None, None, qc_cards(instrument, PRO_CATG, v))
+        for d, v in sorted(qc.items())
+    ]
+    sha = write_product(path, spec, detectors)
+    units = {n: q.unit for n, q in instrument.qc.get(PRO_CATG, {}).items()}
+    with database.transaction() as session:
+        product_store.remove_products_of_block(session, ab_id)
+        product_store.add_product(
+            session,
+            ab_id=ab_id,
+            instrument=name,
+            pro_catg=PRO_CATG,
+            night=night,
+            mid_mjd=max(p.mid_mjd for p in visits),
+            path=workspace.relative(path),
+            sha256=sha,
+            header=dict(visits[0].header),
+            provenance={"inputs": sorted(p.sha256 for p in visits), "recipe": RECIPE},
+            qc=qc,
+            units=units,
+        )
