@@ -39,6 +39,7 @@ def store_blocks(
     }
     added = changed = 0
     seen = set()
+    reopened: set[str] = set()
     now = dt.datetime.now(dt.UTC)
     for block in blocks:
         seen.add(block["id"])
@@ -51,6 +52,12 @@ def store_blocks(
             continue
         else:
             changed += 1
+            if row.content.get("inputs") != block["inputs"]:
+                # New raw frames: what was made from the old set is out of date; process
+                # the block again (its products are replaced), and what was made from
+                # its products (below). A better calibration appearing later does not
+                # reopen a processed block.
+                reopened.add(block["id"])
         row.action = block["action"]
         row.recipe = block["recipe"]
         row.night = dt.date.fromisoformat(block["night"])
@@ -60,10 +67,31 @@ def store_blocks(
         row.content = block
         row.rules_digest = rules_digest
         row.updated_at = now
+    _reopen(session, instrument, reopened)
     stale = [block_id for block_id in existing if block_id not in seen]
     if stale:
         session.execute(delete(AssociationBlockRow).where(AssociationBlockRow.id.in_(stale)))
     return added, changed, len(stale)
+
+
+def _reopen(session: Session, instrument: str, ids: set[str]) -> None:
+    """Set blocks, and every block downstream of them, back to 'created'."""
+    rows = list(
+        session.scalars(
+            select(AssociationBlockRow).where(AssociationBlockRow.instrument == instrument)
+        )
+    )
+    todo = set(ids)
+    while todo:
+        for row in rows:
+            if row.id in todo:
+                row.state, row.state_reason, row.attempts = "created", None, 0
+        todo = {
+            row.id
+            for row in rows
+            if row.state != "created" and set(row.content.get("parents", [])) & (ids | todo)
+        }
+        ids = ids | todo
 
 
 def list_blocks(

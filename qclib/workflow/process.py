@@ -162,6 +162,9 @@ def _record(
 ) -> ProcessOutcome:
     units = {name: q.unit for cat in ctx.instrument.qc.values() for name, q in cat.items()}
     with database.transaction() as session:
+        # A block processed again (its frames changed) replaces its products: same
+        # files (rewritten in place), new rows, new QC values and grades.
+        product_store.remove_products_of_block(session, block["id"])
         for result in results:
             product_store.add_product(
                 session,

@@ -102,3 +102,42 @@ def test_watch_runs_a_pass_when_files_arrive(workspace, omegacam_night: Path) ->
     assert not summaries[0].did_something
     assert summaries[1].ingested["ingested"] == 21
     db.close()
+
+
+def test_a_block_that_gains_frames_is_processed_again(workspace, omegacam_night: Path) -> None:
+    """A dome-flat sequence arriving in two parts: the master made from the first three
+    frames is replaced by the one made from all four."""
+    from qclib.fitsio import scan_fits
+
+    late = sorted(p for p in omegacam_night.glob("*.fits") if "T17:58:40" in p.name)
+    assert len(late) == 1 and scan_fits(late[0]).primary["DPR.TYPE"] == "FLAT,DOME"
+    first = workspace.inbox / "first"
+    first.mkdir(parents=True)
+    for path in omegacam_night.glob("*.fits"):
+        if path not in late:
+            shutil.copy(path, first / path.name)
+    shutil.copytree(omegacam_night / "catalogues", first / "catalogues")
+    db = workspace.open_database()
+    run_pass(workspace, db, write_reports=False)
+
+    def dome():
+        with db.transaction() as session:
+            return [
+                p for p in product_store.list_products(session) if p.pro_catg == "MASTER_DOME_FLAT"
+            ]
+
+    (before,) = dome()
+    shutil.copy(late[0], workspace.inbox / late[0].name)
+    second = run_pass(workspace, db, write_reports=False)
+    redone = {o.ab_id.split("_", 1)[1] for o in second.outcomes if o.status == "done"}
+    # ... and what was made from it: the master flat, the zeropoints.
+    assert {"MASTER_DOME_FLAT", "READ_GAIN", "MASTER_SKY_FLAT", "ZEROPOINT"} <= redone
+    assert "MASTER_BIAS" not in redone
+    (after,) = dome()
+    assert after.sha256 != before.sha256
+    from astropy.io import fits
+
+    with fits.open(workspace.root / after.path) as hdul:
+        assert hdul[0].header["HIERARCH ESO PRO DATANCOM"] == 4
+    assert not run_pass(workspace, db, write_reports=False).did_something
+    db.close()
