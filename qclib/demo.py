@@ -26,6 +26,7 @@ from qclib.instruments import load_instrument, load_rules
 from qclib.qc.scoring import roll_up
 from qclib.simulate.night import TRUTH_FILE, simulate_night
 from qclib.workflow.association import associate_workspace
+from qclib.workflow.extinction import measure_extinction
 from qclib.workflow.ingest import ingest_paths
 from qclib.workflow.process import process_blocks
 from qclib.workflow.reports import render_reports
@@ -142,6 +143,7 @@ def run_demo(root: Path, night: dt.date, *, scale: str, console: Console) -> Non
 
     start = time.perf_counter()
     outcomes_by_block = process_blocks(workspace, database, night=night)
+    measure_extinction(workspace, database)
     timings["process"] = time.perf_counter() - start
     start = time.perf_counter()
     scoring = score_values(database, instrument=DEMO_INSTRUMENT)
@@ -168,6 +170,12 @@ def run_demo(root: Path, night: dt.date, *, scale: str, console: Console) -> Non
             rolled = roll_up(g for det in by_detector.values() for g in det.values())
             bad = sorted(d for d, values in by_detector.items() if "NOK" in values.values())
             product_table.add_row(block["action"], "done", product.pro_catg, rolled, ", ".join(bad))
+    block_ids = {b["id"] for b in blocks}
+    for product in products.values():
+        if product.ab_id not in block_ids and product.night == night:  # night-level
+            by_detector = grades[product.id]
+            rolled = roll_up(g for det in by_detector.values() for g in det.values())
+            product_table.add_row("(the night)", "done", product.pro_catg, rolled, "")
     console.print(product_table)
     console.print(
         f"scored {scoring.scored} QC value(s): "
@@ -200,6 +208,7 @@ def run_demo(root: Path, night: dt.date, *, scale: str, console: Console) -> Non
     console.print(f"reports          {workspace.runs_dir / night.isoformat()} (open the .html)")
     console.print(f"                 qc --workspace {workspace.root} qc1 export --param QC.RON")
     console.print(
-        "not yet built: science-frame recipes, the Dask executor, the dashboards, "
-        "certification, archive and PI packages; the demo grows with them"
+        "next: `qc run` / `qc watch` do all of this for whatever arrives in the inbox. "
+        "Not yet built: science-frame recipes, the dashboards, certification, archive "
+        "and PI packages; the demo grows with them"
     )

@@ -103,6 +103,7 @@ def test_demo_at_test_scale(tmp_path: Path) -> None:
     assert "not-fits" in result.stdout and "truncated" in result.stdout
     # Every calibration block processed and scored; science waits for its recipe.
     assert "MASTER_FLAT" in result.stdout and "ZEROPOINT" in result.stdout
+    assert "EXTINCTION" in result.stdout  # the night's two standard visits
     assert "qc_science_image is not implemented yet" in result.stdout
     scored = result.stdout.split("scored ")[1].splitlines()[0]
     assert " OK" in scored and "NOK" not in scored  # a nominal night: nothing out of limits
