@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -364,6 +365,16 @@ class InstrumentConfig(Strict):
         """Detectors present at a scale, in extension order."""
         wanted = self.geometry[scale].detectors  # type: ignore[index]
         return [d for d in self.detectors if wanted is None or d.extname in wanted]
+
+    def filter_name(self, header: Mapping[str, object]) -> str | None:
+        """The filter of a frame: the first of ``filter_keywords`` not holding a blank
+        (OPEN, FREE) position; None when every wheel is blank or the keys are absent."""
+        blank = set(self.photometry.blank_filters)
+        for key in self.filter_keywords:
+            value = header.get(key)
+            if isinstance(value, str) and value not in blank:
+                return value
+        return None
 
     def layout_position(self, extname: str) -> tuple[int, int]:
         """(row from top, column from left) of a detector in the mosaic."""

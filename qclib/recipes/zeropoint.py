@@ -46,12 +46,12 @@ _WCS_KEYS = ("WCSAXES", "CRPIX", "CRVAL", "CTYPE", "CUNIT", "CDELT", "PC", "CD",
 
 
 def _filter(ctx: RecipeContext, raw: RawInput) -> str:
-    blank = set(ctx.instrument.photometry.blank_filters)
-    for key in ctx.instrument.filter_keywords:
-        value = raw.scan.primary.get(key)
-        if isinstance(value, str) and value not in blank:
-            return value
-    raise UnprocessableDataError(f"{raw.arcfile}: no filter in {ctx.instrument.filter_keywords}")
+    filt = ctx.instrument.filter_name(raw.scan.primary)
+    if filt is None:
+        raise UnprocessableDataError(
+            f"{raw.arcfile}: no filter in {ctx.instrument.filter_keywords}"
+        )
+    return filt
 
 
 def _catalogue(ctx: RecipeContext, raw: RawInput, filt: str) -> pd.DataFrame:

@@ -31,14 +31,6 @@ RECIPE = "qc_night_extinction"
 MIN_AIRMASS_SPAN = 0.1
 
 
-def _filter(header: dict[str, Any], keywords: list[str], blank: set[str]) -> str | None:
-    for key in keywords:
-        value = header.get(key)
-        if isinstance(value, str) and value not in blank:
-            return value
-    return None
-
-
 def measure_extinction(workspace: Workspace, database: Database) -> list[str]:
     """Write or refresh the extinction product of every night and filter that allows
     one; returns the block ids written."""
@@ -50,9 +42,7 @@ def measure_extinction(workspace: Workspace, database: Database) -> list[str]:
         }
     groups: dict[tuple[str, dt.date, str], list[product_store.StoredProduct]] = defaultdict(list)
     for product in standards:
-        instrument = load_instrument(product.instrument)
-        blank = set(instrument.photometry.blank_filters)
-        filt = _filter(product.header, instrument.filter_keywords, blank)
+        filt = load_instrument(product.instrument).filter_name(product.header)
         if filt is not None:
             groups[(product.instrument, product.night, filt)].append(product)
     written = []
