@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qclib.calib.readout import QUANTISATION_VARIANCE_ADU2, frame_level
+from qclib.calib.readout import QUANTISATION_VARIANCE_ADU2, frame_level, is_integer_valued
 from qclib.calib.stats import clipped_stats
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
@@ -44,10 +44,6 @@ class PhotonTransfer:
             "QC.RON.ELECTRONS": self.read_noise_e,
             "QC.GAIN.SIGNAL": self.signal_adu,
         }
-
-
-def _integer(frame: np.ndarray) -> bool:
-    return bool(np.all(np.equal(np.mod(frame[::97, ::13], 1.0), 0.0)))
 
 
 def measure_photon_transfer(
@@ -91,7 +87,7 @@ def measure_photon_transfer(
         )
     # Frames averaging NDIT reads carry 1/NDIT of one read's variance.
     gain = (s1 + r * r * s2) / photon / ndit
-    quantisation = QUANTISATION_VARIANCE_ADU2 if _integer(b1) else 0.0
+    quantisation = QUANTISATION_VARIANCE_ADU2 if is_integer_valued(b1) else 0.0
     # Dark frames carry the shot noise of their own signal (dark current): S/g ADU^2.
     dark_shot = max(bias_mean, 0.0) / (gain * ndit)
     read_noise = float(np.sqrt(max(var_b / 2 - quantisation - dark_shot, 0.0) * ndit))

@@ -95,6 +95,11 @@ def check_frames(
 QUANTISATION_VARIANCE_ADU2 = 1.0 / 12.0
 
 
+def is_integer_valued(frame: np.ndarray) -> bool:
+    """True for raws holding whole ADU (CCD digitisation), judged on a sparse sample."""
+    return bool(np.all(np.equal(np.mod(frame[::97, ::13], 1.0), 0.0)))
+
+
 def read_noise_from_pair(
     first: np.ndarray,
     second: np.ndarray,
@@ -110,6 +115,5 @@ def read_noise_from_pair(
     several per cent high (shared/peers/hawki_esorex.md).
     """
     spread = clipped_stats(first, minus=second, sigma=5).std
-    integer = bool(np.all(np.equal(np.mod(first[::97, ::13], 1.0), 0.0)))
-    variance = spread**2 / 2 - (QUANTISATION_VARIANCE_ADU2 if integer else 0.0)
+    variance = spread**2 / 2 - (QUANTISATION_VARIANCE_ADU2 if is_integer_valued(first) else 0.0)
     return float(np.sqrt(max(variance, 0.0) * ndit))
