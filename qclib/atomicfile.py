@@ -18,19 +18,23 @@ TEMP_PREFIX = ".tmp-"
 
 
 @contextlib.contextmanager
-def atomic_path(dest: str | os.PathLike[str], *, readonly: bool = False) -> Iterator[Path]:
+def atomic_path(
+    dest: str | os.PathLike[str], *, readonly: bool = False, durable: bool = True
+) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; rename it onto ``dest`` on success.
 
-    The temporary file is fsync-ed before the rename; on an exception it is removed
-    and ``dest`` is left as it was.
+    The temporary file is fsync-ed before the rename (unless ``durable`` is False: an
+    intermediate file that a crash may lose, because it would be made again); on an
+    exception it is removed and ``dest`` is left as it was.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f"{TEMP_PREFIX}{os.getpid()}-{dest.name}")
     try:
         yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        if durable:
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
         if readonly:
             tmp.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         os.replace(tmp, dest)
@@ -72,13 +76,19 @@ def copy_atomic(
 
 
 def _process_alive(pid: int) -> bool:
+    """True for a running process; False for none, or a zombie (killed, not yet
+    reaped: a killed pass's workers can stay so for a while)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux): a process that answers is alive
+    return stat_line.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def sweep_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:

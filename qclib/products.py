@@ -17,7 +17,7 @@ import io
 import json
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from astropy.io import fits
 
 from qclib import __version__
 from qclib.atomicfile import atomic_path
+from qclib.fitsio import scan_fits
 
 #: Raw keywords copied to products (the setup a product is matched on).
 _COPIED_PREFIXES = ("INS.", "DET.", "TEL.", "OBS.", "TPL.")
@@ -179,6 +180,19 @@ class _HashingWriter:
         self._write(memoryview(data).cast("B"))
         self._write(bytes(-data.nbytes % _BLOCK))
 
+    def copy(self, path: Path, start: int, stop: int) -> None:
+        """Copy bytes ``[start, stop)`` of another file."""
+        buffer = memoryview(bytearray(8 << 20))
+        with open(path, "rb") as source:
+            source.seek(start)
+            left = stop - start
+            while left:
+                n = source.readinto(buffer[: min(left, len(buffer))])
+                if not n:
+                    raise OSError(f"{path.name}: ends before byte {stop}")
+                self._write(buffer[:n])
+                left -= n
+
     def table(self, hdu: fits.BinTableHDU) -> None:
         # Small: let astropy lay it out after an empty primary, keep the table's bytes.
         buffer = io.BytesIO()
@@ -197,13 +211,25 @@ _CHECKSUM_COMMENT = "HDU checksum"
 
 
 def write_product(
-    path: str | os.PathLike[str], spec: ProductSpec, detectors: Iterable[DetectorProduct]
+    path: str | os.PathLike[str],
+    spec: ProductSpec,
+    detectors: Iterable[DetectorProduct],
+    *,
+    part_of: str | os.PathLike[str] | None = None,
 ) -> str:
-    """Write a product atomically (detector by detector); returns its SHA-256."""
+    """Write a product atomically (detector by detector); returns its SHA-256.
+
+    ``part_of``: ``path`` is one part (some of the detectors) of that product, to be
+    joined with the others by ``join_product_parts``; its headers name that product.
+    """
     path = Path(path)
-    with atomic_path(path, readonly=True) as tmp, open(tmp, "wb") as handle:
+    name = Path(part_of).name if part_of is not None else path.name
+    with (
+        atomic_path(path, readonly=part_of is None, durable=part_of is None) as tmp,
+        open(tmp, "wb") as handle,
+    ):
         writer = _HashingWriter(handle)
-        primary = fits.PrimaryHDU(header=primary_header(spec, path.name))
+        primary = fits.PrimaryHDU(header=primary_header(spec, name))
         primary.header["EXTEND"] = True
         writer.image(primary)
         for det in detectors:
@@ -226,4 +252,40 @@ def write_product(
             dq.header["COMMENT"] = "bits: 1 hot, 2 cold, 4 no data, 8 saturated"
             writer.image(dq)
         writer.table(_provenance_table(spec))
+    return writer.digest.hexdigest()
+
+
+#: Parts of a product being made by several tasks (``.part-<product name>.<i>``): a
+#: pass removes those a killed run left (it holds the workspace lock, so none is live).
+PART_PREFIX = ".part-"
+
+
+def part_path(product: str | os.PathLike[str], index: int) -> Path:
+    """Where part ``index`` of ``product`` is written."""
+    product = Path(product)
+    return product.with_name(f"{PART_PREFIX}{product.name}.{index}")
+
+
+def join_product_parts(
+    dest: str | os.PathLike[str], parts: Sequence[str | os.PathLike[str]]
+) -> str:
+    """Join the parts of a product (each: primary, some detectors, PROVENANCE) into
+    ``dest``, atomically, and return its SHA-256; the parts are removed.
+
+    The result is byte for byte the product one task would have written: the primary
+    and PROVENANCE of the first part, then every part's detector HDUs in order.
+    """
+    scans = [scan_fits(p) for p in parts]
+    with atomic_path(dest, readonly=True) as tmp, open(tmp, "wb") as handle:
+        writer = _HashingWriter(handle)
+        first = scans[0]
+        writer.copy(first.path, 0, first.hdus[1].header_offset)
+        for scan in scans:
+            detectors = [h for h in scan.extensions if h.extname != "PROVENANCE"]
+            if detectors:
+                writer.copy(scan.path, detectors[0].header_offset, detectors[-1].end_offset)
+        (provenance,) = [h for h in first.extensions if h.extname == "PROVENANCE"]
+        writer.copy(first.path, provenance.header_offset, provenance.end_offset)
+    for part in parts:
+        Path(part).unlink()
     return writer.digest.hexdigest()

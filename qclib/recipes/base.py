@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,15 @@ from qclib.calib.stats import clipped_stats
 from qclib.config.instrument import Geometry, InstrumentConfig, parse_section
 from qclib.errors import IncompleteBlockError, UnprocessableDataError
 from qclib.fitsio import FitsScan, read_image, scan_fits
-from qclib.products import DetectorProduct, Input, ProductSpec, setup_header, write_product
+from qclib.products import (
+    DetectorProduct,
+    Input,
+    ProductSpec,
+    join_product_parts,
+    part_path,
+    setup_header,
+    write_product,
+)
 from qclib.qc.measures import measure_catalogue
 
 
@@ -55,6 +64,9 @@ class RecipeContext:
     references: Mapping[str, Path] = field(default_factory=dict)
     """The product each category is compared with (QC '... difference to reference'):
     the newest earlier certified (else any earlier) product of the same setup."""
+    part: tuple[int, tuple[str, ...]] | None = None
+    """This task makes part ``i`` of the block's products: these detectors only (see
+    ``split_detectors``); None: all of them."""
 
     @property
     def block_id(self) -> str:
@@ -62,6 +74,30 @@ class RecipeContext:
 
     def product_path(self, pro_catg: str) -> Path:
         return self.product_dir / f"{self.block['id']}_{pro_catg}.fits"
+
+    def output_path(self, pro_catg: str) -> Path:
+        """Where this task writes a product: the product, or this task's part of it."""
+        path = self.product_path(pro_catg)
+        return path if self.part is None else part_path(path, self.part[0])
+
+    def split_detectors(self, tasks: int) -> list[RecipeContext]:
+        """Contexts for up to ``tasks`` tasks, each making the block's products for a
+        run of consecutive detectors (joined in order afterwards); ``[self]`` for one.
+
+        Raises
+        ------
+        UnprocessableDataError
+            The raws do not hold the same detectors.
+        """
+        detectors = self.detectors()
+        tasks = max(1, min(tasks, len(detectors)))
+        if tasks == 1:
+            return [self]
+        bounds = np.linspace(0, len(detectors), tasks + 1).round().astype(int)
+        return [
+            dataclasses.replace(self, part=(i, tuple(detectors[lo:hi])))
+            for i, (lo, hi) in enumerate(itertools.pairwise(bounds))
+        ]
 
     def raws_of(self, category: str | None = None) -> tuple[RawInput, ...]:
         """The raw inputs (of one category), in time order."""
@@ -109,6 +145,8 @@ class RecipeContext:
         common = [n for n in names[0] if all(n in other for other in names[1:])]
         if len(common) != len(names[0]) or any(len(n) != len(names[0]) for n in names):
             raise UnprocessableDataError(f"{self.block['id']}: raws hold different detectors")
+        if self.part is not None:
+            return list(self.part[1])
         return [n for n in common if n is not None]
 
 
@@ -122,6 +160,22 @@ class ProductResult:
     qc: dict[str, dict[str, float]]  # detector -> QC name -> value
     header: dict[str, Any]  # setup keywords (what association matches on)
     parameters: dict[str, Any] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+    """Detector -> why it has no QC values (e.g. no standard star could be measured)."""
+
+
+def _refuse_unmeasured(result: ProductResult) -> None:
+    """A product whose every detector failed to be measured is no product.
+
+    Raises
+    ------
+    UnprocessableDataError
+        With each detector's reason; the file is removed.
+    """
+    if result.problems and not result.qc:
+        result.path.unlink(missing_ok=True)
+        reasons = "; ".join(f"{k}: {v}" for k, v in sorted(result.problems.items()))
+        raise UnprocessableDataError(f"no detector of {result.pro_catg} was measured ({reasons})")
 
 
 Recipe = Callable[[RecipeContext], list[ProductResult]]
@@ -228,11 +282,18 @@ def write(
     calibs: Sequence[CalibInput] = (),
     parameters: Mapping[str, Any] | None = None,
     qc: dict[str, dict[str, float]] | None = None,
+    problems: dict[str, str] | None = None,
     pro_type: str = "REDUCED",
 ) -> ProductResult:
     """Write one product (detector by detector, atomically) and describe it.
 
-    ``qc`` is filled by the ``detectors`` iterator as it runs: it is read after.
+    ``qc`` (and ``problems``: detector -> why it could not be measured) are filled by
+    the ``detectors`` iterator as it runs: they are read after.
+
+    Raises
+    ------
+    UnprocessableDataError
+        No detector could be measured (``problems`` for all of them).
     """
     first = raws[0]
     spec = ProductSpec(
@@ -248,20 +309,44 @@ def write(
         config_hash=ctx.config_hash,
         pro_type=pro_type,
     )
-    path = ctx.product_path(pro_catg)
+    path = ctx.output_path(pro_catg)
     if qc is not None:
         detectors = _measured(ctx, pro_catg, detectors, qc)
-    sha = write_product(path, spec, detectors)
-    return ProductResult(
+    sha = write_product(
+        path, spec, detectors, part_of=None if ctx.part is None else ctx.product_path(pro_catg)
+    )
+    result = ProductResult(
         pro_catg,
         path,
         sha,
         {k: dict(v) for k, v in (qc or {}).items()},
         setup_header(first.scan.primary),
         dict(parameters or {}),
+        dict(problems or {}),
     )
+    if ctx.part is None:  # a part's fellow parts may have measured other detectors
+        _refuse_unmeasured(result)
+    return result
 
 
 def config_hash(instrument: InstrumentConfig) -> str:
     """A digest of the instrument configuration a product was made with."""
     return hashlib.sha256(instrument.model_dump_json().encode()).hexdigest()
+
+
+def join_parts(ctx: RecipeContext, parts: Sequence[Sequence[ProductResult]]) -> list[ProductResult]:
+    """The block's products from its tasks' parts (``split_detectors``): files joined
+    in detector order, QC values merged. A task for any executor."""
+    joined = []
+    for made in zip(*parts, strict=True):
+        first = made[0]
+        qc = {det: values for m in made for det, values in m.qc.items()}
+        problems = {det: why for m in made for det, why in m.problems.items()}
+        if problems and not qc:
+            for m in made:
+                m.path.unlink(missing_ok=True)
+        _refuse_unmeasured(dataclasses.replace(first, qc=qc, problems=problems))
+        path = ctx.product_path(first.pro_catg)
+        sha = join_product_parts(path, [m.path for m in made])
+        joined.append(dataclasses.replace(first, path=path, sha256=sha, qc=qc, problems=problems))
+    return joined

@@ -178,11 +178,8 @@ def _run(
         calibs=(background_input, flat_input),
         parameters={**asdict(config), "filter": filt, "extinction": extinction},
         qc=qc,
+        problems=failures,
     )
-    if not qc:
-        product.path.unlink(missing_ok=True)
-        reasons = "; ".join(f"{k}: {v}" for k, v in sorted(failures.items()))
-        raise UnprocessableDataError(f"no detector gave a zeropoint ({reasons})")
     return [product]
 
 

@@ -1,22 +1,56 @@
 """Where recipes run: here (serial), a local process pool, or a Dask cluster.
 
-Every kind is a ``concurrent.futures.Executor`` to ``process_blocks``: one block is
-one task, started when its parents have finished. Numba's threads are shared out so
-that workers x threads matches the cores (no oversubscription).
+Every kind is a ``concurrent.futures.Executor`` to ``process_blocks``: a block is
+started when its parents have finished, its detectors shared among as many tasks as
+there are workers (then joined). Numba's threads are shared out so that workers x
+threads matches the cores (no oversubscription).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Literal
 
 from qclib.errors import ConfigError
 
 ExecutorKind = Literal["serial", "local", "dask"]
+
+
+@dataclass(frozen=True)
+class Workers:
+    """An executor (None: run here, serially) and how many tasks it runs at once."""
+
+    executor: concurrent.futures.Executor | None
+    count: int = 1
+
+
+SERIAL = Workers(None, 1)
+
+
+def _die_with_parent(parent: int) -> None:
+    """A pool worker ends when its parent does (Linux): a ``qc run`` killed with SIGKILL
+    must not leave workers that go on writing into the workspace while the next pass
+    runs."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before that was set
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _start_local_worker(workers: int, parent: int) -> None:
+    _die_with_parent(parent)
+    _share_threads(workers)
 
 
 def _share_threads(workers: int) -> None:
@@ -30,8 +64,8 @@ def _share_threads(workers: int) -> None:
 @contextmanager
 def open_executor(
     kind: ExecutorKind = "serial", *, workers: int | None = None, scheduler: str | None = None
-) -> Iterator[concurrent.futures.Executor | None]:
-    """An executor for ``process_blocks`` (None for ``serial``), closed on exit.
+) -> Iterator[Workers]:
+    """Workers for ``run_pass`` (no executor for ``serial``), closed on exit.
 
     ``dask`` starts a LocalCluster of ``workers`` processes, or connects to
     ``scheduler`` (``tcp://HOST:PORT``) when given.
@@ -43,17 +77,17 @@ def open_executor(
     """
     cores = os.cpu_count() or 1
     if kind == "serial":
-        yield None
+        yield SERIAL
         return
     if kind == "local":
         n = workers or cores
         with concurrent.futures.ProcessPoolExecutor(
             max_workers=n,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_share_threads,
-            initargs=(n,),
+            initializer=_start_local_worker,
+            initargs=(n, os.getpid()),
         ) as pool:
-            yield pool
+            yield Workers(pool, n)
         return
     if kind == "dask":
         from distributed import Client, LocalCluster
@@ -66,7 +100,7 @@ def open_executor(
             n = len(client.scheduler_info()["workers"]) or 1
             with client:
                 client.run(_share_threads, n)
-                yield client.get_executor()
+                yield Workers(client.get_executor(), n)
             return
         n = workers or min(2, cores)
         with (
@@ -76,6 +110,6 @@ def open_executor(
             Client(cluster) as client,
         ):
             client.run(_share_threads, n)
-            yield client.get_executor()
+            yield Workers(client.get_executor(), n)
         return
     raise ConfigError(f"unknown executor {kind!r}: choose serial, local or dask")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +24,14 @@ from qclib.fitsio import scan_fits
 from qclib.instruments import load_instrument
 from qclib.products import setup_header
 from qclib.recipes import REGISTRY
-from qclib.recipes.base import CalibInput, ProductResult, RawInput, RecipeContext, config_hash
+from qclib.recipes.base import (
+    CalibInput,
+    ProductResult,
+    RawInput,
+    RecipeContext,
+    config_hash,
+    join_parts,
+)
 from qclib.workspace import Workspace
 
 Status = Literal["done", "failed", "waiting", "skipped"]
@@ -200,6 +207,24 @@ def _fail(database: Database, block: dict[str, Any], err: UnprocessableDataError
     return ProcessOutcome(block["id"], "failed", reason)
 
 
+@dataclass
+class _Job:
+    """A block being processed: its tasks (one per run of detectors) and their parts."""
+
+    block: dict[str, Any]
+    ctx: RecipeContext
+    tasks: int
+    parts: dict[int, list[ProductResult] | BaseException] = field(default_factory=dict)
+
+
+def _remove_parts(job: _Job) -> None:
+    """The parts written by the tasks of a block that failed or must wait."""
+    for made in job.parts.values():
+        if not isinstance(made, BaseException):
+            for result in made:
+                result.path.unlink(missing_ok=True)
+
+
 def process_blocks(
     workspace: Workspace,
     database: Database,
@@ -208,6 +233,8 @@ def process_blocks(
     ids: list[str] | None = None,
     max_retries: int | None = None,
     executor: concurrent.futures.Executor | None = None,
+    detector_tasks: int = 1,
+    progress: bool = False,
 ) -> list[ProcessOutcome]:
     """Process the complete, not yet done blocks (of a night, or the given ids).
 
@@ -218,7 +245,13 @@ def process_blocks(
     ``get_executor()``); None runs them here, one after another. Either way a block is
     started once its parents in this pass have finished, and its products are
     recorded here, in one transaction, as it completes.
+
+    ``detector_tasks``: on an executor, a block's detectors are shared among up to
+    this many tasks (each writes its part of every product; a last task joins them,
+    byte for byte what one task would write). ``progress``: a bar of blocks finished.
     """
+    from tqdm import tqdm
+
     with database.transaction() as session:
         blocks = block_store.list_blocks(session, night=night)
         states = product_store.block_states(session)
@@ -257,30 +290,48 @@ def process_blocks(
             todo.append(block)
 
     pending = {b["id"]: b for b in todo}
-    running: dict[concurrent.futures.Future[list[ProductResult]], tuple[dict, RecipeContext]] = {}
+    jobs: dict[str, _Job] = {}
+    running: dict[concurrent.futures.Future[list[ProductResult]], tuple[_Job, int | None]] = {}
+
+    bar = tqdm(total=len(todo), desc="blocks", unit="block", disable=not progress or not todo)
+
+    def finish(job: _Job, results: list[ProductResult] | BaseException) -> None:
+        block_id = job.block["id"]
+        del jobs[block_id]
+        bar.update()
+        if isinstance(results, IncompleteBlockError):
+            outcomes[block_id] = ProcessOutcome(block_id, "waiting", str(results))
+        elif isinstance(results, UnprocessableDataError):
+            outcomes[block_id] = _fail(database, job.block, results)
+        elif isinstance(results, BaseException):
+            raise results
+        else:
+            outcomes[block_id] = _record(workspace, database, job.block, job.ctx, results)
 
     def start_ready() -> None:
         for block_id, block in list(pending.items()):
-            busy = set(pending) | {b["id"] for b, _ in running.values()}
+            busy = set(pending) | set(jobs)
             if any(parent in busy for parent in block["parents"]):
                 continue
             del pending[block_id]
             try:
                 ctx = _context(workspace, database, block)
+                tasks = ctx.split_detectors(detector_tasks if executor is not None else 1)
             except IncompleteBlockError as err:
                 outcomes[block_id] = ProcessOutcome(block_id, "waiting", str(err))
                 continue
+            except UnprocessableDataError as err:
+                outcomes[block_id] = _fail(database, block, err)
+                continue
+            job = jobs[block_id] = _Job(block, ctx, len(tasks))
             if executor is None:
                 try:
-                    results = run_recipe(block["recipe"], ctx)
-                except IncompleteBlockError as err:
-                    outcomes[block_id] = ProcessOutcome(block_id, "waiting", str(err))
-                except UnprocessableDataError as err:
-                    outcomes[block_id] = _fail(database, block, err)
-                else:
-                    outcomes[block_id] = _record(workspace, database, block, ctx, results)
+                    finish(job, run_recipe(block["recipe"], ctx))
+                except (IncompleteBlockError, UnprocessableDataError) as err:
+                    finish(job, err)
                 continue
-            running[executor.submit(run_recipe, block["recipe"], ctx)] = (block, ctx)
+            for i, task in enumerate(tasks):
+                running[executor.submit(run_recipe, block["recipe"], task)] = (job, i)
 
     start_ready()
     while running or pending:
@@ -292,14 +343,25 @@ def process_blocks(
             running, return_when=concurrent.futures.FIRST_COMPLETED
         )
         for future in finished:
-            block, ctx = running.pop(future)
-            try:
-                results = future.result()
-            except IncompleteBlockError as err:
-                outcomes[block["id"]] = ProcessOutcome(block["id"], "waiting", str(err))
-            except UnprocessableDataError as err:
-                outcomes[block["id"]] = _fail(database, block, err)
+            job, part = running.pop(future)
+            error = future.exception()
+            if part is None:  # the parts joined
+                finish(job, error if error is not None else future.result())
+                continue
+            job.parts[part] = error if error is not None else future.result()
+            if len(job.parts) < job.tasks:
+                continue
+            made = [job.parts[i] for i in range(job.tasks)]
+            errors = [p for p in made if isinstance(p, BaseException)]
+            results = [p for p in made if not isinstance(p, BaseException)]
+            if errors:
+                _remove_parts(job)
+                finish(job, errors[0])
+            elif job.tasks == 1:
+                finish(job, results[0])
             else:
-                outcomes[block["id"]] = _record(workspace, database, block, ctx, results)
+                assert executor is not None  # parts are only made on an executor
+                running[executor.submit(join_parts, job.ctx, results)] = (job, None)
         start_ready()
+    bar.close()
     return [outcomes[b["id"]] for b in _ordered(blocks) if b["id"] in outcomes]

@@ -22,7 +22,7 @@ def _products_with(kind: str, root: Path, night: Path) -> dict[str, str]:
     shutil.copytree(night, workspace.inbox / "night")
     database = workspace.open_database()
     with open_executor(kind, workers=2) as executor:  # type: ignore[arg-type]
-        summary = run_pass(workspace, database, write_reports=False, executor=executor)
+        summary = run_pass(workspace, database, write_reports=False, workers=executor)
     with database.transaction() as session:
         products = {p.path: p.sha256 for p in product_store.list_products(session)}
     database.close()

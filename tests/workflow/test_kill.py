@@ -80,3 +80,27 @@ def test_killed_pass_resumes_to_the_same_products(
     assert _products(workspace) == reference
     leftovers = list(workspace.root.rglob(f"{TEMP_PREFIX}*"))
     assert not leftovers
+
+
+def test_temporaries_of_killed_and_unreaped_processes_are_swept(tmp_path: Path) -> None:
+    """A killed worker may stay a zombie for a while (its parent died too): its
+    temporaries are as dead as those of a process that is gone; a live one's are kept."""
+    from qclib.atomicfile import sweep_stale_temporaries
+
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        dead = tmp_path / f"{TEMP_PREFIX}{zombie.pid}-MASTER_BIAS.fits"
+        kept = tmp_path / f"{TEMP_PREFIX}{live.pid}-MASTER_DARK.fits"
+        dead.write_bytes(b"half")
+        kept.write_bytes(b"being written")
+        assert sweep_stale_temporaries(tmp_path) == [dead]
+        assert kept.exists() and not dead.exists()
+    finally:
+        live.kill()
+        live.wait()
+        zombie.wait()
