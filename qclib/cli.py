@@ -526,7 +526,7 @@ def _executor_options(command: Any) -> Any:
                 type=click.Choice(["serial", "local", "dask"]),
                 default="local",
                 show_default=True,
-                help="Where recipes run: here, a local process pool, or Dask.",
+                help="Where recipes and reports run: here, a local process pool, or Dask.",
             ),
             click.option("--workers", type=int, help="Pool or LocalCluster size (default: cores)."),
             click.option("--scheduler", help="An existing Dask scheduler, tcp://HOST:PORT."),
@@ -563,7 +563,7 @@ def run_command(
             night=_parse_night(night),
             progress=not as_json,
             write_reports=not no_reports,
-            executor=pool,
+            workers=pool,
         )
     _print_pass(summary, as_json)
 
@@ -641,7 +641,7 @@ def watch(
             interval_minutes=minutes,
             passes=passes,
             on_pass=lambda summary: _print_pass(summary, as_json),
-            executor=pool,
+            workers=pool,
         )
 
 
@@ -662,11 +662,20 @@ def health(ctx: click.Context, instrument: str) -> None:
 @main.command()
 @click.argument("ids", nargs=-1)
 @click.option("--night", help="Every processed block of this night (YYYY-MM-DD).")
+@_executor_options
 @click.pass_context
-def report(ctx: click.Context, ids: tuple[str, ...], night: str | None) -> None:
+def report(
+    ctx: click.Context,
+    ids: tuple[str, ...],
+    night: str | None,
+    executor: str,
+    workers: int | None,
+    scheduler: str | None,
+) -> None:
     """(Re)write the report (notebook + HTML) of blocks: given ids, or a night's."""
     from qclib.db import blocks as block_store
     from qclib.db import products as product_store
+    from qclib.workflow.executors import open_executor
     from qclib.workflow.reports import render_reports
 
     database = _database(ctx)
@@ -677,7 +686,10 @@ def report(ctx: click.Context, ids: tuple[str, ...], night: str | None) -> None:
         ids = tuple(b["id"] for b in chosen if states.get(b["id"], ("",))[0] == "done")
     if not ids:
         raise click.UsageError("no processed block to report on; give ids or --night")
-    for outcome in render_reports(_workspace(ctx), database, list(ids)):
+    kind = "dask" if scheduler else executor
+    with open_executor(kind, workers=workers, scheduler=scheduler) as pool:  # type: ignore[arg-type]
+        outcomes = render_reports(_workspace(ctx), database, list(ids), executor=pool.executor)
+    for outcome in outcomes:
         detail = outcome.html if outcome.status == "written" else outcome.reason
         console.print(f"{outcome.status:<11} {outcome.ab_id}  {detail}", highlight=False)
 
@@ -699,6 +711,58 @@ def score(ctx: click.Context, instrument: str | None, rescore: bool, as_json: bo
         return
     grades = ", ".join(f"{n} {g}" for g, n in sorted(summary.grades.items())) or "nothing new"
     console.print(f"scored {summary.scored} value(s): {grades}")
+
+
+@main.command()
+@click.option("--instrument", help="Only this instrument.")
+@click.option("--night", help="Only this night (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def grades(ctx: click.Context, instrument: str | None, night: str | None, as_json: bool) -> None:
+    """Grades rolled up: instrument, night, block, product (NOK detectors named)."""
+    from rich.tree import Tree
+
+    from qclib.db import qc1 as qc1_store
+    from qclib.qc.scoring import roll_up_levels
+
+    with _database(ctx).transaction() as session:
+        graded = qc1_store.graded_paths(
+            session, instrument=instrument and instrument.upper(), night=_parse_night(night)
+        )
+    levels = roll_up_levels(graded)
+    names = ("instrument", "night", "ab_id", "pro_catg", "detector")
+    if as_json:
+        _print_json(
+            [
+                {**dict(zip(names, path, strict=False)), "grade": grade}
+                for path, grade in levels.items()
+                if len(path) <= len(names)
+            ]
+        )
+        return
+    if not levels:
+        console.print("no graded values (qc score grades new ones)")
+        return
+    colour = {"OK": "green", "NOK": "bold red", "UNSCORED": "dim"}
+
+    def label(path: tuple[str, ...]) -> str:
+        return f"{path[-1]}  [{colour[levels[path]]}]{levels[path]}[/]"
+
+    trees: dict[tuple[str, ...], Tree] = {}
+    for path in sorted((p for p in levels if len(p) <= 4), key=len):
+        if len(path) == 1:
+            trees[path] = Tree(label(path))
+            continue
+        text = label(path)
+        if len(path) == 4:
+            bad = sorted(
+                p[4] for p, g in levels.items() if len(p) == 5 and p[:4] == path and g == "NOK"
+            )
+            text += f"  NOK: {', '.join(bad)}" if bad else ""
+        trees[path] = trees[path[:-1]].add(text, highlight=False)
+    for path, tree in trees.items():
+        if len(path) == 1:
+            console.print(tree)
 
 
 @main.group()
@@ -807,13 +871,14 @@ def event_list(ctx: click.Context, instrument: str | None, as_json: bool) -> Non
 )
 @click.option("--night", default="2026-11-23", show_default=True)
 @click.option("--scale", type=click.Choice(["test", "full"]), default="full", show_default=True)
-def demo(workspace_dir: Path, night: str, scale: str) -> None:
-    """Simulate an OmegaCAM night, ingest it, and show what was found."""
+@click.option("--workers", type=int, help="Local process pool size (default: cores).")
+def demo(workspace_dir: Path, night: str, scale: str, workers: int | None) -> None:
+    """Simulate an OmegaCAM and a HAWK-I night, run them through `qc run`, show the results."""
     from qclib.demo import run_demo
 
     date = _parse_night(night)
     assert date is not None
-    run_demo(workspace_dir, date, scale=scale, console=console)
+    run_demo(workspace_dir, date, scale=scale, console=console, workers=workers)
 
 
 if __name__ == "__main__":

@@ -99,19 +99,24 @@ def test_demo_at_test_scale(tmp_path: Path) -> None:
         "demo", "--workspace-dir", str(tmp_path / "demo"), "--scale", "test", env={"QC_DB_URL": ""}
     )
     assert result.returncode == 0, result.stderr
-    assert "frames indexed" in result.stdout
-    assert "not-fits" in result.stdout and "truncated" in result.stdout
+    out = result.stdout
+    assert "OMEGACAM night 2026-11-23: 21 frames indexed" in out
+    assert "HAWKI night 2026-11-23: 22 frames indexed" in out
+    assert "not-fits" in out and "truncated" in out
     # Every calibration block processed and scored; science waits for its recipe.
-    assert "MASTER_FLAT" in result.stdout and "ZEROPOINT" in result.stdout
-    assert "EXTINCTION" in result.stdout  # the night's two standard visits
-    assert "qc_science_image is not implemented yet" in result.stdout
-    scored = result.stdout.split("scored ")[1].splitlines()[0]
+    assert "MASTER_FLAT" in out and "ZEROPOINT" in out and "MASTER_CONF" in out
+    assert "EXTINCTION" in out  # the night's two standard visits
+    assert "qc_science_image is not implemented yet" in out
+    assert "qc_hawki_science is not implemented yet" in out
+    scored = out.split("scored: ")[1].splitlines()[0]
     assert " OK" in scored and "NOK" not in scored  # a nominal night: nothing out of limits
+    written = int(out.split(" report(s) written")[0].rsplit(maxsplit=1)[-1])
+    reports = list((tmp_path / "demo" / "parameterized_runs" / "2026-11-23").glob("*.html"))
+    assert written == len(reports) >= 12
     again = _run(
         "demo", "--workspace-dir", str(tmp_path / "demo"), "--scale", "test", env={"QC_DB_URL": ""}
     )
     assert again.returncode == 0
     assert "reusing it" in again.stdout
-    assert "ingested" not in again.stdout.split("this pass:")[1].split("\n")[0].replace(
-        "already-ingested", ""
-    )
+    assert "inbox: 2 already-quarantined" in again.stdout  # the damaged examples
+    assert "a second pass" in again.stdout and "nothing new" in again.stdout

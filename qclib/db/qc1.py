@@ -169,6 +169,27 @@ def product_grades(session: Session, product_id: int) -> dict[str, dict[str, str
     return out
 
 
+def graded_paths(
+    session: Session, *, instrument: str | None = None, night: dt.date | None = None
+) -> list[tuple[tuple[str, str, str, str, str, str], str]]:
+    """Every graded value with its path: (instrument, night, block, product category,
+    detector, parameter) and its grade, for ``roll_up_levels``."""
+    query = (
+        select(ProductRow, QCValueRow.detector, QCValueRow.name, ScoreRow.grade)
+        .join(QCValueRow, QCValueRow.product_id == ProductRow.id)
+        .join(ScoreRow, ScoreRow.qc_value_id == QCValueRow.id)
+        .order_by(ProductRow.instrument, ProductRow.night, ProductRow.mid_mjd, ProductRow.id)
+    )
+    if instrument:
+        query = query.where(ProductRow.instrument == instrument)
+    if night:
+        query = query.where(ProductRow.night == night)
+    return [
+        ((p.instrument, p.night.isoformat(), p.ab_id, p.pro_catg, detector, name), grade)
+        for p, detector, name, grade in session.execute(query)
+    ]
+
+
 def add_event(session: Session, *, instrument: str, date: dt.date, text: str) -> int:
     row = QualityEventRow(
         instrument=instrument, date=date, text=text, created_at=dt.datetime.now(dt.UTC)

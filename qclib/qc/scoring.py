@@ -176,6 +176,22 @@ def roll_up(grades: Iterable[Grade]) -> Grade:
     return "UNSCORED"
 
 
+def roll_up_levels(graded: Iterable[tuple[tuple[str, ...], Grade]]) -> dict[tuple[str, ...], Grade]:
+    """The grade of every level above graded values: each value comes with its path
+    (instrument, night, block, product, detector, parameter); every prefix of a path
+    gets the roll-up of the values below it.
+
+    >>> levels = roll_up_levels([(("I", "n1", "ab1"), "OK"), (("I", "n1", "ab2"), "NOK")])
+    >>> levels[("I",)], levels[("I", "n1", "ab1")], levels[("I", "n1", "ab2")]
+    ('NOK', 'OK', 'NOK')
+    """
+    below: dict[tuple[str, ...], set[Grade]] = {}
+    for path, grade in graded:
+        for depth in range(1, len(path) + 1):
+            below.setdefault(path[:depth], set()).add(grade)
+    return {path: roll_up(grades) for path, grades in below.items()}
+
+
 def rules_from_config(scoring: dict) -> list[Rule]:  # type: ignore[type-arg]
     """Rules of an instrument's ``scoring`` section (``InstrumentConfig.scoring``)."""
     rules = []

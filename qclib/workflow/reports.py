@@ -9,6 +9,7 @@ and leaves no file behind; the other reports go on.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -115,14 +116,31 @@ def render_health_check(workspace: Workspace, instrument: str, *, days: int = 90
 
 
 def render_reports(
-    workspace: Workspace, database: Database, ab_ids: Sequence[str]
+    workspace: Workspace,
+    database: Database,
+    ab_ids: Sequence[str],
+    *,
+    executor: concurrent.futures.Executor | None = None,
+    progress: bool = True,
 ) -> list[ReportOutcome]:
-    """The reports of the given blocks, one after another (progress bar when many)."""
+    """The reports of the given blocks, in their order (a progress bar when many).
+
+    ``executor``: where they run, as many at once as it has workers (each report is
+    its own kernel); None: here, one after another.
+    """
     from tqdm import tqdm
 
     with database.transaction() as session:
         blocks = [b for b in (block_store.get_block(session, i) for i in ab_ids) if b]
-    return [
-        render_report(workspace, block)
-        for block in tqdm(blocks, desc="reports", unit="report", disable=len(blocks) < 2)
-    ]
+    bar = tqdm(total=len(blocks), desc="reports", unit="report", disable=not progress)
+    with bar:
+        if executor is None:
+            outcomes = []
+            for block in blocks:
+                outcomes.append(render_report(workspace, block))
+                bar.update()
+            return outcomes
+        futures = [executor.submit(render_report, workspace, block) for block in blocks]
+        for _ in concurrent.futures.as_completed(futures):
+            bar.update()
+        return [f.result() for f in futures]

@@ -11,7 +11,6 @@ recorded in one transaction with their block's state). A lock file keeps two pas
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as dt
 import fcntl
 import os
@@ -25,7 +24,9 @@ from pathlib import Path
 from qclib.atomicfile import sweep_stale_temporaries
 from qclib.db import Database
 from qclib.errors import ConfigError
+from qclib.products import PART_PREFIX
 from qclib.workflow.association import associate_workspace
+from qclib.workflow.executors import SERIAL, Workers
 from qclib.workflow.extinction import measure_extinction
 from qclib.workflow.ingest import expand_sources, ingest_paths
 from qclib.workflow.process import ProcessOutcome, process_blocks
@@ -82,6 +83,17 @@ def workspace_lock(workspace: Workspace) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def _sweep_leftovers(workspace: Workspace) -> None:
+    """Remove what a killed pass left: temporaries of dead processes, and product parts
+    (none is live outside a pass, which holds the lock). Done at the start of a pass,
+    and again at its end: the workers of a pass killed just before this one began may
+    still have been dying then."""
+    for folder in (workspace.products_dir, workspace.runs_dir):
+        sweep_stale_temporaries(folder)
+    for part in workspace.products_dir.rglob(f"{PART_PREFIX}*"):
+        part.unlink(missing_ok=True)
+
+
 def run_pass(
     workspace: Workspace,
     database: Database,
@@ -89,17 +101,15 @@ def run_pass(
     night: dt.date | None = None,
     progress: bool = False,
     write_reports: bool = True,
-    executor: concurrent.futures.Executor | None = None,
+    workers: Workers = SERIAL,
 ) -> PassSummary:
     """One pass over whatever is new. Raises PassLockedError if another pass runs.
 
-    ``executor``: where recipes run (``qclib.workflow.executors.open_executor``);
-    None: here, one block after another."""
+    ``workers``: where recipes and reports run (``qclib.workflow.executors.open_executor``);
+    the default: here, one after another."""
     seconds: dict[str, float] = {}
     with workspace_lock(workspace):
-        # A pass killed while writing leaves temporaries of a dead process behind.
-        for folder in (workspace.products_dir, workspace.runs_dir):
-            sweep_stale_temporaries(folder)
+        _sweep_leftovers(workspace)
         start = time.perf_counter()
         outcomes = ingest_paths(
             workspace, database, [workspace.inbox], move=True, progress=progress
@@ -114,7 +124,9 @@ def run_pass(
             database,
             night=night,
             max_retries=workspace.config.workflow.max_retries,
-            executor=executor,
+            executor=workers.executor,
+            detector_tasks=workers.count,
+            progress=progress,
         )
         measure_extinction(workspace, database)
         seconds["process"] = time.perf_counter() - start
@@ -123,8 +135,13 @@ def run_pass(
         seconds["score"] = time.perf_counter() - start
         start = time.perf_counter()
         done = [o.ab_id for o in processed if o.status == "done"]
-        reports = render_reports(workspace, database, done) if write_reports else []
+        reports = (
+            render_reports(workspace, database, done, executor=workers.executor, progress=progress)
+            if write_reports
+            else []
+        )
         seconds["report"] = time.perf_counter() - start
+        _sweep_leftovers(workspace)
     return PassSummary(
         ingested=dict(Counter(o.status for o in outcomes)),
         blocks={
@@ -160,7 +177,7 @@ def watch(
     on_pass: Callable[[PassSummary], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     write_reports: bool = True,
-    executor: concurrent.futures.Executor | None = None,
+    workers: Workers = SERIAL,
 ) -> int:
     """Run passes every ``interval_minutes``, and sooner when the inbox changes.
 
@@ -168,7 +185,7 @@ def watch(
     """
     done = 0
     while passes is None or done < passes:
-        summary = run_pass(workspace, database, write_reports=write_reports, executor=executor)
+        summary = run_pass(workspace, database, write_reports=write_reports, workers=workers)
         done += 1
         if on_pass is not None:
             on_pass(summary)

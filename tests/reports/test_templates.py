@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import papermill
 import pytest
 
 from qclib.instruments import load_instrument
@@ -43,6 +44,8 @@ def test_templates_are_thin(path: Path) -> None:
         {"instrument", "workspace"} if path.stem == "health_check" else {"ab_id", "workspace"}
     )
     assert names == expected
+    # papermill must read the parameters cell too (a quote in a comment hides one).
+    assert set(papermill.inspect_notebook(str(path))) == expected
     for cell in code[1:]:
         assert not any(word in cell.source for word in FORBIDDEN), cell.source
 

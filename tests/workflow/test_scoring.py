@@ -122,3 +122,28 @@ def test_qc1_export_and_events_from_the_cli(workspace, degraded_biases: Path) ->
         main, [*base, "event", "add", "x", "--instrument", "NOPE", "--date", "2026-11-25"]
     )
     assert bad.exit_code != 0 and "unknown instrument 'NOPE'" in bad.output
+
+
+def test_grades_roll_up_to_block_night_and_instrument(workspace, degraded_biases: Path) -> None:
+    db = _processed(workspace, degraded_biases)
+    score_values(db)
+    db.close()
+    runner = CliRunner()
+    base = ["--workspace", str(workspace.root)]
+    listed = runner.invoke(main, [*base, "grades", "--json"])
+    assert listed.exit_code == 0, listed.output
+    levels = {
+        tuple(v for k, v in row.items() if k != "grade"): row["grade"]
+        for row in json.loads(listed.output)
+    }
+    (block,) = {path[2] for path in levels if len(path) >= 3}
+    assert levels[("OMEGACAM",)] == levels[("OMEGACAM", NIGHT.isoformat())] == "NOK"
+    assert levels[("OMEGACAM", NIGHT.isoformat(), block, "MASTER_BIAS")] == "NOK"
+    detectors = {p[4]: g for p, g in levels.items() if len(p) == 5}
+    assert detectors[DEGRADED] == "NOK"
+    assert {d for d, g in detectors.items() if g != "NOK"} == set(detectors) - {DEGRADED}
+    assert set(detectors.values()) - {"NOK"} == {"OK"}
+    shown = runner.invoke(main, [*base, "grades", "--instrument", "omegacam"])
+    assert f"NOK: {DEGRADED}" in shown.output and "MASTER_BIAS" in shown.output
+    other_night = runner.invoke(main, [*base, "grades", "--night", "2026-11-24"])
+    assert "no graded values" in other_night.output
