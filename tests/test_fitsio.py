@@ -146,3 +146,18 @@ def test_scan_reads_no_pixels(omegacam_night: Path, tmp_path: Path) -> None:
     data[offset : offset + 1000] = b"\xff" * 1000
     copy.write_bytes(bytes(data))
     assert scan_fits(copy).hdus[1].header == before.hdus[1].header
+
+
+@pytest.mark.parametrize("step", [1, 3, 4])
+def test_sampled_read_is_every_step_th_pixel(omegacam_night: Path, tmp_path: Path, step) -> None:
+    from qclib.fitsio import read_image, read_image_sample
+
+    raw = next(omegacam_night.glob("*.fits"))  # int16 + BZERO
+    floats = tmp_path / "float.fits"
+    data = np.random.default_rng(1).normal(size=(37, 53)).astype(np.float32)
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, name="D")]).writeto(floats)
+    for path in (raw, floats):
+        hdu = scan_fits(path).extensions[0]
+        sampled = read_image_sample(path, hdu, step)
+        assert sampled.dtype == np.float32 and sampled.dtype.isnative
+        np.testing.assert_array_equal(sampled, read_image(path, hdu)[::step, ::step])

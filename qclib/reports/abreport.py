@@ -4,6 +4,7 @@ and where each value stands in the instrument's history."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from qclib.db import blocks as block_store
 from qclib.db import products as product_store
 from qclib.db import qc1
 from qclib.errors import ConfigError
-from qclib.fitsio import read_image, scan_fits
+from qclib.fitsio import read_image_sample, scan_fits
 from qclib.instruments import load_instrument
 from qclib.reports.trends import trend_figure
 from qclib.workspace import Workspace, load_workspace
@@ -108,16 +109,20 @@ class ABReport:
             horizontal_spacing=0.01,
             vertical_spacing=0.04,
         )
-        images = {str(hdu.extname): read_image(path, hdu) for hdu in _detector_hdus(scan)}
-        if not images:
+        hdus = _detector_hdus(scan)
+        if not hdus:
             return _message(f"{product.pro_catg}: no detector images")
-        sample = np.concatenate([im[::16, ::16].ravel() for im in images.values()])
+        # Thumbnails of about 128 pixels: block means of every PREVIEW_STEP-th pixel.
+        size = max(int(hdus[0].header["NAXIS1"]), int(hdus[0].header["NAXIS2"]))
+        step = bin_px or max(1, size // 128)
+        read_step = math.gcd(step, PREVIEW_STEP)
+        images = {str(h.extname): read_image_sample(path, h, read_step) for h in hdus}
+        sample = np.concatenate([im[::4, ::4].ravel() for im in images.values()])
         sample = sample[np.isfinite(sample)]
         low, high = np.percentile(sample, [1, 99]) if sample.size else (0.0, 1.0)
         for name, image in images.items():
             row, col = self.instrument.layout_position(name)
-            step = bin_px or max(1, max(image.shape) // 128)
-            small = _bin(image, step)
+            small = _bin(image, step // read_step)
             fig.add_trace(
                 go.Heatmap(
                     z=small,
@@ -151,7 +156,7 @@ class ABReport:
         unit = ""
         for hdu in _detector_hdus(scan_fits(path)):
             unit = str(hdu.header.get("BUNIT", "") or "")
-            values = read_image(path, hdu)[::4, ::4].ravel()
+            values = read_image_sample(path, hdu, PREVIEW_STEP).ravel()
             values = values[np.isfinite(values)]
             if values.size:
                 # Counted here, not in the browser: 32 CCDs of raw values made a 200-MB page.
@@ -163,7 +168,7 @@ class ABReport:
         fig.update_layout(
             title=f"{product.pro_catg}: pixel values per detector",
             xaxis_title=unit or "value",
-            yaxis_title="pixels (1 in 16)",
+            yaxis_title=f"pixels (1 in {PREVIEW_STEP**2})",
         )
         return fig
 
@@ -213,6 +218,10 @@ class ABReport:
 def _show(figures: list[go.Figure]) -> None:
     for figure in figures:
         figure.show()
+
+
+#: Previews (thumbnails, histograms) read every 4th pixel of every 4th row.
+PREVIEW_STEP = 4
 
 
 def _detector_hdus(scan: Any) -> list[Any]:

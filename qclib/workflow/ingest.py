@@ -21,6 +21,7 @@ ingests it and marks that quarantine entry resolved.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import hashlib
 import os
@@ -133,6 +134,17 @@ def _copy_hashing(src: Path, dest: Path) -> str:
     return digest.hexdigest()
 
 
+def _stat_and_hash(path: Path) -> tuple[_Stat, str]:
+    """A file's size and mtime before it was hashed, and its SHA-256; a file changed
+    meanwhile is hashed again when it is ingested (the stat no longer matches)."""
+    before = path.stat()
+    sha = sha256_file(path)
+    after = path.stat()
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        return _Stat(-1, -1), sha
+    return _Stat(before.st_size, before.st_mtime_ns), sha
+
+
 class Ingester:
     """Ingests files into one workspace; see the module docstring for the steps."""
 
@@ -142,6 +154,7 @@ class Ingester:
         self.move = move
         self.instruments = workspace.instruments()
         self.settle_seconds = workspace.config.ingest.settle_seconds
+        self._hashed: dict[Path, concurrent.futures.Future[tuple[_Stat, str]]] = {}
 
     def ingest(
         self, paths: Iterable[str | os.PathLike[str]], *, progress: bool = False
@@ -150,12 +163,36 @@ class Ingester:
         for folder in (self.workspace.raw_dir, self.workspace.quarantine_dir):
             sweep_stale_temporaries(folder)
         outcomes = self.finish_pending_moves()
-        for source in tqdm(sources, desc="ingest", unit="file", disable=not progress):
-            outcome = self.ingest_one(source)
-            outcomes.append(outcome)
-            if self.move and outcome.status in ("ingested", "quarantined", "already-ingested"):
-                source.unlink(missing_ok=True)  # already gone when it was renamed
+        # Moved files are only hashed (no copy): hash them ahead, one file per core,
+        # while files are validated and indexed here in order. SHA-256 runs at about
+        # 1.7 GB/s on one core here, the disk reads faster (bench/bench_night.py:
+        # ingest of an 18.4 GB night 50.9 s hashing in line).
+        threads = (os.cpu_count() or 1) if self.move else 0
+        with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
+            if threads:
+                self._hashed = {s.resolve(): pool.submit(_stat_and_hash, s) for s in sources}
+            for source in tqdm(sources, desc="ingest", unit="file", disable=not progress):
+                outcome = self.ingest_one(source)
+                outcomes.append(outcome)
+                if self.move and outcome.status in ("ingested", "quarantined", "already-ingested"):
+                    source.unlink(missing_ok=True)  # already gone when it was renamed
+            for future in self._hashed.values():
+                future.cancel()
+            self._hashed = {}
         return outcomes
+
+    def _sha256(self, src: Path, stat: _Stat) -> str:
+        """The source's SHA-256: hashed ahead when its size and mtime still match."""
+        ahead = self._hashed.pop(src, None)
+        if ahead is not None:
+            try:
+                hashed_stat, sha = ahead.result()
+            except OSError:
+                pass
+            else:
+                if hashed_stat == stat:
+                    return sha
+        return sha256_file(src)
 
     def ingest_one(self, source: Path) -> IngestOutcome:
         src = source.resolve()
@@ -239,7 +276,7 @@ class Ingester:
 
     def _move_valid(self, src: Path, dest: Path, info: FrameInfo, stat: _Stat) -> IngestOutcome:
         """Rename a validated source into data/raw (same file system): no data copied."""
-        sha = sha256_file(src)
+        sha = self._sha256(src, stat)
         _check_unchanged(src, stat)
         try:
             self._check_duplicates(src, info.arcfile, sha, stat)
