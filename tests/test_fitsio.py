@@ -71,7 +71,9 @@ def test_long_string_continue_cards() -> None:
 )
 def test_value_round_trip_through_astropy_cards(value) -> None:
     text = str(fits.Card("KEY", value))
-    expected = fits.Card.fromstring(text).value  # astropy's reading of the same card
+    # astropy's reading of the same card; for strings, the value written: astropy 8
+    # reads its own card of the string  '/  back as  '  (hypothesis found it).
+    expected = value if isinstance(value, str) else fits.Card.fromstring(text).value
     parsed = parse_value(text[10:])
     assert parsed == expected
     assert type(parsed) is type(expected)
