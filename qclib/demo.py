@@ -202,7 +202,7 @@ def run_demo(
         + ("nothing new" if not again.ingested.get("ingested") else "new files")
         + (
             f"; {len(retried)} failed block(s) tried again "
-            f"(up to [workflow] max_retries={workspace.config.workflow.max_retries} passes)"
+            f"(up to \\[workflow] max_retries={workspace.config.workflow.max_retries} passes)"
             if retried
             else ""
         )

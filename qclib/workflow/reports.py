@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,32 @@ def template_for(block: dict[str, Any]) -> Path | None:
     return path
 
 
+def _kernel_manager_class() -> type:
+    """Kernels talk over Unix sockets: TCP ports are chosen before they are bound, and
+    two reports starting at once (two workers) took the same one ("Address already in
+    use"; the kernel died). Defined on first use: jupyter_client loads slowly."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.paths import jupyter_runtime_dir
+    from traitlets import CaselessStrEnum, default
+
+    class IPCKernelManager(AsyncKernelManager):  # type: ignore[misc]
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        @default("ip")
+        def _unique_sockets(self) -> str:
+            # jupyter_client's default names every kernel's sockets alike, in the
+            # current folder: concurrent kernels would read each other's messages.
+            runtime = Path(jupyter_runtime_dir())
+            runtime.mkdir(parents=True, exist_ok=True)
+            return str(runtime / f"qc-{uuid.uuid4().hex[:12]}")
+
+    return IPCKernelManager
+
+
+#: A kernel that dies while starting (not a failing cell) is started again this often.
+KERNEL_START_ATTEMPTS = 3
+
+
 def render_notebook(
     template: Path, notebook: Path, parameters: dict[str, str], *, cwd: Path
 ) -> Path:
@@ -60,21 +87,31 @@ def render_notebook(
     ------
     papermill.PapermillExecutionError
         A cell failed; nothing is written.
+    RuntimeError
+        The kernel died before it could run the notebook, ``KERNEL_START_ATTEMPTS``
+        times; nothing is written.
     """
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
 
     logging.getLogger("papermill").setLevel(logging.ERROR)
-    with atomic_path(notebook) as tmp:
-        papermill.execute_notebook(
-            str(template),
-            str(tmp),
-            parameters=parameters,
-            kernel_name="python3",
-            progress_bar=False,
-            cwd=str(cwd),
-        )
+    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+        try:
+            with atomic_path(notebook) as tmp:
+                papermill.execute_notebook(
+                    str(template),
+                    str(tmp),
+                    parameters=parameters,
+                    kernel_name="python3",
+                    progress_bar=False,
+                    cwd=str(cwd),
+                    kernel_manager_class=_kernel_manager_class(),
+                )
+            break
+        except RuntimeError:  # a failing cell is a PapermillExecutionError, not this
+            if attempt == KERNEL_START_ATTEMPTS:
+                raise
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
     html = notebook.with_suffix(".html")
     with atomic_path(html) as tmp:
@@ -99,6 +136,13 @@ def render_report(workspace: Workspace, block: dict[str, Any]) -> ReportOutcome:
             block["id"],
             "failed",
             reason=f"{template.name} failed on {block['id']}: {err.ename}: {err.evalue}",
+        )
+    except RuntimeError as err:
+        return ReportOutcome(
+            block["id"],
+            "failed",
+            reason=f"{template.name} on {block['id']}: the kernel did not start ({err}); "
+            f"'qc report {block['id']}' tries again",
         )
     return ReportOutcome(block["id"], "written", notebook, html)
 
