@@ -3,7 +3,9 @@ block into a notebook and a self-contained HTML page holding its plotly figures.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import multiprocessing
 from pathlib import Path
 
 import nbformat
@@ -51,10 +53,15 @@ def test_templates_are_thin(path: Path) -> None:
 
 
 def test_every_template_executes_on_processed_blocks(omegacam_processed) -> None:
+    """Three at a time, as ``qc run`` does on a pool: kernels starting together must
+    not share ports or sockets (TCP ports did: "Address already in use")."""
     workspace = omegacam_processed.workspace
     database = workspace.open_database()
     done = [ab for ab, o in omegacam_processed.outcomes.items() if o.status == "done"]
-    outcomes = render_reports(workspace, database, done)
+    with concurrent.futures.ProcessPoolExecutor(
+        3, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        outcomes = render_reports(workspace, database, done, executor=pool)
     database.close()
     assert {o.status for o in outcomes} == {"written"}, [o.reason for o in outcomes]
     used = {template_for({"instrument": "OMEGACAM", "action": ab.split("_", 1)[1]}) for ab in done}
