@@ -336,6 +336,17 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 _DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 
+def _to_physical(out: np.ndarray, header: dict[str, HeaderValue]) -> np.ndarray:
+    """Apply BSCALE / BZERO to stored values, in place."""
+    bscale = float(header.get("BSCALE", 1.0) or 1.0)  # type: ignore[arg-type]
+    bzero = float(header.get("BZERO", 0.0) or 0.0)  # type: ignore[arg-type]
+    if bscale != 1.0:
+        out *= np.float32(bscale)
+    if bzero:
+        out += np.float32(bzero)
+    return out
+
+
 def read_image_sample(path: str | os.PathLike[str], hdu: HDUInfo, step: int) -> np.ndarray:
     """Every ``step``-th pixel of every ``step``-th row of one image HDU (native float32,
     scaled), for previews: the file is memory-mapped, so only the rows taken are read
@@ -347,13 +358,7 @@ def read_image_sample(path: str | os.PathLike[str], hdu: HDUInfo, step: int) -> 
     mapped = np.memmap(path, dtype=dtype, mode="r", offset=hdu.data_offset, shape=(ny, nx))
     out = np.asarray(mapped[::step, ::step], dtype=np.float32)
     del mapped
-    bscale = float(header.get("BSCALE", 1.0) or 1.0)  # type: ignore[arg-type]
-    bzero = float(header.get("BZERO", 0.0) or 0.0)  # type: ignore[arg-type]
-    if bscale != 1.0:
-        out *= np.float32(bscale)
-    if bzero:
-        out += np.float32(bzero)
-    return out
+    return _to_physical(out, header)
 
 
 def read_image(
@@ -392,10 +397,4 @@ def read_image(
     elif out.shape != (ny, nx) or out.dtype != np.float32:
         raise ValueError(f"out must be float32 of shape {(ny, nx)}")
     np.copyto(out, raw, casting="unsafe")
-    bscale = float(header.get("BSCALE", 1.0) or 1.0)  # type: ignore[arg-type]
-    bzero = float(header.get("BZERO", 0.0) or 0.0)  # type: ignore[arg-type]
-    if bscale != 1.0:
-        out *= np.float32(bscale)
-    if bzero:
-        out += np.float32(bzero)
-    return out
+    return _to_physical(out, header)
