@@ -536,6 +536,14 @@ def _executor_options(command: Any) -> Any:
     return command
 
 
+def _open_workers(executor: str, workers: int | None, scheduler: str | None) -> Any:
+    """The executor the options of ``_executor_options`` ask for (a scheduler means Dask)."""
+    from qclib.workflow.executors import open_executor
+
+    kind = "dask" if scheduler else executor
+    return open_executor(kind, workers=workers, scheduler=scheduler)  # type: ignore[arg-type]
+
+
 @main.command("run")
 @click.option("--night", help="Process only this night's blocks (YYYY-MM-DD).")
 @click.option("--no-reports", is_flag=True, help="Skip the report notebooks (qc report later).")
@@ -552,11 +560,9 @@ def run_command(
     as_json: bool,
 ) -> None:
     """One incremental pass: ingest the inbox, associate, process, score, report."""
-    from qclib.workflow.executors import open_executor
     from qclib.workflow.run import run_pass
 
-    kind = "dask" if scheduler else executor
-    with open_executor(kind, workers=workers, scheduler=scheduler) as pool:  # type: ignore[arg-type]
+    with _open_workers(executor, workers, scheduler) as pool:
         summary = run_pass(
             _workspace(ctx),
             _database(ctx),
@@ -624,7 +630,6 @@ def watch(
     as_json: bool,
 ) -> None:
     """Run a pass every interval, and as soon as new files arrive in the inbox."""
-    from qclib.workflow.executors import open_executor
     from qclib.workflow.run import watch as watch_inbox
 
     workspace = _workspace(ctx)
@@ -633,8 +638,7 @@ def watch(
         console.print(
             f"watching {workspace.inbox} (a pass every {minutes:g} min, and on new files)"
         )
-    kind = "dask" if scheduler else executor
-    with open_executor(kind, workers=workers, scheduler=scheduler) as pool:  # type: ignore[arg-type]
+    with _open_workers(executor, workers, scheduler) as pool:
         watch_inbox(
             workspace,
             _database(ctx),
@@ -675,7 +679,6 @@ def report(
     """(Re)write the report (notebook + HTML) of blocks: given ids, or a night's."""
     from qclib.db import blocks as block_store
     from qclib.db import products as product_store
-    from qclib.workflow.executors import open_executor
     from qclib.workflow.reports import render_reports
 
     database = _database(ctx)
@@ -686,8 +689,7 @@ def report(
         ids = tuple(b["id"] for b in chosen if states.get(b["id"], ("",))[0] == "done")
     if not ids:
         raise click.UsageError("no processed block to report on; give ids or --night")
-    kind = "dask" if scheduler else executor
-    with open_executor(kind, workers=workers, scheduler=scheduler) as pool:  # type: ignore[arg-type]
+    with _open_workers(executor, workers, scheduler) as pool:
         outcomes = render_reports(_workspace(ctx), database, list(ids), executor=pool.executor)
     for outcome in outcomes:
         detail = outcome.html if outcome.status == "written" else outcome.reason
