@@ -99,6 +99,21 @@ def init(ctx: click.Context, directory: Path | None) -> None:
     multiple=True,
     help="Write only exposures of this kind (bias, dark, dome_flat, ...); repeatable.",
 )
+@click.option(
+    "--nights",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Consecutive nights from --night: OUT/<date>/ each, the same detectors drifting "
+    "as [simulator.history] says, and OUT/history.json.",
+)
+@click.option(
+    "--science-every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --nights: science exposures on every n-th night only (the last has them).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def simulate(
     instrument: str,
@@ -108,13 +123,59 @@ def simulate(
     scale: str,
     workers: int | None,
     only: tuple[str, ...],
+    nights: int,
+    science_every: int,
     as_json: bool,
 ) -> None:
-    """Simulate a raw night of INSTRUMENT (OMEGACAM, HAWKI) with recorded truth."""
+    """Simulate a raw night of INSTRUMENT (OMEGACAM, HAWKI) with recorded truth.
+
+    With --nights N, a history of N nights whose detectors drift slowly and step
+    after a recorded intervention (listed in OUT/history.json, to log as a quality
+    event); process the frames with qc ingest and qc run.
+    """
     from qclib.simulate.night import simulate_night
 
     date = _parse_night(night)
     assert date is not None
+    if nights > 1:
+        from qclib.simulate.history import simulate_history
+
+        history = simulate_history(
+            instrument,
+            date,
+            nights,
+            out_dir,
+            seed=seed,
+            scale=scale,
+            workers=workers,
+            progress=not as_json,
+            only=frozenset(only) or None,
+            science_every=science_every,
+        )
+        if as_json:
+            _print_json(
+                {
+                    "out_dir": str(history.out_dir),
+                    "history": str(history.history_path),
+                    "nights": [
+                        {
+                            "out_dir": str(n.out_dir),
+                            "files": len(n.files),
+                            "truth": str(n.truth_path),
+                            "bytes": n.bytes_written,
+                        }
+                        for n in history.nights
+                    ],
+                    "bytes": history.bytes_written,
+                }
+            )
+            return
+        files = sum(len(n.files) for n in history.nights)
+        console.print(
+            f"{nights} nights, {files} raw files ({history.bytes_written / 1e9:.2f} GB) in "
+            f"[bold]{history.out_dir}[/]; drifts and interventions in {history.history_path}"
+        )
+        return
     result = simulate_night(
         instrument,
         date,

@@ -153,6 +153,97 @@ class PlannedExposure(Strict):
     pair: bool = Field(False, description="Take exposures in equal-level pairs (gain)")
 
 
+#: Detector properties a simulated history may change (fields of the simulator's
+#: DetectorTruth; tests/simulate/test_history.py checks that they are).
+DriftField = Literal[
+    "gain_e_per_adu",
+    "read_noise_e",
+    "bias_level_adu",
+    "bias_gradient_x_adu",
+    "bias_gradient_y_adu",
+    "bias_pattern_rms_adu",
+    "dark_current_e_per_s",
+    "nonlinearity_per_adu",
+    "prnu_rms",
+]
+
+
+class HistoryCreep(Strict):
+    """A slow, monotonic change of one detector property over a simulated history.
+
+    On night ``i`` of ``n`` the property is ``start + (end - start) * t**power`` with
+    ``t = i / (n - 1)``: ``start`` (the detector's drawn value) on the first night,
+    exactly ``end`` on the last, whatever the number of nights.
+    """
+
+    detector: str = Field(description="EXTNAME of the detector that drifts")
+    field: DriftField = Field(description="The property that drifts, in its truth unit")
+    end: float = Field(description="True value on the last night of the history")
+    power: float = Field(
+        2.0, gt=0, description="Shape in time: 1 linear, 2 slow at first then faster"
+    )
+    text: str = Field(min_length=1, description="What happens, in words, for history.json")
+
+
+class HistoryIntervention(Strict):
+    """A recorded intervention: from its night on, some detector properties step.
+
+    Its night is ``round(at_fraction * (n - 1))`` of a history of ``n`` nights
+    (0 = the first), kept after the first night so that there is a before.
+    """
+
+    at_fraction: float = Field(
+        2 / 3, gt=0, le=1, description="When, as a fraction of the history's length"
+    )
+    text: str = Field(min_length=1, description="The quality-event text (what was done)")
+    detectors: list[str] = Field(
+        default_factory=list, description="EXTNAMEs affected (empty: every detector)"
+    )
+    add: dict[DriftField, float] = Field(
+        default_factory=dict, description="Added to each property (truth units)"
+    )
+    multiply: dict[DriftField, float] = Field(
+        default_factory=dict, description="Each property multiplied by this factor"
+    )
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> HistoryIntervention:
+        if not self.add and not self.multiply:
+            raise ValueError("an intervention needs 'add' or 'multiply'")
+        both = set(self.add) & set(self.multiply)
+        if both:
+            raise ValueError(f"{sorted(both)} both added to and multiplied: choose one")
+        if any(f <= 0 for f in self.multiply.values()):
+            raise ValueError("multiply factors must be positive")
+        return self
+
+
+class HistoryProfile(Strict):
+    """The slow real changes of a simulated multi-night history (``qc simulate --nights``).
+
+    Without it a history has the same detectors every night and no drift.
+    """
+
+    creep: list[HistoryCreep] = Field(
+        default_factory=list, description="Slow drifts, each reaching its end on the last night"
+    )
+    interventions: list[HistoryIntervention] = Field(
+        default_factory=list, description="Steps on recorded nights (quality events)"
+    )
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> HistoryProfile:
+        for creep in self.creep:
+            for step in self.interventions:
+                hit = not step.detectors or creep.detector in step.detectors
+                if hit and creep.field in {*step.add, *step.multiply}:
+                    raise ValueError(
+                        f"{creep.detector} {creep.field} both creeps and steps: a creep "
+                        "must end on its configured value, so keep them on different fields"
+                    )
+        return self
+
+
 class SimulatorProfile(Strict):
     """Ranges from which the simulator draws each detector's truth, and the night plan."""
 
@@ -176,6 +267,9 @@ class SimulatorProfile(Strict):
     filters: dict[str, FilterProfile]
     targets: dict[str, TargetField]
     plan: list[PlannedExposure] = Field(min_length=1)
+    history: HistoryProfile = Field(
+        default_factory=HistoryProfile, description="Drifts and interventions of a history"
+    )
 
     @model_validator(mode="after")
     def _filters_known(self) -> SimulatorProfile:

@@ -5,6 +5,11 @@ names); then each detector is synthesised for every exposure by one task, in a
 process pool, writing its pixels straight into place. A detector's random
 streams are keyed by (seed, exposure, detector), so the result is identical
 whatever the number of workers. Files get their final names only when complete.
+
+What does not change from night to night (each detector's truth and static pixel
+maps, the sky's catalogues) is drawn from ``static_seed``, by default the seed:
+a history of nights (``qclib.simulate.history``) keeps one static seed and gives
+each night its own seed for the plan, the noise and the particle hits.
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ class _DetectorTask:
     layouts: list[_FileLayout]
     catalogues: dict[str, Catalogue]
     seed: int
+    static_seed: int
 
 
 def _exposure_light(
@@ -109,7 +115,7 @@ def _fill_detector(task: _DetectorTask) -> list[dict[str, float | int]]:
     instrument, geometry, truth = task.instrument, task.geometry, task.truth
     sim = instrument.simulator
     maps = build_detector_maps(
-        truth, geometry.data_shape, infrared=instrument.infrared, seed=task.seed
+        truth, geometry.data_shape, infrared=instrument.infrared, seed=task.static_seed
     )
     cache: dict[str, np.ndarray] = {}
     records = []
@@ -197,7 +203,8 @@ def _lay_out_files(
     return layouts
 
 
-def _check_out_dir(out_dir: Path, identity: dict[str, object]) -> None:
+def _check_out_dir(out_dir: Path, identity: dict[str, object], extnames: list[str]) -> None:
+    """Refuse a folder holding another simulation; accept one holding this one."""
     truth_path = out_dir / TRUTH_FILE
     if not truth_path.exists():
         return
@@ -205,7 +212,13 @@ def _check_out_dir(out_dir: Path, identity: dict[str, object]) -> None:
         existing = json.loads(truth_path.read_text())
     except (OSError, json.JSONDecodeError):
         existing = {}
-    same = all(existing.get(k) == v for k, v in identity.items())
+    # truth.json names a static seed only when it is not the seed, and its
+    # "detectors" holds the simulated detectors' truth, not the selection.
+    existing.setdefault("static_seed", existing.get("seed"))
+    wanted = {"static_seed": identity.get("seed"), **identity}
+    del wanted["detectors"]
+    same = all(existing.get(k) == v for k, v in wanted.items())
+    same = same and list(existing.get("detectors") or {}) == extnames
     if not same:
         raise ConfigError(
             f"{out_dir} already holds a different simulation ({truth_path}); "
@@ -237,6 +250,7 @@ def simulate_night(
     only: frozenset[str] | set[str] | None = None,
     detectors: Sequence[str] | None = None,
     degrade: Mapping[str, Mapping[str, float]] | None = None,
+    static_seed: int | None = None,
 ) -> SimulationResult:
     """Simulate one night of raw frames with recorded truth.
 
@@ -264,6 +278,14 @@ def simulate_night(
         EXTNAMEs to write (default: every detector of the scale). A detector's
         pixels and truth do not depend on which others are written: full-size
         detectors for a test, without the other 30 of a mosaic.
+    degrade
+        Replaced truth values by EXTNAME (``{"ESO_CCD_#66": {"read_noise_e": 13.0}}``):
+        a detector as it is on this night. Recorded in ``truth.json``.
+    static_seed
+        Seed of what stays the same from night to night: each detector's truth and
+        static pixel maps (defects, PRNU, bias structure) and the sky's catalogues.
+        Default: ``seed``. Nights with one static seed and different seeds show the
+        same detectors and sky with new noise, particle hits, seeing and timing.
 
     Raises
     ------
@@ -287,7 +309,9 @@ def simulate_night(
         "detectors": list(detectors) if detectors else None,
         "degraded": {k: dict(v) for k, v in (degrade or {}).items()} or None,
     }
-    _check_out_dir(out_dir, identity)
+    static_seed = seed if static_seed is None else static_seed
+    if static_seed != seed:
+        identity["static_seed"] = static_seed
 
     exposures, sun = plan_night(instrument, night, seed=seed, scale=scale)
     if only is not None:
@@ -306,8 +330,9 @@ def simulate_night(
                 f"{instrument.name} at scale '{scale}' has no detector {sorted(unknown)}"
             )
         present = [d for d in present if d.extname in detectors]
+    _check_out_dir(out_dir, identity, [d.extname for d in present])
     truths = [
-        draw_detector_truth(instrument, geometry, instrument.detectors.index(d), seed)
+        draw_detector_truth(instrument, geometry, instrument.detectors.index(d), static_seed)
         for d in present
     ]
     for extname, changes in (degrade or {}).items():
@@ -319,12 +344,16 @@ def simulate_night(
         except TypeError as err:
             raise ConfigError(f"cannot degrade {extname}: {err}") from None
     catalogues = {
-        name: make_catalogue(instrument, geometry, name, instrument.simulator.targets[name], seed)
+        name: make_catalogue(
+            instrument, geometry, name, instrument.simulator.targets[name], static_seed
+        )
         for name in sorted({e.template.target for e in exposures if e.template.target})
     }
     layouts = _lay_out_files(instrument, geometry, exposures, truths, out_dir)
     tasks = [
-        _DetectorTask(instrument, geometry, truth, exposures, layouts, catalogues, seed)
+        _DetectorTask(
+            instrument, geometry, truth, exposures, layouts, catalogues, seed, static_seed
+        )
         for truth in truths
     ]
     workers = workers or os.cpu_count() or 1
