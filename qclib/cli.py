@@ -806,7 +806,7 @@ def grades(ctx: click.Context, instrument: str | None, night: str | None, as_jso
     if not levels:
         console.print("no graded values (qc score grades new ones)")
         return
-    colour = {"OK": "green", "NOK": "bold red", "UNSCORED": "dim"}
+    colour = {"OK": "green", "NOK": "bold red", "UNSCORED": "yellow", "MONITORED": "dim"}
 
     def label(path: tuple[str, ...]) -> str:
         return f"{path[-1]}  [{colour[levels[path]]}]{levels[path]}[/]"

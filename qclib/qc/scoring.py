@@ -24,7 +24,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-Grade = Literal["OK", "NOK", "UNSCORED"]
+#: OK / NOK: graded by a rule. UNSCORED: a rule applies but could not grade the value
+#: (no value, history too short, no reference). MONITORED: no rule covers the value; it
+#: is recorded and trended, not graded.
+Grade = Literal["OK", "NOK", "UNSCORED", "MONITORED"]
 RuleKind = Literal["range", "reference", "history"]
 
 
@@ -141,7 +144,7 @@ def grade_value(
     'QC.RON = 3.4 above 3 (range@2020-01-01)'
     """
     if rule is None:
-        return Score(parameter, detector, value, "UNSCORED", f"no rule for {parameter}")
+        return Score(parameter, detector, value, "MONITORED", f"no rule for {parameter}: monitored")
     if not _finite(value):
         return Score(
             parameter, detector, None, "UNSCORED", f"{parameter} has no value", rule.version
@@ -163,16 +166,21 @@ def grade_value(
 
 
 def roll_up(grades: Iterable[Grade]) -> Grade:
-    """NOK if anything is NOK; OK if something is OK; UNSCORED otherwise.
+    """NOK if anything is NOK; OK if something is OK; UNSCORED if something could not be
+    graded; MONITORED when every value is only monitored.
 
     >>> roll_up(["OK", "UNSCORED"]), roll_up(["OK", "NOK"]), roll_up([])
     ('OK', 'NOK', 'UNSCORED')
+    >>> roll_up(["MONITORED", "UNSCORED"]), roll_up(["MONITORED"])
+    ('UNSCORED', 'MONITORED')
     """
     seen = set(grades)
     if "NOK" in seen:
         return "NOK"
     if "OK" in seen:
         return "OK"
+    if seen == {"MONITORED"}:
+        return "MONITORED"
     return "UNSCORED"
 
 

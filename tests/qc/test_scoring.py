@@ -58,7 +58,8 @@ def test_missing_values_and_rules_are_unscored_with_reason() -> None:
     for value in (None, math.nan, math.inf):
         score = _grade(value, rule)
         assert score.grade == "UNSCORED" and score.reason == "QC.X has no value"
-    assert _grade(1.0, None).reason == "no rule for QC.X"
+    monitored = _grade(1.0, None)
+    assert monitored.grade == "MONITORED" and monitored.reason == "no rule for QC.X: monitored"
 
 
 def test_the_rule_valid_on_the_night_grades() -> None:
@@ -99,4 +100,4 @@ def test_the_grader_never_raises(value, kind, low, high, ref, history, k) -> Non
         "CAT", "QC.X", kind, D, min=low, max=high, value=ref, tolerance=1.0, k=k, min_history=1
     )
     score = grade_value(value, rule, parameter="QC.X", detector="D", history=history)
-    assert score.grade in ("OK", "NOK", "UNSCORED") and score.reason
+    assert score.grade in ("OK", "NOK", "UNSCORED", "MONITORED") and score.reason
