@@ -7,6 +7,7 @@ here writes to the database.
 from __future__ import annotations
 
 from qclib.reports.abreport import ABReport, load_report
+from qclib.reports.grades import grade_label
 from qclib.reports.trends import health_trends, trend_figure
 
-__all__ = ["ABReport", "health_trends", "load_report", "trend_figure"]
+__all__ = ["ABReport", "grade_label", "health_trends", "load_report", "trend_figure"]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.io as pio
+from pandas.io.formats.style import Styler
 from plotly.subplots import make_subplots
 
 from qclib.config.instrument import InstrumentConfig
@@ -23,16 +23,23 @@ from qclib.db import qc1
 from qclib.errors import ConfigError
 from qclib.fitsio import read_image_sample, scan_fits
 from qclib.instruments import load_instrument
-from qclib.reports.trends import trend_figure
+from qclib.reports.display import NOTEBOOK_RENDERER, message_figure, use_offline_renderer
+from qclib.reports.grades import (
+    GRADE_LABELS,
+    GRADE_STYLES,
+    NOT_SCORED,
+    grade_label,
+    grade_rank,
+)
+from qclib.reports.trends import product_standing, trend_figure
 from qclib.workspace import Workspace, load_workspace
 
-#: Figures must survive nbconvert's HTML export and render offline
-#: (shared/STACK_NOTES.md: they vanish unless the renderer is set).
-NOTEBOOK_RENDERER = "plotly_mimetype+notebook"
+__all__ = ["NOTEBOOK_RENDERER", "ABReport", "load_report", "use_offline_renderer"]
 
-
-def use_offline_renderer() -> None:
-    pio.renderers.default = NOTEBOOK_RENDERER
+#: How far back a report loads the instrument's QC1 rows (its trends' longest reach).
+HISTORY_DAYS = 90
+#: Columns of the QC1 rows a block's tables show.
+SCORE_COLUMNS = ["pro_catg", "detector", "parameter", "value", "unit", "grade", "reason"]
 
 
 @dataclass
@@ -44,12 +51,13 @@ class ABReport:
     block: dict[str, Any]
     state: tuple[str, str | None]
     products: list[product_store.StoredProduct]
-    rows: list[dict[str, Any]]  # QC1 rows (values, grades) of this instrument, 90 days back
+    rows: list[dict[str, Any]]  # QC1 rows (values, grades) of the instrument, HISTORY_DAYS back
     events: list[dict[str, Any]]
 
     # ------------------------------------------------------------------ tables
-    def summary(self) -> pd.DataFrame:
-        """The block's facts: action, recipe, night, state, inputs, calibrations."""
+    def summary(self) -> Styler:
+        """The block's facts: action, recipe, night, state, inputs, calibrations,
+        products with their status, and how its QC values were graded."""
         b = self.block
         calibrations = "; ".join(
             f"{t['tag']}: {', '.join(c.get('ref') or c.get('ab_id') or '?' for c in t['chosen'])}"
@@ -64,27 +72,83 @@ class ABReport:
             "raw inputs": f"{len(b['inputs'])}: {', '.join(b['inputs'][:4])}"
             + (" ..." if len(b["inputs"]) > 4 else ""),
             "calibrations": calibrations or "none",
-            "products": ", ".join(p.pro_catg for p in self.products) or "none yet",
+            "products": ", ".join(_product_text(p) for p in self.products) or "none yet",
+            "QC values": self._grade_line(),
         }
-        return pd.DataFrame({"": list(facts.values())}, index=list(facts))
+        table = pd.DataFrame({"": list(facts.values())}, index=list(facts))
+        return table.style.hide(axis="columns").set_properties(**{"text-align": "left"})
+
+    def _values(self) -> pd.DataFrame:
+        """The QC1 rows of this block's products (limits included)."""
+        names = {p.path.rsplit("/", 1)[-1] for p in self.products}
+        mine = [r for r in self.rows if r["product"] in names]
+        if not mine:
+            return pd.DataFrame(columns=[*SCORE_COLUMNS, "low", "high"])
+        return pd.DataFrame(mine).sort_values(["pro_catg", "parameter", "detector"])
 
     def scores(self) -> pd.DataFrame:
-        """Every QC value of the block's products with its grade and reason."""
-        ids = {p.path.rsplit("/", 1)[-1] for p in self.products}
-        mine = [r for r in self.rows if r["product"] in ids]
-        columns = ["pro_catg", "detector", "parameter", "value", "unit", "grade", "reason"]
-        if not mine:
-            return pd.DataFrame(columns=columns)
-        return pd.DataFrame(mine)[columns].sort_values(["pro_catg", "parameter", "detector"])
+        """Every QC value of the block's products with its stored grade and reason: the
+        plain table for queries (grades as stored: OK, NOK, UNSCORED, MONITORED; None
+        when not scored yet). ``grade_table`` is the one to read."""
+        return self._values()[SCORE_COLUMNS]
 
-    def grade_counts(self) -> pd.DataFrame:
-        """Grades per product: the roll-up a QC scientist reads first."""
-        table = self.scores()
-        if table.empty:
-            return table
-        return table.pivot_table(
-            index="pro_catg", columns="grade", values="value", aggfunc="size", fill_value=0
+    def grade_counts(self) -> Styler:
+        """How many values of each product have each grade: the roll-up read first.
+
+        Columns are the report's grade labels, most urgent first: NOK, not graded (a
+        rule applies but could not grade the value), OK, monitored (no rule), and not
+        scored yet when the scoring step has not run; ``.data`` is the plain table.
+        """
+        table = self._values()
+        columns = list(GRADE_LABELS)
+        if table["grade"].isna().any():
+            columns.append(NOT_SCORED.label)
+        counts = (
+            pd.crosstab(table["pro_catg"], table["grade"].map(grade_label))
+            .reindex(columns=columns, fill_value=0)
+            .rename_axis(index="product", columns=None)
         )
+        return counts.style.map_index(_grade_css, axis="columns").map(
+            lambda n: "color: #b0b0b0" if n == 0 else "font-weight: bold"
+        )
+
+    def grade_table(self) -> Styler:
+        """Every QC value of the block with its grade, limits and reason, for reading:
+        NOK first, then not graded, OK, monitored; grades labelled and coloured."""
+        table = self._values()
+        shown = pd.DataFrame(
+            {
+                "product": table["pro_catg"],
+                "detector": table["detector"],
+                "parameter": table["parameter"],
+                "value": table["value"],
+                "unit": table["unit"].map(_text),
+                "grade": table["grade"].map(grade_label),
+                "limits": [
+                    _limits_text(low, high)
+                    for low, high in zip(table["low"], table["high"], strict=True)
+                ],
+                "reason": table["reason"].map(_text),
+                "rank": table["grade"].map(grade_rank),
+            }
+        )
+        shown = (
+            shown.sort_values(["rank", "product", "parameter", "detector"], kind="stable")
+            .drop(columns="rank")
+            .reset_index(drop=True)
+        )
+        left = ["product", "detector", "parameter", "unit", "grade", "limits", "reason"]
+        return (
+            shown.style.hide(axis="index")
+            .format({"value": _value_text})
+            .map(_grade_css, subset=["grade"])
+            .set_properties(subset=left, **{"text-align": "left"})
+            .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
+        )
+
+    def _grade_line(self) -> str:
+        counts = self.grade_counts().data.sum()
+        return ", ".join(f"{int(n)} {label}" for label, n in counts.items() if n) or "none"
 
     # ------------------------------------------------------------------ figures
     def _image_products(self) -> list[product_store.StoredProduct]:
@@ -96,12 +160,18 @@ class ABReport:
         """Each detector's image as a thumbnail, placed as on the sky."""
         candidates = [p for p in self._image_products() if pro_catg in (None, p.pro_catg)]
         if not candidates:
-            return _message(f"{self.block['id']}: no product image to show")
+            return message_figure(f"{self.block['id']}: no product image to show")
         product = candidates[0]
         path = self.workspace.confine(product.path)
         scan = scan_fits(path)
         layout = self.instrument.layout
         rows, cols = len(layout), len(layout[0])
+        hdus = _detector_hdus(scan)
+        if not hdus:
+            return message_figure(f"{product.pro_catg}: no detector images")
+        # Empty panels need a word: the product has no image of those detectors.
+        total = sum(len(row) for row in layout)
+        shown = "detectors" if len(hdus) >= total else f"{len(hdus)} of {total} detectors"
         fig = make_subplots(
             rows=rows,
             cols=cols,
@@ -109,9 +179,6 @@ class ABReport:
             horizontal_spacing=0.01,
             vertical_spacing=0.04,
         )
-        hdus = _detector_hdus(scan)
-        if not hdus:
-            return _message(f"{product.pro_catg}: no detector images")
         # Thumbnails of about 128 pixels: block means of every PREVIEW_STEP-th pixel.
         size = max(int(hdus[0].header["NAXIS1"]), int(hdus[0].header["NAXIS2"]))
         step = bin_px or max(1, size // 128)
@@ -138,7 +205,7 @@ class ABReport:
         fig.update_xaxes(showticklabels=False)
         fig.update_yaxes(showticklabels=False)
         fig.update_layout(
-            title=f"{product.pro_catg}: detectors as on the sky (1-99 % range "
+            title=f"{product.pro_catg}: {shown} as on the sky (1-99 % range "
             f"{low:.4g} .. {high:.4g})",
             height=240 * rows + 60,
             margin={"l": 10, "r": 10, "t": 70, "b": 10},
@@ -149,7 +216,7 @@ class ABReport:
         """Pixel-value histograms of each detector (central 0.1-99.9 %)."""
         candidates = [p for p in self._image_products() if pro_catg in (None, p.pro_catg)]
         if not candidates:
-            return _message("no product image to show")
+            return message_figure("no product image to show")
         product = candidates[0]
         path = self.workspace.confine(product.path)
         fig = go.Figure()
@@ -177,7 +244,7 @@ class ABReport:
         table = self.scores()
         diff = table[table["parameter"].str.startswith("QC.REFDIFF")]
         if diff.empty:
-            return _message("no earlier master of this setup to compare with")
+            return message_figure("no earlier master of this setup to compare with")
         fig = go.Figure()
         for parameter, group in diff.groupby("parameter"):
             fig.add_trace(go.Bar(x=group["detector"], y=group["value"], name=parameter))
@@ -189,11 +256,13 @@ class ABReport:
         _show(self.trends(parameters, days=days))
 
     def trends(self, parameters: list[str] | None = None, *, days: int = 90) -> list[go.Figure]:
-        """Each graded parameter's history (``days`` back): every detector, thresholds,
-        this block's values ringed, certified products filled, quality events as lines."""
+        """Each QC parameter's history (``days`` back, at most ``HISTORY_DAYS``) at its
+        observation times: every detector, limits, grades, certified and rejected
+        products, this block's values ringed, quality events as vertical lines."""
         mine = self.scores()
         if mine.empty:
             return []
+        days = min(days, HISTORY_DAYS)
         wanted = parameters or sorted(set(mine["parameter"]))
         names = {p.path.rsplit("/", 1)[-1] for p in self.products}
         start = dt.date.fromisoformat(self.block["night"]) - dt.timedelta(days=days)
@@ -208,7 +277,8 @@ class ABReport:
                 parameter,
                 events=self.events,
                 highlight=names,
-                title=f"{parameter} over {days} days (this block ringed; thresholds dashed)",
+                title=f"{parameter}: the last {days} days (this block ringed)",
+                timezone=self.instrument.site.timezone,
             )
             for parameter in wanted
             if (history["parameter"] == parameter).any()
@@ -244,13 +314,40 @@ def _bin(image: np.ndarray, step: int) -> np.ndarray:
         return np.nanmean(image[:ny, :nx].reshape(ny // step, step, nx // step, step), axis=(1, 3))
 
 
-def _message(text: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(height=120)
-    return fig
+def _text(value: Any) -> str:
+    return "" if value is None or value != value else str(value)
+
+
+def _value_text(value: Any) -> str:
+    return "" if value is None or value != value else f"{value:.5g}"
+
+
+def _limits_text(low: Any, high: Any) -> str:
+    """The limits of a score as a reader wants them.
+
+    >>> _limits_text(200.0, 1000.0), _limits_text(None, 3.0), _limits_text(float("nan"), None)
+    ('200 .. 1000', '≤ 3', '')
+    """
+    low = None if low is None or low != low else float(low)
+    high = None if high is None or high != high else float(high)
+    if low is not None and high is not None:
+        return f"{low:.5g} .. {high:.5g}"
+    if high is not None:
+        return f"≤ {high:.5g}"
+    return f"≥ {low:.5g}" if low is not None else ""
+
+
+def _grade_css(label: str) -> str:
+    """Background and text colour of a grade label's cell."""
+    styles = {s.label: s for s in (*GRADE_STYLES.values(), NOT_SCORED)}
+    style = styles.get(label)
+    return f"background-color: {style.colour}; color: {style.text_colour}" if style else ""
+
+
+def _product_text(product: product_store.StoredProduct) -> str:
+    standing = product_standing(product.status)
+    status = product.status if standing == product.status else f"{product.status}, {standing}"
+    return f"{product.pro_catg} ({status})"
 
 
 def load_report(ab_id: str, workspace: str | os.PathLike[str] | None = None) -> ABReport:
@@ -275,7 +372,9 @@ def load_report(ab_id: str, workspace: str | os.PathLike[str] | None = None) -> 
             products = product_store.products_of_block(session, ab_id)
             night = dt.date.fromisoformat(block["night"])
             rows = qc1.export_rows(
-                session, instrument=block["instrument"], since=night - dt.timedelta(days=90)
+                session,
+                instrument=block["instrument"],
+                since=night - dt.timedelta(days=HISTORY_DAYS),
             )
             events = qc1.list_events(session, instrument=block["instrument"])
     finally:

@@ -5,6 +5,9 @@
 both written atomically. The template of each action is named in the instrument TOML
 (``[reports.templates]``). A notebook that fails to execute is reported with its error
 and leaves no file behind; the other reports go on.
+
+The HTML is for operations staff: outputs and text only, no code cells or prompts; the
+executed notebook beside it keeps the code for QC scientists.
 """
 
 from __future__ import annotations
@@ -73,6 +76,19 @@ def _kernel_manager_class() -> type:
     return IPCKernelManager
 
 
+#: nbconvert's HTMLExporter options for reports: operations staff read outputs and text,
+#: so code cells and prompts are left out. Plotly figures are outputs and stay (plotly.js
+#: inlined by the first one, ``qclib.reports.display``).
+HTML_EXPORT_OPTIONS = {
+    "exclude_input": True,
+    "exclude_input_prompt": True,
+    "exclude_output_prompt": True,
+}
+#: Cells the HTML leaves out altogether: papermill's parameters show nothing (and the
+#: summary names the block), but their empty cells would still take room.
+HTML_HIDDEN_CELL_TAGS = ("parameters", "injected-parameters")
+
+
 #: A kernel that dies while starting (not a failing cell) is started again this often.
 KERNEL_START_ATTEMPTS = 3
 
@@ -94,6 +110,7 @@ def render_notebook(
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
+    from traitlets.config import Config
 
     logging.getLogger("papermill").setLevel(logging.ERROR)
     for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
@@ -112,7 +129,11 @@ def render_notebook(
         except RuntimeError:  # a failing cell is a PapermillExecutionError, not this
             if attempt == KERNEL_START_ATTEMPTS:
                 raise
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    hidden = {"enabled": True, "remove_cell_tags": list(HTML_HIDDEN_CELL_TAGS)}
+    exporter = HTMLExporter(config=Config(TagRemovePreprocessor=hidden), **HTML_EXPORT_OPTIONS)
+    body, _ = exporter.from_notebook_node(
+        nbformat.read(notebook, as_version=4), resources={"metadata": {"name": notebook.stem}}
+    )
     html = notebook.with_suffix(".html")
     with atomic_path(html) as tmp:
         tmp.write_text(body, encoding="utf-8")

@@ -21,6 +21,7 @@ from qclib.workflow.reports import (
     template_for,
 )
 from qclib.workflow.scoring import score_values
+from tests.reports.test_block_report import assert_no_code
 
 pytestmark = pytest.mark.notebook
 
@@ -77,6 +78,7 @@ def test_every_template_executes_on_processed_blocks(omegacam_processed) -> None
         assert html.count("Plotly.newPlot") >= 2  # figures survive the export...
         assert "plotly.js v" in html  # ...and render offline (plotly.js inlined)
         assert outcome.ab_id in html
+        assert_no_code(html)  # operations staff read outputs; the .ipynb keeps the code
 
 
 def test_investigate_and_health_check_execute(omegacam_processed) -> None:
@@ -96,3 +98,4 @@ def test_investigate_and_health_check_execute(omegacam_processed) -> None:
     text = health.read_text()
     assert health.parent == workspace.runs_dir / "health"
     assert "MASTER_BIAS QC.RON" in text and text.count("Plotly.newPlot") >= 5
+    assert_no_code(text)
