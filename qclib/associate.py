@@ -6,8 +6,9 @@
 3. For every ``select file as TAG`` of the AB's action, candidates (real products, the
    virtual ones, or raw frames for ``from inputFiles``) are filtered by the rule's
    condition, placed in a quality level by |Δt| between mid-exposure times and the
-   instrument's validity windows, and ranked: lower level, then certified before
-   candidate, then closer in time. Rejected products are never used.
+   instrument's validity windows, and ranked: lower level, then the nearer night
+   (whole days of |Δt|), then certified before candidate, then closer in time.
+   Rejected products are never used.
 4. An AB is ``complete`` when its action's mandatory tags are all filled (by real or
    virtual calibrations), else ``incomplete`` with the reason. A virtual calibration
    from an incomplete AB cannot be made, so it is no candidate: actions are resolved
@@ -264,7 +265,7 @@ def _select(
     category = next(iter(sorted(categories)), None)
     validity = config.validity.get(category) if category else None
     widest = validity.windows_days[-1] if validity else 1.0
-    ranked: list[tuple[tuple[int, int, float], Candidate, int]] = []
+    ranked: list[tuple[tuple[int, int, int, float], Candidate, int]] = []
     losers: list[tuple[str, str]] = []
     want_raw = assoc.source == "inputFiles"
     for cand in index.near(set(categories) if categories else None, ab_mid, widest):
@@ -282,7 +283,12 @@ def _select(
         if level is None:
             losers.append((cand.ref, f"outside validity (|Δt| = {abs(delta):.2f} d)"))
             continue
-        ranked.append(((level, _STATUS_RANK[cand.status], abs(delta)), cand, level))
+        # Within a quality level: the nearest night first (tonight's fresh master
+        # before last week's), then certified before candidate, then nearest in time.
+        nights_apart = round(abs(delta))
+        ranked.append(
+            ((level, nights_apart, _STATUS_RANK[cand.status], abs(delta)), cand, level)
+        )
     ranked.sort(key=lambda r: (r[0], r[1].ref))
     chosen = tuple(
         Choice(c.ref, c.status, c.mid_mjd - ab_mid, level, c.ab_id)
@@ -294,9 +300,11 @@ def _select(
             if level > best[2]:
                 why = f"lower quality level {level} (chosen: level {best[2]})"
             elif key[1] > best[0][1]:
+                why = f"from a night farther away (|Δt| = {key[3]:.3f} d vs {best[0][3]:.3f} d)"
+            elif key[2] > best[0][2]:
                 why = f"{cand.status}; a certified one was preferred"
             else:
-                why = f"farther in time (|Δt| = {key[2]:.3f} d vs {best[0][2]:.3f} d)"
+                why = f"farther in time (|Δt| = {key[3]:.3f} d vs {best[0][3]:.3f} d)"
             losers.insert(0, (cand.ref, why))
     missing = None
     if len(chosen) < assoc.min_ret:
@@ -326,11 +334,18 @@ def build_association_blocks(
     config: AssociationConfig,
     frames: Sequence[RawFrame],
     calibrations: Sequence[Calibration] = (),
+    decisions: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[AssociationBlock]:
     """Plan every AB for ``frames``, attaching real and virtual calibrations.
 
-    Deterministic: the same frames, products and rules give the same ABs.
+    ``decisions``: QC decisions on the products blocks made, keyed by virtual
+    reference (``<ab_id>:<PRO.CATG>``): ``("certified", why)`` ranks that product
+    with the certified ones, ``("rejected", why)`` keeps it from ever being chosen
+    (the association log says why it lost).
+
+    Deterministic: the same frames, products, decisions and rules give the same ABs.
     """
+    decisions = decisions or {}
     depth = _dependency_depth(rules)
     planned = organise(rules, frames)
     planned.sort(key=lambda p: (depth.get(p[0].name, 0), p[1][0].mid_mjd, p[0].name))
@@ -361,9 +376,7 @@ def build_association_blocks(
             reasons.insert(
                 0, f"{len(members)} {first.do_catg} frame(s), {action.name} needs {needed}"
             )
-        parents = tuple(
-            sorted({c.ab_id for t in tags for c in t.chosen if c.ab_id and c.status == "virtual"})
-        )
+        parents = tuple(sorted({c.ab_id for t in tags for c in t.chosen if c.ab_id}))
         products = tuple(p.pro_catg for p in action.products if p.pro_catg)
         block = AssociationBlock(
             id=block_id,
@@ -386,8 +399,11 @@ def build_association_blocks(
             virtual_header = {**first.header}
             for category in products:
                 header = {**virtual_header, "PRO.CATG": category, "DO.CATG": category}
-                index.add(
-                    Candidate(f"{block_id}:{category}", category, mid, header, "virtual", block_id)
-                )
+                ref = f"{block_id}:{category}"
+                decided, why = decisions.get(ref, ("virtual", ""))
+                if decided == "rejected":
+                    rejected[ref] = why
+                status: Status = "certified" if decided == "certified" else "virtual"
+                index.add(Candidate(ref, category, mid, header, status, block_id))
     blocks.sort(key=lambda b: (b.mid_mjd, b.id))
     return blocks

@@ -652,6 +652,8 @@ def _print_pass(summary: Any, as_json: bool) -> None:
                     }
                     for r in summary.reports
                 ],
+                "certified": summary.certified,
+                "archived": summary.archived,
                 "seconds": summary.seconds,
             }
         )
@@ -671,6 +673,16 @@ def _print_pass(summary: Any, as_json: bool) -> None:
             console.print(f"report   {report.html}", highlight=False)
         elif report.status == "failed":
             console.print(f"[bold red]report failed[/] {report.reason}", highlight=False)
+    if summary.certified or summary.archived:
+        console.print(
+            f"certified by auto: {summary.certified}; archived: {len(summary.archived)}"
+            + "".join(
+                f"\n[bold red]not archived[/] product {pid}: {what}"
+                for pid, what in summary.archived.items()
+                if what.startswith("not archived")
+            ),
+            highlight=False,
+        )
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items())
     console.print(f"{'work done' if summary.did_something else 'nothing new'} ({timing})")
 
@@ -765,10 +777,15 @@ def report(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def score(ctx: click.Context, instrument: str | None, rescore: bool, as_json: bool) -> None:
-    """Grade QC values OK / NOK / UNSCORED with the instrument's scoring rules."""
+    """Grade QC values OK / NOK / UNSCORED (MONITORED: no rule) with the instrument's rules."""
     from qclib.workflow.scoring import score_values
 
-    summary = score_values(_database(ctx), instrument=instrument, rescore=rescore)
+    summary = score_values(
+        _database(ctx),
+        instrument=instrument,
+        rescore=rescore,
+        review_fraction=_workspace(ctx).config.certification.review_fraction,
+    )
     if as_json:
         _print_json({"scored": summary.scored, "grades": summary.grades})
         return
@@ -943,6 +960,11 @@ def demo(workspace_dir: Path, night: str, scale: str, workers: int | None) -> No
     assert date is not None
     run_demo(workspace_dir, date, scale=scale, console=console, workers=workers)
 
+
+# Review, certification, audit log, archive, CalSelector: their own module, registered here.
+from qclib import cli_certification  # noqa: E402
+
+cli_certification.register(main)
 
 if __name__ == "__main__":
     main()

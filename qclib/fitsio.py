@@ -398,3 +398,42 @@ def read_image(
         raise ValueError(f"out must be float32 of shape {(ny, nx)}")
     np.copyto(out, raw, casting="unsafe")
     return _to_physical(out, header)
+
+
+def _ones_complement_sum(words: np.ndarray) -> int:
+    """The 32-bit ones' complement sum of big-endian words (FITS checksum arithmetic)."""
+    total = int(words.sum(dtype=np.uint64))  # exact below 2**32 words (16 GiB)
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
+
+
+def verify_checksums(path: str | os.PathLike[str]) -> list[str]:
+    """Check every HDU's DATASUM and CHECKSUM (FITS standard 4.0, appendix J).
+
+    Returns one line per problem (empty: all present and right). The file is
+    memory-mapped one HDU at a time: a 2.4 GB product costs about a second, where
+    ``astropy.io.fits.open(checksum=True)`` would load every HDU's data.
+    """
+    scan = scan_fits(path)
+    problems = []
+    with open(path, "rb") as stream:
+        whole = np.memmap(stream, dtype=">u4", mode="r")
+        for hdu in scan.hdus:
+            where = f"{Path(path).name} HDU {hdu.index}"
+            checksum, datasum = hdu.header.get("CHECKSUM"), hdu.header.get("DATASUM")
+            if checksum is None or datasum is None:
+                problems.append(f"{where}: no CHECKSUM/DATASUM keywords")
+                continue
+            data = _ones_complement_sum(whole[hdu.data_offset // 4 : hdu.end_offset // 4])
+            if str(datasum).strip() != str(data):
+                problems.append(f"{where}: DATASUM {datasum} but the data sum to {data}")
+                continue
+            header = _ones_complement_sum(whole[hdu.header_offset // 4 : hdu.data_offset // 4])
+            total = header + data
+            while total >> 32:
+                total = (total & 0xFFFFFFFF) + (total >> 32)
+            if total != 0xFFFFFFFF:
+                problems.append(f"{where}: CHECKSUM does not match the HDU's bytes")
+        del whole
+    return problems

@@ -53,6 +53,13 @@ settle_seconds = 10.0
 max_retries = 3
 # qc watch: minutes between passes (a pass also starts when new files arrive).
 interval_minutes = 60
+
+[certification]
+# Every product with a NOK value is reviewed; so is this fraction of the all-OK ones,
+# drawn at random (reproducibly, from the product's checksum).
+review_fraction = 0.1
+# All-OK products not drawn for review are certified by `auto` after this many hours.
+auto_certify_after_hours = 24
 """
 
 
@@ -74,11 +81,21 @@ class WorkflowSection(Strict):
     interval_minutes: float = Field(60.0, gt=0, description="qc watch: minutes between passes")
 
 
+class CertificationSection(Strict):
+    review_fraction: float = Field(
+        0.1, ge=0, le=1, description="Fraction of all-OK products drawn for review"
+    )
+    auto_certify_after_hours: float = Field(
+        24.0, ge=0, description="Hours after grading before `auto` certifies an undrawn all-OK"
+    )
+
+
 class WorkspaceConfig(Strict):
     workspace: WorkspaceSection
     database: DatabaseSection = DatabaseSection()
     ingest: IngestSection = IngestSection()
     workflow: WorkflowSection = WorkflowSection()
+    certification: CertificationSection = CertificationSection()
 
 
 @dataclass(frozen=True)
@@ -147,6 +164,13 @@ class Workspace:
         path = (self.root / relative).resolve()
         if not path.is_relative_to(self.root):
             raise ConfigError(f"path {relative!r} leaves the workspace {self.root}")
+        return path
+
+    def confine_archive(self, name: str) -> Path:
+        """An archive file's path from its name, refusing anything outside the archive."""
+        path = (self.archive_dir / name).resolve()
+        if not path.is_relative_to(self.archive_dir.resolve()):
+            raise ConfigError(f"archive name {name!r} leaves the archive {self.archive_dir}")
         return path
 
 

@@ -18,7 +18,7 @@ from qclib.config.instrument import parse_section
 from qclib.instruments import load_instrument
 from qclib.peers import esorex
 from qclib.simulate.night import simulate_night
-from tests.conftest import NIGHT, load_truth
+from tests.conftest import NIGHT, load_truth, missing_dependency
 from tests.recipes.conftest import ProcessedNight, _process, expected_zeropoint
 
 pytestmark = pytest.mark.slow
@@ -59,7 +59,7 @@ def _frames(truth: dict, night: Path, **match) -> list[Path]:
 def eso(tmp_path_factory, hawki_full: Path) -> dict[str, esorex.EsorexRun]:
     reason = esorex.available("hawki")
     if reason is not None:
-        pytest.skip(f"ESOREX PEER TESTS SKIPPED: {reason}; 'make test' installs it as root")
+        missing_dependency(f"ESOREX PEER TESTS SKIPPED: {reason}; 'make test' installs it as root")
     truth = load_truth(hawki_full)
     out = tmp_path_factory.mktemp("esorex")
     darks10 = _frames(truth, hawki_full, kind="dark", dit_s=10.0)

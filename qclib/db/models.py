@@ -96,7 +96,7 @@ class AssociationBlockRow(Base):
     content: Mapped[dict[str, Any]] = mapped_column(JSON)
     rules_digest: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    #: Processing state: created, done, failed (with state_reason).
+    #: Processing state: created, running, waiting, done, failed (with state_reason).
     state: Mapped[str] = mapped_column(String(20), default="created")
     state_reason: Mapped[str | None] = mapped_column(Text)
     #: Failed runs of the recipe so far (a pass retries up to the workspace's max_retries).
@@ -121,6 +121,13 @@ class ProductRow(Base):
     header: Mapped[dict[str, Any]] = mapped_column(JSON)
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    #: When its values were graded (the auto-certification delay runs from here).
+    scored_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Why it is in the review queue (NOK values, drawn at random, tainted); None: not
+    #: drawn, certified automatically after the workspace's delay.
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    #: Set when a calibration it was made from (directly or not) was rejected.
+    taint_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class QCValueRow(Base):
@@ -162,3 +169,69 @@ class QualityEventRow(Base):
     date: Mapped[dt.date] = mapped_column(Date, index=True)
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReviewerRow(Base):
+    """A person who may open the dashboards and certify; only the token's hash is kept."""
+
+    __tablename__ = "reviewers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRow(Base):
+    """One certification decision or lifecycle change. Append-only (database triggers
+    refuse updates and deletes); each row carries the hash of the row before it."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[str] = mapped_column(String(32))  # ISO UTC, part of the hashed text
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40))
+    product_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    product: Mapped[str] = mapped_column(Text)  # file name: survives reprocessing
+    old_status: Mapped[str | None] = mapped_column(String(20))
+    new_status: Mapped[str | None] = mapped_column(String(20))
+    comment: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    row_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ArchiveFileRow(Base):
+    """A file in the archive (a certified product, or the QC report beside it)."""
+
+    __tablename__ = "archive_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))  # product | report
+    product_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    product: Mapped[str] = mapped_column(Text)
+    instrument: Mapped[str] = mapped_column(String(40), index=True)
+    pro_catg: Mapped[str] = mapped_column(String(80))
+    night: Mapped[dt.date] = mapped_column(Date)
+    mid_mjd: Mapped[float] = mapped_column(Float)
+    setup: Mapped[dict[str, Any]] = mapped_column(JSON)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    #: archived | superseded | withdrawn
+    status: Mapped[str] = mapped_column(String(20))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    report_of: Mapped[str | None] = mapped_column(String(120))
+    archived_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PassRow(Base):
+    """One pass of the flow (``qc run``, ``qc watch``): when, and what it did."""
+
+    __tablename__ = "passes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)

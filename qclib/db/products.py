@@ -11,6 +11,12 @@ from sqlalchemy.orm import Session
 
 from qclib.db.models import AssociationBlockRow, ProductRow, QCValueRow
 
+#: Statuses of a product a QC scientist has certified (archiving and being superseded
+#: by a newer master do not undo that): what history and reference rules compare with.
+CERTIFIED_STATES = ("certified", "archived", "superseded")
+#: Statuses that still wait for a decision.
+UNDECIDED_STATES = ("candidate", "scored")
+
 
 @dataclass(frozen=True)
 class StoredProduct:
@@ -25,10 +31,23 @@ class StoredProduct:
     status: str
     header: dict[str, Any]
     provenance: dict[str, Any]
+    review_reason: str | None = None
+    taint_reason: str | None = None
+    scored_at: dt.datetime | None = None
+
+    @property
+    def name(self) -> str:
+        """The product's file name."""
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def certified(self) -> bool:
+        return self.status in CERTIFIED_STATES
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
         out["night"] = self.night.isoformat()
+        out["scored_at"] = self.scored_at.isoformat() if self.scored_at else None
         return out
 
 
@@ -45,6 +64,9 @@ def _stored(row: ProductRow) -> StoredProduct:
         row.status,
         dict(row.header),
         dict(row.provenance or {}),
+        row.review_reason,
+        row.taint_reason,
+        row.scored_at,
     )
 
 
@@ -177,15 +199,18 @@ def reference_product(
             if key in setup and key in p.header
         )
     ]
-    certified = [p for p in candidates if p.status == "certified"]
+    certified = [p for p in candidates if p.certified]
     return (certified or candidates or [None])[0]
 
 
-def mark_scored(session: Session, product_id: int) -> None:
-    """candidate -> scored (a product further along keeps its status)."""
+def mark_scored(session: Session, product_id: int) -> bool:
+    """candidate -> scored (a product further along keeps its status); whether it moved."""
     row = session.get(ProductRow, product_id)
     if row is not None and row.status == "candidate":
         row.status = "scored"
+        row.scored_at = dt.datetime.now(dt.UTC)
+        return True
+    return False
 
 
 def set_product_status(session: Session, product_id: int, status: str) -> None:
@@ -194,6 +219,95 @@ def set_product_status(session: Session, product_id: int, status: str) -> None:
     if row is None:
         raise KeyError(product_id)
     row.status = status
+
+
+def set_review(
+    session: Session,
+    product_id: int,
+    *,
+    review_reason: str | None,
+    taint_reason: str | None = None,
+    keep_taint: bool = True,
+) -> None:
+    """Record why a product is (or is not) in the review queue, and its taint."""
+    row = session.get(ProductRow, product_id)
+    if row is None:
+        raise KeyError(product_id)
+    row.review_reason = review_reason
+    if not keep_taint or taint_reason is not None:
+        row.taint_reason = taint_reason
+
+
+def get_product(session: Session, product_id: int) -> StoredProduct | None:
+    row = session.get(ProductRow, product_id)
+    return _stored(row) if row is not None else None
+
+
+def get_products(session: Session, ids: list[int]) -> list[StoredProduct]:
+    """The products with these ids, in the order asked; KeyError names a missing one."""
+    rows = {r.id: r for r in session.scalars(select(ProductRow).where(ProductRow.id.in_(ids)))}
+    missing = [i for i in ids if i not in rows]
+    if missing:
+        raise KeyError(missing[0])
+    return [_stored(rows[i]) for i in ids]
+
+
+def product_by_name(session: Session, name: str) -> StoredProduct | None:
+    """A product by its file name (the end of its path)."""
+    for row in session.scalars(select(ProductRow).where(ProductRow.path.like(f"%/{name}"))):
+        if row.path.rsplit("/", 1)[-1] == name:
+            return _stored(row)
+    return None
+
+
+def products_in(session: Session, statuses: tuple[str, ...]) -> list[StoredProduct]:
+    query = (
+        select(ProductRow)
+        .where(ProductRow.status.in_(statuses))
+        .order_by(ProductRow.night, ProductRow.mid_mjd, ProductRow.id)
+    )
+    return [_stored(r) for r in session.scalars(query)]
+
+
+def provenance_checksums(provenance: dict[str, Any]) -> set[str]:
+    """The SHA-256s of the files a product was made from (calibrations, inputs)."""
+    calibrations = provenance.get("calibrations", {})
+    used = {s for shas in calibrations.values() for s in shas}
+    return used | set(provenance.get("input_sha256", [])) | set(provenance.get("inputs", []))
+
+
+def products_made_with(session: Session, sha256s: set[str]) -> list[StoredProduct]:
+    """Products whose provenance names any of these files (by SHA-256) among its
+    calibrations or inputs (a night-level product's inputs are products)."""
+    out = []
+    for row in session.scalars(select(ProductRow).order_by(ProductRow.mid_mjd, ProductRow.id)):
+        if provenance_checksums(row.provenance or {}) & sha256s:
+            out.append(_stored(row))
+    return out
+
+
+def qc_decisions(session: Session, instrument: str) -> dict[str, tuple[str, str]]:
+    """QC decisions on an instrument's products, as association takes them:
+    ``<ab_id>:<PRO.CATG>`` -> ("certified" | "rejected", why)."""
+    query = select(ProductRow).where(
+        ProductRow.instrument == instrument,
+        ProductRow.status.in_((*CERTIFIED_STATES, "rejected")),
+    )
+    out = {}
+    for row in session.scalars(query):
+        name = row.path.rsplit("/", 1)[-1]
+        if row.status == "rejected":
+            out[f"{row.ab_id}:{row.pro_catg}"] = ("rejected", f"{name} rejected by QC: never used")
+        else:
+            out[f"{row.ab_id}:{row.pro_catg}"] = ("certified", f"{name} {row.status}")
+    return out
+
+
+def reopen_block(session: Session, ab_id: str, reason: str) -> None:
+    """Set a done block back to 'created' so that the next pass processes it again."""
+    row = session.get(AssociationBlockRow, ab_id)
+    if row is not None:
+        row.state, row.state_reason, row.attempts = "created", reason, 0
 
 
 def remove_products_of_block(session: Session, ab_id: str) -> list[str]:

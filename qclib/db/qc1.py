@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qclib.db.models import ProductRow, QCValueRow, QualityEventRow, ScoreRow
-from qclib.db.products import REFERENCE_SETUP_KEYS
+from qclib.db.products import CERTIFIED_STATES, REFERENCE_SETUP_KEYS, UNDECIDED_STATES
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,15 @@ def values_to_score(
     if instrument:
         query = query.where(ProductRow.instrument == instrument)
     if not rescore:
+        # New values, and those a rule could not grade yet (a history too short, no
+        # reference) while their product waits for a decision: certifications since
+        # may have given them what they lacked.
         scored = select(ScoreRow.qc_value_id)
-        query = query.where(QCValueRow.id.not_in(scored))
+        ungraded = select(ScoreRow.qc_value_id).where(ScoreRow.grade == "UNSCORED")
+        query = query.where(
+            QCValueRow.id.not_in(scored)
+            | (QCValueRow.id.in_(ungraded) & ProductRow.status.in_(UNDECIDED_STATES))
+        )
     return [
         ValueToScore(
             v.id,
@@ -71,7 +78,7 @@ def certified_history(session: Session, item: ValueToScore, n: int) -> list[floa
         .where(
             ProductRow.instrument == item.instrument,
             ProductRow.pro_catg == item.pro_catg,
-            ProductRow.status == "certified",
+            ProductRow.status.in_(CERTIFIED_STATES),
             ProductRow.mid_mjd < item.mid_mjd,
             QCValueRow.name == item.parameter,
             QCValueRow.detector == item.detector,
@@ -103,14 +110,17 @@ def save_score(
     rule: str | None,
     low: float | None,
     high: float | None,
-) -> None:
-    """Insert or replace the score of one QC value."""
+) -> bool:
+    """Insert or replace the score of one QC value; whether anything changed."""
     row = session.scalar(select(ScoreRow).where(ScoreRow.qc_value_id == item.qc_value_id))
     if row is None:
         row = ScoreRow(qc_value_id=item.qc_value_id, product_id=item.product_id)
         session.add(row)
+    elif (row.grade, row.reason, row.rule, row.low, row.high) == (grade, reason, rule, low, high):
+        return False
     row.grade, row.reason, row.rule, row.low, row.high = grade, reason, rule, low, high
     row.scored_at = dt.datetime.now(dt.UTC)
+    return True
 
 
 def export_rows(
@@ -154,6 +164,17 @@ def export_rows(
         }
         for v, p, s in session.execute(query)
     ]
+
+
+def product_scores(session: Session, product_id: int) -> list[tuple[str, str, str, str]]:
+    """(parameter, detector, grade, reason) of every graded value of one product."""
+    query = (
+        select(QCValueRow.name, QCValueRow.detector, ScoreRow.grade, ScoreRow.reason)
+        .join(ScoreRow, ScoreRow.qc_value_id == QCValueRow.id)
+        .where(QCValueRow.product_id == product_id)
+        .order_by(QCValueRow.detector, QCValueRow.name)
+    )
+    return [(n, d, g, r) for n, d, g, r in session.execute(query)]
 
 
 def product_grades(session: Session, product_id: int) -> dict[str, dict[str, str]]:

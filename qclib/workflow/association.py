@@ -12,6 +12,7 @@ from qclib.associate import RawFrame, build_association_blocks
 from qclib.classify import UNCLASSIFIED, classify_header
 from qclib.db import Database, ingest_log
 from qclib.db import blocks as block_store
+from qclib.db import products as product_store
 from qclib.instruments import load_instrument, load_rules, rules_path
 from qclib.workspace import Workspace
 
@@ -65,7 +66,9 @@ def associate_workspace(workspace: Workspace, database: Database) -> Association
                         {**frame.keywords, **result.assigned},
                     )
                 )
-        blocks = build_association_blocks(rules, config.association, raw)
+        with database.transaction() as session:
+            decisions = product_store.qc_decisions(session, config.name)
+        blocks = build_association_blocks(rules, config.association, raw, decisions=decisions)
         with database.transaction() as session:
             summary.changes[config.name] = block_store.store_blocks(
                 session, config.name, [b.as_dict() for b in blocks], _digest(name)

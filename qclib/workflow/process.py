@@ -207,6 +207,12 @@ def _fail(database: Database, block: dict[str, Any], err: UnprocessableDataError
     return ProcessOutcome(block["id"], "failed", reason)
 
 
+def _wait(database: Database, block_id: str, reason: str) -> ProcessOutcome:
+    with database.transaction() as session:
+        product_store.set_block_state(session, block_id, "waiting", reason)
+    return ProcessOutcome(block_id, "waiting", reason)
+
+
 @dataclass
 class _Job:
     """A block being processed: its tasks (one per run of detectors) and their parts."""
@@ -300,7 +306,7 @@ def process_blocks(
         del jobs[block_id]
         bar.update()
         if isinstance(results, IncompleteBlockError):
-            outcomes[block_id] = ProcessOutcome(block_id, "waiting", str(results))
+            outcomes[block_id] = _wait(database, block_id, str(results))
         elif isinstance(results, UnprocessableDataError):
             outcomes[block_id] = _fail(database, job.block, results)
         elif isinstance(results, BaseException):
@@ -318,12 +324,14 @@ def process_blocks(
                 ctx = _context(workspace, database, block)
                 tasks = ctx.split_detectors(detector_tasks if executor is not None else 1)
             except IncompleteBlockError as err:
-                outcomes[block_id] = ProcessOutcome(block_id, "waiting", str(err))
+                outcomes[block_id] = _wait(database, block_id, str(err))
                 continue
             except UnprocessableDataError as err:
                 outcomes[block_id] = _fail(database, block, err)
                 continue
             job = jobs[block_id] = _Job(block, ctx, len(tasks))
+            with database.transaction() as session:  # the monitor shows it running
+                product_store.set_block_state(session, block_id, "running")
             if executor is None:
                 try:
                     finish(job, run_recipe(block["recipe"], ctx))

@@ -2,7 +2,9 @@
 
 A pass: ingest what is new in the inbox (moved into ``data/raw``), classify and
 associate, process the complete blocks in dependency order, grade the new QC values,
-and execute the report of every block processed.
+execute the report of every block processed, certify (as ``auto``) the all-OK
+products not drawn for review once their delay is over, and archive what is certified.
+Each pass is recorded (start, end, what it did) for the monitor dashboard.
 Every stage is idempotent, so a second pass over the same data does nothing, and a
 pass killed anywhere is finished by the next one (products are written atomically and
 recorded in one transaction with their block's state). A lock file keeps two passes
@@ -20,9 +22,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from qclib.archive.certification import archive_certified, auto_certify
 from qclib.atomicfile import sweep_stale_temporaries
 from qclib.db import Database
+from qclib.db import passes as pass_store
 from qclib.errors import ConfigError
 from qclib.products import PART_PREFIX
 from qclib.workflow.association import associate_workspace
@@ -49,12 +54,33 @@ class PassSummary:
     scored: dict[str, int]
     reports: list[ReportOutcome] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    certified: int = 0
+    archived: dict[int, str] = field(default_factory=dict)
 
     @property
     def did_something(self) -> bool:
         new_files = sum(n for status, n in self.ingested.items() if status != "already-ingested")
         processed = any(o.status in ("done", "failed") for o in self.outcomes)
-        return bool(new_files or processed or sum(self.scored.values()))
+        return bool(
+            new_files or processed or sum(self.scored.values()) or self.certified or self.archived
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """What the pass did, for the passes table and ``--json``."""
+        return {
+            "ingested": self.ingested,
+            "blocks": self.blocks,
+            "outcomes": [o.as_dict() for o in self.outcomes],
+            "scored": self.scored,
+            "reports": {
+                status: sum(r.status == status for r in self.reports)
+                for status in sorted({r.status for r in self.reports})
+            },
+            "certified": self.certified,
+            "archived": {str(k): v for k, v in self.archived.items()},
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "did_something": self.did_something,
+        }
 
 
 @contextmanager
@@ -109,6 +135,8 @@ def run_pass(
     the default: here, one after another."""
     seconds: dict[str, float] = {}
     with workspace_lock(workspace):
+        with database.transaction() as session:
+            pass_id = pass_store.start_pass(session)
         _sweep_leftovers(workspace)
         start = time.perf_counter()
         outcomes = ingest_paths(
@@ -131,7 +159,9 @@ def run_pass(
         measure_extinction(workspace, database)
         seconds["process"] = time.perf_counter() - start
         start = time.perf_counter()
-        scoring = score_values(database)
+        scoring = score_values(
+            database, review_fraction=workspace.config.certification.review_fraction
+        )
         seconds["score"] = time.perf_counter() - start
         start = time.perf_counter()
         done = [o.ab_id for o in processed if o.status == "done"]
@@ -141,18 +171,27 @@ def run_pass(
             else []
         )
         seconds["report"] = time.perf_counter() - start
+        start = time.perf_counter()
+        certified = auto_certify(workspace, database)
+        archived = archive_certified(workspace, database)
+        seconds["certify"] = time.perf_counter() - start
         _sweep_leftovers(workspace)
-    return PassSummary(
-        ingested=dict(Counter(o.status for o in outcomes)),
-        blocks={
-            kind: sum(change[i] for change in summary.changes.values())
-            for i, kind in enumerate(("added", "changed", "removed"))
-        },
-        outcomes=processed,
-        scored=scoring.grades,
-        reports=reports,
-        seconds=seconds,
-    )
+        result = PassSummary(
+            ingested=dict(Counter(o.status for o in outcomes)),
+            blocks={
+                kind: sum(change[i] for change in summary.changes.values())
+                for i, kind in enumerate(("added", "changed", "removed"))
+            },
+            outcomes=processed,
+            scored=scoring.grades,
+            reports=reports,
+            seconds=seconds,
+            certified=len(certified),
+            archived={**{d.product_id: d.archived or "" for d in certified}, **archived},
+        )
+        with database.transaction() as session:
+            pass_store.finish_pass(session, pass_id, result.as_dict())
+    return result
 
 
 def _inbox_state(inbox: Path) -> tuple[tuple[str, int, int], ...]:

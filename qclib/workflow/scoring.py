@@ -2,9 +2,12 @@
 
 Each value is graded by the rule valid on its product's night, with the history of
 certified values and the reference value the rule needs, and stored with the rule's
-version; products whose values are all scored move from ``candidate`` to ``scored``.
-``rescore`` grades everything again: with the rules' valid-from dates, past values
-keep the grades of their time.
+version; products whose values are all scored move from ``candidate`` to ``scored``,
+and are put in the review queue or not (``qclib.qc.review``). Values a rule could not
+grade yet (too short a certified history, no certified reference) are graded again on
+later passes while their product waits for a decision: certifying products is what
+brings history rules to life. ``rescore`` grades everything again: with the rules'
+valid-from dates, past values keep the grades of their time.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from qclib.db import Database, qc1
 from qclib.db import products as product_store
 from qclib.instruments import load_instrument
+from qclib.qc.review import review_reasons
 from qclib.qc.scoring import Rule, grade_value, roll_up, rules_from_config, select_rule
 
 
@@ -32,9 +36,13 @@ def score_values(
     instrument: str | None = None,
     rescore: bool = False,
     rules: Mapping[str, list[Rule]] | None = None,
+    review_fraction: float = 0.1,
 ) -> ScoringSummary:
     """Grade every QC value not graded yet (all with ``rescore``), with each
-    instrument's rules from its TOML (or ``rules``, by instrument)."""
+    instrument's rules from its TOML (or ``rules``, by instrument).
+
+    ``scored`` and ``grades`` count the values whose grade is new or changed.
+    ``review_fraction``: of the all-OK products, the fraction drawn for review."""
     rules = dict(rules or {})
     counts: Counter[str] = Counter()
     touched: set[int] = set()
@@ -64,7 +72,7 @@ def score_values(
                 history=history,
                 reference=reference,
             )
-            qc1.save_score(
+            changed = qc1.save_score(
                 session,
                 item,
                 grade=score.grade,
@@ -73,12 +81,23 @@ def score_values(
                 low=score.limits[0],
                 high=score.limits[1],
             )
-            counts[score.grade] += 1
-            touched.add(item.product_id)
+            if changed:
+                counts[score.grade] += 1
+                touched.add(item.product_id)
         session.flush()
         rolled = {}
-        for product_id in sorted(touched):
-            grades = qc1.product_grades(session, product_id)
-            rolled[product_id] = roll_up(g for det in grades.values() for g in det.values())
-            product_store.mark_scored(session, product_id)
-    return ScoringSummary(len(items), dict(counts), rolled)
+        for product in product_store.get_products(session, sorted(touched)):
+            graded = qc1.product_scores(session, product.id)
+            rolled[product.id] = roll_up(grade for _, _, grade, _ in graded)
+            product_store.mark_scored(session, product.id)
+            if product.status in product_store.UNDECIDED_STATES:
+                reasons = review_reasons(
+                    graded,
+                    sha256=product.sha256,
+                    fraction=review_fraction,
+                    taint=product.taint_reason,
+                )
+                product_store.set_review(
+                    session, product.id, review_reason="\n".join(reasons) or None
+                )
+    return ScoringSummary(sum(counts.values()), dict(counts), rolled)
