@@ -81,13 +81,20 @@ def _cutout(image: np.ndarray, x: float, y: float, half: int) -> tuple[np.ndarra
 def _fit_moffat(stamp: np.ndarray, noise: float) -> tuple[float, float, float, float] | None:
     """FWHM (px), core width and power index of a Moffat fitted to a background-free
     stamp, and 1 - b/a from its moments within 2 FWHM, pixels far above the fitted
-    profile (particle hits: 0.45 instead of 0.03 on one simulated star) left out."""
+    profile (particle hits: 0.45 instead of 0.03 on one simulated star) left out.
+    None when the fit diverges or gives no sensible width."""
     half = stamp.shape[0] // 2
     yy, xx = np.mgrid[: stamp.shape[0], : stamp.shape[1]]
     start = models.Moffat2D(amplitude=float(stamp.max()), x_0=half, y_0=half, gamma=3.0, alpha=3.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
-        fitted = fitting.LevMarLSQFitter()(start, xx, yy, stamp, maxiter=200)
+        # A diverging fit (alpha running off on a faint or blended star) overflows on
+        # its way out: that star is not measured, the others are.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            fitted = fitting.LevMarLSQFitter()(start, xx, yy, stamp, maxiter=200)
+        except fitting.NonFiniteValueError:
+            return None
     fwhm = float(fitted.fwhm)
     if not (math.isfinite(fwhm) and 0.5 < fwhm < stamp.shape[0]):
         return None
