@@ -28,6 +28,7 @@ from qclib.db import products as product_store
 from qclib.db.products import CERTIFIED_STATES, StoredProduct, provenance_checksums
 from qclib.db.reviewers import check_name
 from qclib.errors import ConfigError
+from qclib.qc.scoring import roll_up
 from qclib.workspace import Workspace
 
 DecisionKind = Literal["certify", "reject"]
@@ -271,8 +272,9 @@ def archive_certified(workspace: Workspace, database: Database) -> dict[int, str
 def auto_certify(
     workspace: Workspace, database: Database, *, now: dt.datetime | None = None
 ) -> list[Decision]:
-    """Certify, as ``auto``, the all-OK products not drawn for review whose grading is
-    older than the workspace's ``auto_certify_after_hours`` (ESO's autoCertifier)."""
+    """Certify, as ``auto``, the all-OK products (or only monitored: no rule covers
+    them) not drawn for review, once their grading is older than the workspace's
+    ``auto_certify_after_hours`` (ESO's autoCertifier)."""
     now = now or dt.datetime.now(dt.UTC)
     delay = dt.timedelta(hours=workspace.config.certification.auto_certify_after_hours)
     with database.transaction() as session:
@@ -296,5 +298,6 @@ def _aware(when: dt.datetime) -> dt.datetime:
 
 
 def _all_ok(session: Any, product: StoredProduct) -> bool:
-    grades = {g for _, _, g, _ in qc1.product_scores(session, product.id)}
-    return "OK" in grades and "NOK" not in grades
+    """No NOK, and graded OK where a rule could grade (or only monitored values)."""
+    grades = roll_up(g for _, _, g, _ in qc1.product_scores(session, product.id))
+    return grades in ("OK", "MONITORED")

@@ -1,7 +1,7 @@
 """Which products a QC scientist reviews, and why. Pure.
 
 ESO reviews every red score and a fraction of the green ones: a product with a NOK
-value is always reviewed; so is one whose values could not be graded at all, and one
+value is always reviewed; so is one whose rules could grade none of its values, and one
 made with a calibration that was later rejected (tainted); of the all-OK ones a
 ``fraction`` is drawn at random. The draw is reproducible: it is taken from the
 product's checksum, so grading a product again never changes whether it was drawn.
@@ -42,12 +42,14 @@ def review_reasons(
     >>> review_reasons([("QC.RON", "CCD1", "OK", "within limits")], sha256="f" * 64,
     ...                fraction=0.0)
     ()
+    >>> review_reasons([("QC.X", "CCD1", "UNSCORED", "history of 0 certified value(s)")],
+    ...                sha256="f" * 64, fraction=0.0)
+    ('rules apply but no value could be graded: review by eye',)
     """
     values = list(graded)
     reasons = [f"NOK {det}: {why}" for _, det, grade, why in values if grade == "NOK"]
-    overall = roll_up(grade for _, _, grade, _ in values)
-    if overall in ("UNSCORED", "MONITORED"):
-        reasons.append("no value could be graded: review by eye")
+    if roll_up(grade for _, _, grade, _ in values) == "UNSCORED":
+        reasons.append("rules apply but no value could be graded: review by eye")
     if taint:
         reasons.insert(0, f"tainted: {taint}")
     if not reasons and drawn_at_random(sha256, fraction):

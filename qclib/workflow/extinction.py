@@ -5,8 +5,9 @@ night holds at least two visits in a filter spanning 0.1 airmass or more, each
 detector's zeropoints are fitted against airmass (ZP(X) = ZP0 - k X,
 ``qclib.calib.photometry.fit_extinction``) and written as a night-level product
 ``<INSTRUMENT>.<night>.<filter>_EXTINCTION`` (QC only: ``QC.EXTINCTION``,
-``QC.ZPOINT.X0.FIT``, ``QC.NVISITS`` per detector). A later visit replaces it; the
-same visits leave it alone.
+``QC.ZPOINT.X0.FIT``, ``QC.NVISITS`` per detector). A later visit replaces it, and
+so does a visit rejected by QC (it is left out of the fit); the same visits leave it
+alone.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ def measure_extinction(workspace: Workspace, database: Database) -> list[str]:
     """Write or refresh the extinction product of every night and filter that allows
     one; returns the block ids written."""
     with database.transaction() as session:
-        standards = [p for p in product_store.list_products(session) if p.pro_catg == "ZEROPOINT"]
+        standards = [
+            p
+            for p in product_store.list_products(session)
+            if p.pro_catg == "ZEROPOINT" and p.status != "rejected"
+        ]
         values = {p.id: product_store.qc_values(session, p.id) for p in standards}
         existing = {
             p.ab_id: p for p in product_store.list_products(session) if p.pro_catg == PRO_CATG

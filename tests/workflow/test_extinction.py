@@ -35,3 +35,29 @@ def test_extinction_of_the_night(workspace, omegacam_night: Path) -> None:
         again = [p for p in product_store.list_products(session) if p.pro_catg == "EXTINCTION"]
     assert [(p.id, p.sha256) for p in again] == [(product.id, product.sha256)]
     db.close()
+
+
+def test_a_rejected_visit_taints_the_fit_which_is_left_for_review(
+    workspace, omegacam_night: Path
+) -> None:
+    """Two visits: rejecting one leaves too few for a fit. The old fit is tainted and
+    stays in the review queue with the reason; it is neither refitted nor dropped."""
+    from qclib.archive.certification import decide
+    from qclib.archive.review import review_queue
+
+    shutil.copytree(omegacam_night, workspace.inbox / "night")
+    db = workspace.open_database()
+    run_pass(workspace, db, write_reports=False)
+    with db.transaction() as session:
+        made = product_store.list_products(session)
+    (fit,) = [p for p in made if p.pro_catg == "EXTINCTION"]
+    visit = next(p for p in made if p.pro_catg == "ZEROPOINT")
+    decide(workspace, db, [visit.id], decision="reject", comment="clouds", reviewer="anna")
+    run_pass(workspace, db, write_reports=False)
+    with db.transaction() as session:
+        after = product_store.get_product(session, fit.id)
+    assert after is not None and after.sha256 == fit.sha256  # not refitted from one visit
+    assert after.taint_reason.startswith(f"made with {visit.name}, rejected by anna: clouds")
+    (queued,) = [i for i in review_queue(workspace, db) if i.product_id == fit.id]
+    assert queued.reasons[0].startswith("tainted:")
+    db.close()
