@@ -1,8 +1,13 @@
-"""``qc demo``: a simulated OmegaCAM and HAWK-I night, run through ``qc run``.
+"""``qc demo``: a short history and a night of OmegaCAM and HAWK-I, run through ``qc run``.
 
-Two damaged files are put beside the night on purpose (one truncated in transfer,
-one that is not FITS at all) to show that bad input is quarantined with its
-reason while everything else goes on.
+First a history of test-scale nights (slow detector drifts, an intervention recorded
+as a quality event) arrives one night at a time; after each pass a QC scientist's
+review is made through the same code ``qc certify`` uses (``review_as_qc_scientist``),
+and the all-OK products nobody drew for review are certified by ``auto``. Then the
+demo night itself (at the scale asked for), whose review queue is left for the
+certification dashboard. Two damaged files are put beside the night on purpose (one
+truncated in transfer, one that is not FITS at all) to show that bad input is
+quarantined with its reason while everything else goes on.
 """
 
 from __future__ import annotations
@@ -10,25 +15,181 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from qclib.atomicfile import write_bytes_atomic
+from qclib.archive.certification import decide
+from qclib.archive.review import ReviewItem, review_queue
+from qclib.atomicfile import write_bytes_atomic, write_text_atomic
 from qclib.calchecker import check_calibrations
-from qclib.db import Database, ingest_log, qc1
+from qclib.db import Database, audit, ingest_log, qc1, reviewers
 from qclib.db import blocks as block_store
 from qclib.db import products as product_store
 from qclib.instruments import load_instrument, load_rules
 from qclib.qc.scoring import roll_up
+from qclib.simulate.history import HISTORY_FILE, simulate_history
 from qclib.simulate.night import TRUTH_FILE, simulate_night
 from qclib.workflow.executors import open_executor
 from qclib.workflow.run import run_pass
-from qclib.workspace import init_workspace
+from qclib.workspace import CONFIG_FILE, Workspace, init_workspace, load_workspace
 
 DEMO_INSTRUMENTS = ("OMEGACAM", "HAWKI")
+HISTORY_NIGHTS = 10
+#: The demo reviewer; its token is kept (mode 600) in the workspace for `make dashboards`.
+DEMO_REVIEWER = "demo"
+TOKEN_FILE = ".demo-token"
+
+
+def review_as_qc_scientist(
+    workspace: Workspace,
+    database: Database,
+    items: list[ReviewItem],
+    *,
+    reviewer: str,
+    interventions: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, int]:
+    """Decide on review-queue items as a QC scientist would, through ``decide`` (what
+    ``qc certify`` calls): NOK on a single detector of a mosaic, or only on detectors a
+    recorded intervention changed in the three nights before (``interventions``: date,
+    instrument, detectors, text), is certified with a comment saying so (a score override);
+    NOK elsewhere is rejected; products drawn at random or with nothing graded are
+    looked at and certified; tainted ones are left for the pass that remakes them.
+    Returns counts per decision."""
+    counts: dict[str, int] = {}
+    handled = set()
+    while True:
+        # A rejection taints products further down the queue: look again after each
+        # decision, and leave tainted ones to the pass that remakes them.
+        pending = [
+            i
+            for i in review_queue(workspace, database)
+            if i.product_id in {x.product_id for x in items}
+            and i.product_id not in handled
+            and not i.reasons[0].startswith("tainted:")
+        ]
+        if not pending:
+            return counts
+        item = pending[0]
+        handled.add(item.product_id)
+        nok = [r for r in item.reasons if r.startswith("NOK ")]
+        detectors = sorted({r.split()[1].rstrip(":") for r in nok})
+        recent = [
+            step["text"]
+            for step in interventions
+            if step["instrument"] == item.instrument
+            and 0 <= (item.night - dt.date.fromisoformat(step["date"])).days <= 3
+            and set(detectors) <= set(step["detectors"])
+        ]
+        if not nok:
+            decision, comment = "certify", "reviewed: fine"
+        elif recent:
+            decision = "certify"
+            comment = (
+                f"NOK on {', '.join(detectors)} follows the recorded intervention: {recent[0]}"
+            )
+        elif len(detectors) == 1:
+            decision = "certify"
+            comment = f"NOK on {detectors[0]} only, a known detector problem; the others are fine"
+        else:
+            decision = "reject"
+            comment = f"NOK on {len(detectors)} detectors: {nok[0]}"
+        decide(
+            workspace,
+            database,
+            [item.product_id],
+            decision=decision,  # type: ignore[arg-type]
+            comment=comment,
+            reviewer=reviewer,
+        )
+        counts[decision] = counts.get(decision, 0) + 1
+
+
+def _demo_settings(workspace: Workspace) -> Workspace:
+    """The demo certifies at once what nobody drew for review (the default waits 24 h)."""
+    path = workspace.root / CONFIG_FILE
+    text = path.read_text()
+    if "auto_certify_after_hours = 24" in text:
+        write_text_atomic(
+            path, text.replace("auto_certify_after_hours = 24", "auto_certify_after_hours = 0")
+        )
+    return load_workspace(workspace.root)
+
+
+def _demo_token(workspace: Workspace, database: Database) -> str:
+    """The demo reviewer's token: made once, kept beside the workspace's data (mode 600)."""
+    path = workspace.root / TOKEN_FILE
+    if path.exists():
+        return path.read_text().strip()
+    with database.transaction() as session:
+        if any(r["name"] == DEMO_REVIEWER for r in reviewers.list_reviewers(session)):
+            reviewers.remove_reviewer(session, DEMO_REVIEWER)
+        token = reviewers.add_reviewer(session, DEMO_REVIEWER)
+    write_text_atomic(path, token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+def _run_history(
+    workspace: Workspace, database: Database, first: dt.date, console: Console, pool
+) -> None:
+    """Simulate the test-scale history and let it arrive night by night, each pass
+    followed by the QC scientist's review."""
+    staged = workspace.root / "simulated"
+    histories = {}
+    for instrument in DEMO_INSTRUMENTS:
+        folder = staged / f"{instrument.lower()}_history"
+        simulate_history(
+            instrument,
+            first,
+            HISTORY_NIGHTS,
+            folder,
+            seed=0,
+            scale="test",
+            science_every=5,
+            progress=False,
+        )
+        histories[instrument] = json.loads((folder / HISTORY_FILE).read_text())
+    with database.transaction() as session:
+        known = {(e["instrument"], e["date"]) for e in qc1.list_events(session)}
+        for history in histories.values():
+            for step in history["interventions"]:
+                if (step["instrument"], step["date"]) not in known:
+                    qc1.add_event(
+                        session,
+                        instrument=step["instrument"],
+                        date=dt.date.fromisoformat(step["date"]),
+                        text=step["text"],
+                    )
+    decided: dict[str, int] = {}
+    for i in range(HISTORY_NIGHTS):
+        for instrument, history in histories.items():
+            night = history["nights"][i]
+            source = staged / f"{instrument.lower()}_history" / night["dir"]
+            target = workspace.inbox / f"{instrument.lower()}_{night['night']}"
+            if source.exists() and not target.exists():
+                shutil.copytree(source, target)
+        run_pass(workspace, database, workers=pool, write_reports=False)
+        items = review_queue(workspace, database)
+        steps = [step for h in histories.values() for step in h["interventions"]]
+        for kind, n in review_as_qc_scientist(
+            workspace, database, items, reviewer="qcsci", interventions=steps
+        ).items():
+            decided[kind] = decided.get(kind, 0) + n
+    with database.transaction() as session:
+        statuses = [p.status for p in product_store.list_products(session)]
+        automatic = sum(e.actor == "auto" for e in audit.entries(session))
+    console.print(
+        f"history: {HISTORY_NIGHTS} test-scale nights of {' and '.join(DEMO_INSTRUMENTS)} "
+        f"({first} ...), a pass per night; the QC scientist's review: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(decided.items()))
+        + f"; certified by auto: {automatic}; {len(statuses)} products in all"
+    )
 
 
 def _already_simulated(folder: Path, raw_night: Path, night: dt.date, scale: str) -> bool:
@@ -133,8 +294,15 @@ def run_demo(
     then makes one ``qc run`` pass on a local process pool (``workers``, default the
     cores) and a second one, which finds nothing to do; shows what each stage found.
     """
-    workspace = init_workspace(root)
+    workspace = _demo_settings(init_workspace(root))
     console.rule(f"QC Workbench demo: {' and '.join(DEMO_INSTRUMENTS)} night {night} ({scale})")
+    database = workspace.open_database()
+    start = time.perf_counter()
+    with open_executor("local", workers=workers) as pool:
+        _run_history(
+            workspace, database, night - dt.timedelta(days=HISTORY_NIGHTS + 1), console, pool
+        )
+    history_s = time.perf_counter() - start
     start = time.perf_counter()
     night_dirs = {}
     for instrument in DEMO_INSTRUMENTS:
@@ -155,7 +323,6 @@ def run_demo(
     )
     _plant_bad_files(workspace.inbox / "damaged_examples", example)
 
-    database = workspace.open_database()
     console.rule("qc run: ingest, classify, associate, process, score, report")
     with open_executor("local", workers=workers) as pool:
         console.print(f"on a local process pool of {pool.count} workers")
@@ -193,7 +360,7 @@ def run_demo(
         if r.status == "failed":
             console.print(f"[bold red]report failed[/] {r.reason}", highlight=False)
     console.print(
-        f"timings: simulate {simulated_s:.1f} s, "
+        f"timings: history {history_s:.1f} s, simulate {simulated_s:.1f} s, "
         + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in summary.seconds.items())
     )
     retried = [o for o in again.outcomes if o.status == "failed" and o.ab_id in outcomes]
@@ -207,6 +374,12 @@ def run_demo(
             else ""
         )
     )
+    queue = review_queue(workspace, database)
+    console.print(
+        f"review queue: {len(queue)} product(s) of the night wait for a QC scientist "
+        f"({sum(i.grade == 'NOK' for i in queue)} NOK); the rest is certified by auto"
+    )
+    token = _demo_token(workspace, database)
     database_url = database.url
     database.close()
     console.rule("where things are")
@@ -226,7 +399,15 @@ def run_demo(
     console.print(f"                 {ws} qc1 export --param QC.RON --format csv")
     console.print(f"                 {ws} health OMEGACAM")
     console.print(f"                 {ws} run      (what arrives in {workspace.inbox})")
+    console.print(f"                 {ws} review")
+    console.print(f"                 {ws} archive list")
+    console.print(f"                 {ws} audit")
+    console.rule("dashboards")
     console.print(
-        "Not yet built: science-frame recipes, the dashboards, certification, archive "
-        "and PI packages; the demo grows with them"
+        f"serve them:  make dashboards   (or: {ws} dashboards)\n"
+        f"then open:   http://127.0.0.1:8866/?token={token}\n"
+        f"             (reviewer '{DEMO_REVIEWER}'; the token is kept in "
+        f"{workspace.root / TOKEN_FILE}; `qc user add NAME` gives each reviewer their own)",
+        highlight=False,
     )
+    console.print("Not yet built: science-frame recipes and PI packages; the demo grows with them")

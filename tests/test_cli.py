@@ -20,7 +20,7 @@ def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         [str(qc), *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         env={**os.environ, **(env or {})},
         stdin=subprocess.DEVNULL,
     )
@@ -109,7 +109,17 @@ def test_demo_at_test_scale(tmp_path: Path) -> None:
     assert "qc_science_image is not implemented yet" in out
     assert "qc_hawki_science is not implemented yet" in out
     scored = out.split("scored: ")[1].splitlines()[0]
-    assert " OK" in scored and "NOK" not in scored  # a nominal night: nothing out of limits
+    assert " OK" in scored and "MONITORED" in scored
+    # The history before the night: a pass per night, each followed by the review.
+    assert "history: 10 test-scale nights of OMEGACAM and HAWKI" in out
+    review = out.split("the QC scientist's review: ")[1].splitlines()[0]
+    assert "certify" in review and "certified by auto" in review
+    assert "review queue: " in out and "wait for a QC scientist" in out
+    token = (tmp_path / "demo" / ".demo-token").read_text().strip()
+    assert f"?token={token}" in out and "make dashboards" in out
+    for check in (("audit", "verify"), ("archive", "verify")):
+        verified = _run("--workspace", str(tmp_path / "demo"), *check, env={"QC_DB_URL": ""})
+        assert verified.returncode == 0, verified.stdout + verified.stderr
     written = int(out.split(" report(s) written")[0].rsplit(maxsplit=1)[-1])
     reports = list((tmp_path / "demo" / "parameterized_runs" / "2026-11-23").glob("*.html"))
     assert written == len(reports) >= 12
