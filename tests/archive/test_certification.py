@@ -91,6 +91,10 @@ def test_undrawn_all_ok_products_are_certified_by_auto_after_the_delay(
     run_pass(workspace, db, write_reports=False)  # the default delay is 24 h
     before = _products(db)
     assert {p.status for p in before.values()} == {"scored"}
+    some = next(iter(before.values()))
+    with pytest.raises(CertificationRefused, match="no product 999999; 'qc review' lists"):
+        decide(workspace, db, [some.id, 999999], decision="certify", comment="x", reviewer="a")
+    assert _products(db)[next(iter(before))].status == "scored" and _audit(db) == []  # none
     assert auto_certify(workspace, db, now=dt.datetime.now(dt.UTC)) == []  # too early
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=25)
     made = auto_certify(workspace, db, now=later)
