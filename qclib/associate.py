@@ -286,9 +286,7 @@ def _select(
         # Within a quality level: the nearest night first (tonight's fresh master
         # before last week's), then certified before candidate, then nearest in time.
         nights_apart = round(abs(delta))
-        ranked.append(
-            ((level, nights_apart, _STATUS_RANK[cand.status], abs(delta)), cand, level)
-        )
+        ranked.append(((level, nights_apart, _STATUS_RANK[cand.status], abs(delta)), cand, level))
     ranked.sort(key=lambda r: (r[0], r[1].ref))
     chosen = tuple(
         Choice(c.ref, c.status, c.mid_mjd - ab_mid, level, c.ab_id)
