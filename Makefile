@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SCALE  ?= full
 
-.PHONY: demo test install system-deps lint bench clean-demo
+.PHONY: demo test install system-deps lint bench clean-demo dashboards
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,3 +34,9 @@ bench: $(STAMP)
 
 clean-demo:
 	rm -rf demo-workspace
+
+# The dashboards on the demo workspace (make demo first); PORT=8867 make dashboards.
+dashboards: $(STAMP)
+	@test -f demo-workspace/qc.toml || { echo "no demo-workspace yet: run 'make demo' (or 'make demo SCALE=test') first"; exit 2; }
+	@$(VENV)/bin/qc --workspace demo-workspace user list --json | grep -q '"name"' || $(VENV)/bin/qc --workspace demo-workspace user add demo
+	$(VENV)/bin/qc --workspace demo-workspace dashboards --port $${PORT:-8866}

@@ -942,6 +942,125 @@ def event_list(ctx: click.Context, instrument: str | None, as_json: bool) -> Non
         console.print("no events")
 
 
+# ---------------------------------------------------------------- dashboards
+@main.group()
+def user() -> None:
+    """Reviewers: who may open the dashboards and certify there (one token each)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (name, token).")
+@click.pass_context
+def user_add(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Add reviewer NAME and print their token (shown this once only)."""
+    from qclib.db import reviewers as reviewer_store
+
+    with _database(ctx).transaction() as session:
+        token = reviewer_store.add_reviewer(session, name)
+    if as_json:
+        _print_json({"name": name, "token": token})
+        return
+    console.print(f"reviewer [bold]{name}[/] added; their token is shown this once:")
+    click.echo(f"  {token}")
+    console.print("their dashboards link (qc dashboards; another host or port: edit it):")
+    click.echo(f"  http://127.0.0.1:8866/?token={token}")
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def user_list(ctx: click.Context, as_json: bool) -> None:
+    """The reviewers (their tokens are not kept, only a hash)."""
+    from qclib.db import reviewers as reviewer_store
+
+    with _database(ctx).transaction() as session:
+        found = reviewer_store.list_reviewers(session)
+    if as_json:
+        _print_json(found)
+        return
+    for r in found:
+        console.print(f"{r['name']:<24} since {r['created_at'][:19]}", highlight=False)
+    if not found:
+        console.print("no reviewers: 'qc user add NAME' adds one")
+
+
+@user.command("remove")
+@click.argument("name")
+@click.pass_context
+def user_remove(ctx: click.Context, name: str) -> None:
+    """Remove reviewer NAME: their token stops working (within seconds on a running server)."""
+    from qclib.db import reviewers as reviewer_store
+
+    with _database(ctx).transaction() as session:
+        reviewer_store.remove_reviewer(session, name)
+    console.print(f"reviewer {name} removed; their token no longer opens the dashboards")
+
+
+@main.command("dashboards")
+@click.option(
+    "--port", default=8866, show_default=True, type=click.IntRange(1, 65535), help="Port."
+)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to serve on (0.0.0.0: all)."
+)
+@click.option(
+    "--refresh-seconds",
+    default=300.0,
+    show_default=True,
+    help="calChecker and monitor: seconds between refreshes (changeable on the page).",
+)
+@click.option("--pool-size", default=1, show_default=True, help="Preheated kernels per dashboard.")
+@click.option(
+    "--cull-idle-minutes",
+    default=15.0,
+    show_default=True,
+    help="Stop a closed page's kernel after this long idle.",
+)
+@click.option("--show-tracebacks", is_flag=True, help="Show Python tracebacks on the pages.")
+@click.pass_context
+def dashboards_command(
+    ctx: click.Context,
+    port: int,
+    host: str,
+    refresh_seconds: float,
+    pool_size: int,
+    cull_idle_minutes: float,
+    show_tracebacks: bool,
+) -> None:
+    """Serve the dashboards (calChecker, monitor, health check, certification); every
+    page needs a reviewer's token ('qc user add NAME')."""
+    from qclib.dashboards.server import serve_dashboards
+
+    serve_dashboards(
+        _workspace(ctx),
+        _database(ctx),
+        host=host,
+        port=port,
+        pool_size=pool_size,
+        refresh_s=refresh_seconds,
+        cull_idle_s=round(cull_idle_minutes * 60),
+        show_tracebacks=show_tracebacks,
+        announce=lambda text: console.print(text, highlight=False),
+    )
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--nights", default=7, show_default=True, help="How many nights back to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the pages written).")
+@click.pass_context
+def publish(ctx: click.Context, directory: Path, nights: int, as_json: bool) -> None:
+    """Write static HTML pages (calChecker, monitor, health-check trends) into DIRECTORY."""
+    from qclib.dashboards.publish import publish_pages
+
+    written = publish_pages(_workspace(ctx), _database(ctx), directory, nights=nights)
+    if as_json:
+        _print_json([str(p) for p in written])
+        return
+    console.print(f"{len(written)} page(s) in {directory}; open {directory / 'index.html'}")
+
+
 @main.command()
 @click.option(
     "--workspace-dir",

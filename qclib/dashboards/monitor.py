@@ -1,0 +1,80 @@
+"""The monitor dashboard (ESO's dfoMonitor): what the flow did and what waits, per night."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ipywidgets as widgets
+
+import qclib.recipes  # noqa: F401  (slow import: done while the kernel is preheated)
+from qclib.dashboards.loaders import (
+    monitor_nights,
+    night_overview,
+    quarantined,
+    recent_passes,
+)
+from qclib.dashboards.page import empty_workspace_text, message_page, page
+from qclib.dashboards.panels import (
+    message,
+    night_panel,
+    nights_panel,
+    passes_panel,
+    quarantine_panel,
+)
+from qclib.dashboards.refresh import Refresher
+from qclib.dashboards.session import DashboardSession
+
+TITLE = "Monitor"
+RECENT_NIGHTS = 7
+
+
+def dashboard(session: DashboardSession) -> widgets.Widget:
+    """Last pass, one night's blocks (newest night first in the selector), quarantine."""
+    if session.problem or session.workspace is None or session.database is None:
+        return message_page(session, TITLE, session.problem or "no workspace")
+    workspace, database = session.workspace, session.database
+    night = widgets.Dropdown(
+        description="Details of night",
+        layout=widgets.Layout(width="340px"),
+        style={"description_width": "initial"},
+    )
+    night.add_class("qc-night")
+    passes, recent, blocks, files = (widgets.HTML() for _ in range(4))
+
+    def draw_night() -> None:
+        if night.value is None:
+            blocks.value = message(empty_workspace_text(session, "association blocks"))
+            return
+        overview = night_overview(workspace, database, night.value)
+        blocks.value = night_panel(overview, session.report_url)
+
+    def draw() -> None:
+        nights = monitor_nights(database)
+        options = [(_night_label(n, i), n) for i, n in enumerate(nights)]
+        if options != list(night.options):
+            chosen = night.value if night.value in nights else (nights[0] if nights else None)
+            night.options = options  # selects the first option: the newest night
+            night.value = chosen
+        passes.value = passes_panel(recent_passes(database))
+        recent.value = nights_panel(
+            [night_overview(workspace, database, n) for n in nights[:RECENT_NIGHTS]]
+        )
+        files.value = quarantine_panel(quarantined(database))
+        draw_night()
+
+    refresher = Refresher(draw, interval_s=session.refresh_s)
+    night.observe(lambda _: draw_night(), names="value")
+    return page(
+        session,
+        TITLE,
+        refresher.controls,
+        passes,
+        recent,
+        night,
+        blocks,
+        files,
+    )
+
+
+def _night_label(night: dt.date, index: int) -> str:
+    return f"{night} (newest)" if index == 0 else str(night)
