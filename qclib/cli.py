@@ -509,22 +509,12 @@ def abs_show(ctx: click.Context, block_id: str, as_json: bool) -> None:
 @click.pass_context
 def calchecker(ctx: click.Context, nights: int, until: str | None, as_json: bool) -> None:
     """Are the calibrations recent science needs present (OK), outdated (NOK) or missing?"""
-    from qclib.calchecker import check_calibrations
-    from qclib.db import blocks as block_store
-    from qclib.instruments import load_instrument, load_rules
+    from qclib.workflow.calchecker import calibration_status
 
-    workspace = _workspace(ctx)
-    with _database(ctx).transaction() as session:
-        every = block_store.list_blocks(session)
-    newest = max((dt.date.fromisoformat(b["night"]) for b in every), default=dt.date.today())
-    end = _parse_night(until) or newest
-    start = end - dt.timedelta(days=nights - 1)
-    recent = [b for b in every if start <= dt.date.fromisoformat(b["night"]) <= end]
-    checks = []
-    for name in workspace.config.workspace.instruments:
-        config = load_instrument(name)
-        mine = [b for b in recent if b["instrument"] == config.name]
-        checks += check_calibrations(load_rules(name), config.association, mine)
+    status = calibration_status(
+        _workspace(ctx), _database(ctx), nights=nights, until=_parse_night(until)
+    )
+    start, end, checks = status.start, status.end, status.checks
     if as_json:
         _print_json(
             {

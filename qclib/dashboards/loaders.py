@@ -14,63 +14,20 @@ from typing import Any
 
 import pandas as pd
 
-from qclib.calchecker import SetupCheck, check_calibrations
 from qclib.db import Database, ingest_log, qc1
 from qclib.db import blocks as block_store
 from qclib.db import passes as pass_store
 from qclib.db import products as product_store
 from qclib.db.ingest_log import QuarantineEntry
-from qclib.instruments import load_instrument, load_rules
+from qclib.instruments import load_instrument
 from qclib.qc.scoring import roll_up_levels
+from qclib.workflow.calchecker import CalibrationStatus, calibration_status
 from qclib.workspace import Workspace
+
+__all__ = ["CalibrationStatus", "calibration_status"]  # calChecker's, used here too
 
 #: A block's state as the monitor shows it, in the order it shows them.
 STATES = ("failed", "waiting", "queued", "running", "done")
-
-
-@dataclass(frozen=True)
-class CalibrationStatus:
-    """calChecker: every science setup of the nights ``start`` .. ``end``."""
-
-    start: dt.date
-    end: dt.date
-    checks: list[SetupCheck]
-
-    @property
-    def verdicts(self) -> Counter[str]:
-        return Counter(c.verdict for c in self.checks)
-
-    @property
-    def to_take(self) -> list[str]:
-        """What to take tonight: each needed calibration once, MISS before NOK."""
-        order = {"MISS": 0, "NOK": 1, "OK": 2}
-        seen: dict[str, int] = {}
-        for check in self.checks:
-            for c in check.calibrations:
-                if c.action_required:
-                    text = f"{check.instrument}: {c.action_required}"
-                    seen[text] = min(seen.get(text, 9), order[c.verdict])
-        return sorted(seen, key=lambda t: (seen[t], t))
-
-
-def calibration_status(
-    workspace: Workspace, database: Database, *, nights: int = 7, until: dt.date | None = None
-) -> CalibrationStatus:
-    """OK / NOK / MISS per science setup of the last ``nights`` nights (``qc calchecker``)."""
-    with database.transaction() as session:
-        every = block_store.list_blocks(session)
-    newest = max((dt.date.fromisoformat(b["night"]) for b in every), default=dt.date.today())
-    end = until or newest
-    start = end - dt.timedelta(days=nights - 1)
-    recent = [b for b in every if start <= dt.date.fromisoformat(b["night"]) <= end]
-    checks: list[SetupCheck] = []
-    for name in workspace.config.workspace.instruments:
-        config = load_instrument(name)
-        mine = [b for b in recent if b["instrument"] == config.name]
-        checks += check_calibrations(load_rules(name), config.association, mine)
-    order = {"MISS": 0, "NOK": 1, "OK": 2}
-    checks.sort(key=lambda c: (order[c.verdict], c.instrument, c.action, str(c.setup)))
-    return CalibrationStatus(start, end, checks)
 
 
 @dataclass(frozen=True)
