@@ -33,21 +33,11 @@ from typing import Any
 from playwright.sync_api import sync_playwright
 
 from qclib.dashboards import DASHBOARDS
+from qclib.dashboards.chromium import CHROMIUM, CHROMIUM_ARGS
 from qclib.dashboards.server import start_server_process, stop_server_process, wait_until_ready
 from qclib.db import reviewers
 from qclib.workspace import load_workspace
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WITH_FIGURE = {"health_check.ipynb", "certification.ipynb"}
 RESULTS = Path(__file__).parent / "results" / "dashboards.json"
 
@@ -187,7 +177,9 @@ def main() -> None:
         try:
             wait_until_ready(base, token, kernels=len(DASHBOARDS), timeout_s=300, process=process)
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                browser = playwright.chromium.launch(
+                    executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+                )
                 for dashboard in DASHBOARDS:
                     url = f"{base}voila/render/{dashboard.notebook}?token={token}"
                     paints = []

@@ -26,17 +26,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from qclib.dashboards.chromium import CHROMIUM, CHROMIUM_ARGS
+
 FIRST_NIGHT = dt.date(2026, 11, 20)
 HISTORY_NIGHTS = 3
 #: Five weeks after the history: no flat of it is within any validity window (30 d).
