@@ -1,16 +1,24 @@
 """calChecker over a workspace: OK / NOK / MISS per science setup of its last nights,
-from the stored association blocks (``qclib.calchecker`` decides; this reads). Used by
-``qc calchecker``, the calChecker dashboard and ``qc publish``."""
+judged on the frames indexed now (``qclib.calchecker`` decides; this reads).
+
+The frames are classified with the current rules and associated in memory, exactly
+as ``qc associate`` would (nothing is stored): a night ingested a moment ago is judged
+at once, whether or not its association blocks have been stored yet. Used by
+``qc calchecker``, the calChecker dashboard and ``qc publish``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
+from qclib.associate import RawFrame, build_association_blocks
 from qclib.calchecker import SetupCheck, check_calibrations
-from qclib.db import Database
-from qclib.db import blocks as block_store
+from qclib.classify import classify_header
+from qclib.db import Database, ingest_log
+from qclib.db import products as product_store
 from qclib.instruments import load_instrument, load_rules
 from qclib.workspace import Workspace
 
@@ -40,21 +48,49 @@ class CalibrationStatus:
         return sorted(seen, key=lambda t: (seen[t], t))
 
 
+def indexed_blocks(database: Database, instrument: str) -> list[dict[str, Any]]:
+    """The association blocks (as stored AB dicts) that the frames indexed now form
+    under the instrument's current rules and the QC decisions taken so far.
+
+    Nothing is written: this is what ``qc associate`` would store at this moment.
+    """
+    config = load_instrument(instrument)
+    rules = load_rules(instrument)
+    with database.transaction() as session:
+        frames = ingest_log.list_frames(session, instrument=config.name)
+        decisions = product_store.qc_decisions(session, config.name)
+    raw = []
+    for frame in frames:
+        result = classify_header(rules, frame.keywords)
+        if result.classified:
+            mid_mjd = frame.mjd_obs + frame.exptime_s / 2 / 86400
+            header = {**frame.keywords, **result.assigned}
+            night = frame.night.isoformat()
+            raw.append(RawFrame(frame.arcfile, frame.instrument, night, mid_mjd, header))
+    blocks = build_association_blocks(rules, config.association, raw, decisions=decisions)
+    return [b.as_dict() for b in blocks]
+
+
 def calibration_status(
     workspace: Workspace, database: Database, *, nights: int = 7, until: dt.date | None = None
 ) -> CalibrationStatus:
-    """OK / NOK / MISS per science setup of the last ``nights`` nights (``qc calchecker``)."""
-    with database.transaction() as session:
-        every = block_store.list_blocks(session)
-    newest = max((dt.date.fromisoformat(b["night"]) for b in every), default=dt.date.today())
+    """OK / NOK / MISS per science setup of the last ``nights`` nights up to ``until``
+    (default: the newest night with frames), from the frames indexed now."""
+    if nights < 1:
+        raise ValueError(f"calChecker looks at 1 night or more, not {nights}")
+    every = {
+        name: indexed_blocks(database, name) for name in workspace.config.workspace.instruments
+    }
+    newest = max(
+        (dt.date.fromisoformat(b["night"]) for blocks in every.values() for b in blocks),
+        default=dt.date.today(),
+    )
     end = until or newest
     start = end - dt.timedelta(days=nights - 1)
-    recent = [b for b in every if start <= dt.date.fromisoformat(b["night"]) <= end]
     checks: list[SetupCheck] = []
-    for name in workspace.config.workspace.instruments:
-        config = load_instrument(name)
-        mine = [b for b in recent if b["instrument"] == config.name]
-        checks += check_calibrations(load_rules(name), config.association, mine)
+    for name, blocks in every.items():
+        recent = [b for b in blocks if start <= dt.date.fromisoformat(b["night"]) <= end]
+        checks += check_calibrations(load_rules(name), load_instrument(name).association, recent)
     order = {"MISS": 0, "NOK": 1, "OK": 2}
     checks.sort(key=lambda c: (order[c.verdict], c.instrument, c.action, str(c.setup)))
     return CalibrationStatus(start, end, checks)
