@@ -8,7 +8,10 @@
    condition, placed in a quality level by |Δt| between mid-exposure times and the
    instrument's validity windows, and ranked: lower level, then the nearer night
    (whole days of |Δt|), then certified before candidate, then closer in time.
-   Rejected products are never used.
+   Rejected products are never used. A setup keyword the rule matches between the two
+   headers (``inputFile.K == K``) that is absent from both is the same setup (frames
+   made without it, and the masters made from them); absent from one side only, it
+   is not, and the block's reason says which side lacks it.
 4. An AB is ``complete`` when its action's mandatory tags are all filled (by real or
    virtual calibrations), else ``incomplete`` with the reason. A virtual calibration
    from an incomplete AB cannot be made, so it is no candidate: actions are resolved
@@ -196,6 +199,35 @@ def _setup_keywords(action: Action) -> list[str]:
 
 
 # ----------------------------------------------------------------- association
+#: Stands for a setup keyword absent from both headers: equal to itself, to nothing else.
+ABSENT = "<absent>"
+
+
+def _matched_keywords(condition: Any) -> frozenset[str]:
+    """Keywords a condition reads from both the candidate and the input header."""
+    keywords = keywords_in(condition)
+    return frozenset(
+        {k.name for k in keywords if k.of_input} & {k.name for k in keywords if not k.of_input}
+    )
+
+
+def absent_as_equal(
+    names: frozenset[str], header: Mapping[str, Any], input_header: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """Both headers, with ``ABSENT`` for each of ``names`` that neither holds: so a
+    keyword missing on both sides matches, as the same (unrecorded) setup.
+
+    >>> absent_as_equal(frozenset({"DET.READ.CLOCK"}), {}, {"X": 1})
+    ({'DET.READ.CLOCK': '<absent>'}, {'X': 1, 'DET.READ.CLOCK': '<absent>'})
+    >>> absent_as_equal(frozenset({"DET.READ.CLOCK"}), {"DET.READ.CLOCK": "fast"}, {})
+    ({'DET.READ.CLOCK': 'fast'}, {})
+    """
+    both = {n: ABSENT for n in names if header.get(n) is None and input_header.get(n) is None}
+    if not both:
+        return header, input_header
+    return {**header, **both}, {**input_header, **both}
+
+
 def _dependency_depth(rules: RuleSet) -> dict[str, int]:
     """Actions ordered so that an action comes after those making what it selects."""
     producers: dict[str, set[str]] = {}
@@ -268,14 +300,16 @@ def _select(
     ranked: list[tuple[tuple[int, int, int, float], Candidate, int]] = []
     losers: list[tuple[str, str]] = []
     want_raw = assoc.source == "inputFiles"
+    matched = _matched_keywords(assoc.condition)
     for cand in index.near(set(categories) if categories else None, ab_mid, widest):
         if cand.ref in own_inputs or (cand.status == "raw") != want_raw:
             continue
         if cand.ref in rejected:
             losers.append((cand.ref, rejected[cand.ref]))
             continue
-        if not truthy(evaluate(assoc.condition, cand.header, ab_header)):
-            failed = failed_conditions(assoc.condition, cand.header, ab_header)
+        header, input_header = absent_as_equal(matched, cand.header, ab_header)
+        if not truthy(evaluate(assoc.condition, header, input_header)):
+            failed = failed_conditions(assoc.condition, header, input_header)
             losers.append((cand.ref, "setup differs: " + "; ".join(failed)))
             continue
         delta = cand.mid_mjd - ab_mid
@@ -307,7 +341,9 @@ def _select(
     missing = None
     if len(chosen) < assoc.min_ret:
         where = ", ".join(
-            f"{k.name}={ab_header.get(k.name)!r}"
+            f"{k.name}={ab_header[k.name]!r}"
+            if ab_header.get(k.name) is not None
+            else f"{k.name} absent from this block's frames"
             for k in sorted(keywords_in(assoc.condition), key=lambda k: k.name)
             if k.of_input
         )

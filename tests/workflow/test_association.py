@@ -112,3 +112,64 @@ def test_cli_rules_check_and_classify(tmp_path: Path, realdata: Path, hawki_nigh
     assert got[0]["do_catg"] == "SINGLE_SCI_VIS_CALIBRATED"
     got = json.loads(runner.invoke(main, ["classify", str(header_dump), "--json"]).output)
     assert "pass --rules" in got[0]["error"]
+
+
+def _without_card(source: Path, target: Path, keyword: bytes) -> None:
+    """A copy of ``source`` whose header card ``keyword`` is blanked (80 spaces)."""
+    data = bytearray(source.read_bytes())
+    at = data.find(keyword)
+    assert at >= 0 and at % 80 == 0, (source, keyword)
+    data[at : at + 80] = b" " * 80
+    target.write_bytes(bytes(data))
+
+
+def test_a_setup_keyword_absent_everywhere_does_not_stall_the_cascade(
+    workspace, omegacam_night: Path, tmp_path: Path
+) -> None:
+    """Frames without DET.READ.CLOCK (matched between every block and its MASTER_BIAS)
+    form the same cascade as with it: absent on both sides is the same setup."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for path in sorted(omegacam_night.glob("*.fits")):
+        _without_card(path, inbox / path.name, b"HIERARCH ESO DET READ CLOCK")
+    db = workspace.open_database()
+    ingest_paths(workspace, db, [inbox])
+    summary = associate_workspace(workspace, db)
+    with db.transaction() as session:
+        frames = ingest_log.list_frames(session)
+        stored = block_store.list_blocks(session, instrument="OMEGACAM")
+    db.close()
+    assert len(frames) == len(list(omegacam_night.glob("*.fits")))
+    assert all("DET.READ.CLOCK" not in f.keywords for f in frames)
+    assert summary.blocks["OMEGACAM"] == 8 and summary.incomplete["OMEGACAM"] == 0
+    assert {b["completeness"] for b in stored} == {"complete"}, [b["reason"] for b in stored]
+    dark = next(b for b in stored if b["action"] == "MASTER_DARK")
+    (tag,) = dark["calibrations"]
+    assert tag["chosen"][0]["ref"].endswith("_MASTER_BIAS:MASTER_BIAS")
+
+
+def test_a_setup_keyword_absent_on_one_side_is_named_in_the_reason(
+    workspace, omegacam_night: Path, tmp_path: Path
+) -> None:
+    """Darks without DET.READ.CLOCK, biases with it: the dark block waits, and its
+    reason says that its frames lack the keyword (never a bare ``=None``)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for path in sorted(omegacam_night.glob("*.fits")):
+        header = path.read_bytes()[:20000]
+        if b"'DARK    '" in header or b"DPR TYPE = 'BIAS" in header:
+            target = inbox / path.name
+            if b"'DARK    '" in header:
+                _without_card(path, target, b"HIERARCH ESO DET READ CLOCK")
+            else:
+                shutil.copy(path, target)
+    db = workspace.open_database()
+    ingest_paths(workspace, db, [inbox])
+    associate_workspace(workspace, db)
+    with db.transaction() as session:
+        stored = block_store.list_blocks(session, instrument="OMEGACAM")
+    db.close()
+    dark = next(b for b in stored if b["action"] == "MASTER_DARK")
+    assert dark["completeness"] == "incomplete"
+    assert "DET.READ.CLOCK absent from this block's frames" in dark["reason"]
+    assert "None" not in dark["reason"]
