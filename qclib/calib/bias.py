@@ -13,7 +13,7 @@ QC parameters (names as in ESO's OmegaCAM QC1 tables where ESO has one):
   QC.RON                 read noise from the first two biases                ADU
   QC.BIAS.GRADIENT       peak-to-peak of a plane fitted to the master        ADU
   QC.BIAS.FPN            rms of the detrended column pattern                 ADU
-  QC.NHOTPIX             pixels above the master's median by > k sigma       count
+  QC.NHOTPIX             pixels > k sigma above their local level            count
 QC.RON removes the quantisation noise of integer raws (1/12 ADU^2, one ADC step),
 and is measured with a clipped standard deviation, not the MAD: on ~2-ADU noise the
 MAD reads several per cent high (shared/peers/hawki_esorex.md).
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qclib.calib.combine import median_combine
+from qclib.calib.defects import find_hot_pixels
 from qclib.calib.dq import DQ_HOT, DQ_NO_DATA
 from qclib.calib.readout import check_frames, frame_levels, read_noise_from_pair
 from qclib.calib.stats import clipped_stats
@@ -110,7 +111,8 @@ def make_master_bias(
 
     spread = clipped_stats(master, sigma=5)
     median = float(np.nanmedian(master[::3, ::3]))  # 1/9 of the pixels: +-0.005 ADU
-    hot = master > median + config.hot_sigma * spread.std
+    # Against the local level: edge ramps and column patterns are not hot pixels.
+    hot = find_hot_pixels(master, sigma=config.hot_sigma)
     dq[hot] |= DQ_HOT
     # Fixed-pattern noise: the column medians, less their large-scale (linear) trend,
     # which QC.BIAS.GRADIENT already reports.
