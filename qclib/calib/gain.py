@@ -9,10 +9,12 @@ read noise alone:
 with S the flats' mean signals above bias and r = S1 / S2 (the second flat scaled to
 the first, so a small level difference leaves no flat-field structure behind). The
 read noise is what the dark pair's difference holds beyond the shot noise of its
-own signal (dark current over a long DIT: +0.4 % on HAWK-I's 60-s darks otherwise). Only
-the data section is used: ESO's hawki_detector_noise includes the reference-pixel
-border and reads the gain 2.5 % high unless given a confidence map
-(shared/peers/hawki_esorex.md).
+own signal (dark current over a long DIT: +0.4 % on HAWK-I's 60-s darks otherwise).
+A pair of CCD biases has no such signal: their data region's level above the overscan
+is an electronic offset (a few ADU on real CCDs), and taking it for dark signal read
+the read noise up to 20 % low. Only the data section is used: ESO's
+hawki_detector_noise includes the reference-pixel border and reads the gain 2.5 % high
+unless given a confidence map (shared/peers/hawki_esorex.md).
 """
 
 from __future__ import annotations
@@ -52,8 +54,14 @@ def measure_photon_transfer(
     geometry: Geometry,
     *,
     ndit: int = 1,
+    dark_signal_adu: float | None = None,
 ) -> PhotonTransfer:
     """Gain (e-/ADU) and read noise (ADU, one read) of one detector from raw frames.
+
+    ``dark_signal_adu``: the dark/bias pair's own signal, whose shot noise the read
+    noise must not include: 0 for biases (CCD: the data region's level above the
+    overscan is an offset, not charge); None takes the pair's level above its
+    reference pixels, which see the same zero level (IR darks).
 
     Raises
     ------
@@ -89,6 +97,7 @@ def measure_photon_transfer(
     gain = (s1 + r * r * s2) / photon / ndit
     quantisation = QUANTISATION_VARIANCE_ADU2 if is_integer_valued(b1) else 0.0
     # Dark frames carry the shot noise of their own signal (dark current): S/g ADU^2.
-    dark_shot = max(bias_mean, 0.0) / (gain * ndit)
+    dark_signal = bias_mean if dark_signal_adu is None else dark_signal_adu
+    dark_shot = max(dark_signal, 0.0) / (gain * ndit)
     read_noise = float(np.sqrt(max(var_b / 2 - quantisation - dark_shot, 0.0) * ndit))
     return PhotonTransfer(float(gain), read_noise, float((s1 + s2) / 2))

@@ -45,7 +45,10 @@ def _run(ctx: RecipeContext, recipe: str, pro_catg: str, other_tag: str) -> list
             pair = (stack[0], stack[1])
             second = (readers[0].data(extname), readers[1].data(extname))
             flats, darks = (second, pair) if infrared else (pair, second)
-            transfer = measure_photon_transfer(flats, darks, geometry, ndit=ndit)
+            # CCD: the pair are biases, whose level above the overscan is no charge.
+            transfer = measure_photon_transfer(
+                flats, darks, geometry, ndit=ndit, dark_signal_adu=None if infrared else 0.0
+            )
             qc[extname] = transfer.qc()
             cards = qc_cards(ctx.instrument, pro_catg, qc[extname])
             yield DetectorProduct(extname, None, None, None, cards)
