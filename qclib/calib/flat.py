@@ -3,8 +3,9 @@
 Each raw flat loses its bias level (overscan or reference pixels) and a master bias
 or dark, is divided by its own median level, and the stack is median-combined and
 normalised to a median of 1. The master flat of a CCD takes its pixel-to-pixel
-response from the dome flat (high signal, no stars) and its large-scale illumination
-from the twilight flat (the sky, as science frames see it).
+response from the dome flat (high signal, no stars) and its illumination from the
+twilight flat (the sky, as science frames see it): twilight / dome in 8-pixel blocks,
+fine enough for a dome screen's ripple, interpolated back to every pixel.
 
 QC parameters:
   QC.FLAT.MED        median level of the raw flats (bias removed)            ADU
@@ -14,7 +15,7 @@ QC parameters:
   QC.FLAT.PRNU       rms of the small-scale response (noise removed)         -
   QC.NCOLDPIX        pixels > cold_sigma below the local response and < 0.9  count
   QC.FLAT.NBADPIX    cold, hot (from the calibrations' DQ) or empty pixels   count
-  QC.FLAT.ILLUM.RMS  rms of the twilight/dome illumination correction         -
+  QC.FLAT.ILLUM.RMS  rms of the twilight/dome illumination over 64-px blocks  -
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ class FlatConfig:
     cold_sigma: float = 6.0
     cold_max_response: float = 0.9
     smooth_box_px: int = 64
+    """Block size of the large-scale structure (QC.FLAT.STRUCT, PRNU, cold pixels)."""
+    illumination_box_px: int = 8
+    """Block size of the twilight / dome illumination correction: fine enough to follow
+    a dome screen's ripple down to periods of about 48 pixels (64-pixel blocks left
+    0.05 % rms of it in the master flat), coarse enough that its noise (about 0.07 %
+    per block for 6 dome and 5 twilight flats of 10,000 ADU) stays below the dome
+    flat's own 0.3 % per pixel."""
     min_frames: int = 3
 
 
@@ -141,19 +149,33 @@ def measure_flat_structure(flat: np.ndarray, error: np.ndarray, *, box: int) -> 
     }
 
 
-def illumination_correction(dome: np.ndarray, twilight: np.ndarray, *, box: int = 64) -> np.ndarray:
-    """Block medians of twilight / dome, normalised to a median of 1: how the sky
-    illuminates the detector relative to the dome lamp (a few kilobytes)."""
+def illumination_correction(dome: np.ndarray, twilight: np.ndarray, *, box: int = 8) -> np.ndarray:
+    """How the sky illuminates the detector relative to the dome lamp: medians of
+    ``box`` x ``box`` blocks of twilight / dome, normalised to a median of 1 (the
+    pixel response, cold pixels included, divides out of the ratio)."""
     medians = block_medians(twilight / dome, box=box)
     return medians / np.nanmedian(medians)
 
 
+def measure_illumination_rms(correction: np.ndarray, *, box: int, scale_px: int = 64) -> float:
+    """QC.FLAT.ILLUM.RMS: rms of the illumination correction (blocks of ``box``
+    pixels) over ``scale_px`` blocks, the scale where its noise no longer counts
+    (0.01 % against corrections of 0.3-1 %).
+
+    >>> round(measure_illumination_rms(np.array([[0.99, 0.99, 1.01, 1.01]] * 2), box=32), 6)
+    0.01
+    """
+    coarse = block_medians(correction, box=max(1, scale_px // box))
+    return float(np.std(coarse / np.nanmedian(coarse)))
+
+
 def apply_illumination(
     dome: np.ndarray, dome_error: np.ndarray, correction: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """The master flat: the dome flat's pixel response times the twilight's large-scale
-    illumination, normalised to median 1; its uncertainty; the correction's rms."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The master flat: the dome flat's pixel response times the twilight's
+    illumination relative to the dome (``correction``'s blocks, bilinear), normalised
+    to median 1; and its uncertainty."""
     smooth = expand_blocks(correction, dome.shape)
     master = dome * smooth
     norm = np.float32(_median_level(master))
-    return master / norm, dome_error * smooth / norm, float(np.std(correction))
+    return master / norm, dome_error * smooth / norm

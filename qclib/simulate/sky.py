@@ -150,16 +150,42 @@ def illumination(
 ) -> np.ndarray:
     """Large-scale illumination of a flat source over one detector (mean about 1).
 
-    Every light path is vignetted (1 - a r^2 / 2); the dome lamp adds a linear
-    gradient across the mosaic that twilight and night sky do not have.
+    This function is the truth of the flats' illumination (tests call it):
+
+    - every light path is vignetted, smoothly but not as a plane or a paraboloid:
+      ``1 - a r^2 - a r^4 / 2`` (r^2 = (x^2 + y^2) / 2, x and y -1..1 at the mosaic's
+      edges, ``a`` the profile's ``illumination_amplitude``);
+    - the sky (twilight and night) adds a gentle gradient, ``a y / 4``;
+    - the dome lamp lights the pupil differently: its vignetting is a third stronger,
+      it adds a linear gradient ``a x / 2``, and its screen a low-amplitude ripple
+      (three plane waves in mosaic pixels: periods 48, 96 and 160 px, amplitudes
+      0.10-0.15 %, 0.17 % rms in all) that the sky does not have.
+
+    So twilight / dome has structure from the detector's size down to periods of 48
+    pixels: the master flat's illumination correction has to follow it.
     """
     a = instrument.simulator.illumination_amplitude
     y, x = focal_plane_radius(instrument, geometry, extname)
     r2 = (x**2 + y**2) / 2
-    light = 1.0 - a * r2
-    if kind == "dome_flat":
-        light = light + 0.5 * a * x
-    return light.astype(np.float32)
+    if kind != "dome_flat":
+        light = 1.0 - a * r2 - 0.5 * a * r2**2 + 0.25 * a * y
+        return light.astype(np.float32)
+    light = 1.0 - 1.33 * a * (r2 + 0.5 * r2**2) + 0.5 * a * x
+    # Mosaic pixel coordinates, so the ripple runs on across the gaps.
+    x0, y0, _, _ = _mosaic_offsets(instrument, geometry, extname)
+    ny, nx = geometry.data_shape
+    px = x0 + np.arange(nx, dtype=np.float64)[None, :]
+    py = y0 + np.arange(ny, dtype=np.float64)[:, None]
+    ripple = np.zeros((ny, nx))
+    for period_px, angle_deg, amplitude, phase in (
+        (48.0, 25.0, 0.0010, 0.3),
+        (96.0, 115.0, 0.0015, 1.9),
+        (160.0, 70.0, 0.0015, 4.1),
+    ):
+        theta = np.radians(angle_deg)
+        k = 2 * np.pi / period_px
+        ripple += amplitude * np.sin(k * (px * np.cos(theta) + py * np.sin(theta)) + phase)
+    return (light * (1.0 + ripple)).astype(np.float32)
 
 
 def moffat_alpha(fwhm_px: float, beta: float) -> float:
