@@ -176,6 +176,8 @@ def organise(rules: RuleSet, frames: Sequence[RawFrame]) -> list[tuple[Action, l
             if truthy(evaluate(org.condition, frame.header)):
                 groups.setdefault(_group_key(frame, org.group_by), []).append(frame)
         for _key, members in sorted(groups.items(), key=lambda kv: min(f.mid_mjd for f in kv[1])):
+            if len(members) < org.min_files:  # `minRet = n;` before `select execute`
+                continue
             out.append((action, sorted(members, key=lambda f: (f.mid_mjd, f.arcfile))))
     return out
 
@@ -299,7 +301,7 @@ def _select(
     widest = validity.windows_days[-1] if validity else 1.0
     ranked: list[tuple[tuple[int, int, int, float], Candidate, int]] = []
     losers: list[tuple[str, str]] = []
-    want_raw = assoc.source == "inputFiles"
+    want_raw = assoc.selects_raw
     matched = _matched_keywords(assoc.condition)
     for cand in index.near(set(categories) if categories else None, ab_mid, widest):
         if cand.ref in own_inputs or (cand.status == "raw") != want_raw:
@@ -324,11 +326,11 @@ def _select(
     ranked.sort(key=lambda r: (r[0], r[1].ref))
     chosen = tuple(
         Choice(c.ref, c.status, c.mid_mjd - ab_mid, level, c.ab_id)
-        for _, c, level in ranked[: assoc.max_ret]
+        for _, c, level in ranked[: assoc.limit]
     )
     if chosen:
         best = ranked[0]
-        for key, cand, level in ranked[assoc.max_ret : assoc.max_ret + _RUNNERS_UP]:
+        for key, cand, level in ranked[len(chosen) : len(chosen) + _RUNNERS_UP]:
             if level > best[2]:
                 why = f"lower quality level {level} (chosen: level {best[2]})"
             elif key[1] > best[0][1]:

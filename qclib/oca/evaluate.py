@@ -9,7 +9,13 @@ Semantics, chosen to match how ESO's rule files are written:
 - a comparison with a missing keyword is false, except ``?=`` ("equal where both are
   set"), which is true when either side is missing;
 - ``like`` is SQL's: ``%`` any run, ``_`` one character, case-sensitive, whole value;
-- ``regexp`` searches a Python regular expression in the value (no code is run).
+- ``regexp`` searches a Python regular expression in the value (no code is run);
+- ``+`` and ``-`` work on numbers (numeric text included); with a missing or
+  non-numeric side the result is missing, so a comparison with it is false;
+- ``X between A and B`` is ``A <= X <= B``; ``tryBetween`` is a preference over all
+  candidates together, which a condition on one file cannot decide: evaluating it
+  raises ``OCAEvaluationError`` naming the file, line and column;
+- ``X is undefined`` is true when X is missing; ``T`` and ``F`` are true and false.
 """
 
 from __future__ import annotations
@@ -19,12 +25,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from qclib.errors import ConfigError
 from qclib.oca.rules import (
     And,
+    Arithmetic,
+    Between,
+    Boolean,
     Compare,
     Expr,
     Keyword,
     Like,
+    Negative,
     Not,
     Number,
     Or,
@@ -36,6 +47,10 @@ from qclib.oca.rules import (
 )
 
 Header = Mapping[str, Any]
+
+
+class OCAEvaluationError(ConfigError):
+    """A rule uses a construct that parses but that qclib cannot evaluate."""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -73,8 +88,17 @@ def operand_value(operand: Expr, header: Header, input_header: Header) -> Any:
         return value.rstrip() if isinstance(value, str) else value
     if isinstance(operand, Text):
         return operand.value
-    if isinstance(operand, Number):
+    if isinstance(operand, Number | Boolean):
         return operand.value
+    if isinstance(operand, Arithmetic):
+        left = _as_number(operand_value(operand.left, header, input_header))
+        right = _as_number(operand_value(operand.right, header, input_header))
+        if left is None or right is None:
+            return None
+        return left + right if operand.op == "+" else left - right
+    if isinstance(operand, Negative):
+        value = _as_number(operand_value(operand.operand, header, input_header))
+        return None if value is None else -value
     return evaluate(operand, header, input_header)
 
 
@@ -168,7 +192,21 @@ def evaluate(expr: Expr, header: Header, input_header: Header | None = None) -> 
             return isinstance(value, str)
         if expr.type_name == "number":
             return isinstance(value, int | float) and not isinstance(value, bool)
-        return False
+        if expr.type_name == "undefined":
+            return value is None
+        raise ValueError(f"unknown type {expr.type_name!r} in {expr.to_oca()}")
+    if isinstance(expr, Between):
+        if expr.soft:
+            raise OCAEvaluationError(
+                f"{expr.where}: 'tryBetween' ({expr.to_oca()}) prefers candidates inside "
+                "the window only when there are some, a choice among all candidates that "
+                "qclib's association does not make; use 'between' (a hard window) or "
+                "leave the window to the validity windows of the instrument's TOML"
+            )
+        value = operand_value(expr.operand, header, other)
+        low = operand_value(expr.low, header, other)
+        high = operand_value(expr.high, header, other)
+        return compare_values(">=", value, low) and compare_values("<=", value, high)
     if isinstance(expr, Truth):
         return truthy(operand_value(expr.operand, header, other))
     return operand_value(expr, header, other)

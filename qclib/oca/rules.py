@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 INPUT_PREFIX = "inputFile."
+RAW_SOURCES = ("inputFiles", "rawFiles")
+CALIB_SOURCES = ("calibFiles",)
 
 
 def _quote(value: str) -> str:
@@ -47,7 +49,44 @@ class Number:
         return _number(self.value)
 
 
-Operand = Keyword | Text | Number
+@dataclass(frozen=True)
+class Boolean:
+    """The logical constants ``T`` and ``F`` (FITS spelling): ``if (T) then {...}``."""
+
+    value: bool
+
+    def to_oca(self) -> str:
+        return "T" if self.value else "F"
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """``left + right`` or ``left - right`` on numbers (``inputFile.MJD-OBS - 14.0``)."""
+
+    op: str
+    left: Value
+    right: Value
+
+    def to_oca(self) -> str:
+        right = self.right.to_oca()
+        if isinstance(self.right, Arithmetic):
+            right = f"({right})"
+        return f"{self.left.to_oca()} {self.op} {right}"
+
+
+@dataclass(frozen=True)
+class Negative:
+    """``-operand`` (a minus before a number literal is folded into the number)."""
+
+    operand: Value
+
+    def to_oca(self) -> str:
+        inner = self.operand.to_oca()
+        return f"-({inner})" if isinstance(self.operand, Arithmetic) else f"-{inner}"
+
+
+Operand = Keyword | Text | Number | Boolean
+Value = Keyword | Text | Number | Boolean | Arithmetic | Negative
 
 
 @dataclass(frozen=True)
@@ -55,8 +94,8 @@ class Compare:
     """``left OP right`` with OP one of == != ?= < > <= >=."""
 
     op: str
-    left: Operand
-    right: Operand
+    left: Value
+    right: Value
 
     def to_oca(self) -> str:
         return f"{self.left.to_oca()} {self.op} {self.right.to_oca()}"
@@ -66,7 +105,7 @@ class Compare:
 class Like:
     """``operand like "pattern"``: SQL-style, ``%`` any run, ``_`` one character."""
 
-    operand: Operand
+    operand: Value
     pattern: str
 
     def to_oca(self) -> str:
@@ -77,18 +116,21 @@ class Like:
 class Regexp:
     """``operand regexp "pattern"``: a regular expression searched in the value."""
 
-    operand: Operand
+    operand: Value
     pattern: str
 
     def to_oca(self) -> str:
         return f"{self.operand.to_oca()} regexp {_quote(self.pattern)}"
 
 
+TYPE_NAMES = ("string", "number", "undefined")
+
+
 @dataclass(frozen=True)
 class TypeTest:
-    """``operand is string`` (or ``number``): the keyword is present with that type."""
+    """``operand is string`` / ``is number``: present with that type; ``is undefined``: absent."""
 
-    operand: Operand
+    operand: Value
     type_name: str
 
     def to_oca(self) -> str:
@@ -96,10 +138,30 @@ class TypeTest:
 
 
 @dataclass(frozen=True)
-class Truth:
-    """A bare operand used as a condition (true when the keyword is set and true)."""
+class Between:
+    """``operand between low and high`` (both ends included).
 
-    operand: Operand
+    ``tryBetween`` (``soft``) is calSelector's preference: the window applies only if
+    some candidate falls in it, a judgement over all candidates together, which a
+    per-file evaluation cannot make; ``where`` (file:line:column) is for that error.
+    """
+
+    operand: Value
+    low: Value
+    high: Value
+    soft: bool = False
+    where: str = field(default="", compare=False)
+
+    def to_oca(self) -> str:
+        word = "tryBetween" if self.soft else "between"
+        return f"{self.operand.to_oca()} {word} {self.low.to_oca()} and {self.high.to_oca()}"
+
+
+@dataclass(frozen=True)
+class Truth:
+    """A bare value used as a condition (true when set and true: ``T``, non-zero...)."""
+
+    operand: Value
 
     def to_oca(self) -> str:
         return self.operand.to_oca()
@@ -130,7 +192,8 @@ class Not:
         return f"not {inner}" if isinstance(self.item, Truth | Not) else f"not ({inner})"
 
 
-Expr = Compare | Like | Regexp | TypeTest | Truth | And | Or | Not | Keyword | Text | Number
+Condition = Compare | Like | Regexp | TypeTest | Between | Truth | And | Or | Not
+Expr = Condition | Value
 
 
 def _group(item: Expr, parent: type) -> str:
@@ -144,9 +207,11 @@ def keywords_in(expr: Expr) -> set[Keyword]:
     """Every keyword an expression reads."""
     if isinstance(expr, Keyword):
         return {expr}
-    if isinstance(expr, Compare):
+    if isinstance(expr, Compare | Arithmetic):
         return keywords_in(expr.left) | keywords_in(expr.right)
-    if isinstance(expr, Like | Regexp | TypeTest | Truth):
+    if isinstance(expr, Between):
+        return keywords_in(expr.operand) | keywords_in(expr.low) | keywords_in(expr.high)
+    if isinstance(expr, Like | Regexp | TypeTest | Truth | Negative):
         return keywords_in(expr.operand)
     if isinstance(expr, And | Or):
         return set().union(*(keywords_in(i) for i in expr.items))
@@ -209,7 +274,9 @@ class Classification:
 
 @dataclass(frozen=True)
 class Organisation:
-    """``select execute(ACTION) from SOURCE where CONDITION group by K, ... as (A, B);``."""
+    """``[minRet = n;] select execute(ACTION) from SOURCE where CONDITION group by K, ...
+    as (A, B);``: ``min_files`` (the ``minRet`` before it) is the least number of files
+    a group needs to become a block."""
 
     action: str
     source: str
@@ -217,9 +284,11 @@ class Organisation:
     group_by: tuple[str, ...] = ()
     alias: tuple[str, str] | None = None
     line: int = field(default=0, compare=False)
+    min_files: int = 1
 
     def to_oca(self) -> str:
-        text = f"select execute({self.action}) from {self.source} where {self.condition.to_oca()}"
+        text = f"minRet = {self.min_files};\n" if self.min_files != 1 else ""
+        text += f"select execute({self.action}) from {self.source} where {self.condition.to_oca()}"
         if self.group_by:
             text += " group by " + ",".join(self.group_by)
             if self.alias:
@@ -229,7 +298,14 @@ class Organisation:
 
 @dataclass(frozen=True)
 class Association:
-    """``minRet=m; maxRet=n; select file as TAG from SOURCE where CONDITION;``."""
+    """``minRet=m; maxRet=n; select file as TAG from SOURCE where CONDITION;``.
+
+    At least ``min_ret`` and at most ``max_ret`` files; ``maxRet = 0`` sets no upper
+    limit. ESO's muse.oca needs that reading: its ``muse_geometry`` asks for
+    ``minRet = 1`` LINE_CATALOG under ``maxRet = 0`` (line 781), which "at most none"
+    would make impossible; giraf.oca and vimos.oca use ``minRet = 0; maxRet = 0`` for
+    optional inputs (bad-pixel maps, master darks).
+    """
 
     tag: str
     source: str
@@ -241,6 +317,17 @@ class Association:
     @property
     def mandatory(self) -> bool:
         return self.min_ret > 0
+
+    @property
+    def limit(self) -> int | None:
+        """The most files to choose; None for no limit (``maxRet = 0``)."""
+        return self.max_ret if self.max_ret > 0 else None
+
+    @property
+    def selects_raw(self) -> bool:
+        """True for ``from inputFiles`` / ``from rawFiles`` (raw frames), False for
+        ``from calibFiles`` (products)."""
+        return self.source in RAW_SOURCES
 
     def to_oca(self) -> str:
         return (
