@@ -27,7 +27,9 @@ from typing import Any
 from qclib.archive.certification import archive_certified, auto_certify
 from qclib.atomicfile import sweep_stale_temporaries
 from qclib.db import Database
+from qclib.db import blocks as block_store
 from qclib.db import passes as pass_store
+from qclib.db import products as product_store
 from qclib.errors import ConfigError
 from qclib.products import PART_PREFIX
 from qclib.workflow.association import associate_workspace
@@ -35,7 +37,7 @@ from qclib.workflow.executors import SERIAL, Workers
 from qclib.workflow.extinction import measure_extinction
 from qclib.workflow.ingest import expand_sources, ingest_paths
 from qclib.workflow.process import ProcessOutcome, process_blocks
-from qclib.workflow.reports import ReportOutcome, render_reports
+from qclib.workflow.reports import ReportOutcome, render_reports, template_for
 from qclib.workflow.scoring import score_values
 from qclib.workspace import Workspace
 
@@ -120,6 +122,26 @@ def _sweep_leftovers(workspace: Workspace) -> None:
         part.unlink(missing_ok=True)
 
 
+def _reports_owed(workspace: Workspace, database: Database, pass_id: int) -> list[str]:
+    """Blocks a killed pass left without their report: when the pass before this one
+    never finished (the lock rules out its still running), every done block with a
+    report template whose HTML report is missing. A block is processed once, so its
+    report is owed by whichever pass comes next."""
+    with database.transaction() as session:
+        previous = [p for p in pass_store.recent_passes(session, 2) if p["id"] != pass_id]
+        if not previous or previous[0]["finished_at"] is not None:
+            return []
+        states = product_store.block_states(session)
+        blocks = block_store.list_blocks(session)
+    return [
+        b["id"]
+        for b in blocks
+        if states.get(b["id"], ("created", None))[0] == "done"
+        and not (workspace.runs_dir / b["night"] / f"{b['id']}.html").exists()
+        and template_for(b) is not None
+    ]
+
+
 def run_pass(
     workspace: Workspace,
     database: Database,
@@ -165,6 +187,8 @@ def run_pass(
         seconds["score"] = time.perf_counter() - start
         start = time.perf_counter()
         done = [o.ab_id for o in processed if o.status == "done"]
+        if write_reports:
+            done += [i for i in _reports_owed(workspace, database, pass_id) if i not in done]
         reports = (
             render_reports(workspace, database, done, executor=workers.executor, progress=progress)
             if write_reports
