@@ -1,85 +1,283 @@
-"""A ``qc run`` killed with SIGKILL at random points and run again ends with exactly the
-products of an uninterrupted run (same SHA-256), no duplicates, no leftovers."""
+"""``qc run`` killed with SIGKILL at chosen points, then run again, ends exactly as an
+uninterrupted run: the same frames, products (SHA-256), QC values, grades, block states
+and reports; no orphan file, no duplicate row, no temporary or part left. Each kill is
+proven to have happened at its point (a marker written there by ``tests.killpoints``,
+and what the workspace holds right after it), and no worker, Dask worker or report
+kernel outlives the killed command.
+
+The matrix: every point on the local pool with SQLite; on Dask with PostgreSQL the
+points where workers are at work (a recipe, a join) and the record that follows them,
+the ones where the executor and the database backend change what a kill leaves. Ingest
+and archive ingestion run in the command's own process whatever the executor
+(archive ingestion: tests/archive/test_kill_archive.py, on both backends).
+One night of biases and dome flats (three blocks: MASTER_BIAS, then READ_GAIN and
+MASTER_DOME_FLAT from it), two workers, so every product is made in two parts and
+joined.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from qclib.atomicfile import TEMP_PREFIX
+from qclib.db import ingest_log, qc1
 from qclib.db import products as product_store
-from qclib.workflow.run import run_pass
-from qclib.workspace import init_workspace
+from qclib.products import PART_PREFIX
+from qclib.workspace import init_workspace, load_workspace
+from tests.archive.conftest import _nights as simulated_nights
+from tests.conftest import NIGHT
+from tests.killpoints import POINTS, environment, read_marker
 
 pytestmark = pytest.mark.slow
 
+QC = Path(sys.executable).with_name("qc")
+#: A killed command's workers must be gone this soon (pool workers: PR_SET_PDEATHSIG,
+#: at once; Dask workers: when the pipe from their nanny closes; report kernels: they
+#: poll their parent once a second).
+WORKERS_GONE_S = 10.0
+#: Where each point is reached: in the command itself, in a worker, or in a report kernel.
+ROLE = {
+    "ingest-moved": "command",
+    "after-ingest": "command",
+    "recipe": "worker",
+    "join": "worker",
+    "record": "command",
+    "report": "kernel",
+}
+MATRIX = [
+    *[pytest.param(p, "local", "sqlite", id=f"{p}-local-sqlite") for p in ROLE],
+    *[
+        pytest.param(p, "dask", "postgres", id=f"{p}-dask-postgres", marks=pytest.mark.postgres)
+        for p in ("recipe", "join", "record")
+    ],
+]
 
-def _products(workspace) -> dict[str, str]:
+
+@dataclass(frozen=True)
+class EndState:
+    """What a workspace holds after a pass, checked for orphans and duplicates."""
+
+    frames: dict[str, str]  # ARCFILE -> SHA-256
+    products: dict[str, str]  # path -> SHA-256
+    qc: dict[str, dict[str, dict[str, float | None]]]  # path -> detector -> name -> value
+    grades: dict[str, dict[str, dict[str, str]]]
+    blocks: dict[str, str]  # block id -> state
+    reports: frozenset[str]
+
+
+def _files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+
+def end_state(root: Path) -> EndState:
+    workspace = load_workspace(root)
     database = workspace.open_database()
     with database.transaction() as session:
+        frames = ingest_log.list_frames(session)
         rows = product_store.list_products(session)
+        qc = {p.path: product_store.qc_values(session, p.id) for p in rows}
+        grades = {p.path: qc1.product_grades(session, p.id) for p in rows}
+        blocks = {i: state for i, (state, _) in product_store.block_states(session).items()}
     database.close()
-    stored = {r.path: r.sha256 for r in rows}
-    assert len(stored) == len(rows)  # one row per product file
-    for path, sha in stored.items():
-        assert hashlib.sha256((workspace.root / path).read_bytes()).hexdigest() == sha
-    on_disk = {
-        str(p.relative_to(workspace.root)) for p in workspace.products_dir.rglob("*") if p.is_file()
-    }
-    assert on_disk == set(stored)  # nothing half-written, nothing unrecorded
-    return stored
-
-
-def _workspace(root: Path, night: Path):
-    workspace = init_workspace(root)
-    shutil.copytree(night, workspace.inbox / "night")
-    return workspace
+    assert len({f.arcfile for f in frames}) == len(frames), "a frame indexed twice"
+    assert len({p.path for p in rows}) == len(rows), "a product recorded twice"
+    raw = {str(workspace.confine(f.path).relative_to(workspace.raw_dir)) for f in frames}
+    assert _files(workspace.raw_dir) == raw, "raw files and the frame index differ"
+    products = {p.path: p.sha256 for p in rows}
+    on_disk = {str(Path("data/products") / f) for f in _files(workspace.products_dir)}
+    assert on_disk == set(products), "product files and product rows differ"
+    for path, sha in products.items():
+        assert hashlib.sha256((root / path).read_bytes()).hexdigest() == sha, path
+    leftovers = [p for p in root.rglob("*") if p.name.startswith((TEMP_PREFIX, PART_PREFIX))]
+    assert not leftovers, f"left behind: {leftovers}"
+    assert not list(workspace.inbox.rglob("*.fits")), "raw files left in the inbox"
+    return EndState(
+        {f.arcfile: f.sha256 for f in frames},
+        products,
+        qc,
+        grades,
+        blocks,
+        frozenset(f for f in _files(workspace.runs_dir) if f.endswith((".ipynb", ".html"))),
+    )
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, omegacam_night: Path) -> dict[str, str]:
+def kill_night(tmp_path_factory) -> Path:
+    (night,) = simulated_nights(tmp_path_factory, "kill", 1, {"bias", "dome_flat"})
+    return night
+
+
+def _workspace(root: Path, night: Path) -> Path:
+    workspace = init_workspace(root)
+    shutil.copytree(night, workspace.inbox / "night")
+    return workspace.root
+
+
+def _command(root: Path, executor: str, *, reports: bool) -> list[str]:
+    return [
+        str(QC),
+        "--workspace",
+        str(root),
+        "run",
+        "--json",
+        "--executor",
+        executor,
+        "--workers",
+        "2",
+        *([] if reports else ["--no-reports"]),
+    ]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, kill_night: Path) -> EndState:
+    """The end state of the same command, not killed (local pool, SQLite, no reports:
+    the reports a resumed pass must hold are named by ``_reports_of``)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("QC_DB_URL", raising=False)
-        workspace = _workspace(tmp_path_factory.mktemp("uninterrupted") / "ws", omegacam_night)
-        database = workspace.open_database()
-        run_pass(workspace, database, write_reports=False)
-        database.close()
-        return _products(workspace)
+        root = _workspace(tmp_path_factory.mktemp("uninterrupted") / "ws", kill_night)
+        env = {k: v for k, v in os.environ.items() if k != "QC_DB_URL"}
+        done = subprocess.run(
+            _command(root, "local", reports=False), env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        state = end_state(root)
+    assert set(state.blocks.values()) == {"done"} and len(state.blocks) == 3
+    return state
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_killed_pass_resumes_to_the_same_products(
-    seed: int, reference: dict[str, str], omegacam_night: Path, tmp_path: Path, monkeypatch
-) -> None:
-    monkeypatch.delenv("QC_DB_URL", raising=False)
-    workspace = _workspace(tmp_path / "ws", omegacam_night)
-    delay = random.Random(seed).uniform(1.0, 5.0)  # start-up is ~1.5 s, the pass ~2-3 s
-    command = [sys.executable, "-m", "qclib.cli", "--workspace", str(workspace.root)]
-    child = subprocess.Popen(
-        [*command, "run", "--no-reports", "--json"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "QC_DB_URL": ""},
+def _reports_of(state: EndState) -> frozenset[str]:
+    """Every block's report: the executed notebook and its HTML (all three blocks of
+    the night have a template)."""
+    return frozenset(
+        f"{NIGHT.isoformat()}/{block}{suffix}"
+        for block in state.blocks
+        for suffix in (".ipynb", ".html")
     )
-    time.sleep(delay)
-    if child.poll() is None:
-        child.send_signal(signal.SIGKILL)
-    child.wait(timeout=60)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _outliving(pids: list[int]) -> list[int]:
+    """The processes still running ``WORKERS_GONE_S`` after their command was killed."""
+    deadline = time.monotonic() + WORKERS_GONE_S
+    while (alive := [p for p in pids if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
+
+
+def _assert_killed_at(point: str, root: Path, reacher: int, reference: EndState) -> None:
+    """What the workspace holds right after the kill: only a kill at ``point`` leaves it."""
+    workspace = load_workspace(root)
     database = workspace.open_database()
-    run_pass(workspace, database, write_reports=False)  # resume
+    with database.transaction() as session:
+        frames = ingest_log.list_frames(session)
+        rows = product_store.list_products(session)
+        blocks = product_store.block_states(session)
+        pending = ingest_log.pending_moves(session)
     database.close()
-    assert _products(workspace) == reference
-    leftovers = list(workspace.root.rglob(f"{TEMP_PREFIX}*"))
-    assert not leftovers
+    products = _files(workspace.products_dir) if workspace.products_dir.exists() else set()
+    if point == "ingest-moved":  # 3 indexed; the 4th renamed under its write-ahead row
+        assert len(frames) == 3 and len(pending) == 1
+        assert len(_files(workspace.raw_dir)) == 4
+    elif point == "after-ingest":
+        assert len(frames) == len(reference.frames) and not blocks and not pending
+        assert not list(workspace.inbox.rglob("*.fits"))
+    elif point == "recipe":  # the worker's temporary of its part, half-written
+        assert not rows
+        assert any(
+            name.startswith(f"{TEMP_PREFIX}{reacher}-{PART_PREFIX}")
+            for name in (Path(p).name for p in products)
+        ), products
+    elif point == "join":  # the joined product's temporary beside its parts
+        assert not rows
+        names = [Path(p).name for p in products]
+        assert any(n.startswith(f"{TEMP_PREFIX}{reacher}-OMEGACAM") for n in names), names
+        assert sum(n.startswith(PART_PREFIX) for n in names) >= 2, names
+    elif point == "record":  # one block recorded, the next block's products unrecorded
+        assert {blocks[r.ab_id][0] for r in rows} == {"done"}
+        assert len({r.ab_id for r in rows}) == 1
+        made = {p for p in products if not Path(p).name.startswith(".")}
+        recorded = {str(Path(r.path).relative_to("data/products")) for r in rows}
+        assert recorded < made, "the products of the block being recorded are not on disk"
+    elif point == "report":  # everything processed and recorded; reports unfinished
+        assert {s for s, _ in blocks.values()} == {"done"} and len(rows) == len(reference.products)
+        written = list(workspace.runs_dir.rglob("*.html"))
+        assert len(written) < 3, written
+
+
+@pytest.mark.parametrize(("point", "executor", "backend"), MATRIX)
+def test_killed_pass_resumes_to_the_uninterrupted_end_state(
+    point: str,
+    executor: str,
+    backend: str,
+    uninterrupted: EndState,
+    kill_night: Path,
+    tmp_path: Path,
+    monkeypatch,
+    request,
+) -> None:
+    if backend == "postgres":
+        monkeypatch.setenv("QC_DB_URL", request.getfixturevalue("postgres_cluster").new_database())
+    else:
+        monkeypatch.delenv("QC_DB_URL", raising=False)
+    root = _workspace(tmp_path / "ws", kill_night)
+    marker = tmp_path / "killpoint.json"
+    command = _command(root, executor, reports=point == "report")
+
+    child = subprocess.Popen(
+        command,
+        env=environment(point, marker),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _, stderr = child.communicate(timeout=240)
+    reached = read_marker(marker)
+    descendants = [d["pid"] for d in (reached or {}).get("descendants", [])]
+    try:
+        assert child.returncode == -9, f"not killed (exit {child.returncode}): {stderr[-2000:]}"
+        assert reached is not None and reached["point"] == point, POINTS[point].what
+        assert reached["root"] == child.pid
+        by = {d["pid"]: d["cmdline"] for d in reached["descendants"]}
+        if ROLE[point] == "command":
+            assert reached["pid"] == child.pid
+        else:
+            assert reached["pid"] in by, "reached outside the command's process tree"
+            assert ("ipykernel" in by[reached["pid"]]) == (ROLE[point] == "kernel")
+        outliving = _outliving(descendants)
+        assert not outliving, "outlived the killed command: " + "; ".join(
+            f"{p} {by[p]}" for p in outliving
+        )
+        _assert_killed_at(point, root, reached["pid"], uninterrupted)
+    finally:
+        for pid in descendants:  # a failed test leaves nothing running
+            if _alive(pid):
+                psutil.Process(pid).kill()
+
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    state = end_state(root)
+    assert state.frames == uninterrupted.frames
+    assert state.products == uninterrupted.products
+    assert state.qc == uninterrupted.qc
+    assert state.grades == uninterrupted.grades
+    assert state.blocks == uninterrupted.blocks
+    assert state.reports == (_reports_of(uninterrupted) if point == "report" else frozenset())
 
 
 def test_temporaries_of_killed_and_unreaped_processes_are_swept(tmp_path: Path) -> None:

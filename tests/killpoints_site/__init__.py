@@ -1,0 +1,1 @@
+"""A ``sitecustomize`` for the kill tests (see ``tests.killpoints``)."""
