@@ -1,16 +1,24 @@
-"""The ``qc`` command: thin; parses, calls qclib, prints (tables, or JSON with --json)."""
+"""The ``qc`` command: thin; parses, calls qclib, prints (tables, or JSON with --json).
+
+Bad input (an unknown block, product, instrument or night, a count out of range, a
+path of the wrong kind) stops a command before it does anything, with exit code 2 and
+one line on stderr naming the value and what exists.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import sys
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from qclib import __version__
@@ -25,24 +33,141 @@ def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-def _parse_night(value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
+def _fail(message: str, code: int) -> NoReturn:
+    """One red line on stderr (never wrapped, whatever its length), then exit ``code``."""
+    line = " ".join(message.split())
+    err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    sys.exit(code)
 
 
 class QCGroup(click.Group):
-    """Turns the errors qclib reports into one red line and exit code 2."""
+    """Turns bad input and the errors qclib reports into one red line and exit code 2
+    (click's usage errors too: no usage text, no traceback)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.ClickException as err:
+            _fail(err.format_message(), err.exit_code)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
         except QCError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False)
-            sys.exit(2)
+            _fail(str(err), 2)
+        except click.ClickException as err:
+            _fail(err.format_message(), err.exit_code)
+
+
+def unknown(kind: str, value: object, known: Iterable[object], listing: str = "") -> str:
+    """What was not found and what exists, in one line: every known name when there
+    are a few, else how many, their range, the closest ones and where they are listed.
+
+    >>> unknown("instrument", "NOPE", ["OMEGACAM", "HAWKI"])
+    "unknown instrument 'NOPE'; known: HAWKI, OMEGACAM"
+    """
+    names = sorted({str(k) for k in known})
+    what = f"unknown {kind} {str(value)!r}"
+    where = f" ({listing})" if listing else ""
+    if not names:
+        return f"{what}; there is none yet{where}"
+    if len(names) <= 8:
+        return f"{what}; known: {', '.join(names)}"
+    close = difflib.get_close_matches(str(value), names, n=3)
+    nearest = f"; closest: {', '.join(close)}" if close else ""
+    return f"{what}; {len(names)} known, {names[0]} .. {names[-1]}{where}{nearest}"
+
+
+class NightType(click.ParamType):
+    """An ESO night (the date of the evening), YYYY-MM-DD."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date YYYY-MM-DD", param, ctx)
+
+
+NIGHT = NightType()
+
+
+def indexed_nights(ctx: click.Context) -> list[dt.date]:
+    """Every night with frames in the index, oldest first."""
+    from qclib.db import ingest_log
+
+    with _database(ctx).transaction() as session:
+        return sorted({f.night for f in ingest_log.list_frames(session)})
+
+
+def _nights_text(nights: list[dt.date]) -> str:
+    if not nights:
+        return "the index is empty ('qc ingest' adds frames)"
+    return f"indexed: {nights[0]} .. {nights[-1]} ({len(nights)} night(s); 'qc frames' lists them)"
+
+
+def _check_indexed_night(
+    ctx: click.Context, param: click.Parameter, night: dt.date | None
+) -> dt.date | None:
+    """A night option's callback: the night must have frames in the index."""
+    from qclib.db import ingest_log
+
+    if night is None:
+        return None
+    with _database(ctx).transaction() as session:
+        if ingest_log.list_frames(session, night=night):
+            return night
+    raise click.BadParameter(
+        f"no frames on night {night}; {_nights_text(indexed_nights(ctx))}", ctx, param
+    )
+
+
+def night_option(*names: str, indexed: bool = True, **kwargs: Any) -> Callable[[Any], Any]:
+    """``--night``-like option: a date YYYY-MM-DD; ``indexed``: one with frames indexed."""
+    callback = _check_indexed_night if indexed else None
+    return click.option(*names, type=NIGHT, callback=callback, **kwargs)
+
+
+def _instrument_name(
+    value: str, known: Iterable[str], ctx: click.Context, param: click.Parameter
+) -> str:
+    """``value`` as the name of one of the ``known`` instruments (any case)."""
+    if value.upper() not in known:
+        raise click.BadParameter(unknown("instrument", value, known), ctx, param)
+    return value.upper()
+
+
+def _check_instrument(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An instrument option's callback: one the workspace takes; returns its name."""
+    if value is None:
+        return None
+    return _instrument_name(
+        value, {c.name for c in _workspace(ctx).instruments().values()}, ctx, param
+    )
+
+
+def instrument_option(**kwargs: Any) -> Callable[[Any], Any]:
+    """``--instrument``: one the workspace takes (any case); the command gets its name."""
+    kwargs.setdefault("help", "Only this instrument.")
+    return click.option("--instrument", callback=_check_instrument, **kwargs)
+
+
+def _check_block_ids(ctx: click.Context, ids: Iterable[str]) -> None:
+    """Every id must name a stored association block."""
+    from qclib.db import blocks as block_store
+
+    with _database(ctx).transaction() as session:
+        known = {b["id"] for b in block_store.list_blocks(session)}
+    for block_id in ids:
+        if block_id not in known:
+            raise ConfigError(unknown("block", block_id, known, "'qc abs' lists them"))
 
 
 @click.group(cls=QCGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,10 +186,12 @@ def main(ctx: click.Context, workspace: Path | None) -> None:
 
 
 def _database(ctx: click.Context):  # type: ignore[no-untyped-def]
-    """The workspace's database, closed when the command ends."""
-    database = _workspace(ctx).open_database()
-    ctx.call_on_close(database.close)
-    return database
+    """The workspace's database: opened once per command line, closed when it ends."""
+    if "database" not in ctx.obj:
+        database = _workspace(ctx).open_database()
+        ctx.find_root().call_on_close(database.close)
+        ctx.obj["database"] = database
+    return ctx.obj["database"]
 
 
 def _workspace(ctx: click.Context):  # type: ignore[no-untyped-def]
@@ -87,13 +214,26 @@ def init(ctx: click.Context, directory: Path | None) -> None:
     console.print(f"  database  {workspace.database_url}")
 
 
+def _check_simulated(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``qc simulate``'s instrument: any with a configuration folder."""
+    from qclib.instruments import available_instruments
+
+    return _instrument_name(value, available_instruments(), ctx, param)
+
+
 @main.command()
-@click.argument("instrument")
-@click.option("--night", required=True, help="ESO night (date of the evening), YYYY-MM-DD.")
+@click.argument("instrument", callback=_check_simulated)
+@night_option("--night", indexed=False, required=True, help="ESO night (date of the evening).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--seed", default=0, show_default=True, help="Same seed, same files.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Same seed, same files.",
+)
 @click.option("--scale", type=click.Choice(["test", "full"]), default="full", show_default=True)
-@click.option("--workers", type=int, default=None, help="Processes (default: one per core).")
+@click.option("--workers", type=click.IntRange(min=1), help="Processes (default: one per core).")
 @click.option(
     "--only",
     multiple=True,
@@ -117,7 +257,7 @@ def init(ctx: click.Context, directory: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def simulate(
     instrument: str,
-    night: str,
+    night: dt.date,
     out_dir: Path,
     seed: int,
     scale: str,
@@ -135,14 +275,12 @@ def simulate(
     """
     from qclib.simulate.night import simulate_night
 
-    date = _parse_night(night)
-    assert date is not None
     if nights > 1:
         from qclib.simulate.history import simulate_history
 
         history = simulate_history(
             instrument,
-            date,
+            night,
             nights,
             out_dir,
             seed=seed,
@@ -178,7 +316,7 @@ def simulate(
         return
     result = simulate_night(
         instrument,
-        date,
+        night,
         out_dir,
         seed=seed,
         scale=scale,
@@ -233,17 +371,19 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], move: bool, as_json: boo
 
 
 @main.command()
-@click.option("--night", help="Only this night (YYYY-MM-DD).")
-@click.option("--instrument", help="Only this instrument.")
+@night_option("--night", help="Only this night (YYYY-MM-DD).")
+@instrument_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, keywords included.")
 @click.pass_context
-def frames(ctx: click.Context, night: str | None, instrument: str | None, as_json: bool) -> None:
+def frames(
+    ctx: click.Context, night: dt.date | None, instrument: str | None, as_json: bool
+) -> None:
     """List the ingested frames."""
     from qclib.db import ingest_log
 
     database = _database(ctx)
     with database.transaction() as session:
-        rows = ingest_log.list_frames(session, night=_parse_night(night), instrument=instrument)
+        rows = ingest_log.list_frames(session, night=night, instrument=instrument)
     if as_json:
         _print_json([r.as_dict(with_keywords=True) for r in rows])
         return
@@ -348,7 +488,9 @@ def _header_of(path: Path) -> dict[str, Any]:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option(
     "--rules",
     "rules_file",
@@ -429,17 +571,17 @@ def associate(ctx: click.Context, as_json: bool) -> None:
 
 
 @main.group("abs", invoke_without_command=True)
-@click.option("--night", help="Only this night (YYYY-MM-DD).")
+@night_option("--night", help="Only this night (YYYY-MM-DD).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def association_blocks(ctx: click.Context, night: str | None, as_json: bool) -> None:
+def association_blocks(ctx: click.Context, night: dt.date | None, as_json: bool) -> None:
     """List association blocks (run 'qc associate' first); 'qc abs show ID' for one."""
     if ctx.invoked_subcommand is not None:
         return
     from qclib.db import blocks as block_store
 
     with _database(ctx).transaction() as session:
-        blocks = block_store.list_blocks(session, night=_parse_night(night))
+        blocks = block_store.list_blocks(session, night=night)
     if as_json:
         _print_json(blocks)
         return
@@ -464,10 +606,10 @@ def abs_show(ctx: click.Context, block_id: str, as_json: bool) -> None:
     """One AB with its association log."""
     from qclib.db import blocks as block_store
 
+    _check_block_ids(ctx, [block_id])
     with _database(ctx).transaction() as session:
         block = block_store.get_block(session, block_id)
-    if block is None:
-        raise ConfigError(f"no association block {block_id!r}; 'qc abs' lists them")
+    assert block is not None
     if as_json:
         _print_json(block)
         return
@@ -503,18 +645,34 @@ def abs_show(ctx: click.Context, block_id: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--nights", default=7, show_default=True, help="How many nights back to look.")
-@click.option("--until", "until", help="Last night to look at (default: the newest AB's).")
+@click.option(
+    "--nights",
+    type=click.IntRange(min=1),
+    default=7,
+    show_default=True,
+    help="How many nights back to look.",
+)
+@night_option(
+    "--until", indexed=False, help="Last night to look at (default: the newest with frames)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def calchecker(ctx: click.Context, nights: int, until: str | None, as_json: bool) -> None:
-    """Are the calibrations recent science needs present (OK), outdated (NOK) or missing?"""
+def calchecker(ctx: click.Context, nights: int, until: dt.date | None, as_json: bool) -> None:
+    """Are the calibrations recent science needs present (OK), outdated (NOK) or missing?
+
+    Judged on the frames indexed now (classified and associated in memory).
+    """
     from qclib.workflow.calchecker import calibration_status
 
-    status = calibration_status(
-        _workspace(ctx), _database(ctx), nights=nights, until=_parse_night(until)
-    )
+    status = calibration_status(_workspace(ctx), _database(ctx), nights=nights, until=until)
     start, end, checks = status.start, status.end, status.checks
+    every = indexed_nights(ctx)
+    if not any(start <= n <= end for n in every):
+        if until is None:
+            raise ConfigError(f"nothing to check: {_nights_text(every)}")
+        raise click.BadParameter(
+            f"no frames on nights {start} .. {end}; {_nights_text(every)}", param_hint="'--until'"
+        )
     if as_json:
         _print_json(
             {
@@ -544,20 +702,20 @@ def calchecker(ctx: click.Context, nights: int, until: str | None, as_json: bool
 
 @main.command()
 @click.argument("ids", nargs=-1)
-@click.option("--night", help="Only blocks of this night (YYYY-MM-DD).")
+@night_option("--night", help="Only blocks of this night (YYYY-MM-DD).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def process(ctx: click.Context, ids: tuple[str, ...], night: str | None, as_json: bool) -> None:
+def process(ctx: click.Context, ids: tuple[str, ...], night: dt.date | None, as_json: bool) -> None:
     """Run the recipes of complete association blocks (run 'qc associate' first).
 
-    Recipes implemented so far: qc_master_bias. Blocks of other recipes wait, and say so.
+    Every calibration recipe the OCA rules name is implemented (qclib.recipes.REGISTRY);
+    a block whose recipe is not (science, so far) waits and says so.
     """
     from qclib.workflow.process import process_blocks
 
+    _check_block_ids(ctx, ids)
     workspace = _workspace(ctx)
-    outcomes = process_blocks(
-        workspace, _database(ctx), night=_parse_night(night), ids=list(ids) or None
-    )
+    outcomes = process_blocks(workspace, _database(ctx), night=night, ids=list(ids) or None)
     if as_json:
         _print_json([o.as_dict() for o in outcomes])
         return
@@ -579,7 +737,11 @@ def _executor_options(command: Any) -> Any:
                 show_default=True,
                 help="Where recipes and reports run: here, a local process pool, or Dask.",
             ),
-            click.option("--workers", type=int, help="Pool or LocalCluster size (default: cores)."),
+            click.option(
+                "--workers",
+                type=click.IntRange(min=1),
+                help="Pool or LocalCluster size (default: cores).",
+            ),
             click.option("--scheduler", help="An existing Dask scheduler, tcp://HOST:PORT."),
         ]
     ):
@@ -596,14 +758,19 @@ def _open_workers(executor: str, workers: int | None, scheduler: str | None) -> 
 
 
 @main.command("run")
-@click.option("--night", help="Process only this night's blocks (YYYY-MM-DD).")
+@night_option(
+    "--night",
+    indexed=False,
+    help="Process only this night's blocks (YYYY-MM-DD); it must have frames once the "
+    "inbox is ingested.",
+)
 @click.option("--no-reports", is_flag=True, help="Skip the report notebooks (qc report later).")
 @_executor_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def run_command(
     ctx: click.Context,
-    night: str | None,
+    night: dt.date | None,
     no_reports: bool,
     executor: str,
     workers: int | None,
@@ -613,16 +780,32 @@ def run_command(
     """One incremental pass: ingest the inbox, associate, process, score, report."""
     from qclib.workflow.run import run_pass
 
+    workspace = _workspace(ctx)
+    # A night not indexed yet may arrive with the inbox: judged before the pass when
+    # the inbox is empty, else once it is ingested.
+    if (
+        night is not None
+        and night not in (every := indexed_nights(ctx))
+        and not any(p.is_file() for p in workspace.inbox.rglob("*"))
+    ):
+        raise click.BadParameter(
+            f"no frames on night {night} and the inbox is empty; {_nights_text(every)}",
+            param_hint="'--night'",
+        )
     with _open_workers(executor, workers, scheduler) as pool:
         summary = run_pass(
-            _workspace(ctx),
+            workspace,
             _database(ctx),
-            night=_parse_night(night),
+            night=night,
             progress=not as_json,
             write_reports=not no_reports,
             workers=pool,
         )
     _print_pass(summary, as_json)
+    if night is not None and night not in (every := indexed_nights(ctx)):
+        raise ConfigError(
+            f"no frames on night {night}, even with the inbox ingested; {_nights_text(every)}"
+        )
 
 
 def _print_pass(summary: Any, as_json: bool) -> None:
@@ -678,8 +861,14 @@ def _print_pass(summary: Any, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--interval", type=float, help="Minutes between passes (default: qc.toml's).")
-@click.option("--passes", type=int, help="Stop after this many passes (default: never).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Minutes between passes (default: qc.toml's).",
+)
+@click.option(
+    "--passes", type=click.IntRange(min=1), help="Stop after this many passes (default: never)."
+)
 @_executor_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per pass.")
 @click.pass_context
@@ -713,28 +902,25 @@ def watch(
 
 
 @main.command()
-@click.argument("instrument")
+@click.argument("instrument", callback=_check_instrument)
 @click.pass_context
 def health(ctx: click.Context, instrument: str) -> None:
     """Write the health-check report (trend plots of every graded QC parameter)."""
     from qclib.workflow.reports import render_health_check
 
     workspace = _workspace(ctx)
-    known = sorted({c.name for c in workspace.instruments().values()})
-    if instrument.upper() not in known:
-        raise click.UsageError(f"unknown instrument {instrument!r}; this workspace takes {known}")
     console.print(f"health check: {render_health_check(workspace, instrument)}", highlight=False)
 
 
 @main.command()
 @click.argument("ids", nargs=-1)
-@click.option("--night", help="Every processed block of this night (YYYY-MM-DD).")
+@night_option("--night", help="Every processed block of this night (YYYY-MM-DD).")
 @_executor_options
 @click.pass_context
 def report(
     ctx: click.Context,
     ids: tuple[str, ...],
-    night: str | None,
+    night: dt.date | None,
     executor: str,
     workers: int | None,
     scheduler: str | None,
@@ -745,10 +931,11 @@ def report(
     from qclib.workflow.reports import render_reports
 
     database = _database(ctx)
+    _check_block_ids(ctx, ids)
     if not ids:
         with database.transaction() as session:
             states = product_store.block_states(session)
-            chosen = block_store.list_blocks(session, night=_parse_night(night))
+            chosen = block_store.list_blocks(session, night=night)
         ids = tuple(b["id"] for b in chosen if states.get(b["id"], ("",))[0] == "done")
     if not ids:
         raise click.UsageError("no processed block to report on; give ids or --night")
@@ -760,7 +947,7 @@ def report(
 
 
 @main.command()
-@click.option("--instrument", help="Only this instrument.")
+@instrument_option()
 @click.option(
     "--rescore", is_flag=True, help="Grade every value again (past rules for past nights)."
 )
@@ -784,11 +971,13 @@ def score(ctx: click.Context, instrument: str | None, rescore: bool, as_json: bo
 
 
 @main.command()
-@click.option("--instrument", help="Only this instrument.")
-@click.option("--night", help="Only this night (YYYY-MM-DD).")
+@instrument_option()
+@night_option("--night", help="Only this night (YYYY-MM-DD).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def grades(ctx: click.Context, instrument: str | None, night: str | None, as_json: bool) -> None:
+def grades(
+    ctx: click.Context, instrument: str | None, night: dt.date | None, as_json: bool
+) -> None:
     """Grades rolled up: instrument, night, block, product (NOK detectors named)."""
     from rich.tree import Tree
 
@@ -796,9 +985,7 @@ def grades(ctx: click.Context, instrument: str | None, night: str | None, as_jso
     from qclib.qc.scoring import roll_up_levels
 
     with _database(ctx).transaction() as session:
-        graded = qc1_store.graded_paths(
-            session, instrument=instrument and instrument.upper(), night=_parse_night(night)
-        )
+        graded = qc1_store.graded_paths(session, instrument=instrument, night=night)
     levels = roll_up_levels(graded)
     names = ("instrument", "night", "ab_id", "pro_catg", "detector")
     if as_json:
@@ -840,22 +1027,32 @@ def qc1() -> None:
     """The QC1 database: every QC value with its grade."""
 
 
+def _check_out_file(ctx: click.Context, param: click.Parameter, out: Path | None) -> Any:
+    """An output file's folder must exist (a mistyped path makes no folders)."""
+    if out is not None and not out.parent.is_dir():
+        raise click.BadParameter(f"no folder {out.parent} to write {out.name} into", ctx, param)
+    return out
+
+
 @qc1.command("export")
-@click.option("--instrument", help="Only this instrument.")
+@instrument_option()
 @click.option("--param", "parameter", help="Only this QC parameter (e.g. QC.RON).")
-@click.option("--since", help="Only nights from this date (YYYY-MM-DD).")
+@night_option("--since", indexed=False, help="Only nights from this date (YYYY-MM-DD).")
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
 )
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout)."
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=_check_out_file,
+    help="File (default: stdout).",
 )
 @click.pass_context
 def qc1_export(
     ctx: click.Context,
     instrument: str | None,
     parameter: str | None,
-    since: str | None,
+    since: dt.date | None,
     fmt: str,
     out: Path | None,
 ) -> None:
@@ -869,8 +1066,22 @@ def qc1_export(
     database = _database(ctx)
     with database.transaction() as session:
         rows = qc1_store.export_rows(
-            session, instrument=instrument, parameter=parameter, since=_parse_night(since)
+            session, instrument=instrument, parameter=parameter, since=since
         )
+    if parameter is not None and not rows:
+        # Unknown, or known but not measured yet: the instruments' QC catalogues tell.
+        workspace = _workspace(ctx)
+        catalogue = {
+            name
+            for config in workspace.instruments().values()
+            if instrument in (None, config.name)
+            for parameters in config.qc.values()
+            for name in parameters
+        }
+        if parameter not in catalogue:
+            raise click.BadParameter(
+                unknown("QC parameter", parameter, catalogue), param_hint="'--param'"
+            )
     if fmt == "json":
         text = json.dumps(rows, indent=1) + "\n"
     else:
@@ -894,27 +1105,22 @@ def event() -> None:
 
 @event.command("add")
 @click.argument("text")
-@click.option("--instrument", required=True, help="Instrument (e.g. OMEGACAM).")
-@click.option("--date", "when", required=True, help="Date of the event (YYYY-MM-DD).")
+@instrument_option(required=True, help="Instrument (e.g. OMEGACAM).")
+@night_option("--date", "when", indexed=False, required=True, help="Date of the event.")
 @click.pass_context
-def event_add(ctx: click.Context, text: str, instrument: str, when: str) -> None:
+def event_add(ctx: click.Context, text: str, instrument: str, when: dt.date) -> None:
     """Record an event: qc event add "CCD 66 controller replaced" --instrument OMEGACAM --date D"""
     from qclib.db import qc1 as qc1_store
 
-    workspace = _workspace(ctx)
-    name = instrument.upper()
-    known = sorted({c.name for c in workspace.instruments().values()})
-    if name not in known:
-        raise click.UsageError(f"unknown instrument {instrument!r}; this workspace takes {known}")
-    date = _parse_night(when)
-    assert date is not None
+    if not text.strip():
+        raise click.BadParameter("an event needs a text saying what happened", param_hint="TEXT")
     with _database(ctx).transaction() as session:
-        event_id = qc1_store.add_event(session, instrument=name, date=date, text=text)
-    console.print(f"event {event_id} recorded: {date} {name} {text}", highlight=False)
+        event_id = qc1_store.add_event(session, instrument=instrument, date=when, text=text)
+    console.print(f"event {event_id} recorded: {when} {instrument} {text}", highlight=False)
 
 
 @event.command("list")
-@click.option("--instrument", help="Only this instrument.")
+@instrument_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def event_list(ctx: click.Context, instrument: str | None, as_json: bool) -> None:
@@ -996,13 +1202,21 @@ def user_remove(ctx: click.Context, name: str) -> None:
 )
 @click.option(
     "--refresh-seconds",
+    type=click.FloatRange(min=0, min_open=True),
     default=300.0,
     show_default=True,
     help="calChecker and monitor: seconds between refreshes (changeable on the page).",
 )
-@click.option("--pool-size", default=1, show_default=True, help="Preheated kernels per dashboard.")
+@click.option(
+    "--pool-size",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Preheated kernels per dashboard (0: none).",
+)
 @click.option(
     "--cull-idle-minutes",
+    type=click.FloatRange(min=0, min_open=True),
     default=15.0,
     show_default=True,
     help="Stop a closed page's kernel after this long idle.",
@@ -1037,7 +1251,13 @@ def dashboards_command(
 
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--nights", default=7, show_default=True, help="How many nights back to show.")
+@click.option(
+    "--nights",
+    type=click.IntRange(min=1),
+    default=7,
+    show_default=True,
+    help="How many nights back to show.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the pages written).")
 @click.pass_context
 def publish(ctx: click.Context, directory: Path, nights: int, as_json: bool) -> None:
@@ -1058,16 +1278,16 @@ def publish(ctx: click.Context, directory: Path, nights: int, as_json: bool) -> 
     default=Path("demo-workspace"),
     show_default=True,
 )
-@click.option("--night", default="2026-11-23", show_default=True)
+@night_option("--night", indexed=False, default="2026-11-23", show_default=True)
 @click.option("--scale", type=click.Choice(["test", "full"]), default="full", show_default=True)
-@click.option("--workers", type=int, help="Local process pool size (default: cores).")
-def demo(workspace_dir: Path, night: str, scale: str, workers: int | None) -> None:
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Local process pool size (default: cores)."
+)
+def demo(workspace_dir: Path, night: dt.date, scale: str, workers: int | None) -> None:
     """Simulate an OmegaCAM and a HAWK-I night, run them through `qc run`, show the results."""
     from qclib.demo import run_demo
 
-    date = _parse_night(night)
-    assert date is not None
-    run_demo(workspace_dir, date, scale=scale, console=console, workers=workers)
+    run_demo(workspace_dir, night, scale=scale, console=console, workers=workers)
 
 
 # Review, certification, audit log, archive, CalSelector: their own module, registered here.

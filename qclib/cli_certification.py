@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import sys
 from pathlib import Path
@@ -9,19 +10,29 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from qclib.cli import _database, _parse_night, _print_json, _workspace, console, err_console
+from qclib.cli import (
+    _database,
+    _print_json,
+    _workspace,
+    console,
+    err_console,
+    instrument_option,
+    night_option,
+    unknown,
+)
+from qclib.errors import ConfigError
 
 
 @click.command()
-@click.option("--instrument", help="Only this instrument.")
-@click.option("--night", help="Only this night (YYYY-MM-DD).")
+@instrument_option()
+@night_option("--night", help="Only this night (YYYY-MM-DD).")
 @click.option("--all", "include_undrawn", is_flag=True, help="Also undrawn all-OK products.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def review(
     ctx: click.Context,
     instrument: str | None,
-    night: str | None,
+    night: dt.date | None,
     include_undrawn: bool,
     as_json: bool,
 ) -> None:
@@ -32,7 +43,7 @@ def review(
         _workspace(ctx),
         _database(ctx),
         instrument=instrument,
-        night=_parse_night(night),
+        night=night,
         include_undrawn=include_undrawn,
     )
     if as_json:
@@ -60,20 +71,20 @@ def review(
 
 
 def _product_ids(ctx: click.Context, refs: tuple[str, ...]) -> list[int]:
-    """Product ids from ids or product file names."""
+    """Product ids from ids or product file names; an unknown one is an error."""
     from qclib.db import products as product_store
-    from qclib.errors import ConfigError
 
-    ids = []
     with _database(ctx).transaction() as session:
-        for ref in refs:
-            if ref.isdigit():
-                ids.append(int(ref))
-                continue
-            found = product_store.product_by_name(session, Path(ref).name)
-            if found is None:
-                raise ConfigError(f"no product {ref!r}; 'qc review --all' lists them")
-            ids.append(found.id)
+        every = product_store.list_products(session)
+    by_id = {str(p.id): p.id for p in every}
+    by_name = {p.name: p.id for p in every}
+    ids = []
+    for ref in refs:
+        found = by_id.get(ref) if ref.isdigit() else by_name.get(Path(ref).name)
+        if found is None:
+            known = by_id if ref.isdigit() else by_name
+            raise ConfigError(unknown("product", ref, known, "'qc review --all' lists them"))
+        ids.append(found)
     return ids
 
 
@@ -135,6 +146,8 @@ def audit(ctx: click.Context, product: str | None, as_json: bool) -> None:
             entries = audit_store.entries(session, product_id=int(product))
         else:
             entries = audit_store.entries(session, product=Path(product).name)
+    if product is not None and not entries:
+        _product_ids(ctx, (product,))  # unknown: says so; known: nothing decided yet
     if as_json:
         _print_json([e.as_dict() for e in entries])
         return
@@ -174,14 +187,14 @@ def archive() -> None:
 
 
 @archive.command("list")
-@click.option("--instrument", help="Only this instrument.")
+@instrument_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def archive_list(ctx: click.Context, instrument: str | None, as_json: bool) -> None:
     """Archived files, with their product and status."""
     from qclib.archive.store import list_archive
 
-    files = list_archive(_database(ctx), instrument=instrument.upper() if instrument else None)
+    files = list_archive(_database(ctx), instrument=instrument)
     if as_json:
         _print_json([f.as_dict() for f in files])
         return

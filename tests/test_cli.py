@@ -12,6 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from qclib.cli import main
+from qclib.instruments import available_instruments
 
 
 def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -51,10 +52,9 @@ def test_end_to_end(tmp_path: Path, hawki_night: Path, monkeypatch) -> None:
     frames = json.loads(runner.invoke(main, ["-w", str(ws), "frames", "--json"]).output)
     assert len(frames) == len(outcomes) - 1
     assert frames[0]["keywords"]["INSTRUME"] == "HAWKI"
-    night = json.loads(
-        runner.invoke(main, ["-w", str(ws), "frames", "--night", "2026-11-24", "--json"]).output
-    )
-    assert night == []
+    night = runner.invoke(main, ["-w", str(ws), "frames", "--night", "2026-11-24", "--json"])
+    assert night.exit_code == 2 and night.stdout == ""
+    assert "no frames on night 2026-11-24; indexed: 2026-11-23 .. 2026-11-23" in night.stderr
 
     shown = runner.invoke(main, ["-w", str(ws), "quarantine"])
     assert "broken.fits" in shown.output and "truncated" in shown.output
@@ -72,7 +72,10 @@ def test_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
     result = _run("simulate", "FORS9", "--night", "2026-11-23", "--out", str(tmp_path / "x"))
-    assert result.returncode == 2 and "unknown instrument 'FORS9'" in result.stderr
+    assert result.returncode == 2
+    known = ", ".join(available_instruments())
+    assert result.stderr.endswith(f"unknown instrument 'FORS9'; known: {known}\n")
+    assert result.stderr.count("\n") == 1  # no usage text, no traceback
 
 
 def test_simulate_json(tmp_path: Path) -> None:

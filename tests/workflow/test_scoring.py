@@ -146,4 +146,4 @@ def test_grades_roll_up_to_block_night_and_instrument(workspace, degraded_biases
     shown = runner.invoke(main, [*base, "grades", "--instrument", "omegacam"])
     assert f"NOK: {DEGRADED}" in shown.output and "MASTER_BIAS" in shown.output
     other_night = runner.invoke(main, [*base, "grades", "--night", "2026-11-24"])
-    assert "no graded values" in other_night.output
+    assert other_night.exit_code == 2 and "no frames on night 2026-11-24" in other_night.output
