@@ -727,6 +727,21 @@ def process(ctx: click.Context, ids: tuple[str, ...], night: dt.date | None, as_
         console.print("nothing to process")
 
 
+def _check_scheduler(ctx: click.Context, param: click.Parameter, address: str | None) -> Any:
+    """``--scheduler``: a Dask address with a port (whether it answers, Dask says)."""
+    if address is not None:
+        from distributed.comm import parse_address
+        from distributed.comm.addressing import parse_host_port
+
+        try:
+            parse_host_port(parse_address(address)[1])
+        except ValueError as err:
+            raise click.BadParameter(
+                f"{address!r}: {err}; give tcp://HOST:PORT", ctx, param
+            ) from None
+    return address
+
+
 def _executor_options(command: Any) -> Any:
     for option in reversed(
         [
@@ -742,7 +757,11 @@ def _executor_options(command: Any) -> Any:
                 type=click.IntRange(min=1),
                 help="Pool or LocalCluster size (default: cores).",
             ),
-            click.option("--scheduler", help="An existing Dask scheduler, tcp://HOST:PORT."),
+            click.option(
+                "--scheduler",
+                callback=_check_scheduler,
+                help="An existing Dask scheduler, tcp://HOST:PORT.",
+            ),
         ]
     ):
         command = option(command)

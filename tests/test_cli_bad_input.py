@@ -119,6 +119,7 @@ CASES: dict[str, dict[str, list[Bad]]] = {
         "night": nights("--night"),
         "executor": [bad("--executor", "slurm")],
         "workers": [bad("--workers", "0")],
+        "scheduler": [bad("--scheduler", "nope"), bad("--scheduler", "tcp://127.0.0.1")],
     },
     "review": {"instrument": [bad("--instrument", "NOPE")], "night": nights("--night")},
     "rules": {SUBCOMMAND: [bad("nope")]},
@@ -127,6 +128,7 @@ CASES: dict[str, dict[str, list[Bad]]] = {
         "night": [*nights("--night", indexed=False), bad("--night", "1999-01-01")],
         "executor": [bad("--executor", "slurm")],
         "workers": [bad("--workers", "0")],
+        "scheduler": [bad("--scheduler", "nope"), bad("--scheduler", "tcp://127.0.0.1")],
     },
     "score": {"instrument": [bad("--instrument", "NOPE")]},
     "simulate": {
@@ -149,6 +151,7 @@ CASES: dict[str, dict[str, list[Bad]]] = {
         "passes": [bad("--passes", "0")],
         "executor": [bad("--executor", "slurm")],
         "workers": [bad("--workers", "0")],
+        "scheduler": [bad("--scheduler", "nope"), bad("--scheduler", "tcp://127.0.0.1")],
     },
 }
 
@@ -157,9 +160,6 @@ FREE = {
     ("certify", "comment"): "the reviewer's own words",
     ("certify", "reviewer"): "a name for the audit log",
     ("dashboards", "host"): "an address; the server says whether it can listen there",
-    ("report", "scheduler"): "a Dask address; Dask says whether it answers",
-    ("run", "scheduler"): "a Dask address; Dask says whether it answers",
-    ("watch", "scheduler"): "a Dask address; Dask says whether it answers",
 }
 
 
