@@ -1,8 +1,10 @@
 """Run ESO's own pipeline recipes (esorex, Debian packages ``esorex`` and
-``cpl-plugin-<instrument>``) on the same frames, and read back their QC keywords.
+``cpl-plugin-<instrument>``) on the same frames, and read back their QC keywords
+and pixel maps.
 
 A reference to compare with, not a dependency: ``available()`` says why it cannot
 run where it cannot (shared/peers/hawki_esorex.md lists what each recipe expects).
+``QC_ESOREX`` names the esorex executable when it is not the one on ``PATH``.
 """
 
 from __future__ import annotations
@@ -16,20 +18,51 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from astropy.io import fits
+
+#: Environment variable naming the esorex executable (default: ``esorex`` on PATH).
+ESOREX_ENV = "QC_ESOREX"
 
 
 @dataclass(frozen=True)
 class EsorexRun:
+    """One esorex recipe run: its products by file name and by PRO.CATG."""
+
     recipe: str
     products: dict[str, Path]  # file name -> path
+    by_catg: dict[str, Path]  # HIERARCH ESO PRO CATG -> path
+    out_dir: Path  # products, the SOF and esorex.log
     wall_s: float
     log: str
+
+    def product(self, pro_catg: str) -> Path:
+        """The product of category ``pro_catg``.
+
+        Raises
+        ------
+        LookupError
+            the run wrote no such product; the message lists what it wrote.
+        """
+        if pro_catg not in self.by_catg:
+            raise LookupError(
+                f"esorex {self.recipe} wrote no {pro_catg} product (it wrote "
+                f"{sorted(self.by_catg) or 'nothing'}); see {self.out_dir / 'esorex.log'}"
+            )
+        return self.by_catg[pro_catg]
+
+
+def esorex_command() -> str:
+    """The esorex executable: ``$QC_ESOREX`` if set, else ``esorex``."""
+    return os.environ.get(ESOREX_ENV) or "esorex"
 
 
 def available(plugin: str = "hawki") -> str | None:
     """None when esorex and the instrument's plugins are installed, else the reason."""
-    if shutil.which("esorex") is None:
+    command = esorex_command()
+    if shutil.which(command) is None:
+        if ESOREX_ENV in os.environ:
+            return f"esorex not found at {command!r} (named by ${ESOREX_ENV})"
         return "esorex is not installed (Debian: apt-get install esorex)"
     if not glob.glob(f"/usr/lib/*/cpl/plugins/{plugin}-*/") and not glob.glob(
         f"/usr/lib/cpl/plugins/{plugin}-*/"
@@ -61,7 +94,7 @@ def run_recipe(
     sof.write_text("".join(f"{Path(p).resolve()} {tag}\n" for p, tag in frames))
     options = [f"--{k}={v}" for k, v in (parameters or {}).items()]
     command = [
-        "esorex",
+        esorex_command(),
         f"--output-dir={out.resolve()}",
         f"--log-dir={out.resolve()}",
         recipe,
@@ -74,8 +107,13 @@ def run_recipe(
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
         raise RuntimeError(f"esorex {recipe} failed (exit {done.returncode}):\n{tail}")
-    products = {p.name: p for p in out.glob("*.fits")}
-    return EsorexRun(recipe, products, wall, done.stdout)
+    products = {p.name: p for p in sorted(out.glob("*.fits"))}
+    by_catg = {}
+    for path in products.values():
+        catg = fits.getheader(path).get("HIERARCH ESO PRO CATG")
+        if catg:
+            by_catg[str(catg)] = path
+    return EsorexRun(recipe, products, by_catg, out, wall, done.stdout)
 
 
 def read_qc(path: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
@@ -103,3 +141,17 @@ def read_qc(path: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
                 elif extname:
                     out.setdefault(str(extname), {})[name] = float(value)
     return out
+
+
+def read_bad_pixels(
+    bpm: str | os.PathLike[str], conf: str | os.PathLike[str]
+) -> dict[str, np.ndarray]:
+    """Pixels ESO's products mark bad, per detector (EXTNAME): non-zero in the
+    MASTER_BPM or zero in the MASTER_CONF (the confidence map ESO's later recipes
+    weight pixels by). Full frames, reference-pixel border included."""
+    bad: dict[str, np.ndarray] = {}
+    with fits.open(bpm) as bpm_hdul, fits.open(conf) as conf_hdul:
+        for hdu in bpm_hdul[1:]:
+            confidence = np.asarray(conf_hdul[hdu.name].data)
+            bad[hdu.name] = (np.asarray(hdu.data) != 0) | (confidence == 0)
+    return bad
