@@ -23,17 +23,21 @@ REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 
 
 def missing_dependency(reason: str) -> None:
-    """Skip a test whose outside dependency is missing, loudly; under CI=true fail it:
-    CI must run every test (esorex, PostgreSQL, Chromium, ../shared are all installed)."""
+    """Skip a test for want of an outside dependency, loudly (``reason`` says what is
+    missing and how to install it); under CI=true fail it instead: CI must run every
+    test (esorex, PostgreSQL, Chromium and ../shared/realdata are all installed there)."""
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and a dependency is missing: {reason}")
+        pytest.fail(
+            f"CI=true and a dependency is missing, but CI runs every test: {reason}",
+            pytrace=False,
+        )
     pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def realdata() -> Path:
     if not REALDATA.exists():
-        missing_dependency(f"shared/realdata not found at {REALDATA}")
+        missing_dependency(f"REAL-HEADER TESTS SKIPPED: shared/realdata not found at {REALDATA}")
     return REALDATA
 
 
@@ -136,8 +140,8 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     bindir = _pg_bindir()
     if bindir is None:
         missing_dependency(
-            "PostgreSQL server binaries missing (apt-get install postgresql): "
-            "PostgreSQL variants of the database tests are SKIPPED"
+            "POSTGRESQL VARIANTS OF THE DATABASE TESTS SKIPPED: PostgreSQL server "
+            "binaries missing (apt-get install postgresql)"
         )
     cluster = PostgresCluster(bindir)
     cluster.start()
