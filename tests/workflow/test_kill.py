@@ -239,14 +239,13 @@ def test_killed_pass_resumes_to_the_uninterrupted_end_state(
     marker = tmp_path / "killpoint.json"
     command = _command(root, executor, reports=point == "report")
 
-    child = subprocess.Popen(
-        command,
-        env=environment(point, marker),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _, stderr = child.communicate(timeout=240)
+    # stderr to a file: a worker that outlived the command would hold a pipe open.
+    with open(tmp_path / "stderr.txt", "w") as log:
+        child = subprocess.Popen(
+            command, env=environment(point, marker), stdout=subprocess.DEVNULL, stderr=log
+        )
+        child.wait(timeout=240)
+    stderr = (tmp_path / "stderr.txt").read_text()
     reached = read_marker(marker)
     descendants = [d["pid"] for d in (reached or {}).get("descendants", [])]
     try:
