@@ -258,6 +258,22 @@ class SimulatorProfile(Strict):
     hot_pixel_e_per_s: tuple[float, float]
     cold_pixel_fraction: float = Field(ge=0, lt=0.01)
     cold_pixel_response: tuple[float, float]
+    bias_offset_adu: tuple[float, float] = Field(
+        (0.0, 0.0), description="Level of the data region above the overscan level (CCD)"
+    )
+    bias_edge_ramp_fraction: float = Field(
+        0.0, ge=0, le=1, description="Share of CCDs whose bias rises towards the prescan"
+    )
+    bias_edge_ramp_adu: tuple[float, float] = Field(
+        (0.0, 0.0), description="That rise at the first data column next to the prescan"
+    )
+    bias_edge_ramp_px: float = Field(8.0, gt=0, description="Its e-folding length, columns")
+    bad_columns: tuple[int, int] = Field(
+        (0, 0), description="Bad (low-response) columns per detector, drawn in this range"
+    )
+    bad_column_response: tuple[float, float] = Field(
+        (0.0, 0.6), description="Response of a bad column's pixels"
+    )
     prnu_rms: float = Field(ge=0, lt=0.2)
     illumination_amplitude: float = Field(ge=0, lt=0.5)
     nonlinearity_per_adu: float = Field(le=0, description="Quadratic coefficient: adu*(1+c*adu)")

@@ -8,7 +8,7 @@ pixels are 0-based (x, y) in the trimmed data region.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -35,6 +35,13 @@ class DetectorTruth:
     prnu_rms: float
     hot_pixels: list[tuple[int, int, float]]
     cold_pixels: list[tuple[int, int, float]]
+    # CCD bias structure beyond the zero-mean pattern: the data region's level above
+    # the overscan, and a rise towards the prescan, amplitude * exp(-x / e-folding).
+    bias_offset_adu: float = 0.0
+    bias_edge_ramp_adu: float = 0.0
+    bias_edge_ramp_px: float = 0.0
+    # Bad columns: (x, first row, row after the last, response of its pixels).
+    bad_columns: list[tuple[int, int, int, float]] = field(default_factory=list)
 
     @property
     def read_noise_adu(self) -> float:
@@ -45,6 +52,7 @@ class DetectorTruth:
         out["read_noise_adu"] = self.read_noise_adu
         out["n_hot_pixels"] = len(self.hot_pixels)
         out["n_cold_pixels"] = len(self.cold_pixels)
+        out["n_bad_column_pixels"] = sum(stop - start for _, start, stop, _ in self.bad_columns)
         return out
 
 
@@ -52,7 +60,7 @@ class DetectorTruth:
 class DetectorMaps:
     """Static per-pixel maps of one detector over its data region (float32)."""
 
-    bias_structure_adu: np.ndarray  # zero-mean 2D bias structure
+    bias_structure_adu: np.ndarray  # 2D bias structure above the overscan level
     dark_e_per_s: np.ndarray  # dark current including hot pixels
     response: np.ndarray  # pixel response: PRNU and cold pixels, mean about 1
 
@@ -79,6 +87,7 @@ def draw_detector_truth(
     lo, hi = np.log(sim.hot_pixel_e_per_s[0]), np.log(sim.hot_pixel_e_per_s[1])
     hot_rates = np.exp(rng.uniform(lo, hi, n_hot))
     cold_response = rng.uniform(*sim.cold_pixel_response, n_cold)
+    bias_structure = _draw_bias_structure(instrument, shape, index, seed)
     return DetectorTruth(
         extname=instrument.detectors[index].extname,
         index=index,
@@ -98,7 +107,34 @@ def draw_detector_truth(
             (int(x), int(y), float(r))
             for (x, y), r in zip(defects[n_hot:], cold_response, strict=True)
         ],
+        **bias_structure,
     )
+
+
+def _draw_bias_structure(
+    instrument: InstrumentConfig, shape: tuple[int, int], index: int, seed: int
+) -> dict[str, object]:
+    """The CCD-only truth (bias offset, edge ramp, bad columns), from its own random
+    stream so that the other truth values stay what they were without it."""
+    sim = instrument.simulator
+    rng = np.random.default_rng([seed, 7, index])
+    ny, nx = shape
+    has_ramp = rng.uniform() < sim.bias_edge_ramp_fraction
+    ramp = float(rng.uniform(*sim.bias_edge_ramp_adu))
+    n_columns = int(rng.integers(sim.bad_columns[0], sim.bad_columns[1] + 1))
+    columns = np.sort(rng.choice(nx, size=n_columns, replace=False))
+    # A bad column runs from a trap to the far end of the column (or all of it).
+    starts = np.where(rng.uniform(size=n_columns) < 0.5, 0, rng.integers(0, ny // 2, n_columns))
+    responses = rng.uniform(*sim.bad_column_response, n_columns)
+    return {
+        "bias_offset_adu": float(rng.uniform(*sim.bias_offset_adu)),
+        "bias_edge_ramp_adu": ramp if has_ramp else 0.0,
+        "bias_edge_ramp_px": sim.bias_edge_ramp_px if has_ramp else 0.0,
+        "bad_columns": [
+            (int(x), int(y0), ny, float(r))
+            for x, y0, r in zip(columns, starts, responses, strict=True)
+        ],
+    }
 
 
 def build_detector_maps(
@@ -117,13 +153,20 @@ def build_detector_maps(
     else:
         pattern = rng.normal(0, truth.bias_pattern_rms_adu, nx).astype(np.float32)[None, :]
     structure = truth.bias_gradient_x_adu * x + truth.bias_gradient_y_adu * y + pattern
-    structure = (structure - structure.mean()).astype(np.float32)
+    structure = structure - structure.mean() + truth.bias_offset_adu
+    if truth.bias_edge_ramp_adu:
+        columns = np.arange(nx, dtype=np.float32)[None, :]
+        ramp = np.exp(-columns / truth.bias_edge_ramp_px)
+        structure = structure + truth.bias_edge_ramp_adu * ramp
+    structure = structure.astype(np.float32)
 
     dark = np.full(shape, truth.dark_current_e_per_s, dtype=np.float32)
     for px, py, rate in truth.hot_pixels:
         dark[py, px] += rate
 
     response = (1.0 + rng.normal(0, truth.prnu_rms, shape)).astype(np.float32)
+    for px, start, stop, value in truth.bad_columns:
+        response[start:stop, px] = value
     for px, py, value in truth.cold_pixels:
         response[py, px] = value
     return DetectorMaps(bias_structure_adu=structure, dark_e_per_s=dark, response=response)

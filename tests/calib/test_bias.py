@@ -47,7 +47,23 @@ def test_master_bias_recovers_the_truth(omegacam_night: Path) -> None:
         assert qc["QC.NHOTPIX"] == len(found)
         # The column pattern the simulator put in is what the FPN reads.
         assert qc["QC.BIAS.FPN"] == pytest.approx(det["bias_pattern_rms_adu"], rel=0.15)
-        assert abs(qc["QC.MASTER.BIAS.MEDIAN"]) < 0.3
+        # The data region sits bias_offset_adu above the overscan (0.02 ADU of noise).
+        assert qc["QC.MASTER.BIAS.MEDIAN"] == pytest.approx(det["bias_offset_adu"], abs=0.3)
+
+
+def test_edge_ramps_and_offsets_make_no_hot_pixels(omegacam_night: Path) -> None:
+    """A bias rising 5-8 ADU towards the prescan over ~30 columns, and a data region
+    a few ADU above the overscan, are bias structure: not one pixel of it is hot."""
+    truth = load_truth(omegacam_night)
+    ramps = {e: d for e, d in truth["detectors"].items() if d["bias_edge_ramp_adu"] > 0}
+    assert ramps, "the test night must hold a CCD with an edge ramp"
+    for extname, det in ramps.items():
+        raws, _ = _biases(omegacam_night, extname)
+        master = make_master_bias(raws, GEOMETRY)
+        hot = {(x, y) for x, y, _ in det["hot_pixels"]}
+        edge = master.dq[:, :40] & DQ_HOT
+        found = {(int(x), int(y)) for y, x in zip(*np.nonzero(edge), strict=True)}
+        assert found <= hot, sorted(found - hot)[:10]
 
 
 def test_master_bias_does_not_mutate_inputs(omegacam_night: Path) -> None:

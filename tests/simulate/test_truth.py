@@ -61,8 +61,15 @@ def test_omegacam_bias_level_and_frame_offsets(omegacam_night: Path) -> None:
     for exposure, path in _frames(omegacam_night, "bias"):
         for extname, det in truth["detectors"].items():
             offset = exposure["detectors"][extname]["frame_offset_adu"]
-            mean, _, _ = sigma_clipped_stats(_data(path, extname, section), sigma=4)
-            assert mean == pytest.approx(det["bias_level_adu"] + offset, abs=0.1)
+            data = _data(path, extname, section)
+            mean, _, _ = sigma_clipped_stats(data, sigma=4)
+            # The data region sits bias_offset_adu above the overscan, plus the edge
+            # ramp's mean where the CCD has one.
+            ramp = det["bias_edge_ramp_adu"] and det["bias_edge_ramp_adu"] * np.mean(
+                np.exp(-np.arange(data.shape[1]) / det["bias_edge_ramp_px"])
+            )
+            expected = det["bias_level_adu"] + offset + det["bias_offset_adu"] + ramp
+            assert mean == pytest.approx(expected, abs=0.1)
             over = _data(path, extname, overscan).mean()
             assert over == pytest.approx(det["bias_level_adu"] + offset, abs=0.15)
 
