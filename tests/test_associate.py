@@ -85,7 +85,7 @@ def test_omegacam_night_gives_the_planned_blocks_and_cascade(omegacam_night: Pat
 def test_hawki_night_gives_the_planned_blocks(hawki_night: Path) -> None:
     blocks = _blocks(hawki_night)
     by_action = Counter(b.action for b in blocks)
-    assert by_action["MASTER_DARK"] == 3  # DIT 10 s x 6, 60 s x 1, 2 s x 10
+    assert by_action["MASTER_DARK"] == 4  # DIT 10 s x 6, 60 s x 1, 2 s x 10, 150 s x 2
     assert by_action["MASTER_TWILIGHT_FLAT"] == 2  # J pairs and Ks
     assert by_action["DETECTOR_NOISE"] == 1 and by_action["SCIENCE_REDUCED"] == 1
     assert all(b.completeness == "complete" for b in blocks)

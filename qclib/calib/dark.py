@@ -1,17 +1,24 @@
 """Master dark and its QC parameters, one detector at a time. Pure.
 
 CCD darks (OmegaCAM) have their overscan level and the master bias removed; IR darks
-(HAWK-I) their reference-pixel level: what remains is dark current, plus, for IR
-arrays, the pedestal structure a frame of the same DIT also carries. Five frames or
-more are combined with a clipped mean, fewer with a median (a clipped mean cannot
+(HAWK-I) their reference-pixel levels, per readout channel and column parity
+(``qclib.calib.readout.reference_levels``): what remains is dark current, plus, for
+IR arrays, the pedestal structure a frame of the same DIT also carries. Five frames
+or more are combined with a clipped mean, fewer with a median (a clipped mean cannot
 clip among fewer than three values).
 
 QC parameters:
   QC.DARK.MED         median of the master dark                              ADU
   QC.DARK.MEAN        clipped mean of the master dark                        ADU
   QC.DARK.STDEV       clipped standard deviation of the master dark          ADU
-  QC.DARK.CURRENT     clipped mean / integration time                        ADU/hr
-  QC.RON              read noise of one read from consecutive frame pairs   ADU
+  QC.DARK.CURRENT     dark signal per hour of integration: the slope of each
+                      frame's dark signal against DIT over this block's darks
+                      and darks of other DITs where given (a pedestal the DITs
+                      share drops out), else the master's signal / DIT; dark
+                      signal: hot pixels out, the clipped mean of each readout
+                      channel and column parity, averaged                    ADU/hr
+  QC.RON              read noise of one read from consecutive frame pairs,
+                      less the shot noise of the dark signal (given a gain)  ADU
   QC.NHOTPIX          pixels > hot_sigma above their local level             count
   QC.PARTICLE_RATE    particle events (8-connected groups of pixels > k sigma
                       above the master in one frame) per cm2 and second      1/cm2/s
@@ -32,9 +39,19 @@ import numpy as np
 from qclib.calib.combine import clipped_mean_combine, median_combine
 from qclib.calib.defects import count_events, find_hot_pixels
 from qclib.calib.dq import DQ_HOT, DQ_NO_DATA
-from qclib.calib.readout import check_frames, frame_levels, read_noise_from_pair
+from qclib.calib.readout import (
+    channel_columns,
+    check_frames,
+    clipped_mean,
+    frame_level,
+    frame_levels,
+    read_noise_from_pair,
+    reference_levels,
+    subtract_reference_levels,
+)
 from qclib.calib.stats import clipped_stats
 from qclib.config.instrument import Geometry, parse_section
+from qclib.errors import UnprocessableDataError
 
 #: Frames from which on a clipped mean replaces the median.
 CLIPPED_MEAN_FROM = 5
@@ -76,8 +93,15 @@ def make_master_dark(
     master_bias: np.ndarray | None = None,
     names: Sequence[str] | None = None,
     config: DarkConfig | None = None,
+    gain_e_per_adu: float | None = None,
+    other_dits: Sequence[tuple[np.ndarray, Exposure]] = (),
 ) -> MasterDark:
     """Combine raw darks (frames, NAXIS2, NAXIS1) of one detector, in ADU. Read only.
+
+    ``gain_e_per_adu`` (the detector's nominal conversion factor will do: it scales a
+    1-3 % correction) removes the dark signal's shot noise from the read noise; None
+    leaves it in. ``other_dits``: raw darks (frames, NAXIS2, NAXIS1) of other DITs
+    with their timing, for the dark current's slope against DIT.
 
     Raises
     ------
@@ -86,10 +110,14 @@ def make_master_dark(
     """
     config = config or DarkConfig()
     rows, cols = parse_section(geometry.data_section)
-    data = raws[:, rows, cols]
+    sections = raws[:, rows, cols]
     names = list(names or [str(i + 1) for i in range(len(raws))])
-    check_frames(data, names=names, min_frames=config.min_frames, what="dark")
-    levels = frame_levels(raws, geometry)
+    check_frames(sections, names=names, min_frames=config.min_frames, what="dark")
+    groups = channel_columns(geometry, cols)
+    if groups is None:
+        data, levels = sections, frame_levels(raws, geometry)
+    else:
+        data, levels = subtract_reference_levels(raws, geometry), np.zeros(len(raws))
     if len(raws) >= CLIPPED_MEAN_FROM:
         combined, error, count = clipped_mean_combine(data, offsets=levels, sigma=config.clip_sigma)
     else:
@@ -113,23 +141,90 @@ def make_master_dark(
         events += count_events(hits)
     area_cm2 = master.size * (pixel_size_um * 1e-4) ** 2
     spread = clipped_stats(master, sigma=4)
+    signal = dark_signal(master, hot, groups)
+    if other_dits:
+        series = [(raws, exposure), *other_dits]
+        current = dark_current_from_dits(series, geometry, hot=hot, groups=groups)
+    else:
+        current = signal / exposure.integration_s
+    # Every consecutive pair, combined in quadrature (as esorex's QC.RON1..N), from the
+    # raw sections, each pair's channel levels taken from its own difference.
+    ron = [
+        read_noise_from_pair(
+            a,
+            b,
+            ndit=exposure.ndit,
+            columns=groups,
+            dark_signal_adu=signal,
+            gain_e_per_adu=gain_e_per_adu,
+        )
+        for a, b in itertools.pairwise(sections)
+    ]
     qc = {
         "QC.DARK.MED": float(np.nanmedian(master)),
         "QC.DARK.MEAN": spread.mean,
         "QC.DARK.STDEV": spread.std,
-        "QC.DARK.CURRENT": spread.mean / exposure.integration_s * 3600.0,
-        # Every consecutive pair, combined in quadrature (as esorex's QC.RON1..N).
-        "QC.RON": float(
-            np.sqrt(
-                np.mean(
-                    [
-                        read_noise_from_pair(a, b, ndit=exposure.ndit) ** 2
-                        for a, b in itertools.pairwise(data)
-                    ]
-                )
-            )
-        ),
+        "QC.DARK.CURRENT": current * 3600.0,
+        "QC.RON": float(np.sqrt(np.mean(np.square(ron)))),
         "QC.NHOTPIX": float(hot.sum()),
         "QC.PARTICLE_RATE": events / (area_cm2 * exposure.particle_s * len(data)),
     }
     return MasterDark(master, error, dq, qc)
+
+
+def dark_signal(master: np.ndarray, hot: np.ndarray, groups: list[slice] | None) -> float:
+    """Mean dark signal of a master dark (ADU): hot pixels left out, the clipped mean
+    (4 sigma) of each readout channel's even and odd columns (``groups``, from
+    ``channel_columns``; the whole image where None), averaged over them weighted by
+    the pixels kept. Per channel, so that clipping the tails of the whole image's
+    channel pattern cannot bias it."""
+    clean = np.where(hot, np.float32(np.nan), master)
+    if groups is None:
+        return clipped_stats(clean, sigma=4).mean
+    parts = np.array([clipped_mean(clean[:, group]) for group in groups])
+    return float(np.sum(parts[:, 0] * parts[:, 1]) / parts[:, 1].sum())
+
+
+def frame_dark_signal(
+    frame: np.ndarray, geometry: Geometry, *, hot: np.ndarray, groups: list[slice] | None
+) -> float:
+    """``dark_signal`` of one raw dark (NAXIS2, NAXIS1) less its own reference levels
+    (or overscan level); its particle hits fall to the clipping."""
+    rows, cols = parse_section(geometry.data_section)
+    if groups is None:
+        level = frame_level(frame, geometry)
+        return dark_signal(frame[rows, cols] - np.float32(level), hot, None)
+    return dark_signal(frame[rows, cols] - reference_levels(frame, geometry)[None, :], hot, groups)
+
+
+def dark_current_from_dits(
+    series: Sequence[tuple[np.ndarray, Exposure]],
+    geometry: Geometry,
+    *,
+    hot: np.ndarray,
+    groups: list[slice] | None,
+) -> float:
+    """Dark current (ADU/s): the weighted least-squares slope of every frame's dark
+    signal against its integration time, over stacks of darks of different DITs.
+
+    A level the frames share whatever their DIT (a pedestal between the data and
+    the reference pixels) is the intercept and changes nothing. Weights NDIT: an
+    average of NDIT reads has 1/NDIT of the variance of its level.
+
+    Raises
+    ------
+    UnprocessableDataError
+        All frames have one integration time.
+    """
+    times, signals, weights = [], [], []
+    for raws, exposure in series:
+        for frame in raws:
+            times.append(exposure.integration_s)
+            signals.append(frame_dark_signal(frame, geometry, hot=hot, groups=groups))
+            weights.append(float(exposure.ndit))
+    if len(set(times)) < 2:
+        raise UnprocessableDataError(
+            f"the dark current needs darks of two integration times; all have {times[0]:g} s"
+        )
+    slope, _ = np.polyfit(times, signals, 1, w=np.sqrt(weights))
+    return float(slope)

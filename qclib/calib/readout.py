@@ -4,6 +4,11 @@ checks that frames are usable. Pure.
 A CCD readout carries its bias level in the overscan; an IR array in its reference
 pixels (the border outside the data section, blind to light). Either way the level
 moves from frame to frame, so each frame's own level is removed before combining.
+
+An IR array read out in vertical channels (``Geometry.readout_channel_px``: HAWK-I's
+Hawaii-2RG has 32 of 64 columns) has a level per channel, and per even and odd column
+of a channel, that changes from frame to frame and that the channel's reference rows
+(above and below the data section) share.
 """
 
 from __future__ import annotations
@@ -53,6 +58,96 @@ def frame_level(frame: np.ndarray, geometry: Geometry) -> float:
 def frame_levels(stack: np.ndarray | Sequence[np.ndarray], geometry: Geometry) -> np.ndarray:
     """``frame_level`` of every frame of a stack."""
     return np.array([frame_level(frame, geometry) for frame in stack])
+
+
+def channel_columns(geometry: Geometry, section: slice | None = None) -> list[slice] | None:
+    """The columns of each readout channel's even and of its odd columns, as strided
+    slices relative to ``section`` (columns of the frame; default all), leaving out
+    those with no column in it; None for a detector without readout channels.
+
+    >>> from qclib.config.instrument import Geometry
+    >>> g = Geometry(naxis1=8, naxis2=8, bitpix=-32, data_section="[2:7,2:7]",
+    ...              gap_x_px=0, gap_y_px=0, readout_channel_px=4)
+    >>> channel_columns(g, slice(1, 7))
+    [slice(1, 3, 2), slice(0, 3, 2), slice(3, 6, 2), slice(4, 6, 2)]
+    """
+    width = geometry.readout_channel_px
+    if width is None:
+        return None
+    section = section or slice(0, geometry.naxis1)
+    out = []
+    for first in range(0, geometry.naxis1, width):
+        for parity in (0, 1):
+            start = first + parity
+            if start < section.start:
+                start += -(-(section.start - start) // 2) * 2
+            stop = min(first + width, section.stop)
+            if start < stop:
+                out.append(slice(start - section.start, stop - section.start, 2))
+    return out
+
+
+def clipped_mean(
+    values: np.ndarray, *, sigma: float = 4.0, maxiters: int = 10
+) -> tuple[float, int]:
+    """Sigma-clipped mean (around the mean, by the standard deviation) of the finite
+    values of an array, and how many were kept.
+
+    For the many small arrays of a channel-by-channel statistic: 1.5 ms for 65,000
+    values, against 6.6 ms for astropy's ``sigma_clipped_stats`` and 140 ms for the
+    thread-parallel ``clipped_stats`` on this 2-core machine.
+
+    >>> round(clipped_mean(np.r_[np.zeros(50), np.ones(50), 1e6])[0], 6)
+    0.5
+    """
+    kept = values[np.isfinite(values)].astype(np.float64)
+    for _ in range(maxiters):
+        if kept.size < 2:
+            break
+        centre, spread = kept.mean(), kept.std()
+        inside = np.abs(kept - centre) <= sigma * spread
+        if inside.all():
+            break
+        kept = kept[inside]
+    return (float(kept.mean()) if kept.size else float("nan")), int(kept.size)
+
+
+def reference_levels(frame: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """The level of every column of the data section of one raw readout (NAXIS2, NAXIS1).
+
+    For an IR array with readout channels: per channel and column parity, the clipped
+    mean (4 sigma) of that channel's reference rows, above and below the data section
+    (the reference columns left and right see only the outer two channels). Otherwise
+    one level for the whole frame (``frame_level``).
+
+    >>> from qclib.config.instrument import Geometry
+    >>> g = Geometry(naxis1=8, naxis2=8, bitpix=-32, data_section="[2:7,2:7]",
+    ...              gap_x_px=0, gap_y_px=0, readout_channel_px=4)
+    >>> frame = np.tile(np.float32([1, 2, 1, 2, 5, 6, 5, 6]), (8, 1))
+    >>> reference_levels(frame, g).tolist()
+    [2.0, 1.0, 2.0, 5.0, 6.0, 5.0]
+    """
+    rows, cols = parse_section(geometry.data_section)
+    groups = channel_columns(geometry)
+    reference_rows = np.concatenate([frame[: rows.start], frame[rows.stop :]])
+    if groups is None or reference_rows.shape[0] == 0:
+        return np.full(cols.stop - cols.start, frame_level(frame, geometry), np.float32)
+    levels = np.empty(geometry.naxis1, np.float32)
+    for group in groups:
+        levels[group] = clipped_mean(reference_rows[:, group])[0]
+    return levels[cols]
+
+
+def subtract_reference_levels(
+    stack: np.ndarray | Sequence[np.ndarray], geometry: Geometry
+) -> np.ndarray:
+    """Data sections of a stack of raw readouts (frames, NAXIS2, NAXIS1) less each
+    frame's ``reference_levels``: a new float32 array (frames, ny, nx)."""
+    rows, cols = parse_section(geometry.data_section)
+    out = np.empty((len(stack), rows.stop - rows.start, cols.stop - cols.start), np.float32)
+    for i, frame in enumerate(stack):
+        np.subtract(frame[rows, cols], reference_levels(frame, geometry)[None, :], out=out[i])
+    return out
 
 
 def check_frames(
@@ -105,6 +200,9 @@ def read_noise_from_pair(
     second: np.ndarray,
     *,
     ndit: int = 1,
+    columns: list[slice] | None = None,
+    dark_signal_adu: float = 0.0,
+    gain_e_per_adu: float | None = None,
 ) -> float:
     """Read noise (ADU, one read) from two frames of the same scene.
 
@@ -113,7 +211,22 @@ def read_noise_from_pair(
     (1/12 ADU^2 each), averaged IR raws (NDIT reads) are scaled back to one read.
     A clipped standard deviation, not the MAD: on ~2-ADU integer noise the MAD reads
     several per cent high (shared/peers/hawki_esorex.md).
+
+    ``columns``: each readout channel's even and odd columns (``channel_columns`` of
+    the columns given): the difference loses its median in each first, so channel
+    and even/odd offsets that change between the frames change nothing either.
+    ``dark_signal_adu`` (per frame, as the frames' one DIT holds it) with
+    ``gain_e_per_adu``: its shot noise (signal / gain, ADU^2 of one read) is removed.
     """
-    spread = clipped_stats(first, minus=second, sigma=5).std
+    if columns is None:
+        spread = clipped_stats(first, minus=second, sigma=5).std
+    else:
+        difference = np.subtract(first, second, dtype=np.float32)
+        for group in columns:
+            difference[:, group] -= np.float32(np.nanmedian(difference[:, group]))
+        spread = clipped_stats(difference, sigma=5).std
     variance = spread**2 / 2 - (QUANTISATION_VARIANCE_ADU2 if is_integer_valued(first) else 0.0)
-    return float(np.sqrt(max(variance, 0.0) * ndit))
+    variance *= ndit
+    if gain_e_per_adu is not None:
+        variance -= max(dark_signal_adu, 0.0) / gain_e_per_adu
+    return float(np.sqrt(max(variance, 0.0)))

@@ -73,6 +73,12 @@ class Geometry(Strict):
     )
     gap_x_px: int = Field(ge=0, description="Gap between mosaic columns on the sky")
     gap_y_px: int = Field(ge=0, description="Gap between mosaic rows on the sky")
+    readout_channel_px: int | None = Field(
+        None,
+        gt=0,
+        description="IR arrays: width (columns) of a vertical readout channel, whose "
+        "level its reference rows measure; omitted means one level per frame",
+    )
 
     @field_validator("data_section", "prescan_section", "overscan_section")
     @classmethod
@@ -89,6 +95,12 @@ class Geometry(Strict):
             rows, cols = parse_section(text)
             if rows.stop > self.naxis2 or cols.stop > self.naxis1:
                 raise ValueError(f"section {text} lies outside {self.naxis1}x{self.naxis2}")
+        width = self.readout_channel_px
+        if width is not None and (self.naxis1 % width or width % 2):
+            raise ValueError(
+                f"readout_channel_px = {width} does not split {self.naxis1} columns "
+                "into whole channels of an even number of columns"
+            )
         return self
 
     @property
@@ -273,6 +285,15 @@ class SimulatorProfile(Strict):
     )
     bad_column_response: tuple[float, float] = Field(
         (0.0, 0.6), description="Response of a bad column's pixels"
+    )
+    channel_offset_rms_adu: float = Field(
+        0.0, ge=0, description="IR: per-frame offset of each readout channel (reference pixels too)"
+    )
+    even_odd_rms_adu: float = Field(
+        0.0, ge=0, description="IR: per-frame offset between even and odd columns of a channel"
+    )
+    correlated_noise_rms_adu: float = Field(
+        0.0, ge=0, description="IR: 1/f noise along the readout, common to all channels (one read)"
     )
     prnu_rms: float = Field(ge=0, lt=0.2)
     illumination_amplitude: float = Field(ge=0, lt=0.5)

@@ -10,6 +10,12 @@ bias: level + frame offset + 2D structure. Prescan and overscan see the level,
 the frame offset and read noise only. CCD raws are rounded to integers and
 clipped to the 16-bit range; IR raws are the float average of NDIT reads of DIT
 seconds, so their noise is that of one read divided by sqrt(NDIT).
+
+An IR readout also carries what its readout electronics add to every pixel, reference
+pixels included, drawn anew for each frame: an offset per vertical readout channel
+(not zero on average over the frame), an offset between the channel's even and odd
+columns, and 1/f noise in time along the readout, common to all channels (they are
+read in parallel, each row by row, column after column).
 """
 
 from __future__ import annotations
@@ -61,6 +67,33 @@ def add_particle_hits(
         charge[ty, tx] += weight * energy / length
         hit[ty, tx] = True
     return HitRecord(n_events, int(hit.sum()))
+
+
+def correlated_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of 1/f noise (power inversely proportional to frequency, no
+    constant term) with unit standard deviation."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    frequency = np.fft.rfftfreq(n)
+    spectrum[0] = 0.0
+    spectrum[1:] /= np.sqrt(frequency[1:])
+    series = np.fft.irfft(spectrum, n)
+    return series / series.std()
+
+
+def ir_readout_pattern(
+    geometry: Geometry, truth: DetectorTruth, rng: np.random.Generator, *, ndit: int
+) -> np.ndarray:
+    """What the readout electronics add to one IR frame (NAXIS2, NAXIS1), in ADU:
+    channel offsets, even/odd column offsets and 1/f noise (averaged over NDIT reads)."""
+    width = geometry.readout_channel_px or geometry.naxis1
+    channels = geometry.naxis1 // width
+    offsets = rng.normal(0.0, truth.channel_offset_rms_adu, channels)
+    even_odd = rng.normal(0.0, truth.even_odd_rms_adu, channels)
+    parity = np.where(np.arange(width) % 2 == 0, 0.5, -0.5)
+    columns = (offsets[:, None] + even_odd[:, None] * parity[None, :]).ravel()
+    series = correlated_noise(geometry.naxis2 * width, rng).reshape(geometry.naxis2, width)
+    series *= truth.correlated_noise_rms_adu / np.sqrt(ndit)
+    return (np.tile(series, channels) + columns[None, :]).astype(np.float32)
 
 
 def synthesize_readout(
@@ -117,6 +150,7 @@ def synthesize_readout(
     raw += level
     raw[rows, cols] = data + level
     if infrared:
+        raw += ir_readout_pattern(geometry, truth, rng, ndit=reads)
         np.minimum(raw, np.float32(saturation_adu), out=raw)
         return raw, hits
     np.rint(raw, out=raw)

@@ -43,6 +43,13 @@ class DetectorTruth:
     # Bad columns: (x, first row, row after the last, response of its pixels).
     bad_columns: list[tuple[int, int, int, float]] = field(default_factory=list)
 
+    # IR readout, drawn anew for every frame (qclib.simulate.pixels): rms of the
+    # readout channels' offsets, of the even-odd column offset within a channel, and
+    # of the 1/f noise common to all channels (one read).
+    channel_offset_rms_adu: float = 0.0
+    even_odd_rms_adu: float = 0.0
+    correlated_noise_rms_adu: float = 0.0
+
     @property
     def read_noise_adu(self) -> float:
         return self.read_noise_e / self.gain_e_per_adu
@@ -100,6 +107,9 @@ def draw_detector_truth(
         dark_current_e_per_s=float(rng.uniform(*sim.dark_current_e_per_hr) / 3600.0),
         nonlinearity_per_adu=sim.nonlinearity_per_adu,
         prnu_rms=sim.prnu_rms,
+        channel_offset_rms_adu=sim.channel_offset_rms_adu,
+        even_odd_rms_adu=sim.even_odd_rms_adu,
+        correlated_noise_rms_adu=sim.correlated_noise_rms_adu,
         hot_pixels=[
             (int(x), int(y), float(r)) for (x, y), r in zip(defects[:n_hot], hot_rates, strict=True)
         ],

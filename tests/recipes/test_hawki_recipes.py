@@ -11,7 +11,7 @@ from tests.recipes.conftest import ProcessedNight
 
 def test_dark_blocks_one_master_per_dit(hawki_processed: ProcessedNight) -> None:
     darks = hawki_processed.of("MASTER_DARK")
-    assert sorted(p.header["DET.DIT"] for p in darks) == [2.0, 10.0, 60.0]
+    assert sorted(p.header["DET.DIT"] for p in darks) == [2.0, 10.0, 60.0, 150.0]
     truth = hawki_processed.truth
     for product in darks:
         dit = product.header["DET.DIT"]

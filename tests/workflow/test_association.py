@@ -25,7 +25,7 @@ def test_associate_stores_blocks_and_is_idempotent(
         frames = ingest_log.list_frames(session)
     assert all(f.do_catg and f.do_catg != "UNCLASSIFIED" for f in frames)  # at ingest
     first = associate_workspace(workspace, db)
-    assert first.blocks["OMEGACAM"] == 8 and first.blocks["HAWKI"] == 9
+    assert first.blocks["OMEGACAM"] == 8 and first.blocks["HAWKI"] == 10
     assert first.changes["OMEGACAM"] == (8, 0, 0)
     assert first.unclassified == []
     again = associate_workspace(workspace, db)
