@@ -126,6 +126,15 @@ class FilterProfile(Strict):
     sky_mag_per_arcsec2: float = Field(description="Dark night sky brightness")
     dome_flat_e_per_s: float = Field(gt=0)
     twilight_start_e_per_s: float = Field(gt=0, description="Sky at the first twilight flat")
+    catalogue_error_mag: float = Field(
+        0.0, ge=0, description="Random error of the reference catalogue's magnitudes"
+    )
+    colour: tuple[str, str] | None = Field(
+        None, description="Two filters whose magnitude difference is the colour term's colour"
+    )
+    colour_term: float = Field(
+        0.0, description="Instrumental minus catalogue magnitude per magnitude of colour"
+    )
 
 
 class TargetField(Strict):
@@ -301,6 +310,17 @@ class SimulatorProfile(Strict):
     particle_rate_per_cm2_per_s: float = Field(ge=0)
     seeing_arcsec: tuple[float, float]
     moffat_beta: float = Field(gt=1)
+    psf_halo_fraction: float = Field(0.0, ge=0, lt=0.5, description="Star light in a wide halo")
+    psf_halo_fwhm_ratio: float = Field(3.5, ge=1, description="Halo FWHM / core FWHM")
+    psf_halo_beta: float = Field(3.0, gt=1, description="Moffat power of the halo")
+    psf_ellipticity: tuple[float, float] = Field(
+        (0.0, 0.0),
+        description="Core 1 - b/a at the field centre and corners (quadratic in radius, "
+        "major axis tangential)",
+    )
+    pointing_error_arcsec: float = Field(
+        0.0, ge=0, description="Largest error of the WCS the raws carry (uniform in a disc)"
+    )
     filters: dict[str, FilterProfile]
     targets: dict[str, TargetField]
     plan: list[PlannedExposure] = Field(min_length=1)
@@ -358,6 +378,13 @@ class AssociationConfig(Strict):
     )
 
 
+class ColourTerm(Strict):
+    """A filter's colour term against the reference catalogue."""
+
+    colour: tuple[str, str] = Field(description="Filters whose difference is the colour")
+    coefficient: float = Field(description="Magnitudes per magnitude of colour")
+
+
 class PhotometrySettings(Strict):
     """What the zeropoint recipe assumes: nominal extinction, catalogue columns."""
 
@@ -366,6 +393,13 @@ class PhotometrySettings(Strict):
     )
     magnitude_column: str = Field(
         "mag_{filter}", description="Catalogue column of a filter's magnitudes"
+    )
+    error_column: str = Field(
+        "err_{filter}", description="Catalogue column of their errors (optional in a catalogue)"
+    )
+    colour_terms: dict[str, ColourTerm] = Field(
+        default_factory=dict,
+        description="Per filter: instrumental = catalogue magnitude + coefficient x colour",
     )
     blank_filters: list[str] = Field(
         default_factory=lambda: ["OPEN", "FREE", "open", "free"],

@@ -2,7 +2,11 @@
 against the field's reference catalogue, per detector: zeropoint, FWHM, ellipticity.
 
 Each raw is reduced (bias level, master bias or dark, master flat), its catalogue
-stars placed with its WCS and measured; values of several frames are averaged. A
+stars placed with its WCS, shifted onto the stars the image shows (the WCS is off by
+the telescope's pointing error), and measured; values of several frames are
+averaged. Reference magnitudes are the catalogue's plus the instrument's colour term
+(``[photometry] colour_terms``; their errors from the catalogue's error column when
+it has one). A
 detector without usable stars gets no values (it is reported, not fatal); a block
 where no detector has any is unprocessable. The reference catalogue is
 ``data/catalogues/<OBJECT>.csv`` in the workspace (``qc ingest`` copies the one a
@@ -21,6 +25,7 @@ import pandas as pd
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from qclib.calib.astrometry import find_catalogue_offset
 from qclib.calib.dq import DQ_SATURATED
 from qclib.calib.photometry import FieldPhotometry, PhotometryConfig, StarField, measure_field
 from qclib.calib.readout import frame_level
@@ -68,25 +73,67 @@ def _catalogue(ctx: RecipeContext, raw: RawInput, filt: str) -> pd.DataFrame:
             f"(ra_deg, dec_deg, {ctx.instrument.photometry.magnitude_column}) in {ctx.catalogues}"
         )
     table = pd.read_csv(path)
-    column = ctx.instrument.photometry.magnitude_column.format(filter=filt)
+    settings = ctx.instrument.photometry
+    column = settings.magnitude_column.format(filter=filt)
+    term = settings.colour_terms.get(filt)
+    needed = [column] + (
+        [settings.magnitude_column.format(filter=f) for f in term.colour] if term else []
+    )
+    missing = [c for c in needed if c not in table]
+    if missing:
+        raise UnprocessableDataError(
+            f"catalogue {path.name} has no column {', '.join(missing)}"
+            + (
+                f" (the colour term of {filt} needs {term.colour[0]} - {term.colour[1]})"
+                if term
+                else ""
+            )
+        )
+    mag = table[column].to_numpy(float)
+    variance = _error(table, settings.error_column.format(filter=filt)) ** 2
+    if term is not None:
+        blue, red = (settings.magnitude_column.format(filter=f) for f in term.colour)
+        mag = mag + term.coefficient * (table[blue].to_numpy(float) - table[red].to_numpy(float))
+        for band in term.colour:
+            if band != filt:
+                error = _error(table, settings.error_column.format(filter=band))
+                variance = variance + (term.coefficient * error) ** 2
+    galaxy = table["is_galaxy"].to_numpy() if "is_galaxy" in table else np.zeros(len(table))
+    sources = pd.DataFrame(
+        {
+            "ra_deg": table["ra_deg"],
+            "dec_deg": table["dec_deg"],
+            "mag": mag,
+            "mag_err": np.sqrt(variance),
+            "is_star": galaxy == 0,
+        }
+    )
+    return sources[np.isfinite(sources["mag"])]
+
+
+def _error(table: pd.DataFrame, column: str) -> np.ndarray:
+    """A catalogue's magnitude errors (0 where it has none)."""
     if column not in table:
-        raise UnprocessableDataError(f"catalogue {path.name} has no column {column}")
-    sources = table[np.isfinite(table[column])].rename(columns={column: "mag"})
-    galaxy = sources["is_galaxy"] if "is_galaxy" in sources else pd.Series(0, sources.index)
-    return sources.assign(is_star=galaxy.to_numpy() == 0)
+        return np.zeros(len(table))
+    return np.nan_to_num(table[column].to_numpy(float))
 
 
-def _stars(catalogue: pd.DataFrame, header: dict, origin: tuple[int, int], shape) -> StarField:  # type: ignore[no-untyped-def]
+def _stars(
+    catalogue: pd.DataFrame, header: dict, origin: tuple[int, int], shape, margin: float
+) -> StarField:  # type: ignore[no-untyped-def]
     wcs_header = fits.Header()
     for key, value in header.items():
         if key.startswith(_WCS_KEYS):
             wcs_header[key] = value
     x, y = WCS(wcs_header).all_world2pix(catalogue["ra_deg"], catalogue["dec_deg"], 0)
     x, y = x - origin[1], y - origin[0]
-    margin = 50
     near = (x > -margin) & (x < shape[1] + margin) & (y > -margin) & (y < shape[0] + margin)
     return StarField(
-        x[near], y[near], np.asarray(catalogue["mag"])[near], np.asarray(catalogue["is_star"])[near]
+        x[near],
+        y[near],
+        np.asarray(catalogue["mag"])[near],
+        np.asarray(catalogue["is_star"])[near],
+        np.asarray(catalogue["mag_err"])[near],
     )
 
 
@@ -116,28 +163,40 @@ def _run(
     exptime_key = "DET.DIT" if infrared else "EXPTIME"
     qc: dict[str, dict[str, float]] = {}
     failures: dict[str, str] = {}
-    seeing_guess_px = 1.0 / ctx.instrument.pixel_scale_arcsec
+    pixel_scale = ctx.instrument.pixel_scale_arcsec
+    seeing_guess_px = 1.0 / pixel_scale
+    max_offset_px = config.max_wcs_offset_arcsec / pixel_scale
 
     def per_detector() -> Iterator[DetectorProduct]:
         for extname in ctx.detectors():
             stack = reader.read(extname)
             under, response = background.data(extname), flat.data(extname)
-            results: list[tuple[FieldPhotometry, float]] = []
+            results: list[tuple[FieldPhotometry, float, float]] = []
             first: tuple[np.ndarray, np.ndarray, float] | None = None
             for raw, frame in zip(raws, stack, strict=True):
                 data = frame[rows, cols]
                 image = (data - np.float32(frame_level(frame, geometry)) - under) / response
                 hdu = next(h for h in raw.scan.extensions if h.extname == extname)
-                stars = _stars(catalogue, hdu.header, (rows.start, cols.start), image.shape)
+                stars = _stars(
+                    catalogue, hdu.header, (rows.start, cols.start), image.shape, 50 + max_offset_px
+                )
                 noise = clipped_stats(image, sigma=3).std
                 if first is None:
                     dq = flat.dq(extname)
                     dq[data >= ctx.instrument.saturation_adu] |= DQ_SATURATED
                     first = (image, dq, noise)
                 try:
+                    offset = find_catalogue_offset(
+                        image,
+                        stars.x,
+                        stars.y,
+                        stars.mag,
+                        fwhm_px=seeing_guess_px,
+                        max_offset_px=max_offset_px,
+                    )
                     measured = measure_field(
                         image,
-                        stars,
+                        stars.shifted(offset.dx_px, offset.dy_px),
                         exptime_s=float(raw.scan.primary[exptime_key]),  # type: ignore[arg-type]
                         saturated=data >= ctx.instrument.saturation_adu,
                         fwhm_guess_px=seeing_guess_px,
@@ -145,22 +204,24 @@ def _run(
                         config=config,
                     )
                 except UnprocessableDataError as err:
-                    failures[extname] = str(err)
+                    failures[extname] = f"{raw.arcfile}: {err}"
                     continue
-                results.append((measured, _airmass(raw)))
+                shift = float(np.hypot(offset.dx_px, offset.dy_px)) * pixel_scale
+                results.append((measured, _airmass(raw), shift))
             values: dict[str, float] = {}
             if results:
-                zps = np.array([r.zeropoint for r, _ in results])
-                airmass = float(np.mean([x for _, x in results]))
+                zps = np.array([r.zeropoint for r, _, _ in results])
+                airmass = float(np.mean([x for _, x, _ in results]))
                 values = {
                     "QC.ZPOINT": float(zps.mean()),
                     "QC.ZPOINT.X0": float(zps.mean() + extinction * airmass),
-                    "QC.ZPOINT.ERR": _combined_error([r.zeropoint_err for r, _ in results]),
+                    "QC.ZPOINT.ERR": _combined_error([r.zeropoint_err for r, _, _ in results]),
                     "QC.AIRMASS": airmass,
-                    "QC.NSTARS": float(sum(r.n_stars for r, _ in results)),
-                    "QC.FWHM": float(np.median([r.fwhm_px for r, _ in results]))
-                    * ctx.instrument.pixel_scale_arcsec,
-                    "QC.ELLIPTICITY": float(np.median([r.ellipticity for r, _ in results])),
+                    "QC.NSTARS": float(sum(r.n_stars for r, _, _ in results)),
+                    "QC.APCOR": float(np.mean([r.aperture_correction_mag for r, _, _ in results])),
+                    "QC.WCS.SHIFT": float(np.median([s for _, _, s in results])),
+                    "QC.FWHM": float(np.median([r.fwhm_px for r, _, _ in results])) * pixel_scale,
+                    "QC.ELLIPTICITY": float(np.median([r.ellipticity for r, _, _ in results])),
                 }
                 qc[extname] = values
             cards = qc_cards(ctx.instrument, "ZEROPOINT", values)

@@ -36,7 +36,9 @@ from qclib.simulate.pixels import synthesize_readout
 from qclib.simulate.plan import Exposure, plan_night
 from qclib.simulate.sky import (
     Catalogue,
+    StellarPsf,
     detector_wcs,
+    field_origin,
     illumination,
     make_catalogue,
     render_sources,
@@ -94,17 +96,21 @@ def _exposure_light(
         e_per_s_at_mag0 = 10 ** (
             0.4 * (profile.zeropoint_mag - profile.extinction_mag_per_airmass * exposure.airmass)
         )
+        # Stars land where the sky puts them, not where the raw's WCS says.
         wcs = detector_wcs(instrument, geometry, extname, exposure.ra_deg, exposure.dec_deg)
         rows, cols = parse_section(geometry.data_section)
+        catalogue = task.catalogues[target]
         landed = render_sources(
             light,
-            task.catalogues[target],
+            catalogue,
             wcs,
             (rows.start, cols.start),
-            filt=exposure.filter,
+            mags=catalogue.instrumental_mags(exposure.filter, profile),
             e_per_s_at_mag0=e_per_s_at_mag0,
-            fwhm_px=exposure.seeing_arcsec / instrument.pixel_scale_arcsec,
-            beta=instrument.simulator.moffat_beta,
+            psf=StellarPsf.of_profile(
+                instrument.simulator, exposure.seeing_arcsec / instrument.pixel_scale_arcsec
+            ),
+            field=field_origin(instrument, geometry, extname),
         )
     light *= cache[kind]
     return light, landed
@@ -177,7 +183,7 @@ def _lay_out_files(
         position = len(chunks[0])
         for truth in truths:
             wcs = detector_wcs(
-                instrument, geometry, truth.extname, exposure.ra_deg, exposure.dec_deg
+                instrument, geometry, truth.extname, exposure.wcs_ra_deg, exposure.wcs_dec_deg
             )
             chip_no = (
                 instrument.detectors.index(
@@ -227,15 +233,45 @@ def _check_out_dir(out_dir: Path, identity: dict[str, object], extnames: list[st
 
 
 def _write_catalogue(path: Path, catalogue: Catalogue) -> None:
+    """The reference catalogue a recipe reads: listed magnitudes and their errors."""
     filters = sorted(catalogue.mags)
-    lines = ["ra_deg,dec_deg," + ",".join(f"mag_{f}" for f in filters) + ",is_galaxy"]
+    columns = [f"mag_{f}" for f in filters] + [f"err_{f}" for f in filters]
+    lines = ["ra_deg,dec_deg," + ",".join(columns) + ",is_galaxy"]
     for i in range(len(catalogue)):
-        mags = ",".join(f"{catalogue.mags[f][i]:.4f}" for f in filters)
+        mags = ",".join(f"{catalogue.listed_mags[f][i]:.4f}" for f in filters)
+        errors = ",".join(f"{catalogue.errors[f]:.4f}" for f in filters)
         lines.append(
-            f"{catalogue.ra_deg[i]:.7f},{catalogue.dec_deg[i]:.7f},{mags},"
+            f"{catalogue.ra_deg[i]:.7f},{catalogue.dec_deg[i]:.7f},{mags},{errors},"
             f"{int(catalogue.is_galaxy[i])}"
         )
     write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def _write_true_catalogue(path: Path, catalogue: Catalogue, instrument: InstrumentConfig) -> None:
+    """Truth beside the reference catalogue: true magnitudes in the catalogue's system
+    (``mag_``) and in the instrument's (``inst_``: the colour term applied)."""
+    filters = sorted(catalogue.mags)
+    profiles = instrument.simulator.filters
+    instrumental = {f: catalogue.instrumental_mags(f, profiles[f]) for f in filters}
+    columns = [f"mag_{f}" for f in filters] + [f"inst_{f}" for f in filters]
+    lines = ["ra_deg,dec_deg," + ",".join(columns) + ",is_galaxy"]
+    for i in range(len(catalogue)):
+        values = [catalogue.mags[f][i] for f in filters] + [instrumental[f][i] for f in filters]
+        lines.append(
+            f"{catalogue.ra_deg[i]:.7f},{catalogue.dec_deg[i]:.7f},"
+            + ",".join(f"{v:.6f}" for v in values)
+            + f",{int(catalogue.is_galaxy[i])}"
+        )
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def _psf_truth(instrument: InstrumentConfig, geometry: Geometry, extname: str) -> dict[str, float]:
+    """The core's 1 - b/a and major-axis angle at a detector's centre."""
+    psf = StellarPsf.of_profile(instrument.simulator, 1.0)
+    x0, y0, xc, yc = field_origin(instrument, geometry, extname)
+    ny, nx = geometry.data_shape
+    e, angle = psf.shape_at((x0 + nx / 2 - xc) / xc, (y0 + ny / 2 - yc) / yc)
+    return {"ellipticity_at_centre": float(e), "major_axis_deg": float(np.degrees(angle) % 180)}
 
 
 def simulate_night(
@@ -251,6 +287,7 @@ def simulate_night(
     detectors: Sequence[str] | None = None,
     degrade: Mapping[str, Mapping[str, float]] | None = None,
     static_seed: int | None = None,
+    counts: Mapping[str, int] | None = None,
 ) -> SimulationResult:
     """Simulate one night of raw frames with recorded truth.
 
@@ -286,6 +323,9 @@ def simulate_night(
         static pixel maps (defects, PRNU, bias structure) and the sky's catalogues.
         Default: ``seed``. Nights with one static seed and different seeds show the
         same detectors and sky with new noise, particle hits, seeing and timing.
+    counts
+        Exposures of a kind, replacing the plan's (``{"standard": 6}``: six standard
+        visits spread over the first 60 % of the night). Recorded in ``truth.json``.
 
     Raises
     ------
@@ -309,11 +349,13 @@ def simulate_night(
         "detectors": list(detectors) if detectors else None,
         "degraded": {k: dict(v) for k, v in (degrade or {}).items()} or None,
     }
+    if counts:
+        identity["counts"] = dict(sorted(counts.items()))
     static_seed = seed if static_seed is None else static_seed
     if static_seed != seed:
         identity["static_seed"] = static_seed
 
-    exposures, sun = plan_night(instrument, night, seed=seed, scale=scale)
+    exposures, sun = plan_night(instrument, night, seed=seed, scale=scale, counts=counts)
     if only is not None:
         unknown = set(only) - {e.kind for e in exposures}
         if unknown:
@@ -388,6 +430,7 @@ def simulate_night(
         os.replace(layout.path, layout.final)
     for name, catalogue in catalogues.items():
         _write_catalogue(out_dir / "catalogues" / f"{name}.csv", catalogue)
+        _write_true_catalogue(out_dir / "truth-catalogues" / f"{name}.csv", catalogue, instrument)
 
     truth = {
         **identity,
@@ -400,10 +443,25 @@ def simulate_night(
             "zeropoint_mag": "magnitude giving 1 e-/s above the atmosphere (response 1)",
             "raw_units": "ADU; IR raws are the average of NDIT reads of DIT seconds",
             "dark_current": "e-/s per pixel, accumulating over exposure + readout time",
+            "catalogues": "catalogues/ lists magnitudes with random errors (err_ columns); "
+            "truth-catalogues/ holds the true ones and the instrumental ones (colour term "
+            "applied), from which the stars' light was made",
+            "pointing_error_arcsec": "(east, north) of the raw's WCS minus the true pointing",
+            "psf": "elliptical Moffat core (seeing_arcsec = geometric-mean FWHM, 1 - b/a "
+            "quadratic from field centre to corners, major axis tangential) + round halo",
+        },
+        "psf": {
+            "beta": instrument.simulator.moffat_beta,
+            "halo_fraction": instrument.simulator.psf_halo_fraction,
+            "halo_fwhm_ratio": instrument.simulator.psf_halo_fwhm_ratio,
+            "halo_beta": instrument.simulator.psf_halo_beta,
+            "ellipticity_centre_corner": list(instrument.simulator.psf_ellipticity),
+            "detectors": {t.extname: _psf_truth(instrument, geometry, t.extname) for t in truths},
         },
         "filters": {k: v.model_dump() for k, v in instrument.simulator.filters.items()},
         "detectors": {t.extname: t.as_dict() for t in truths},
         "catalogues": {name: f"catalogues/{name}.csv" for name in catalogues},
+        "true_catalogues": {name: f"truth-catalogues/{name}.csv" for name in catalogues},
         "exposures": [
             {
                 "arcfile": e.arcfile,
@@ -421,6 +479,7 @@ def simulate_night(
                 "ra_deg": e.ra_deg,
                 "dec_deg": e.dec_deg,
                 "offset_arcsec": list(e.offset_arcsec),
+                "pointing_error_arcsec": list(e.pointing_error_arcsec),
                 "airmass": e.airmass,
                 "seeing_zenith_arcsec": e.seeing_zenith_arcsec,
                 "seeing_arcsec": e.seeing_arcsec,

@@ -9,6 +9,7 @@ the night so that zeropoint and extinction can be fitted over a range of airmass
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +49,17 @@ class Exposure:
     seeing_zenith_arcsec: float
     sky_e_per_s: float
     notes: tuple[str, ...] = field(default=())
+    pointing_error_arcsec: tuple[float, float] = (0.0, 0.0)  # (east, north): WCS - truth
+
+    @property
+    def wcs_ra_deg(self) -> float:
+        """Where the telescope (and so the raw's WCS) believes it points."""
+        east = self.pointing_error_arcsec[0] / 3600 / np.cos(np.radians(self.dec_deg))
+        return (self.ra_deg + east) % 360.0
+
+    @property
+    def wcs_dec_deg(self) -> float:
+        return self.dec_deg + self.pointing_error_arcsec[1] / 3600
 
     @property
     def seeing_arcsec(self) -> float:
@@ -64,8 +76,21 @@ def iso_millis(when: dt.datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}"
 
 
-def _count(item: PlannedExposure, scale: str) -> int:
+def _count(item: PlannedExposure, scale: str, counts: Mapping[str, int]) -> int:
+    if item.kind in counts:
+        return counts[item.kind]
     return item.count_test if scale == "test" and item.count_test else item.count
+
+
+def _pointing_error(limit_arcsec: float, seed: int, index: int) -> tuple[float, float]:
+    """Uniform in a disc of the profile's radius; its own random stream, so the rest
+    of the plan does not depend on it."""
+    if limit_arcsec == 0:
+        return (0.0, 0.0)
+    rng = np.random.default_rng([seed, 8, index])
+    radius = limit_arcsec * np.sqrt(rng.uniform())
+    angle = rng.uniform(0, 2 * np.pi)
+    return (float(radius * np.cos(angle)), float(radius * np.sin(angle)))
 
 
 def _sky_e_per_s(instrument: InstrumentConfig, filt: str | None) -> float:
@@ -78,11 +103,18 @@ def _sky_e_per_s(instrument: InstrumentConfig, filt: str | None) -> float:
 
 
 def plan_night(
-    instrument: InstrumentConfig, night: dt.date, *, seed: int, scale: str
+    instrument: InstrumentConfig,
+    night: dt.date,
+    *,
+    seed: int,
+    scale: str,
+    counts: Mapping[str, int] | None = None,
 ) -> tuple[list[Exposure], dict[str, float]]:
     """All exposures of one simulated night, in time order, and the Sun's events.
 
-    Deterministic: the same instrument, night, seed and scale give the same plan.
+    ``counts`` replaces the plan's number of exposures of a kind (for standards: of
+    visits, spread over the first 60 % of the night). Deterministic: the same
+    instrument, night, seed, scale and counts give the same plan.
     """
     site = instrument.site
     sim = instrument.simulator
@@ -100,7 +132,7 @@ def plan_night(
     pending: list[tuple[float, PlannedExposure, int, list[float]]] = []
     obs_id = 200_000_000 + int(rng.integers(0, 99_999_000))
     for item in sim.plan:
-        n = _count(item, scale)
+        n = _count(item, scale, counts or {})
         duration_s = item.exptime_s + instrument.readout_time_s + _OVERHEAD_S
         if item.kind == "standard":
             # One template per standard, spread over the first 60 % of the night.
@@ -201,6 +233,9 @@ def plan_night(
                     seeing_zenith_arcsec=seeing,
                     sky_e_per_s=float(sky),
                     notes=tuple(notes),
+                    pointing_error_arcsec=_pointing_error(
+                        sim.pointing_error_arcsec, seed, len(exposures)
+                    ),
                 )
             )
     return exposures, events

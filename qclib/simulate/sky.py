@@ -1,9 +1,17 @@
 """The simulated sky: seeded source catalogues, the mosaic's WCS, and PSF rendering.
 
-Stars are Moffat profiles (FWHM = the exposure's delivered seeing, beta from the
-profile); galaxies are inclined exponential discs. Each stamp is normalised so
-that the flux inside it equals the analytic flux inside its radius, so the
-recorded magnitudes are exact truth for aperture photometry.
+Stars are an elliptical Moffat core (geometric-mean FWHM = the exposure's delivered
+seeing, beta from the profile; 1 - b/a rising quadratically from the field centre
+to its corners, major axis tangential) plus a round, wider Moffat halo holding a
+few per cent of the light (``StellarPsf``); galaxies are inclined exponential
+discs. Each stamp is normalised so that the flux inside it equals the analytic
+flux inside its radius: a star's magnitude is its total light, of which the part
+beyond the stamp (0.5 % of the halo) never arrives.
+
+Magnitudes come in three kinds (``Catalogue``): ``mags`` are the true magnitudes in
+the catalogue's (standard) system; ``listed_mags`` are what the reference catalogue
+file says, with its random errors; the light the instrument sees follows
+``instrumental_mags``, which add the filter's colour term.
 """
 
 from __future__ import annotations
@@ -14,21 +22,33 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.wcs import WCS
 
-from qclib.config.instrument import Geometry, InstrumentConfig, TargetField, parse_section
+from qclib.config.instrument import (
+    FilterProfile,
+    Geometry,
+    InstrumentConfig,
+    SimulatorProfile,
+    TargetField,
+    parse_section,
+)
 
 #: Stamps reach this many Moffat alpha: (1 + 8^2)^(1-beta) of the flux, 0.02 %
 #: for beta = 3, falls outside.
 _MOFFAT_RADIUS_ALPHA = 8.0
+#: The halo's stamp holds all but this share of the halo's light.
+_HALO_OUTSIDE = 0.005
 _DISC_RADIUS_SCALES = 6.0
 
 
 @dataclass(frozen=True)
 class Catalogue:
-    """Sources of one target field; magnitudes per filter."""
+    """Sources of one target field; magnitudes per filter (true, and as listed with
+    errors of ``errors`` mag rms)."""
 
     ra_deg: np.ndarray
     dec_deg: np.ndarray
     mags: dict[str, np.ndarray]
+    listed_mags: dict[str, np.ndarray]
+    errors: dict[str, float]
     is_galaxy: np.ndarray
     scale_arcsec: np.ndarray  # galaxy disc scale length (0 for stars)
     axis_ratio: np.ndarray
@@ -36,6 +56,13 @@ class Catalogue:
 
     def __len__(self) -> int:
         return len(self.ra_deg)
+
+    def instrumental_mags(self, filt: str, profile: FilterProfile) -> np.ndarray:
+        """True magnitudes in the instrument's system: catalogue system + colour term."""
+        if profile.colour is None or profile.colour_term == 0:
+            return self.mags[filt]
+        blue, red = profile.colour
+        return self.mags[filt] + profile.colour_term * (self.mags[blue] - self.mags[red])
 
 
 def mosaic_extent_arcmin(instrument: InstrumentConfig, geometry: Geometry) -> tuple[float, float]:
@@ -83,10 +110,16 @@ def make_catalogue(
     is_galaxy = np.zeros(n, dtype=bool)
     is_galaxy[n_star:] = True
     scale = np.where(is_galaxy, rng.uniform(0.4, 2.0, n), 0.0)
+    # The catalogue's errors have their own stream: sources stay those of the seed.
+    errors_rng = np.random.default_rng([seed, 9, zlib.crc32(name.encode())])
+    errors = {f: instrument.simulator.filters[f].catalogue_error_mag for f in filters}
+    listed = {f: mags[f] + errors_rng.normal(0.0, 1.0, n) * errors[f] for f in filters}
     return Catalogue(
         ra_deg=ra,
         dec_deg=dec,
         mags=mags,
+        listed_mags=listed,
+        errors=errors,
         is_galaxy=is_galaxy,
         scale_arcsec=scale,
         axis_ratio=np.where(is_galaxy, rng.uniform(0.3, 1.0, n), 1.0),
@@ -107,6 +140,14 @@ def _mosaic_offsets(
     xc = (cols * nx + (cols - 1) * geometry.gap_x_px) / 2
     yc = (rows * ny + (rows - 1) * geometry.gap_y_px) / 2
     return x0, y0, xc, yc
+
+
+def field_origin(
+    instrument: InstrumentConfig, geometry: Geometry, extname: str
+) -> tuple[float, float, float, float]:
+    """(x0, y0, xc, yc): a detector's first data pixel and the mosaic centre, in mosaic
+    pixels (gaps included); what ``render_sources`` needs to place a star in the field."""
+    return _mosaic_offsets(instrument, geometry, extname)
 
 
 def detector_wcs(
@@ -192,6 +233,79 @@ def moffat_alpha(fwhm_px: float, beta: float) -> float:
     return fwhm_px / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
 
 
+@dataclass(frozen=True)
+class StellarPsf:
+    """A star's image: elliptical Moffat core plus a round Moffat halo.
+
+    ``fwhm_px`` is the core's geometric-mean FWHM (sqrt(major x minor)); the core's
+    1 - b/a is ``ellipticity[0]`` at the field centre and ``ellipticity[1]`` at its
+    corners, quadratic in radius, the major axis tangential (perpendicular to the
+    direction from the centre).
+    """
+
+    fwhm_px: float
+    beta: float
+    halo_fraction: float = 0.0
+    halo_fwhm_ratio: float = 3.5
+    halo_beta: float = 3.0
+    ellipticity: tuple[float, float] = (0.0, 0.0)
+
+    @classmethod
+    def of_profile(cls, sim: SimulatorProfile, fwhm_px: float) -> StellarPsf:
+        return cls(
+            fwhm_px=fwhm_px,
+            beta=sim.moffat_beta,
+            halo_fraction=sim.psf_halo_fraction,
+            halo_fwhm_ratio=sim.psf_halo_fwhm_ratio,
+            halo_beta=sim.psf_halo_beta,
+            ellipticity=sim.psf_ellipticity,
+        )
+
+    def shape_at(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """1 - b/a and major-axis angle (radians from +x) at normalised focal-plane
+        coordinates (-1..1 at the mosaic's edges)."""
+        r2 = (np.asarray(x) ** 2 + np.asarray(y) ** 2) / 2
+        centre, corner = self.ellipticity
+        return centre + (corner - centre) * r2, np.arctan2(y, x) + np.pi / 2
+
+    def stamp(self, dx: np.ndarray, dy: np.ndarray, ellipticity: float, angle: float):  # type: ignore[no-untyped-def]
+        """The profile on pixel offsets from the centre, summing to the flux fraction
+        that falls inside the stamp (total light 1)."""
+        alpha = moffat_alpha(self.fwhm_px, self.beta)
+        q = 1.0 - ellipticity
+        c, s = np.cos(angle), np.sin(angle)
+        u, v = dx * c + dy * s, -dx * s + dy * c
+        r2 = (u * u * q + v * v / q) / alpha**2
+        core = (1.0 + r2) ** (-self.beta)
+        core[r2 > _MOFFAT_RADIUS_ALPHA**2] = 0.0
+        inside = 1.0 - (1.0 + _MOFFAT_RADIUS_ALPHA**2) ** (1.0 - self.beta)
+        image = (1.0 - self.halo_fraction) * inside * core / core.sum()
+        if self.halo_fraction > 0:
+            alpha_h = moffat_alpha(self.fwhm_px * self.halo_fwhm_ratio, self.halo_beta)
+            rh2 = (dx * dx + dy * dy) / alpha_h**2
+            halo = (1.0 + rh2) ** (-self.halo_beta)
+            limit = self._halo_radius_alpha
+            halo[rh2 > limit**2] = 0.0
+            inside_h = 1.0 - (1.0 + limit**2) ** (1.0 - self.halo_beta)
+            image = image + self.halo_fraction * inside_h * halo / halo.sum()
+        return image
+
+    @property
+    def _halo_radius_alpha(self) -> float:
+        """Radius (halo alphas) holding 99.5 % of the halo's light."""
+        return float(np.sqrt(_HALO_OUTSIDE ** (1.0 / (1.0 - self.halo_beta)) - 1.0))
+
+    @property
+    def radius_px(self) -> int:
+        """Half-size of a star's stamp."""
+        core = _MOFFAT_RADIUS_ALPHA * moffat_alpha(self.fwhm_px, self.beta)
+        core /= np.sqrt(1.0 - max(self.ellipticity))  # the major axis is longer
+        if self.halo_fraction == 0:
+            return int(np.ceil(core))
+        alpha_h = moffat_alpha(self.fwhm_px * self.halo_fwhm_ratio, self.halo_beta)
+        return int(np.ceil(max(core, self._halo_radius_alpha * alpha_h)))
+
+
 def _add_stamp(image: np.ndarray, x: float, y: float, radius: int, profile) -> None:
     """Add ``profile`` (normalised over the whole stamp) where it overlaps the image."""
     ny, nx = image.shape
@@ -212,28 +326,32 @@ def render_sources(
     wcs: WCS,
     data_origin: tuple[int, int],
     *,
-    filt: str,
+    mags: np.ndarray,
     e_per_s_at_mag0: float,
-    fwhm_px: float,
-    beta: float,
+    psf: StellarPsf,
+    field: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
 ) -> int:
     """Add the catalogue's sources (electrons per second) to a data-region image.
 
-    ``e_per_s_at_mag0`` is the rate of a magnitude-0 source at this airmass;
-    ``data_origin`` is the (row, column) of the data region in raw pixels.
-    Returns the number of sources that landed on the image.
+    ``mags`` are the sources' instrumental magnitudes; ``e_per_s_at_mag0`` is the
+    rate of a magnitude-0 source at this airmass; ``data_origin`` is the (row,
+    column) of the data region in raw pixels; ``field`` is (x0, y0, xc, yc): the
+    detector's first data pixel and the mosaic centre in mosaic pixels, which place
+    each star in the field for its PSF shape. Returns the number of sources that
+    landed on the image.
     """
     ny, nx = image.shape
     px, py = wcs.all_world2pix(catalogue.ra_deg, catalogue.dec_deg, 0)
     px = px - data_origin[1]
     py = py - data_origin[0]
-    alpha = moffat_alpha(fwhm_px, beta)
-    star_radius = int(np.ceil(_MOFFAT_RADIUS_ALPHA * alpha))
+    star_radius = psf.radius_px
     margin = star_radius + 60
     inside = (px > -margin) & (px < nx + margin) & (py > -margin) & (py < ny + margin)
-    fluxes = e_per_s_at_mag0 * 10 ** (-0.4 * catalogue.mags[filt])
-    enclosed = 1.0 - (1.0 + _MOFFAT_RADIUS_ALPHA**2) ** (1.0 - beta)
+    fluxes = e_per_s_at_mag0 * 10 ** (-0.4 * mags)
+    x0, y0, xc, yc = field
+    ellipticity, angle = psf.shape_at((x0 + px - xc) / xc, (y0 + py - yc) / yc)
     pixel_arcsec = 3600 * abs(wcs.wcs.cd[0, 0]) if wcs.wcs.has_cd() else 1.0
+    fwhm_px = psf.fwhm_px
     landed = 0
     for i in np.flatnonzero(inside):
         flux = float(fluxes[i])
@@ -253,12 +371,10 @@ def render_sources(
             _add_stamp(image, px[i], py[i], radius, disc)
         else:
 
-            def moffat(dx, dy, flux=flux):
-                img = (1.0 + (dx * dx + dy * dy) / alpha**2) ** (-beta)
-                img[dx * dx + dy * dy > (_MOFFAT_RADIUS_ALPHA * alpha) ** 2] = 0.0
-                return (flux * enclosed * img / img.sum()).astype(np.float32)
+            def star(dx, dy, flux=flux, e=float(ellipticity[i]), a=float(angle[i])):
+                return (flux * psf.stamp(dx, dy, e, a)).astype(np.float32)
 
-            _add_stamp(image, px[i], py[i], star_radius, moffat)
+            _add_stamp(image, px[i], py[i], star_radius, star)
         if -0.5 <= px[i] < nx - 0.5 and -0.5 <= py[i] < ny - 0.5:
             landed += 1
     return landed

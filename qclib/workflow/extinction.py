@@ -1,11 +1,14 @@
 """The night's atmospheric extinction, from its standard-field visits.
 
 Each ZEROPOINT block is one visit at one airmass; the extinction needs several. Once a
-night holds at least two visits in a filter spanning 0.1 airmass or more, each
-detector's zeropoints are fitted against airmass (ZP(X) = ZP0 - k X,
-``qclib.calib.photometry.fit_extinction``) and written as a night-level product
-``<INSTRUMENT>.<night>.<filter>_EXTINCTION`` (QC only: ``QC.EXTINCTION``,
-``QC.ZPOINT.X0.FIT``, ``QC.NVISITS`` per detector). A later visit replaces it, and
+night holds at least two visits in a filter spanning 0.1 airmass or more, the
+zeropoints of every detector seen in two or more visits are fitted together against
+airmass, weighted by their errors: ZP(X) = ZP0(detector) - k X, one k for the night
+(the atmosphere is the same over the field; a k per detector would only add noise),
+``qclib.calib.photometry.fit_extinction``. The result is a night-level product
+``<INSTRUMENT>.<night>.<filter>_EXTINCTION`` (QC only, per detector:
+``QC.EXTINCTION`` and ``QC.EXTINCTION.ERR``, the night's, the same on every detector;
+``QC.ZPOINT.X0.FIT``, the detector's; ``QC.NVISITS``). A later visit replaces it, and
 so does a visit rejected by QC (it is left out of the fit); the same visits leave it
 alone.
 """
@@ -68,23 +71,37 @@ def measure_extinction(workspace: Workspace, database: Database) -> list[str]:
 def _fit(
     visits: list[product_store.StoredProduct], values: dict[int, dict[str, dict[str, Any]]]
 ) -> dict[str, dict[str, float]]:
-    by_detector: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    by_detector: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     for product in visits:
         for detector, qc in values[product.id].items():
             airmass, zeropoint = qc.get("QC.AIRMASS"), qc.get("QC.ZPOINT")
+            error = qc.get("QC.ZPOINT.ERR")
             if airmass is not None and zeropoint is not None:
-                by_detector[detector].append((float(airmass), float(zeropoint)))
-    out = {}
-    for detector, pairs in by_detector.items():
-        airmasses, zeropoints = (np.array(v) for v in zip(*pairs, strict=True))
-        if len(pairs) < 2 or np.ptp(airmasses) < MIN_AIRMASS_SPAN:
-            continue
-        try:
-            k, zp0 = fit_extinction(airmasses, zeropoints)
-        except UnprocessableDataError:
-            continue
-        out[detector] = {"QC.EXTINCTION": k, "QC.ZPOINT.X0.FIT": zp0, "QC.NVISITS": len(pairs)}
-    return out
+                error = float(error) if error is not None and np.isfinite(error) else 0.03
+                by_detector[detector].append((float(airmass), float(zeropoint), error))
+    rows = [
+        (detector, *row)
+        for detector, seen in sorted(by_detector.items())
+        if len(seen) >= 2 and np.ptp([x for x, _, _ in seen]) >= MIN_AIRMASS_SPAN
+        for row in seen
+    ]
+    if not rows:
+        return {}
+    detectors = [r[0] for r in rows]
+    airmasses, zeropoints, errors = (np.array([r[i] for r in rows]) for i in (1, 2, 3))
+    try:
+        fit = fit_extinction(detectors, airmasses, zeropoints, errors)
+    except UnprocessableDataError:
+        return {}
+    return {
+        detector: {
+            "QC.EXTINCTION": round(fit.k, 12),
+            "QC.EXTINCTION.ERR": round(fit.k_err, 12),
+            "QC.ZPOINT.X0.FIT": round(zp0, 12),
+            "QC.NVISITS": detectors.count(detector),
+        }
+        for detector, zp0 in fit.zeropoints_x0.items()
+    }
 
 
 def _write(

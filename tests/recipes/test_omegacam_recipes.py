@@ -94,6 +94,19 @@ def test_flats_find_cold_pixels_and_response(omegacam_processed: ProcessedNight)
 
 
 def test_zeropoint_and_image_quality(omegacam_processed: ProcessedNight) -> None:
+    """On the harder sky (catalogue errors and colour terms, a 1.8-4.8 arcsec pointing
+    error, an elongated PSF with a halo): 0.03 mag on every detector visit with five
+    stars or more.
+
+    A test-size CCD holds 3-19 measured stars, each known to 0.015 mag (the
+    catalogue) and 0.005-0.05 mag (photon noise): the zeropoint to 0.005-0.015. With
+    3-4 stars (two of these eight visits) 0.03 mag is 2-3 of its errors: there the
+    test asks for 3 errors, the statement the value makes. Few bright stars allow a
+    curve of growth: the fitted profile's aperture correction then misses the halo's
+    light outside 4 FWHM (0.009 mag too faint). Measured (seed 7): -0.019 ... +0.031,
+    median -0.005. The curve of growth itself is tested where it has stars
+    (tests/calib/test_photometry_truth.py).
+    """
     truth = omegacam_processed.truth
     standards = {e["arcfile"]: e for e in truth["exposures"] if e["kind"] == "standard"}
     products = omegacam_processed.of("ZEROPOINT")
@@ -102,15 +115,28 @@ def test_zeropoint_and_image_quality(omegacam_processed: ProcessedNight) -> None
     for product in products:
         exposure = standards[product.ab_id.removesuffix("_ZEROPOINT") + ".fits"]
         for extname, qc in omegacam_processed.qc[product.id].items():
-            if qc.get("QC.ZPOINT") is None:
-                continue
             expected = expected_zeropoint(truth, extname, "r_SDSS", exposure["airmass"])
             delta = qc["QC.ZPOINT"] - expected
             deltas.append(delta)
-            # 0.03 mag; a test-size CCD may hold only two faint stars, whose stated
-            # error can be larger: then within 3 of those errors.
-            assert abs(delta) <= max(0.03, 3 * qc["QC.ZPOINT.ERR"]), extname
-            assert qc["QC.FWHM"] == pytest.approx(exposure["seeing_arcsec"], rel=0.05)
-            assert qc["QC.ELLIPTICITY"] < 0.1  # the simulated PSF is round
-    assert len(deltas) >= 6  # of 8 detector visits; a tiny test CCD may hold no usable star
-    assert abs(float(np.median(deltas))) < 0.015
+            assert abs(delta) <= 3 * qc["QC.ZPOINT.ERR"], (extname, delta)
+            if qc["QC.NSTARS"] >= 5:
+                assert abs(delta) <= 0.03, (extname, delta)
+            # Above the atmosphere with the nominal extinction (the simulator's here).
+            k = truth["filters"]["r_SDSS"]["extinction_mag_per_airmass"]
+            assert qc["QC.ZPOINT.X0"] - (expected + k * qc["QC.AIRMASS"]) == pytest.approx(
+                delta, abs=1e-9
+            )
+            assert qc["QC.FWHM"] == pytest.approx(exposure["seeing_arcsec"], rel=0.03)
+            # The WCS was off by the pointing error; the stars were found anyway.
+            pointing = float(np.hypot(*exposure["pointing_error_arcsec"]))
+            assert qc["QC.WCS.SHIFT"] == pytest.approx(pointing, abs=0.1)
+            # 1 - b/a varies over a test CCD by up to +-0.045 (0.07-0.20 on these
+            # four); a median of 3-10 stars: within 0.03 of the CCD centre's.
+            e_true = truth["psf"]["detectors"][extname]["ellipticity_at_centre"]
+            assert qc["QC.ELLIPTICITY"] == pytest.approx(e_true, abs=0.03), extname
+    assert len(deltas) == 2 * len(truth["detectors"])  # every detector of every visit
+    assert (
+        sum(qc["QC.NSTARS"] >= 5 for p in products for qc in omegacam_processed.qc[p.id].values())
+        >= 5
+    )
+    assert abs(float(np.median(deltas))) < 0.012
