@@ -1,12 +1,12 @@
 """Recipes qc_zeropoint (CCD) and qc_hawki_zeropoint (IR): standard-field photometry
 against the field's reference catalogue, per detector: zeropoint, FWHM, ellipticity.
 
-Each raw is reduced (bias level, master bias or dark, master flat), its catalogue
-stars placed with its WCS, shifted onto the stars the image shows (the WCS is off by
-the telescope's pointing error), and measured; values of several frames are
-averaged. Reference magnitudes are the catalogue's plus the instrument's colour term
-(``[photometry] colour_terms``; their errors from the catalogue's error column when
-it has one). A
+Each raw is reduced (bias level: the overscan's, or an IR array's reference pixels per
+readout channel; master bias or dark; master flat), its catalogue stars placed with
+its WCS, shifted onto the stars the image shows (the WCS is off by the telescope's
+pointing error), and measured; values of several frames are averaged. Reference
+magnitudes are the catalogue's plus the instrument's colour term (``[photometry]
+colour_terms``; their errors from the catalogue's error column when it has one). A
 detector without usable stars gets no values (it is reported, not fatal); a block
 where no detector has any is unprocessable. The reference catalogue is
 ``data/catalogues/<OBJECT>.csv`` in the workspace (``qc ingest`` copies the one a
@@ -28,7 +28,7 @@ from astropy.wcs import WCS
 from qclib.calib.astrometry import find_catalogue_offset
 from qclib.calib.dq import DQ_SATURATED
 from qclib.calib.photometry import FieldPhotometry, PhotometryConfig, StarField, measure_field
-from qclib.calib.readout import frame_level
+from qclib.calib.readout import reference_levels
 from qclib.calib.stats import clipped_stats
 from qclib.config.instrument import parse_section
 from qclib.errors import IncompleteBlockError, UnprocessableDataError
@@ -175,7 +175,9 @@ def _run(
             first: tuple[np.ndarray, np.ndarray, float] | None = None
             for raw, frame in zip(raws, stack, strict=True):
                 data = frame[rows, cols]
-                image = (data - np.float32(frame_level(frame, geometry)) - under) / response
+                # IR: each readout channel's own level (CCD: the overscan's).
+                levels = reference_levels(frame, geometry)[None, :]
+                image = (data - levels - under) / response
                 hdu = next(h for h in raw.scan.extensions if h.extname == extname)
                 stars = _stars(
                     catalogue, hdu.header, (rows.start, cols.start), image.shape, 50 + max_offset_px
