@@ -16,13 +16,17 @@ Production code holds no hook: the wrapped functions are found by name.
 from __future__ import annotations
 
 import functools
+import importlib.abc
+import importlib.util
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 POINT_ENV = "QC_KILLPOINT"
@@ -168,19 +172,48 @@ POINTS: dict[str, KillPoint] = {
 _WRAPPERS = {"inside": _during_product_write}
 
 
-def install(point: str) -> None:
-    """Wrap the function of ``point`` in this process (from ``sitecustomize``)."""
-    import importlib
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Applies ``patch`` to module ``name`` right after it is first executed: a process
+    that never imports it (the multiprocessing resource tracker) pays nothing."""
 
+    def __init__(self, name: str, patch: Callable[[ModuleType], None]) -> None:
+        self.name = name
+        self.patch = patch
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.loader is not None, name
+        execute = spec.loader.exec_module
+
+        def execute_and_patch(module: ModuleType) -> None:
+            execute(module)
+            self.patch(module)
+
+        spec.loader.exec_module = execute_and_patch  # type: ignore[method-assign]
+        return spec
+
+
+def install(point: str) -> None:
+    """Wrap the function of ``point`` in this process (from ``sitecustomize``), when
+    its module is imported."""
     spec = POINTS[point]
     os.environ.setdefault(ROOT_ENV, str(os.getpid()))
-    owner: Any = importlib.import_module(spec.module)
-    *path, name = spec.attribute.split(".")
-    for part in path:
-        owner = getattr(owner, part)
-    function = getattr(owner, name)
-    wrap = _WRAPPERS.get(spec.when, _count_calls)
-    setattr(owner, name, wrap(point, spec, function))
+
+    def patch(module: ModuleType) -> None:
+        owner: Any = module
+        *path, name = spec.attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        wrap = _WRAPPERS.get(spec.when, _count_calls)
+        setattr(owner, name, wrap(point, spec, getattr(owner, name)))
+
+    if spec.module in sys.modules:
+        patch(sys.modules[spec.module])
+    else:
+        sys.meta_path.insert(0, _PatchOnImport(spec.module, patch))
 
 
 def read_marker(path: Path) -> dict[str, Any] | None:
