@@ -28,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.io import fits
 
 from qclib.calib.dq import DQ_COLD, DQ_HOT
 from qclib.config.instrument import parse_section
+from qclib.fitsio import sha256_file
 from qclib.instruments import load_instrument
 from qclib.peers import esorex
 from qclib.simulate.night import simulate_night
@@ -67,7 +69,7 @@ QUANTITIES: dict[str, dict] = {
         "tolerance": {"recall": 0.95, "false": 0.01},
     },
     "gain": {
-        "label": "gain (detector noise: 2 darks 60 s, 2 J flats; ESO with MASTER_CONF)",
+        "label": "gain (detector noise: the same 2 darks, 2 flats; ESO with their MASTER_CONF)",
         "kind": "relative",
         "unit": "e-/ADU",
         "tolerance": 0.03,
@@ -150,8 +152,24 @@ def _frames(truth: dict, night: Path, **match) -> list[Path]:
     ]
 
 
+def _detector_noise_inputs(qclib_full: ProcessedNight) -> tuple[list[Path], list[Path]]:
+    """The two darks and two flats qclib's DETECTOR_NOISE block used (its provenance:
+    raws by ARCFILE, calibrations by SHA-256; the recipe takes the first two of each)."""
+    (readgain,) = qclib_full.of("MASTER_READGAIN")
+    night, provenance = qclib_full.night, readgain.provenance
+    darks = [night / f"{name.removesuffix('.fits')}.fits" for name in provenance["inputs"][:2]]
+    flats = {
+        sha256_file(night / e["arcfile"]): night / e["arcfile"]
+        for e in qclib_full.truth["exposures"]
+        if e["kind"] == "twilight_flat"
+    }
+    return darks, [flats[sha] for sha in provenance["calibrations"]["FLAT_TWILIGHT"][:2]]
+
+
 @pytest.fixture(scope="session")
-def eso(esorex_ready, tmp_path_factory, hawki_full: Path) -> dict[str, esorex.EsorexRun]:
+def eso(
+    esorex_ready, tmp_path_factory, hawki_full: Path, qclib_full: ProcessedNight
+) -> dict[str, esorex.EsorexRun]:
     """ESO's recipes on the night, in the order and with the inputs of ESO's Reflex
     workflow (esorex_ready first: without esorex nothing is simulated)."""
     truth = load_truth(hawki_full)
@@ -177,13 +195,13 @@ def eso(esorex_ready, tmp_path_factory, hawki_full: Path) -> dict[str, esorex.Es
     # The same four frames as qclib's DETECTOR_NOISE block, and the confidence map of
     # the flats' filter ("if using a CONF, it should be one with same filter as
     # FLAT_TWILIGHT", ESO's HAWK-I workflow rules).
-    darks60 = _frames(truth, hawki_full, kind="dark", dit_s=60.0)[:2]
-    flats_j = _frames(truth, hawki_full, kind="twilight_flat", filter="J")[:2]
+    darks, flats = _detector_noise_inputs(qclib_full)
+    (filt,) = {fits.getval(p, "HIERARCH ESO INS FILT1 NAME") for p in flats}
     runs["noise"] = esorex.run_recipe(
         "hawki_detector_noise",
-        [(p, "DARK") for p in darks60]
-        + [(p, "FLAT_TWILIGHT") for p in flats_j]
-        + [(runs["flatJ"].product("MASTER_CONF"), "MASTER_CONF")],
+        [(p, "DARK") for p in darks]
+        + [(p, "FLAT_TWILIGHT") for p in flats]
+        + [(runs[f"flat{filt}"].product("MASTER_CONF"), "MASTER_CONF")],
         out / "noise",
     )
     return runs
