@@ -1309,10 +1309,14 @@ def demo(workspace_dir: Path, night: dt.date, scale: str, workers: int | None) -
     run_demo(workspace_dir, night, scale=scale, console=console, workers=workers)
 
 
-# Review, certification, audit log, archive, CalSelector: their own module, registered here.
-from qclib import cli_certification  # noqa: E402
-
-cli_certification.register(main)
-
 if __name__ == "__main__":
-    main()
+    # `python -m qclib.cli`: run the `qc` of the imported module, which has every verb
+    # registered (registering here too would import this file twice, circularly).
+    from qclib.cli import main as registered_main
+
+    registered_main()
+else:
+    # Review, certification, audit log, archive, CalSelector: their own module.
+    from qclib import cli_certification
+
+    cli_certification.register(main)

@@ -34,6 +34,17 @@ def test_help_lists_the_verbs() -> None:
         assert verb in result.stdout
 
 
+def test_python_m_qclib_cli_has_every_verb() -> None:
+    """`python -m qclib.cli` runs the same `qc` as the installed script, with the verbs
+    registered from cli_certification (once an import loop crashed it)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "qclib.cli", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    for verb in ("ingest", "run", "certify", "archive", "calselector"):
+        assert verb in done.stdout
+
+
 def test_end_to_end(tmp_path: Path, hawki_night: Path, monkeypatch) -> None:
     monkeypatch.delenv("QC_DB_URL", raising=False)
     ws = tmp_path / "ws"
