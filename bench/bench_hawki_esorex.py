@@ -4,11 +4,16 @@ Same full-size simulated frames (4 x 2048x2048) for both, in one run:
   dark        5 darks, DIT 10 s, NDIT 6       qclib qc_hawki_dark    / hawki_dark_combine
   flat        9 Ks twilight flats, DIT 2 s    qclib qc_hawki_twilight_flat
               (with the DIT-2 master dark)    / hawki_twilight_flat_combine
-  noise       2 darks (60 s) + 2 J flats      qclib qc_hawki_detector_noise
-                                              / hawki_detector_noise
+  noise       2 darks + 2 twilight flats      qclib qc_hawki_detector_noise
+              (the very frames qclib's block  / hawki_detector_noise (with the
+              used, from its provenance)        MASTER_CONF of the flats' filter)
 qclib's time is a whole block through ``process_blocks`` (read, combine, measure,
-write the products, record them in SQLite); esorex's the esorex command. Then the QC
-values both compute, against the simulator's truth, averaged over the four chips.
+write the products, record them in SQLite); esorex's the esorex command. ESO's recipes
+run as ESO's Reflex workflow runs them (``esorex.run_hawki_reflex``, as in
+tests/test_esorex_peer.py). Then the QC values both compute, against the simulator's
+truth, averaged over the four chips; hot and cold pixels on both sides as recall
+against the truth maps (ESO: pixels its Ks MASTER_BPM flags or its MASTER_CONF gives
+zero weight; its QC.DARK.NBADPIX only counts pixels of an input bad-pixel map).
 
     python bench/bench_hawki_esorex.py [--raw-dir DIR]
 """
@@ -40,16 +45,9 @@ from qclib.workspace import init_workspace
 NIGHT = dt.date(2026, 11, 23)
 
 
-def _frames(truth: dict, night: Path, **match) -> list[Path]:
-    return [
-        night / e["arcfile"] for e in truth["exposures"] if all(e[k] == v for k, v in match.items())
-    ]
-
-
 def _dq(path: Path, extname: str, bit: int) -> set[tuple[int, int]]:
     with fits.open(path) as hdul:
-        ys, xs = np.nonzero(np.asarray(hdul[f"{extname}.DQ"].data) & bit)
-    return set(zip(xs.tolist(), ys.tolist(), strict=True))
+        return esorex.pixel_set(np.asarray(hdul[f"{extname}.DQ"].data) & bit)
 
 
 def main() -> None:
@@ -108,29 +106,10 @@ def main() -> None:
             if p.pro_catg == pro_catg and all(p.header.get(k) == v for k, v in header.items())
         )
 
-    out = tmp / "esorex"
-    darks10 = _frames(truth, night, kind="dark", dit_s=10.0)
-    darks60 = _frames(truth, night, kind="dark", dit_s=60.0)
-    flats_j = _frames(truth, night, kind="twilight_flat", filter="J")
-    runs = {
-        "dark": esorex.run_recipe("hawki_dark_combine", [(p, "DARK") for p in darks10], out / "d")
-    }
-    dark2 = esorex.run_recipe(
-        "hawki_dark_combine",
-        [(p, "DARK") for p in _frames(truth, night, kind="dark", dit_s=2.0)],
-        out / "d2",
-    )
-    runs["flat"] = esorex.run_recipe(
-        "hawki_twilight_flat_combine",
-        [(p, "FLAT_TWILIGHT") for p in _frames(truth, night, kind="twilight_flat", filter="Ks")]
-        + [(dark2.products["darkcomb.fits"], "MASTER_DARK")],
-        out / "f",
-    )
-    runs["noise"] = esorex.run_recipe(
-        "hawki_detector_noise",
-        [(p, "DARK") for p in darks60[:2]] + [(p, "FLAT_TWILIGHT") for p in flats_j[:2]],
-        out / "n",
-    )
+    ours_gain = product("MASTER_READGAIN")
+    noise_frames = esorex.detector_noise_inputs(ours_gain.provenance, truth, night)
+    eso = esorex.run_hawki_reflex(truth, night, tmp / "esorex", noise_frames)
+    runs = {"dark": eso["dark10"], "flat": eso["flatKs"], "noise": eso["noise"]}
 
     # QC side by side (relative errors against the truth, mean over chips).
     exposures = [e for e in truth["exposures"] if e["kind"] == "dark" and e["dit_s"] == 10.0]
@@ -139,14 +118,13 @@ def main() -> None:
     area = geometry.data_shape[0] * geometry.data_shape[1] * (18e-4) ** 2
     ours_dark = product("MASTER_DARK", **{"DET.DIT": 10.0})
     ours_flat = product("MASTER_TWILIGHT_FLAT", **{"INS.FILT1.NAME": "Ks"})
-    ours_gain = product("MASTER_READGAIN")
-    eso_dark = esorex.read_qc(runs["dark"].products["darkcomb.fits"])
-    eso_flat_bad = {}
-    with fits.open(runs["flat"].products["bpmmap.fits"]) as hdul:
-        for h in hdul[1:]:
-            ys, xs = np.nonzero(np.asarray(h.data)[rows, cols])
-            eso_flat_bad[h.name] = set(zip(xs.tolist(), ys.tolist(), strict=True))
-    eso_gain = esorex.read_qc(runs["noise"].products["readgain.fits"])
+    eso_dark = esorex.read_qc(runs["dark"].product("MASTER_DARK"))
+    eso_bad_maps = esorex.read_bad_pixels(
+        runs["flat"].product("MASTER_BPM"), runs["flat"].product("MASTER_CONF")
+    )
+    # Truth maps are of data-section pixels.
+    eso_bad = {ext: esorex.pixel_set(m[rows, cols]) for ext, m in eso_bad_maps.items()}
+    eso_gain = esorex.read_qc(runs["noise"].product("MASTER_READGAIN"))
     table: dict[str, list[tuple[float, float]]] = {}
     for extname, det in truth["detectors"].items():
         q, e = qc[ours_dark.id][extname], eso_dark[extname]
@@ -162,7 +140,7 @@ def main() -> None:
             ),
             "hot pixels found, %": (
                 100 * len(hot & _dq(workspace.root / ours_dark.path, extname, DQ_HOT)) / len(hot),
-                100 * e["QC.DARK.NBADPIX"] / len(hot),
+                100 * len(hot & eso_bad[extname]) / len(hot),
             ),
             "particle rate, error %": (
                 100 * (q["QC.PARTICLE_RATE"] / (events / area / seconds) - 1),
@@ -172,7 +150,7 @@ def main() -> None:
                 100
                 * len(cold & _dq(workspace.root / ours_flat.path, extname, DQ_COLD))
                 / len(cold),
-                100 * len(cold & eso_flat_bad[extname]) / len(cold),
+                100 * len(cold & eso_bad[extname]) / len(cold),
             ),
             "gain, error %": (
                 100 * (qc[ours_gain.id][extname]["QC.GAIN"] / det["gain_e_per_adu"] - 1),

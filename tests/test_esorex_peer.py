@@ -28,11 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from astropy.io import fits
 
 from qclib.calib.dq import DQ_COLD, DQ_HOT
 from qclib.config.instrument import parse_section
-from qclib.fitsio import sha256_file
 from qclib.instruments import load_instrument
 from qclib.peers import esorex
 from qclib.simulate.night import simulate_night
@@ -146,65 +144,17 @@ def qclib_full(tmp_path_factory, hawki_full: Path) -> ProcessedNight:
         return _process(tmp_path_factory.mktemp("hawki-full-ws"), hawki_full, mp)
 
 
-def _frames(truth: dict, night: Path, **match) -> list[Path]:
-    return [
-        night / e["arcfile"] for e in truth["exposures"] if all(e[k] == v for k, v in match.items())
-    ]
-
-
-def _detector_noise_inputs(qclib_full: ProcessedNight) -> tuple[list[Path], list[Path]]:
-    """The two darks and two flats qclib's DETECTOR_NOISE block used (its provenance:
-    raws by ARCFILE, calibrations by SHA-256; the recipe takes the first two of each)."""
-    (readgain,) = qclib_full.of("MASTER_READGAIN")
-    night, provenance = qclib_full.night, readgain.provenance
-    darks = [night / f"{name.removesuffix('.fits')}.fits" for name in provenance["inputs"][:2]]
-    flats = {
-        sha256_file(night / e["arcfile"]): night / e["arcfile"]
-        for e in qclib_full.truth["exposures"]
-        if e["kind"] == "twilight_flat"
-    }
-    return darks, [flats[sha] for sha in provenance["calibrations"]["FLAT_TWILIGHT"][:2]]
-
-
 @pytest.fixture(scope="session")
 def eso(
     esorex_ready, tmp_path_factory, hawki_full: Path, qclib_full: ProcessedNight
 ) -> dict[str, esorex.EsorexRun]:
     """ESO's recipes on the night, in the order and with the inputs of ESO's Reflex
-    workflow (esorex_ready first: without esorex nothing is simulated)."""
+    workflow (esorex_ready first: without esorex nothing is simulated); its detector
+    noise on the very frames qclib's DETECTOR_NOISE block used."""
+    (readgain,) = qclib_full.of("MASTER_READGAIN")
     truth = load_truth(hawki_full)
-    out = tmp_path_factory.mktemp("esorex")
-    runs = {
-        f"dark{dit:g}": esorex.run_recipe(
-            "hawki_dark_combine",
-            [(p, "DARK") for p in _frames(truth, hawki_full, kind="dark", dit_s=dit)],
-            out / f"dark{dit:g}",
-        )
-        for dit in (10.0, 2.0, 60.0)
-    }
-    for filt in ("Ks", "J"):  # the flats' DIT is 2 s: the DIT-2 master dark
-        runs[f"flat{filt}"] = esorex.run_recipe(
-            "hawki_twilight_flat_combine",
-            [
-                (p, "FLAT_TWILIGHT")
-                for p in _frames(truth, hawki_full, kind="twilight_flat", filter=filt)
-            ]
-            + [(runs["dark2"].product("MASTER_DARK"), "MASTER_DARK")],
-            out / f"flat{filt}",
-        )
-    # The same four frames as qclib's DETECTOR_NOISE block, and the confidence map of
-    # the flats' filter ("if using a CONF, it should be one with same filter as
-    # FLAT_TWILIGHT", ESO's HAWK-I workflow rules).
-    darks, flats = _detector_noise_inputs(qclib_full)
-    (filt,) = {fits.getval(p, "HIERARCH ESO INS FILT1 NAME") for p in flats}
-    runs["noise"] = esorex.run_recipe(
-        "hawki_detector_noise",
-        [(p, "DARK") for p in darks]
-        + [(p, "FLAT_TWILIGHT") for p in flats]
-        + [(runs[f"flat{filt}"].product("MASTER_CONF"), "MASTER_CONF")],
-        out / "noise",
-    )
-    return runs
+    noise = esorex.detector_noise_inputs(readgain.provenance, truth, hawki_full)
+    return esorex.run_hawki_reflex(truth, hawki_full, tmp_path_factory.mktemp("esorex"), noise)
 
 
 def _product(processed: ProcessedNight, pro_catg: str, **header) -> object:
@@ -212,11 +162,6 @@ def _product(processed: ProcessedNight, pro_catg: str, **header) -> object:
         p for p in processed.of(pro_catg) if all(p.header.get(k) == v for k, v in header.items())
     ]
     return found
-
-
-def _pixels(mask: np.ndarray) -> set[tuple[int, int]]:
-    ys, xs = np.nonzero(mask)
-    return {(int(x), int(y)) for x, y in zip(xs, ys, strict=True)}
 
 
 def _pixel_counts(truth: set, defective: set, qclib: set, eso: set) -> dict[str, int]:
@@ -292,7 +237,7 @@ def comparison(eso, qclib_full: ProcessedNight, hawki_full: Path) -> dict:
     chips: dict[str, dict[str, dict]] = {key: {} for key in QUANTITIES}
     for extname, det in truth["detectors"].items():
         ron = det["read_noise_adu"]
-        bad = _pixels(eso_bad[extname][ROWS, COLS])  # truth maps: data-section pixels
+        bad = esorex.pixel_set(eso_bad[extname][ROWS, COLS])  # truth maps: data-section pixels
         ours_dark, ours_noise = qclib_full.qc[dark.id][extname], qclib_full.qc[readgain.id][extname]
         # esorex's QC.RONi are of the NDIT-averaged frames: × √NDIT for one read.
         eso_ron = [v for k, v in eso_dark[extname].items() if k.startswith("QC.RON")]
