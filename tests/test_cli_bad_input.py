@@ -213,8 +213,8 @@ def _argv(ws: Path, path: str, case: Bad) -> tuple[list[str], str]:
     }
 
     def fill(text: str) -> str:
-        for placeholder, value in places.items():
-            text = text.replace(placeholder, value)
+        for slot, value in places.items():
+            text = text.replace(slot, value)
         return text
 
     return ["-w", str(ws), *path.split(), *map(fill, case.args)], fill(case.named)
