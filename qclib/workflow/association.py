@@ -9,10 +9,11 @@ import hashlib
 from dataclasses import dataclass, field
 
 from qclib.associate import RawFrame, build_association_blocks
-from qclib.classify import UNCLASSIFIED, classify_header
+from qclib.classify import UNCLASSIFIED, ClassifiedFrame, classify_header
 from qclib.db import Database, ingest_log
 from qclib.db import blocks as block_store
 from qclib.db import products as product_store
+from qclib.db.ingest_log import StoredFrame
 from qclib.instruments import load_instrument, load_rules, rules_path
 from qclib.workspace import Workspace
 
@@ -36,6 +37,14 @@ def _digest(instrument: str) -> str:
     return hashlib.sha256(text).hexdigest()
 
 
+def as_raw_frame(frame: StoredFrame, result: ClassifiedFrame) -> RawFrame:
+    """An indexed frame as association sees it: its header with what classification
+    assigned (DO.CATG among it), at the middle of its exposure."""
+    mid_mjd = frame.mjd_obs + frame.exptime_s / 2 / 86400
+    header = {**frame.keywords, **result.assigned}
+    return RawFrame(frame.arcfile, frame.instrument, frame.night.isoformat(), mid_mjd, header)
+
+
 def associate_workspace(workspace: Workspace, database: Database) -> AssociationSummary:
     """Classify all frames with the current rules and store the ABs they form."""
     summary = AssociationSummary()
@@ -56,16 +65,7 @@ def associate_workspace(workspace: Workspace, database: Database) -> Association
                 if result.do_catg == UNCLASSIFIED:
                     summary.unclassified.append((frame.arcfile, list(result.near_misses)))
                     continue
-                mid = frame.mjd_obs + frame.exptime_s / 2 / 86400
-                raw.append(
-                    RawFrame(
-                        frame.arcfile,
-                        frame.instrument,
-                        frame.night.isoformat(),
-                        mid,
-                        {**frame.keywords, **result.assigned},
-                    )
-                )
+                raw.append(as_raw_frame(frame, result))
         with database.transaction() as session:
             decisions = product_store.qc_decisions(session, config.name)
         blocks = build_association_blocks(rules, config.association, raw, decisions=decisions)

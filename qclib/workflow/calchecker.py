@@ -14,12 +14,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from qclib.associate import RawFrame, build_association_blocks
+from qclib.associate import build_association_blocks
 from qclib.calchecker import SetupCheck, check_calibrations
 from qclib.classify import classify_header
 from qclib.db import Database, ingest_log
 from qclib.db import products as product_store
 from qclib.instruments import load_instrument, load_rules
+from qclib.workflow.association import as_raw_frame
 from qclib.workspace import Workspace
 
 
@@ -63,10 +64,7 @@ def indexed_blocks(database: Database, instrument: str) -> list[dict[str, Any]]:
     for frame in frames:
         result = classify_header(rules, frame.keywords)
         if result.classified:
-            mid_mjd = frame.mjd_obs + frame.exptime_s / 2 / 86400
-            header = {**frame.keywords, **result.assigned}
-            night = frame.night.isoformat()
-            raw.append(RawFrame(frame.arcfile, frame.instrument, night, mid_mjd, header))
+            raw.append(as_raw_frame(frame, result))
     blocks = build_association_blocks(rules, config.association, raw, decisions=decisions)
     return [b.as_dict() for b in blocks]
 
