@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 from qclib import __version__
 from qclib.atomicfile import write_text_atomic
-from qclib.config.instrument import HistoryIntervention, InstrumentConfig
+from qclib.config.instrument import InstrumentConfig
+from qclib.config.simulator import HistoryIntervention
 from qclib.errors import ConfigError
 from qclib.instruments import load_instrument
 from qclib.simulate.night import SimulationResult, simulate_night

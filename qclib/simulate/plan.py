@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qclib.config.instrument import InstrumentConfig, PlannedExposure
+from qclib.config.instrument import InstrumentConfig
+from qclib.config.simulator import PlannedExposure
 from qclib.nights import datetime_to_mjd, local_noon_utc, mjd_to_datetime
 from qclib.simulate import ephemeris
 

@@ -22,14 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.wcs import WCS
 
-from qclib.config.instrument import (
-    FilterProfile,
-    Geometry,
-    InstrumentConfig,
-    SimulatorProfile,
-    TargetField,
-    parse_section,
-)
+from qclib.config.instrument import Geometry, InstrumentConfig, parse_section
+from qclib.config.simulator import FilterProfile, SimulatorProfile, TargetField
 
 #: Stamps reach this many Moffat alpha: (1 + 8^2)^(1-beta) of the flux, 0.02 %
 #: for beta = 3, falls outside.

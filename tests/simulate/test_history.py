@@ -18,12 +18,8 @@ from astropy.io import fits
 from click.testing import CliRunner
 
 from qclib.cli import main
-from qclib.config.instrument import (
-    DriftField,
-    HistoryCreep,
-    HistoryProfile,
-    load_instrument_config,
-)
+from qclib.config.instrument import load_instrument_config
+from qclib.config.simulator import DriftField, HistoryCreep, HistoryProfile
 from qclib.errors import ConfigError
 from qclib.instruments import INSTRUMENTS_DIR, load_instrument
 from qclib.simulate.history import HISTORY_FILE, plan_history, simulate_history
