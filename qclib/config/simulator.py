@@ -39,7 +39,21 @@ class TargetField(Strict):
     galaxies_per_arcmin2: float = Field(0.0, ge=0)
 
 
-ExposureKind = Literal["bias", "dark", "dome_flat", "twilight_flat", "standard", "science", "sky"]
+#: What the simulator makes of each kind: no light (bias, dark, reset, linearity_dark),
+#: the dome lamp (dome_flat, linearity_flat), the sky (the others). ``reset`` is an IR
+#: reset-read frame (uncorrelated: it shows the reset level, VIRCAM's RESET).
+ExposureKind = Literal[
+    "bias",
+    "dark",
+    "reset",
+    "dome_flat",
+    "linearity_dark",
+    "linearity_flat",
+    "twilight_flat",
+    "standard",
+    "science",
+    "sky",
+]
 NightPart = Literal["afternoon", "evening_twilight", "night", "morning_twilight", "morning"]
 
 
@@ -50,8 +64,19 @@ class PlannedExposure(Strict):
     when: NightPart
     count: int = Field(ge=1)
     count_test: int | None = Field(None, ge=1, description="Count at --scale test")
-    exptime_s: float = Field(ge=0, description="EXPTIME; for IR, DIT x NDIT")
+    exptime_s: float | None = Field(
+        None, ge=0, description="EXPTIME; for IR, DIT x NDIT (computed for a DIT sequence)"
+    )
     dit_s: float | None = Field(None, gt=0, description="IR detector integration time")
+    sequence_dit_s: list[float] | None = Field(
+        None,
+        min_length=2,
+        description="IR: a DIT sequence (linearity): ``count`` exposures at each DIT, in "
+        "this order, each with EXPTIME = DIT x NDIT",
+    )
+    lamp_e_per_s: float | None = Field(
+        None, gt=0, description="Dome lamp level of this template (default: the filter's)"
+    )
     ndit: int | None = Field(None, ge=1)
     filter: str | None = None
     dpr_catg: str
@@ -64,6 +89,33 @@ class PlannedExposure(Strict):
     target: str | None = Field(None, description="Field name for standards and science")
     dither_arcsec: float = Field(0.0, ge=0, description="Random jitter box half-width")
     pair: bool = Field(False, description="Take exposures in equal-level pairs (gain)")
+
+    @model_validator(mode="after")
+    def _exposure_time(self) -> PlannedExposure:
+        if self.sequence_dit_s is not None:
+            if self.exptime_s is not None or self.dit_s is not None:
+                raise ValueError("a DIT sequence sets each EXPTIME and DIT: drop exptime_s/dit_s")
+            if any(d <= 0 for d in self.sequence_dit_s):
+                raise ValueError("sequence_dit_s must be positive")
+        elif self.exptime_s is None:
+            raise ValueError("exptime_s is required (unless sequence_dit_s is given)")
+        if self.lamp_e_per_s is not None and self.kind not in ("dome_flat", "linearity_flat"):
+            raise ValueError(f"lamp_e_per_s is for dome flats, not {self.kind}")
+        return self
+
+    def dits_s(self) -> list[float]:
+        """The DIT of each exposure of the template (one per DIT of a sequence)."""
+        if self.sequence_dit_s is not None:
+            return list(self.sequence_dit_s)
+        assert self.exptime_s is not None
+        return [self.dit_s if self.dit_s is not None else self.exptime_s]
+
+    def exptime_of(self, dit_s: float) -> float:
+        """EXPTIME of an exposure of this template taken at ``dit_s``."""
+        if self.sequence_dit_s is not None:
+            return dit_s * (self.ndit or 1)
+        assert self.exptime_s is not None
+        return self.exptime_s
 
 
 #: Detector properties a simulated history may change (fields of the simulator's
@@ -79,6 +131,43 @@ DriftField = Literal[
     "nonlinearity_per_adu",
     "prnu_rms",
 ]
+
+#: Detector properties a per-detector override may set (fields of DetectorTruth;
+#: tests/simulate/test_ir_effects.py checks that they are).
+OverrideField = Literal[
+    "gain_e_per_adu",
+    "read_noise_e",
+    "bias_level_adu",
+    "bias_pattern_rms_adu",
+    "dark_current_e_per_s",
+    "nonlinearity_per_adu",
+    "nonlinearity_cubic_per_adu2",
+    "prnu_rms",
+    "channel_offset_rms_adu",
+    "even_odd_rms_adu",
+    "correlated_noise_rms_adu",
+    "reset_level_adu",
+    "reset_anomaly_adu",
+    "reset_anomaly_time_s",
+    "response_drop",
+    "response_drop_rows_fraction",
+    "response_drop_rms",
+]
+
+
+class DetectorOverride(Strict):
+    """One detector with a known, different behaviour: its truth values replaced.
+
+    The EXTNAME must name a detector of the instrument (checked when a night is
+    simulated: the profile does not know the detectors). Applied before a history's
+    drifts, and recorded in ``truth.json``.
+    """
+
+    detector: str = Field(description="EXTNAME of the detector")
+    replace: dict[OverrideField, float] = Field(
+        min_length=1, description="Truth values replaced (truth units)"
+    )
+    text: str = Field(min_length=1, description="What is wrong with it, in words")
 
 
 class HistoryCreep(Strict):
@@ -198,7 +287,45 @@ class SimulatorProfile(Strict):
     )
     prnu_rms: float = Field(ge=0, lt=0.2)
     illumination_amplitude: float = Field(ge=0, lt=0.5)
-    nonlinearity_per_adu: float = Field(le=0, description="Quadratic coefficient: adu*(1+c*adu)")
+    nonlinearity_per_adu: float | tuple[float, float] = Field(
+        description="Quadratic coefficient c of adu*(1 + c*adu + c3*adu**2); a range: "
+        "drawn per detector"
+    )
+    nonlinearity_cubic_per_adu2: float | tuple[float, float] = Field(
+        0.0, description="Cubic coefficient c3 (or a range, drawn per detector)"
+    )
+    nonlinearity_reference_adu: float = Field(
+        10_000.0,
+        gt=0,
+        description="Linear level at which truth.json states the non-linearity in per cent",
+    )
+    ndit_combination: Literal["mean", "sum"] = Field(
+        "mean", description="IR: a raw holds the mean (HAWK-I) or the sum (VIRCAM) of NDIT reads"
+    )
+    reset_level_adu: tuple[float, float] = Field(
+        (0.0, 0.0), description="IR: level of a reset-read (uncorrelated) frame, per detector"
+    )
+    reset_anomaly_adu: tuple[float, float] = Field(
+        (0.0, 0.0),
+        description="IR: reset anomaly at the first pixel read, per detector (range); 0: none",
+    )
+    reset_anomaly_time_s: float = Field(
+        0.2, gt=0, description="IR: settling time constant of the level after a reset"
+    )
+    frame_readout_s: float | None = Field(
+        None, gt=0, description="IR: time to read one frame (a channel), needed by the anomaly"
+    )
+    stripe_rms_adu: float = Field(
+        0.0, ge=0, description="IR: rms of the horizontal stripes (a new row offset each read)"
+    )
+    stripe_shared_by: Literal["detector", "layout_row", "all"] = Field(
+        "detector",
+        description="Who shares a frame's stripe pattern: each detector its own, the "
+        "detectors of a mosaic row (the layout's rows), or all",
+    )
+    detector_overrides: list[DetectorOverride] = Field(
+        default_factory=list, description="Detectors with a known different behaviour"
+    )
     particle_rate_per_cm2_per_s: float = Field(ge=0)
     seeing_arcsec: tuple[float, float]
     moffat_beta: float = Field(gt=1)
@@ -229,4 +356,13 @@ class SimulatorProfile(Strict):
                 raise ValueError(f"plan uses target {item.target!r} that has no [targets] entry")
             if item.kind in ("standard", "science") and item.target is None:
                 raise ValueError(f"a {item.kind} exposure needs a target")
+        for name in ("nonlinearity_per_adu", "nonlinearity_cubic_per_adu2"):
+            value = getattr(self, name)
+            if isinstance(value, tuple) and value[0] > value[1]:
+                raise ValueError(f"{name} range must be (low, high)")
+        if any(self.reset_anomaly_adu) and self.frame_readout_s is None:
+            raise ValueError("a reset anomaly needs frame_readout_s (its decay along the readout)")
+        overridden = [o.detector for o in self.detector_overrides]
+        if len(set(overridden)) != len(overridden):
+            raise ValueError("detector_overrides name a detector twice: merge them")
         return self

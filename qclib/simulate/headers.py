@@ -21,7 +21,10 @@ from qclib.simulate.plan import Exposure, iso_millis
 _OBJECT_OF_KIND = {
     "bias": "BIAS",
     "dark": "DARK",
+    "reset": "RESET",
+    "linearity_dark": "DARK",
     "dome_flat": "FLAT,DOME",
+    "linearity_flat": "FLAT,DOME",
     "twilight_flat": "FLAT,SKY",
 }
 
@@ -84,7 +87,12 @@ def primary_header(instrument: InstrumentConfig, exposure: Exposure, n_ext: int)
             {
                 "DET DIT": (exposure.dit_s, "Detector integration time"),
                 "DET NDIT": (exposure.ndit, "# of Sub-Integrations"),
-                "DET NCORRS NAME": ("Double", "Read-Out Mode Name"),
+                # A reset frame is one read after the reset (ESO VIRCAM QC page
+                # qc_VC_reset.html: "RESET frame (the read mode is uncorrelated)").
+                "DET NCORRS NAME": (
+                    "Uncorr" if exposure.kind == "reset" else "Double",
+                    "Read-Out Mode Name",
+                ),
                 "INS FILT1 NAME": (exposure.filter or "Dark", "Filter name"),
                 "INS FILT2 NAME": ("OPEN", "Filter name"),
                 "SEQ CUMOFFSETX": (round(dx / instrument.pixel_scale_arcsec, 2), "Cum. offset X"),

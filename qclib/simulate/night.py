@@ -32,7 +32,13 @@ from qclib.config.instrument import Geometry, InstrumentConfig, parse_section
 from qclib.errors import ConfigError
 from qclib.instruments import load_instrument
 from qclib.simulate import headers as hdr
-from qclib.simulate.pixels import synthesize_readout
+from qclib.simulate.pixels import (
+    HitRecord,
+    reset_anomaly_in_frame,
+    response_drop_map,
+    synthesize_readout,
+    synthesize_reset,
+)
 from qclib.simulate.plan import Exposure, plan_night
 from qclib.simulate.sky import (
     Catalogue,
@@ -43,10 +49,17 @@ from qclib.simulate.sky import (
     make_catalogue,
     render_sources,
 )
-from qclib.simulate.truth import DetectorTruth, build_detector_maps, draw_detector_truth
+from qclib.simulate.truth import (
+    DetectorTruth,
+    apply_overrides,
+    build_detector_maps,
+    draw_detector_truth,
+)
 
 TRUTH_FILE = "truth.json"
 SCALES = ("test", "full")
+#: Kinds whose frames see no light.
+DARK_KINDS = ("bias", "dark", "reset", "linearity_dark")
 
 
 @dataclass(frozen=True)
@@ -83,9 +96,9 @@ def _exposure_light(
 ) -> tuple[np.ndarray | None, int]:
     """Flux on the data region before pixel response, e-/s; and sources landed."""
     instrument, geometry, extname = task.instrument, task.geometry, task.truth.extname
-    if exposure.kind in ("bias", "dark"):
+    if exposure.kind in DARK_KINDS:
         return None, 0
-    kind = "dome_flat" if exposure.kind == "dome_flat" else "sky"
+    kind = "dome_flat" if exposure.kind in ("dome_flat", "linearity_flat") else "sky"
     if kind not in cache:
         cache[kind] = illumination(instrument, geometry, extname, kind=kind)
     light = np.full(geometry.data_shape, exposure.sky_e_per_s, dtype=np.float32)
@@ -125,26 +138,61 @@ def _fill_detector(task: _DetectorTask) -> list[dict[str, float | int]]:
     )
     cache: dict[str, np.ndarray] = {}
     records = []
+    summed = sim.ndit_combination == "sum"
     for exposure, layout in zip(task.exposures, task.layouts, strict=True):
         rng = np.random.default_rng([task.seed, 2, exposure.index, truth.index])
         offset = float(rng.normal(0.0, sim.frame_offset_rms_adu))
         light, landed = _exposure_light(task, exposure, cache)
-        raw, hits = synthesize_readout(
-            geometry=geometry,
-            truth=truth,
-            maps=maps,
-            light_e_per_s=light,
-            exptime_s=exposure.exptime_s,
-            dit_s=exposure.dit_s,
-            ndit=exposure.ndit,
-            infrared=instrument.infrared,
-            readout_time_s=instrument.readout_time_s,
-            frame_offset_adu=offset,
-            saturation_adu=instrument.saturation_adu,
-            particle_rate_per_cm2_per_s=sim.particle_rate_per_cm2_per_s,
-            pixel_size_um=instrument.pixel_size_um,
-            rng=rng,
-        )
+        stripes = _stripes(task, exposure)
+        extra: dict[str, float] = {}
+        if exposure.kind == "reset":
+            raw = synthesize_reset(
+                geometry=geometry,
+                truth=truth,
+                maps=maps,
+                frame_offset_adu=offset,
+                stripes_adu=stripes,
+                rng=rng,
+            )
+            hits = HitRecord(0, 0)
+            if truth.reset_anomaly_adu:
+                extra["reset_anomaly_adu"] = -truth.reset_anomaly_adu
+        else:
+            factor = None
+            if light is not None and (truth.response_drop or truth.response_drop_rms):
+                drop = float(
+                    np.random.default_rng([task.seed, 11, exposure.index, truth.index]).normal(
+                        truth.response_drop, truth.response_drop_rms
+                    )
+                )
+                factor = response_drop_map(geometry.data_shape, truth, drop)
+                extra["response_drop"] = drop
+            raw, hits = synthesize_readout(
+                geometry=geometry,
+                truth=truth,
+                maps=maps,
+                light_e_per_s=light,
+                exptime_s=exposure.exptime_s,
+                dit_s=exposure.dit_s,
+                ndit=exposure.ndit,
+                infrared=instrument.infrared,
+                readout_time_s=instrument.readout_time_s,
+                frame_offset_adu=offset,
+                saturation_adu=instrument.saturation_adu,
+                particle_rate_per_cm2_per_s=sim.particle_rate_per_cm2_per_s,
+                pixel_size_um=instrument.pixel_size_um,
+                rng=rng,
+                stripes_adu=stripes,
+                response_factor=factor,
+                ndit_sum=summed,
+            )
+            if instrument.infrared and truth.reset_anomaly_adu:
+                reads = exposure.ndit if summed else 1
+                extra["reset_anomaly_adu"] = reads * reset_anomaly_in_frame(truth, exposure.dit_s)
+        if stripes is not None:
+            rows = parse_section(geometry.data_section)[0]
+            reads = exposure.ndit if summed and exposure.kind != "reset" else 1
+            extra["stripe_rms_adu"] = reads * float(np.std(stripes[rows]))
         fd = os.open(layout.path, os.O_WRONLY)
         try:
             os.pwrite(fd, hdr.encode_data(raw, geometry.bitpix), layout.data_offsets[truth.extname])
@@ -156,9 +204,33 @@ def _fill_detector(task: _DetectorTask) -> list[dict[str, float | int]]:
                 "particle_events": hits.n_events,
                 "particle_pixels": hits.n_pixels,
                 "sources_on_detector": landed,
+                **extra,
             }
         )
     return records
+
+
+def stripe_group(instrument: InstrumentConfig, extname: str) -> int:
+    """Which stripe pattern a detector shares (``stripe_shared_by``): its own (its
+    index), its mosaic row's (the layout row) or everyone's (0)."""
+    shared_by = instrument.simulator.stripe_shared_by
+    if shared_by == "all":
+        return 0
+    if shared_by == "layout_row":
+        return instrument.layout_position(extname)[0]
+    return [d.extname for d in instrument.detectors].index(extname)
+
+
+def _stripes(task: _DetectorTask, exposure: Exposure) -> np.ndarray | None:
+    """The frame's row offsets (NAXIS2,), ADU, mean of its reads: drawn from a stream
+    keyed by (seed, exposure, group), so every detector of a group draws the same."""
+    sim, geometry = task.instrument.simulator, task.geometry
+    if not (task.instrument.infrared and sim.stripe_rms_adu):
+        return None
+    group = stripe_group(task.instrument, task.truth.extname)
+    rng = np.random.default_rng([task.seed, 9, exposure.index, group])
+    reads = 1 if exposure.kind == "reset" else exposure.ndit
+    return rng.normal(0.0, sim.stripe_rms_adu / np.sqrt(reads), geometry.naxis2)
 
 
 def _lay_out_files(
@@ -274,8 +346,38 @@ def _psf_truth(instrument: InstrumentConfig, geometry: Geometry, extname: str) -
     return {"ellipticity_at_centre": float(e), "major_axis_deg": float(np.degrees(angle) % 180)}
 
 
+def _ir_truth(instrument: InstrumentConfig) -> dict[str, object]:
+    """The switched-on generic IR effects, for truth.json (nothing when all are off)."""
+    sim = instrument.simulator
+    out: dict[str, object] = {}
+    if sim.detector_overrides:
+        out["detector_overrides"] = [o.model_dump() for o in sim.detector_overrides]
+    if instrument.infrared:
+        effects: dict[str, object] = {"ndit_combination": sim.ndit_combination}
+        if sim.stripe_rms_adu:
+            effects["stripes"] = {
+                "rms_adu_per_read": sim.stripe_rms_adu,
+                "shared_by": sim.stripe_shared_by,
+                "groups": {
+                    d.extname: stripe_group(instrument, d.extname) for d in instrument.detectors
+                },
+                "per_frame": "exposures[].detectors[].stripe_rms_adu: rms over the data rows "
+                "of the row offsets the raw carries",
+            }
+        if any(sim.reset_anomaly_adu):
+            effects["reset_anomaly"] = (
+                "a double-correlated raw carries reset_anomaly_adu * exp(-s/tau) (per "
+                "exposure: the value at the first pixel read, NDIT reads included); s = "
+                "frame_readout_s * (row * channel width + column in channel) / (NAXIS2 * "
+                "channel width), rows and columns 0-based over the whole raw; a reset frame "
+                "carries -A exp(-s/tau)"
+            )
+        out["infrared_effects"] = effects
+    return out
+
+
 def simulate_night(
-    instrument_name: str,
+    instrument_name: str | InstrumentConfig,
     night: dt.date,
     out_dir: str | os.PathLike[str],
     *,
@@ -294,7 +396,8 @@ def simulate_night(
     Parameters
     ----------
     instrument_name
-        An instrument with a configuration folder (``OMEGACAM``, ``HAWKI``).
+        An instrument with a configuration folder (``OMEGACAM``, ``HAWKI``), or a
+        validated configuration (a profile changed for a test).
     night
         The ESO night (date of the evening).
     out_dir
@@ -332,7 +435,11 @@ def simulate_night(
     ConfigError
         Unknown instrument or scale, or ``out_dir`` holds another simulation.
     """
-    instrument = load_instrument(instrument_name)
+    instrument = (
+        instrument_name
+        if isinstance(instrument_name, InstrumentConfig)
+        else load_instrument(instrument_name)
+    )
     if scale not in instrument.geometry:
         raise ConfigError(
             f"{instrument.name} has no '{scale}' scale: choose one of {sorted(instrument.geometry)}"
@@ -373,10 +480,13 @@ def simulate_night(
             )
         present = [d for d in present if d.extname in detectors]
     _check_out_dir(out_dir, identity, [d.extname for d in present])
-    truths = [
-        draw_detector_truth(instrument, geometry, instrument.detectors.index(d), static_seed)
-        for d in present
-    ]
+    truths = apply_overrides(
+        instrument,
+        [
+            draw_detector_truth(instrument, geometry, instrument.detectors.index(d), static_seed)
+            for d in present
+        ],
+    )
     for extname, changes in (degrade or {}).items():
         position = next((i for i, t in enumerate(truths) if t.extname == extname), None)
         if position is None:
@@ -460,6 +570,7 @@ def simulate_night(
         },
         "filters": {k: v.model_dump() for k, v in instrument.simulator.filters.items()},
         "detectors": {t.extname: t.as_dict() for t in truths},
+        **_ir_truth(instrument),
         "catalogues": {name: f"catalogues/{name}.csv" for name in catalogues},
         "true_catalogues": {name: f"truth-catalogues/{name}.csv" for name in catalogues},
         "exposures": [

@@ -16,6 +16,31 @@ pixels included, drawn anew for each frame: an offset per vertical readout chann
 (not zero on average over the frame), an offset between the channel's even and odd
 columns, and 1/f noise in time along the readout, common to all channels (they are
 read in parallel, each row by row, column after column).
+
+Generic infrared effects a profile may switch on (all off by default):
+
+* **Reset anomaly.** After a reset the level settles as ``L - A exp(-t/tau)``, ``t`` the
+  time since the reset. The channels are read in parallel, row after row from the
+  first row, so a pixel is read ``s = frame_readout_s * n / N`` after the reset (``n``
+  its place in its channel's readout, ``N`` the channel's pixels). A double-correlated
+  frame (reset-read-read, every dark, flat and science frame: the first read is
+  subtracted from the second, DIT later) keeps ``A exp(-s/tau) (1 - exp(-DIT/tau))``:
+  strongest in the first rows read and decaying along the readout, a fixed excess per
+  read once DIT >> tau, and so, as a share of the signal, largest at short DIT. A
+  reset-read frame (kind ``reset``, uncorrelated) shows ``L - A exp(-s/tau)``.
+  [ESO's HAWK-I trending report RESETANOM.txt: after a reset "the rate of dark
+  current accumulation varies before settling"; ESO VIRCAM dark QC page
+  qc_VC_dark.html: "Each NDIT adds about 12 ADU to the dark level"; CDS frames of IR
+  arrays show a ramp at the edge read first (CASU WFCAM commissioning report,
+  people.ast.cam.ac.uk/~wfcam/docs/reports/commissioning2/).]
+* **Stripes.** A row offset, new in every read, shared by the detectors of one
+  controller group (``stripe_shared_by``); a raw of NDIT reads carries their mean
+  (or sum). [vircampype, smeingast/vircampype vircampype/data/cube.py:1063-1073,
+  combines the stripe patterns of detectors 1-4, 5-8, 9-12, 13-16: one per mosaic row.]
+* **NDIT sum.** VIRCAM raws hold the sum of NDIT reads, HAWK-I's their mean (ESO
+  qc_VC_dark.html: "a raw frame acquired with DIT=10sec and NDIT=5 has 60 ADU more
+  signal ... than a raw dark frame with DIT=50 sec and NDIT=1").
+* **Non-linearity** ``adu (1 + c adu + c3 adu**2)`` of each read.
 """
 
 from __future__ import annotations
@@ -96,6 +121,65 @@ def ir_readout_pattern(
     return (np.tile(series, channels) + columns[None, :]).astype(np.float32)
 
 
+def reset_anomaly_profile(geometry: Geometry, truth: DetectorTruth) -> np.ndarray:
+    """``exp(-s / tau)`` of every pixel of the frame (NAXIS2, NAXIS1): ``s`` the time
+    from the reset to the pixel's read, channels read in parallel row after row."""
+    width = geometry.readout_channel_px or geometry.naxis1
+    rows = np.arange(geometry.naxis2, dtype=np.float64)[:, None]
+    cols = (np.arange(geometry.naxis1) % width).astype(np.float64)[None, :]
+    seconds = truth.frame_readout_s * (rows * width + cols) / (geometry.naxis2 * width)
+    return np.exp(-seconds / truth.reset_anomaly_time_s)
+
+
+def reset_anomaly_in_frame(truth: DetectorTruth, dit_s: float) -> float:
+    """The anomaly a double-correlated read of ``dit_s`` keeps at the first pixel read,
+    ADU per read: ``A (1 - exp(-DIT / tau))``."""
+    if not truth.reset_anomaly_adu:
+        return 0.0
+    return truth.reset_anomaly_adu * -np.expm1(-dit_s / truth.reset_anomaly_time_s)
+
+
+def response_drop_map(shape: tuple[int, int], truth: DetectorTruth, drop: float) -> np.ndarray:
+    """Factor on the pixel response: ``1 - drop`` over the top rows of the data region."""
+    factor = np.ones(shape, dtype=np.float32)
+    rows = round(truth.response_drop_rows_fraction * shape[0])
+    if rows:
+        factor[shape[0] - rows :, :] = np.float32(1.0 - drop)
+    return factor
+
+
+def synthesize_reset(
+    *,
+    geometry: Geometry,
+    truth: DetectorTruth,
+    maps: DetectorMaps,
+    frame_offset_adu: float,
+    stripes_adu: np.ndarray | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """One reset-read (uncorrelated) frame of an IR detector, float32 ADU.
+
+    It shows the reset level (truth ``reset_level_adu`` + frame offset + the detector's
+    fixed pattern), the reset anomaly still settling (``-A exp(-s/tau)``), one read's
+    noise (``read_noise_e`` is that of a double-correlated frame, the difference of two
+    reads: one read has 1/sqrt(2) of it), the readout channels' pattern and the
+    stripes. No signal accumulates: the read follows the reset. The reset (kTC) noise
+    of real arrays is not simulated.
+    """
+    rows, cols = parse_section(geometry.data_section)
+    raw = rng.standard_normal((geometry.naxis2, geometry.naxis1), dtype=np.float32)
+    raw *= np.float32(truth.read_noise_adu / np.sqrt(2.0))
+    raw += np.float32(truth.reset_level_adu + frame_offset_adu)
+    raw[rows, cols] += maps.bias_structure_adu
+    if truth.reset_anomaly_adu:
+        profile = reset_anomaly_profile(geometry, truth)
+        raw -= (truth.reset_anomaly_adu * profile).astype(np.float32)
+    raw += ir_readout_pattern(geometry, truth, rng, ndit=1)
+    if stripes_adu is not None:
+        raw += stripes_adu.astype(np.float32)[:, None]
+    return raw
+
+
 def synthesize_readout(
     *,
     geometry: Geometry,
@@ -112,18 +196,25 @@ def synthesize_readout(
     particle_rate_per_cm2_per_s: float,
     pixel_size_um: float,
     rng: np.random.Generator,
+    stripes_adu: np.ndarray | None = None,
+    response_factor: np.ndarray | None = None,
+    ndit_sum: bool = False,
 ) -> tuple[np.ndarray, HitRecord]:
     """One raw readout of one detector.
 
     ``light_e_per_s`` is the flux falling on the data region before the pixel
-    response (None for dark exposures). Returns the raw image (uint16 values as
-    float32 for CCDs, float32 ADU per DIT for IR) and the true particle hits.
+    response (None for dark exposures). IR only: ``stripes_adu`` (NAXIS2,) is the
+    row offset of the NDIT reads' mean; ``response_factor`` multiplies the response
+    in this frame; ``ndit_sum`` stores the sum of the NDIT reads, not their mean.
+    Returns the raw image (uint16 values as float32 for CCDs, float32 ADU for IR)
+    and the true particle hits.
     """
     rows, cols = parse_section(geometry.data_section)
     t = dit_s if infrared else exptime_s
     charge = maps.dark_e_per_s * np.float32(t + readout_time_s)
     if light_e_per_s is not None:
-        charge += light_e_per_s * maps.response * np.float32(t)
+        response = maps.response if response_factor is None else maps.response * response_factor
+        charge += light_e_per_s * response * np.float32(t)
     # IR frames average NDIT reads: a hit lands in one of them.
     hits = add_particle_hits(
         charge,
@@ -142,7 +233,11 @@ def synthesize_readout(
     data = noise[rows, cols] * np.sqrt(variance)
     data += charge
     data /= np.float32(truth.gain_e_per_adu)
-    data *= 1.0 + np.float32(truth.nonlinearity_per_adu) * data
+    if truth.nonlinearity_cubic_per_adu2:
+        cubic = np.float32(truth.nonlinearity_cubic_per_adu2) * data * data
+        data *= 1.0 + np.float32(truth.nonlinearity_per_adu) * data + cubic
+    else:
+        data *= 1.0 + np.float32(truth.nonlinearity_per_adu) * data
     data += maps.bias_structure_adu
 
     level = np.float32(truth.bias_level_adu + frame_offset_adu)
@@ -151,7 +246,14 @@ def synthesize_readout(
     raw[rows, cols] = data + level
     if infrared:
         raw += ir_readout_pattern(geometry, truth, rng, ndit=reads)
+        anomaly = reset_anomaly_in_frame(truth, dit_s)
+        if anomaly:
+            raw += (anomaly * reset_anomaly_profile(geometry, truth)).astype(np.float32)
+        if stripes_adu is not None:
+            raw += stripes_adu.astype(np.float32)[:, None]
         np.minimum(raw, np.float32(saturation_adu), out=raw)
+        if ndit_sum and reads > 1:
+            raw *= np.float32(reads)
         return raw, hits
     np.rint(raw, out=raw)
     np.clip(raw, 0.0, min(saturation_adu, 65535.0), out=raw)

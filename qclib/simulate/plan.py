@@ -83,6 +83,11 @@ def _count(item: PlannedExposure, scale: str, counts: Mapping[str, int]) -> int:
     return item.count_test if scale == "test" and item.count_test else item.count
 
 
+def _duration_s(instrument: InstrumentConfig, item: PlannedExposure, dit_s: float) -> float:
+    """Time one exposure of a template takes, readout and overheads included."""
+    return item.exptime_of(dit_s) + instrument.readout_time_s + _OVERHEAD_S
+
+
 def _pointing_error(limit_arcsec: float, seed: int, index: int) -> tuple[float, float]:
     """Uniform in a disc of the profile's radius; its own random stream, so the rest
     of the plan does not depend on it."""
@@ -130,40 +135,46 @@ def plan_night(
         "morning": events["sunrise"] + 1 / 24,
     }
     night_hours = (events["dawn"] - events["dusk"]) * 24
-    pending: list[tuple[float, PlannedExposure, int, list[float]]] = []
+    pending: list[tuple[float, PlannedExposure, list[float], list[float]]] = []
     obs_id = 200_000_000 + int(rng.integers(0, 99_999_000))
     for item in sim.plan:
         n = _count(item, scale, counts or {})
-        duration_s = item.exptime_s + instrument.readout_time_s + _OVERHEAD_S
         if item.kind == "standard":
             # One template per standard, spread over the first 60 % of the night.
             for i in range(n):
                 start = events["dusk"] + (0.6 * night_hours * i / max(n - 1, 1)) / 24
-                pending.append((start, item, 1, [start]))
+                pending.append((start, item, [start], item.dits_s()))
             continue
+        # A DIT sequence takes n exposures at each DIT, in the order given.
+        dits = [dit for dit in item.dits_s() for _ in range(n)]
         start = clocks[item.when]
-        times = [start + k * duration_s / 86400 for k in range(n)]
-        clocks[item.when] = times[-1] + (duration_s + 120) / 86400
-        pending.append((start, item, n, times))
+        durations = [_duration_s(instrument, item, dit) for dit in dits]
+        offsets_s = [k * durations[0] for k in range(len(dits))]
+        if item.sequence_dit_s is not None:
+            offsets_s = [float(sum(durations[:k])) for k in range(len(dits))]
+        times = [start + offset / 86400 for offset in offsets_s]
+        clocks[item.when] = times[-1] + (_duration_s(instrument, item, dits[-1]) + 120) / 86400
+        pending.append((start, item, times, dits))
 
     # Standards later in the night must not overlap other templates.
     pending.sort(key=lambda p: (p[0], p[1].kind != "standard"))
     busy_until = 0.0
-    scheduled: list[tuple[PlannedExposure, list[float]]] = []
-    for _start, item, _n, times in pending:
+    scheduled: list[tuple[PlannedExposure, list[float], list[float]]] = []
+    for _start, item, times, dits in pending:
         shift = max(0.0, busy_until - times[0])
         times = [t + shift for t in times]
-        duration = (item.exptime_s + instrument.readout_time_s + _OVERHEAD_S) / 86400
+        duration = _duration_s(instrument, item, dits[-1]) / 86400
         busy_until = times[-1] + duration + 60 / 86400
-        scheduled.append((item, times))
+        scheduled.append((item, times, dits))
 
     exposures: list[Exposure] = []
-    for item, times in sorted(scheduled, key=lambda s: s[1][0]):
+    for item, times, dits in sorted(scheduled, key=lambda s: s[1][0]):
         obs_id += 1
         tpl_start = iso_millis(mjd_to_datetime(times[0]))[:19]
         target = sim.targets.get(item.target) if item.target else None
         first_level = None
-        for k, mjd in enumerate(times):
+        for k, (mjd, dit) in enumerate(zip(times, dits, strict=True)):
+            exptime_s = item.exptime_of(dit)
             filt = item.filter
             notes: list[str] = []
             if target is not None:
@@ -178,7 +189,7 @@ def plan_night(
                 offset = (0.0, 0.0)
             ra = (ra0 + offset[0] / 3600 / np.cos(np.radians(dec0))) % 360.0
             dec = dec0 + offset[1] / 3600
-            mid = mjd + item.exptime_s / 2 / 86400
+            mid = mjd + exptime_s / 2 / 86400
             alt = float(ephemeris.altitude_deg(ra, dec, mid, site.longitude_deg, site.latitude_deg))
             if item.kind in ("standard", "science") and alt < _MIN_ALTITUDE_DEG:
                 notes.append(
@@ -197,23 +208,22 @@ def plan_night(
                 else:
                     sky = profile.twilight_start_e_per_s * np.exp(-elapsed / _TWILIGHT_DECAY_S)
                 first_level = sky
-            elif item.kind == "dome_flat":
+            elif item.kind in ("dome_flat", "linearity_flat"):
                 assert filt is not None
-                sky = sim.filters[filt].dome_flat_e_per_s
+                sky = item.lamp_e_per_s or sim.filters[filt].dome_flat_e_per_s
             elif item.kind in ("standard", "science", "sky"):
                 sky = _sky_e_per_s(instrument, filt)
             else:
                 sky = 0.0
             index = len(exposures)
             when = mjd_to_datetime(mjd)
-            dit = item.dit_s if item.dit_s is not None else item.exptime_s
             exposures.append(
                 Exposure(
                     index=index,
                     kind=item.kind,
                     template=item,
                     mjd_obs=mjd,
-                    exptime_s=item.exptime_s,
+                    exptime_s=exptime_s,
                     dit_s=dit,
                     ndit=item.ndit or 1,
                     filter=filt,
@@ -223,7 +233,7 @@ def plan_night(
                     obs_id=obs_id,
                     arcfile=f"{instrument.arcfile_prefix}.{iso_millis(when)}.fits",
                     origfile=(
-                        f"{instrument.name}_IMG_{item.kind.upper()}{int(item.exptime_s)}"
+                        f"{instrument.name}_IMG_{item.kind.upper()}{int(exptime_s)}"
                         f"_{index + 1:04d}.fits"
                     ),
                     ra_deg=ra,

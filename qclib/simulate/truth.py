@@ -8,11 +8,13 @@ pixels are 0-based (x, y) in the trimmed data region.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from qclib.config.instrument import Geometry, InstrumentConfig
+from qclib.errors import ConfigError
 
 #: IR arrays are read out in channels of this many columns, each with its own offset.
 IR_CHANNEL_COLUMNS = 64
@@ -50,13 +52,43 @@ class DetectorTruth:
     even_odd_rms_adu: float = 0.0
     correlated_noise_rms_adu: float = 0.0
 
+    # Non-linearity beyond the quadratic: raw = adu * (1 + c * adu + c3 * adu**2),
+    # adu the linear level of one read; the reference level of the stated per cent.
+    nonlinearity_cubic_per_adu2: float = 0.0
+    nonlinearity_reference_adu: float = 10_000.0
+
+    # IR reset (qclib.simulate.pixels): the level of a reset-read frame, and the
+    # anomaly: after a reset the level settles as -A exp(-t/tau), t the time since
+    # the frame's reset, so pixels read first carry most of it.
+    reset_level_adu: float = 0.0
+    reset_anomaly_adu: float = 0.0
+    reset_anomaly_time_s: float = 0.0
+    frame_readout_s: float = 0.0
+
+    # A worse flat response: the top ``response_drop_rows_fraction`` of the rows
+    # lose ``response_drop`` of their response, varying from frame to frame by
+    # ``response_drop_rms`` (the realised value of each frame is in truth.json).
+    response_drop: float = 0.0
+    response_drop_rows_fraction: float = 0.0
+    response_drop_rms: float = 0.0
+
     @property
     def read_noise_adu(self) -> float:
         return self.read_noise_e / self.gain_e_per_adu
 
+    def nonlinearity_percent_at(self, adu: float) -> float:
+        """Per cent by which a read at linear level ``adu`` comes out of the detector
+        above (+) or below (-) that level: 100 (c adu + c3 adu**2)."""
+        return 100.0 * (self.nonlinearity_per_adu * adu + self.nonlinearity_cubic_per_adu2 * adu**2)
+
     def as_dict(self) -> dict[str, object]:
         out = asdict(self)
         out["read_noise_adu"] = self.read_noise_adu
+        out["nonlinearity_percent_at_adu"] = {
+            f"{self.nonlinearity_reference_adu:g}": self.nonlinearity_percent_at(
+                self.nonlinearity_reference_adu
+            )
+        }
         out["n_hot_pixels"] = len(self.hot_pixels)
         out["n_cold_pixels"] = len(self.cold_pixels)
         out["n_bad_column_pixels"] = sum(stop - start for _, start, stop, _ in self.bad_columns)
@@ -95,6 +127,7 @@ def draw_detector_truth(
     hot_rates = np.exp(rng.uniform(lo, hi, n_hot))
     cold_response = rng.uniform(*sim.cold_pixel_response, n_cold)
     bias_structure = _draw_bias_structure(instrument, shape, index, seed)
+    infrared_truth = _draw_ir_truth(instrument, index, seed)
     return DetectorTruth(
         extname=instrument.detectors[index].extname,
         index=index,
@@ -105,7 +138,6 @@ def draw_detector_truth(
         bias_gradient_y_adu=float(rng.uniform(-0.5, 0.5) * sim.bias_gradient_adu),
         bias_pattern_rms_adu=sim.bias_pattern_rms_adu,
         dark_current_e_per_s=float(rng.uniform(*sim.dark_current_e_per_hr) / 3600.0),
-        nonlinearity_per_adu=sim.nonlinearity_per_adu,
         prnu_rms=sim.prnu_rms,
         channel_offset_rms_adu=sim.channel_offset_rms_adu,
         even_odd_rms_adu=sim.even_odd_rms_adu,
@@ -118,7 +150,52 @@ def draw_detector_truth(
             for (x, y), r in zip(defects[n_hot:], cold_response, strict=True)
         ],
         **bias_structure,
+        **infrared_truth,
     )
+
+
+def _draw_ir_truth(instrument: InstrumentConfig, index: int, seed: int) -> dict[str, object]:
+    """Non-linearity and reset truth, from their own random stream (as the CCD-only
+    truth) so that profiles without ranges keep every other drawn value."""
+    sim = instrument.simulator
+    rng = np.random.default_rng([seed, 10, index])
+
+    def drawn(value: float | tuple[float, float]) -> float:
+        return float(rng.uniform(*value)) if isinstance(value, tuple) else float(value)
+
+    return {
+        "nonlinearity_per_adu": drawn(sim.nonlinearity_per_adu),
+        "nonlinearity_cubic_per_adu2": drawn(sim.nonlinearity_cubic_per_adu2),
+        "nonlinearity_reference_adu": sim.nonlinearity_reference_adu,
+        "reset_level_adu": drawn(sim.reset_level_adu),
+        "reset_anomaly_adu": drawn(sim.reset_anomaly_adu),
+        "reset_anomaly_time_s": sim.reset_anomaly_time_s if any(sim.reset_anomaly_adu) else 0.0,
+        "frame_readout_s": sim.frame_readout_s or 0.0,
+    }
+
+
+def apply_overrides(
+    instrument: InstrumentConfig, truths: list[DetectorTruth]
+) -> list[DetectorTruth]:
+    """The profile's ``detector_overrides`` applied to the simulated detectors.
+
+    Raises
+    ------
+    ConfigError
+        An override names a detector the instrument does not have.
+    """
+    known = {d.extname for d in instrument.detectors}
+    overrides = {o.detector: o for o in instrument.simulator.detector_overrides}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(
+            f"{instrument.name} [[simulator.detector_overrides]] names unknown detector(s) "
+            f"{unknown}: detectors are {sorted(known)}"
+        )
+    return [
+        dataclasses.replace(t, **overrides[t.extname].replace) if t.extname in overrides else t
+        for t in truths
+    ]
 
 
 def _draw_bias_structure(
