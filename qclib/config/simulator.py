@@ -294,6 +294,12 @@ class SimulatorProfile(Strict):
     nonlinearity_cubic_per_adu2: float | tuple[float, float] = Field(
         0.0, description="Cubic coefficient c3 (or a range, drawn per detector)"
     )
+    nonlinearity_first_read_s: float = Field(
+        0.0,
+        ge=0,
+        description="IR: reset-to-first-read time; a double-correlated raw is then "
+        "NL(x + p) - NL(p), p the signal of that time (0: NL(x))",
+    )
     nonlinearity_reference_adu: float = Field(
         10_000.0,
         gt=0,

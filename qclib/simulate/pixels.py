@@ -40,7 +40,11 @@ Generic infrared effects a profile may switch on (all off by default):
 * **NDIT sum.** VIRCAM raws hold the sum of NDIT reads, HAWK-I's their mean (ESO
   qc_VC_dark.html: "a raw frame acquired with DIT=10sec and NDIT=5 has 60 ADU more
   signal ... than a raw dark frame with DIT=50 sec and NDIT=1").
-* **Non-linearity** ``adu (1 + c adu + c3 adu**2)`` of each read.
+* **Non-linearity** ``NL(adu) = adu (1 + c adu + c3 adu**2)`` of each read; with
+  ``nonlinearity_first_read_s`` (VIRCAM: MINDIT) a double-correlated raw is
+  ``NL(x + p) - NL(p)``, ``p`` the signal collected between reset and first read
+  (CASU's DCS linearity model, as vircampype reimplements it:
+  vircampype/tools/mathtools.py:347-384, ``k = MINDIT / DIT``).
 """
 
 from __future__ import annotations
@@ -148,6 +152,12 @@ def response_drop_map(shape: tuple[int, int], truth: DetectorTruth, drop: float)
     return factor
 
 
+def nonlinear(adu: np.ndarray, truth: DetectorTruth) -> np.ndarray:
+    """What a read of linear level ``adu`` gives: ``adu (1 + c adu + c3 adu**2)``."""
+    c, c3 = np.float32(truth.nonlinearity_per_adu), np.float32(truth.nonlinearity_cubic_per_adu2)
+    return adu * (1.0 + c * adu + c3 * adu * adu)
+
+
 def synthesize_reset(
     *,
     geometry: Geometry,
@@ -233,9 +243,12 @@ def synthesize_readout(
     data = noise[rows, cols] * np.sqrt(variance)
     data += charge
     data /= np.float32(truth.gain_e_per_adu)
-    if truth.nonlinearity_cubic_per_adu2:
-        cubic = np.float32(truth.nonlinearity_cubic_per_adu2) * data * data
-        data *= 1.0 + np.float32(truth.nonlinearity_per_adu) * data + cubic
+    if infrared and truth.nonlinearity_first_read_s:
+        # Reset-read-read: NL(x + p) - NL(p), p the ADU of the reset-to-first-read time.
+        before = data * np.float32(truth.nonlinearity_first_read_s / t)
+        data = nonlinear(data + before, truth) - nonlinear(before, truth)
+    elif truth.nonlinearity_cubic_per_adu2:
+        data = nonlinear(data, truth)
     else:
         data *= 1.0 + np.float32(truth.nonlinearity_per_adu) * data
     data += maps.bias_structure_adu

@@ -56,6 +56,10 @@ class DetectorTruth:
     # adu the linear level of one read; the reference level of the stated per cent.
     nonlinearity_cubic_per_adu2: float = 0.0
     nonlinearity_reference_adu: float = 10_000.0
+    # Double-correlated non-linearity: the charge of the reset-to-first-read time is
+    # on the pixel at both reads, so a raw is NL(x + p) - NL(p) (CASU's DCS model,
+    # k = MINDIT / DIT: vircampype vircampype/tools/mathtools.py:347-384).
+    nonlinearity_first_read_s: float = 0.0
 
     # IR reset (qclib.simulate.pixels): the level of a reset-read frame, and the
     # anomaly: after a reset the level settles as -A exp(-t/tau), t the time since
@@ -167,6 +171,7 @@ def _draw_ir_truth(instrument: InstrumentConfig, index: int, seed: int) -> dict[
         "nonlinearity_per_adu": drawn(sim.nonlinearity_per_adu),
         "nonlinearity_cubic_per_adu2": drawn(sim.nonlinearity_cubic_per_adu2),
         "nonlinearity_reference_adu": sim.nonlinearity_reference_adu,
+        "nonlinearity_first_read_s": sim.nonlinearity_first_read_s,
         "reset_level_adu": drawn(sim.reset_level_adu),
         "reset_anomaly_adu": drawn(sim.reset_anomaly_adu),
         "reset_anomaly_time_s": sim.reset_anomaly_time_s if any(sim.reset_anomaly_adu) else 0.0,

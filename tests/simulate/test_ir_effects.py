@@ -290,6 +290,7 @@ LINEARITY_PLAN = [
 LINEARITY_PROFILE = {
     "nonlinearity_per_adu": (-6e-7, -2e-7),
     "nonlinearity_cubic_per_adu2": -1e-11,
+    "nonlinearity_first_read_s": MINDIT_S,
     "particle_rate_per_cm2_per_s": 0.0,
     "detector_overrides": [{"detector": BAD, "replace": OVERRIDE, "text": "a noisy array"}],
 }
@@ -313,6 +314,18 @@ def _linear_adu(instrument: InstrumentConfig, det: dict, dit_s: float, drop: flo
     if drop:
         response[response.shape[0] // 2 :, :] *= 1 - drop
     return LAMP_E_PER_S * light * response * dit_s / det["gain_e_per_adu"]
+
+
+def _raw_level(linear: np.ndarray, det: dict, dit_s: float) -> np.ndarray:
+    """The truth polynomial of a double-correlated read: NL(x + p) - NL(p), ``p`` the
+    signal between reset and first read, NL(a) = a (1 + c a + c3 a**2)."""
+    c, c3 = det["nonlinearity_per_adu"], det["nonlinearity_cubic_per_adu2"]
+    before = linear * det["nonlinearity_first_read_s"] / dit_s
+
+    def nl(a: np.ndarray) -> np.ndarray:
+        return a * (1 + c * a + c3 * a**2)
+
+    return nl(linear + before) - nl(before)
 
 
 def test_linearity_sequence_follows_the_truth_polynomial(linearity_night) -> None:
@@ -348,7 +361,7 @@ def test_linearity_sequence_follows_the_truth_polynomial(linearity_night) -> Non
             difference = (_raw(fpath, extname) - _raw(dpath, extname))[rows, cols] - offsets
             measured = float(np.mean(difference))
             linear = _linear_adu(instrument, det, flat["dit_s"])
-            expected = float(np.mean(linear * (1 + c * linear + c3 * linear**2)))
+            expected = float(np.mean(_raw_level(linear, det, flat["dit_s"])))
             assert measured == pytest.approx(expected, rel=1e-3), (extname, flat["dit_s"])
             if flat["dit_s"] == LINEARITY_DITS[-1]:
                 assert abs(measured / float(np.mean(linear)) - 1) > 0.01
@@ -399,12 +412,10 @@ def test_override_changes_only_the_named_detector(linearity_night) -> None:
             assert (drop != 0.0) == (extname == BAD)
             offset = exposure["detectors"][extname]["frame_offset_adu"]
             flat = (_raw(path, extname) - offset - dark_level[extname])[rows, cols]
-            linear = _linear_adu(instrument, det, 5.0)
-            c, c3 = det["nonlinearity_per_adu"], det["nonlinearity_cubic_per_adu2"]
+            level = _raw_level(_linear_adu(instrument, det, 5.0), det, 5.0)
             half = flat.shape[0] // 2
-            ratio = (flat[half:] / flat[:half].mean()).mean() / (
-                np.mean(linear[half:] * (1 + c * linear[half:] + c3 * linear[half:] ** 2))
-                / np.mean(linear[:half] * (1 + c * linear[:half] + c3 * linear[:half] ** 2))
+            ratio = (flat[half:].mean() / flat[:half].mean()) / (
+                level[half:].mean() / level[:half].mean()
             )
             assert ratio == pytest.approx(1 - drop, abs=0.002), (extname, drop)
 
