@@ -26,6 +26,7 @@ from scipy.optimize import brentq
 from qclib.calib.linearity import (
     LampMonitor,
     LinearityConfig,
+    channel_levels,
     fit_channel,
     linearise,
     measure_lamp_monitor,
@@ -241,3 +242,13 @@ def test_nonlinearity_is_nan_where_the_sequence_never_reaches_the_level() -> Non
     # f turns over at 1 / (2 x 2e-4) = 2,500 ADU: 10,000 ADU is never measured.
     value = nonlinearity_at(10000.0, np.array([1.0, -2e-4]), 1000.0, reset_read_s=RESET_READ_S)
     assert np.isnan(value)
+
+
+def test_channel_levels_leave_masked_pixels_out() -> None:
+    flat = np.full((8, 8), 1000.0, np.float32)
+    flat[:, :4] += np.arange(8, dtype=np.float32)[:, None]  # rows 0-7: 1000-1007
+    flat[0:2, 4:] = 5000.0  # a bright patch in channel 2, masked
+    mask = np.zeros(flat.shape, bool)
+    mask[0:2, 4:] = True
+    levels = channel_levels(flat, np.full((8, 8), 100.0, np.float32), channel_width_px=4, mask=mask)
+    assert levels.tolist() == [903.5, 900.0]
