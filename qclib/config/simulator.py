@@ -130,6 +130,9 @@ DriftField = Literal[
     "dark_current_e_per_s",
     "nonlinearity_per_adu",
     "prnu_rms",
+    "reset_level_adu",
+    "reset_anomaly_adu",
+    "response_drop",
 ]
 
 #: Detector properties a per-detector override may set (fields of DetectorTruth;
@@ -147,6 +150,8 @@ OverrideField = Literal[
     "even_odd_rms_adu",
     "correlated_noise_rms_adu",
     "reset_level_adu",
+    "reset_pattern_rms_adu",
+    "reset_noise_e",
     "reset_anomaly_adu",
     "reset_anomaly_time_s",
     "response_drop",
@@ -310,6 +315,12 @@ class SimulatorProfile(Strict):
     )
     reset_level_adu: tuple[float, float] = Field(
         (0.0, 0.0), description="IR: level of a reset-read (uncorrelated) frame, per detector"
+    )
+    reset_pattern_rms_adu: float = Field(
+        0.0, ge=0, description="IR: fixed pixel-to-pixel structure of the reset level"
+    )
+    reset_noise_e: float = Field(
+        0.0, ge=0, description="IR: reset (kTC) noise of a reset-read frame, e- per reset"
     )
     reset_anomaly_adu: tuple[float, float] = Field(
         (0.0, 0.0),

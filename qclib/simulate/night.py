@@ -146,12 +146,15 @@ def _fill_detector(task: _DetectorTask) -> list[dict[str, float | int]]:
         stripes = _stripes(task, exposure)
         extra: dict[str, float] = {}
         if exposure.kind == "reset":
+            if truth.reset_pattern_rms_adu and "reset_pattern" not in cache:
+                cache["reset_pattern"] = _reset_pattern(task)
             raw = synthesize_reset(
                 geometry=geometry,
                 truth=truth,
                 maps=maps,
                 frame_offset_adu=offset,
                 stripes_adu=stripes,
+                reset_pattern_adu=cache.get("reset_pattern"),
                 rng=rng,
             )
             hits = HitRecord(0, 0)
@@ -208,6 +211,14 @@ def _fill_detector(task: _DetectorTask) -> list[dict[str, float | int]]:
             }
         )
     return records
+
+
+def _reset_pattern(task: _DetectorTask) -> np.ndarray:
+    """The reset level's fixed pixel pattern (NAXIS2, NAXIS1), ADU: static, so drawn
+    from the static seed."""
+    rng = np.random.default_rng([task.static_seed, 12, task.truth.index])
+    shape = (task.geometry.naxis2, task.geometry.naxis1)
+    return rng.normal(0.0, task.truth.reset_pattern_rms_adu, shape).astype(np.float32)
 
 
 def stripe_group(instrument: InstrumentConfig, extname: str) -> int:

@@ -165,22 +165,27 @@ def synthesize_reset(
     maps: DetectorMaps,
     frame_offset_adu: float,
     stripes_adu: np.ndarray | None,
+    reset_pattern_adu: np.ndarray | None,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """One reset-read (uncorrelated) frame of an IR detector, float32 ADU.
 
     It shows the reset level (truth ``reset_level_adu`` + frame offset + the detector's
-    fixed pattern), the reset anomaly still settling (``-A exp(-s/tau)``), one read's
-    noise (``read_noise_e`` is that of a double-correlated frame, the difference of two
-    reads: one read has 1/sqrt(2) of it), the readout channels' pattern and the
-    stripes. No signal accumulates: the read follows the reset. The reset (kTC) noise
-    of real arrays is not simulated.
+    fixed bias structure + ``reset_pattern_adu``, the reset level's own fixed pixel
+    pattern, NAXIS2 x NAXIS1), the reset anomaly still settling (``-A exp(-s/tau)``),
+    one read's noise (``read_noise_e`` is that of a double-correlated frame, the
+    difference of two reads: one read has 1/sqrt(2) of it) with the reset's kTC noise
+    (``reset_noise_e``), the readout channels' pattern and the stripes. No signal
+    accumulates: the read follows the reset.
     """
     rows, cols = parse_section(geometry.data_section)
     raw = rng.standard_normal((geometry.naxis2, geometry.naxis1), dtype=np.float32)
-    raw *= np.float32(truth.read_noise_adu / np.sqrt(2.0))
+    noise_e = np.sqrt(truth.read_noise_e**2 / 2.0 + truth.reset_noise_e**2)
+    raw *= np.float32(noise_e / truth.gain_e_per_adu)
     raw += np.float32(truth.reset_level_adu + frame_offset_adu)
     raw[rows, cols] += maps.bias_structure_adu
+    if reset_pattern_adu is not None:
+        raw += reset_pattern_adu
     if truth.reset_anomaly_adu:
         profile = reset_anomaly_profile(geometry, truth)
         raw -= (truth.reset_anomaly_adu * profile).astype(np.float32)

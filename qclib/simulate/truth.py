@@ -65,6 +65,8 @@ class DetectorTruth:
     # anomaly: after a reset the level settles as -A exp(-t/tau), t the time since
     # the frame's reset, so pixels read first carry most of it.
     reset_level_adu: float = 0.0
+    reset_pattern_rms_adu: float = 0.0  # fixed pixel-to-pixel structure of the reset level
+    reset_noise_e: float = 0.0  # kTC noise of each reset (cancels in a correlated frame)
     reset_anomaly_adu: float = 0.0
     reset_anomaly_time_s: float = 0.0
     frame_readout_s: float = 0.0
@@ -173,6 +175,8 @@ def _draw_ir_truth(instrument: InstrumentConfig, index: int, seed: int) -> dict[
         "nonlinearity_reference_adu": sim.nonlinearity_reference_adu,
         "nonlinearity_first_read_s": sim.nonlinearity_first_read_s,
         "reset_level_adu": drawn(sim.reset_level_adu),
+        "reset_pattern_rms_adu": sim.reset_pattern_rms_adu,
+        "reset_noise_e": sim.reset_noise_e,
         "reset_anomaly_adu": drawn(sim.reset_anomaly_adu),
         "reset_anomaly_time_s": sim.reset_anomaly_time_s if any(sim.reset_anomaly_adu) else 0.0,
         "frame_readout_s": sim.frame_readout_s or 0.0,
