@@ -77,6 +77,17 @@ class PlannedExposure(Strict):
     lamp_e_per_s: float | None = Field(
         None, gt=0, description="Dome lamp level of this template (default: the filter's)"
     )
+    lamp_drift_per_hour: float = Field(
+        0.0, description="Dome lamp: fractional change of its level per hour of the template"
+    )
+    check_every: int | None = Field(
+        None,
+        ge=1,
+        description="DIT sequence: a check exposure (check_dit_s) first, after every "
+        "check_every exposures and last, to follow the lamp (VIRCAM's 5 s DETCHECK flats)",
+    )
+    check_dit_s: float | None = Field(None, gt=0, description="DIT of the check exposures")
+    check_dpr_type: str | None = Field(None, description="DPR.TYPE of the check exposures")
     ndit: int | None = Field(None, ge=1)
     filter: str | None = None
     dpr_catg: str
@@ -99,9 +110,32 @@ class PlannedExposure(Strict):
                 raise ValueError("sequence_dit_s must be positive")
         elif self.exptime_s is None:
             raise ValueError("exptime_s is required (unless sequence_dit_s is given)")
-        if self.lamp_e_per_s is not None and self.kind not in ("dome_flat", "linearity_flat"):
-            raise ValueError(f"lamp_e_per_s is for dome flats, not {self.kind}")
+        lamp = self.lamp_e_per_s is not None or self.lamp_drift_per_hour
+        if lamp and self.kind not in ("dome_flat", "linearity_flat"):
+            raise ValueError(
+                f"lamp_e_per_s and lamp_drift_per_hour are for dome flats, not {self.kind}"
+            )
+        checks = (self.check_every, self.check_dit_s, self.check_dpr_type)
+        wanted = any(c is not None for c in checks)
+        if wanted and (self.sequence_dit_s is None or any(c is None for c in checks)):
+            raise ValueError(
+                "check exposures need a DIT sequence and all of check_every, "
+                "check_dit_s, check_dpr_type"
+            )
         return self
+
+    def shots(self, count: int) -> list[tuple[float, bool]]:
+        """(DIT, is a check exposure) of every exposure of the template, in order:
+        ``count`` at each DIT, check exposures around and between (``check_every``)."""
+        dits = [dit for dit in self.dits_s() for _ in range(count)]
+        if self.check_every is None or self.check_dit_s is None:
+            return [(dit, False) for dit in dits]
+        out = [(self.check_dit_s, True)]
+        for position, dit in enumerate(dits, start=1):
+            out.append((dit, False))
+            if position % self.check_every == 0 or position == len(dits):
+                out.append((self.check_dit_s, True))
+        return out
 
     def dits_s(self) -> list[float]:
         """The DIT of each exposure of the template (one per DIT of a sequence)."""

@@ -606,6 +606,7 @@ def simulate_night(
                 "seeing_zenith_arcsec": e.seeing_zenith_arcsec,
                 "seeing_arcsec": e.seeing_arcsec,
                 "flux_e_per_s": e.sky_e_per_s,
+                **({"check": True} if e.check else {}),
                 "notes": list(e.notes),
                 "detectors": {
                     extname: records[position] for extname, records in sorted(per_detector.items())

@@ -51,6 +51,7 @@ class Exposure:
     sky_e_per_s: float
     notes: tuple[str, ...] = field(default=())
     pointing_error_arcsec: tuple[float, float] = (0.0, 0.0)  # (east, north): WCS - truth
+    check: bool = False  # a check exposure of a DIT sequence (lamp monitor)
 
     @property
     def wcs_ra_deg(self) -> float:
@@ -135,7 +136,7 @@ def plan_night(
         "morning": events["sunrise"] + 1 / 24,
     }
     night_hours = (events["dawn"] - events["dusk"]) * 24
-    pending: list[tuple[float, PlannedExposure, list[float], list[float]]] = []
+    pending: list[tuple[float, PlannedExposure, list[float], list[tuple[float, bool]]]] = []
     obs_id = 200_000_000 + int(rng.integers(0, 99_999_000))
     for item in sim.plan:
         n = _count(item, scale, counts or {})
@@ -143,10 +144,11 @@ def plan_night(
             # One template per standard, spread over the first 60 % of the night.
             for i in range(n):
                 start = events["dusk"] + (0.6 * night_hours * i / max(n - 1, 1)) / 24
-                pending.append((start, item, [start], item.dits_s()))
+                pending.append((start, item, [start], item.shots(1)))
             continue
         # A DIT sequence takes n exposures at each DIT, in the order given.
-        dits = [dit for dit in item.dits_s() for _ in range(n)]
+        shots = item.shots(n)
+        dits = [dit for dit, _check in shots]
         start = clocks[item.when]
         durations = [_duration_s(instrument, item, dit) for dit in dits]
         offsets_s = [k * durations[0] for k in range(len(dits))]
@@ -154,26 +156,30 @@ def plan_night(
             offsets_s = [float(sum(durations[:k])) for k in range(len(dits))]
         times = [start + offset / 86400 for offset in offsets_s]
         clocks[item.when] = times[-1] + (_duration_s(instrument, item, dits[-1]) + 120) / 86400
-        pending.append((start, item, times, dits))
+        pending.append((start, item, times, shots))
 
     # Standards later in the night must not overlap other templates.
     pending.sort(key=lambda p: (p[0], p[1].kind != "standard"))
     busy_until = 0.0
-    scheduled: list[tuple[PlannedExposure, list[float], list[float]]] = []
-    for _start, item, times, dits in pending:
+    scheduled: list[tuple[PlannedExposure, list[float], list[tuple[float, bool]]]] = []
+    for _start, item, times, shots in pending:
         shift = max(0.0, busy_until - times[0])
         times = [t + shift for t in times]
-        duration = _duration_s(instrument, item, dits[-1]) / 86400
+        duration = _duration_s(instrument, item, shots[-1][0]) / 86400
         busy_until = times[-1] + duration + 60 / 86400
-        scheduled.append((item, times, dits))
+        scheduled.append((item, times, shots))
 
     exposures: list[Exposure] = []
-    for item, times, dits in sorted(scheduled, key=lambda s: s[1][0]):
+    for template, times, shots in sorted(scheduled, key=lambda s: s[1][0]):
         obs_id += 1
         tpl_start = iso_millis(mjd_to_datetime(times[0]))[:19]
-        target = sim.targets.get(item.target) if item.target else None
+        target = sim.targets.get(template.target) if template.target else None
         first_level = None
-        for k, (mjd, dit) in enumerate(zip(times, dits, strict=True)):
+        check_template = template
+        if template.check_dpr_type is not None:
+            check_template = template.model_copy(update={"dpr_type": template.check_dpr_type})
+        for k, (mjd, (dit, check)) in enumerate(zip(times, shots, strict=True)):
+            item = check_template if check else template
             exptime_s = item.exptime_of(dit)
             filt = item.filter
             notes: list[str] = []
@@ -211,6 +217,8 @@ def plan_night(
             elif item.kind in ("dome_flat", "linearity_flat"):
                 assert filt is not None
                 sky = item.lamp_e_per_s or sim.filters[filt].dome_flat_e_per_s
+                if item.lamp_drift_per_hour:
+                    sky *= 1.0 + item.lamp_drift_per_hour * (mjd - times[0]) * 24
             elif item.kind in ("standard", "science", "sky"):
                 sky = _sky_e_per_s(instrument, filt)
             else:
@@ -247,6 +255,7 @@ def plan_night(
                     pointing_error_arcsec=_pointing_error(
                         sim.pointing_error_arcsec, seed, len(exposures)
                     ),
+                    check=check,
                 )
             )
     return exposures, events

@@ -491,6 +491,10 @@ def test_profile_options_are_checked() -> None:
         _instrument([_template("linearity_flat", 1, sequence_dit_s=[1.0, 2.0], dit_s=1.0)])
     with pytest.raises(ValidationError, match="exptime_s is required"):
         _instrument([_template("dark", 1)])
+    with pytest.raises(ValidationError, match="check exposures need a DIT sequence"):
+        _instrument([_template("dome_flat", 1, exptime_s=5.0, check_every=2)])
+    with pytest.raises(ValidationError, match="lamp_drift_per_hour are for dome flats"):
+        _instrument([_template("dark", 1, exptime_s=5.0, lamp_drift_per_hour=0.1)])
 
 
 def test_override_fields_are_detector_truth_fields() -> None:
@@ -500,3 +504,57 @@ def test_override_fields_are_detector_truth_fields() -> None:
 
     fields = set(DetectorTruth.__dataclass_fields__)
     assert set(get_args(OverrideField)) <= fields
+
+
+def test_check_exposures_follow_a_drifting_lamp(tmp_path: Path) -> None:
+    """A DIT sequence with check exposures (a 5 s flat first, after every 2nd and last)
+    under a lamp drifting by 50 % an hour: the checks carry their own DPR.TYPE, each
+    frame's lamp level is the drifted one, and the checks' measured levels (frame
+    offsets and the dark level removed) change as that level, within 0.1 %."""
+    plan = [
+        _template(
+            "linearity_flat",
+            1,
+            sequence_dit_s=[2.0, 4.0, 8.0],
+            lamp_e_per_s=LAMP_E_PER_S,
+            lamp_drift_per_hour=0.5,
+            check_every=2,
+            check_dit_s=5.0,
+            check_dpr_type="FLAT,LAMP,CHECK",
+        )
+    ]
+    instrument = _instrument(plan, particle_rate_per_cm2_per_s=0.0)
+    truth = _simulate(instrument, tmp_path)
+    rows, cols = parse_section(instrument.geometry["test"].data_section)
+    flats = _frames(tmp_path, truth, "linearity_flat")
+    assert [(e["dit_s"], e.get("check", False)) for e, _ in flats] == [
+        (5.0, True),
+        (2.0, False),
+        (4.0, False),
+        (5.0, True),
+        (8.0, False),
+        (5.0, True),
+    ]
+    start = flats[0][0]["mjd_obs"]
+    for exposure, path in flats:
+        hours = (exposure["mjd_obs"] - start) * 24
+        assert exposure["flux_e_per_s"] == pytest.approx(LAMP_E_PER_S * (1 + 0.5 * hours))
+        dpr_type = fits.getheader(path)["HIERARCH ESO DPR TYPE"]
+        assert dpr_type == ("FLAT,LAMP,CHECK" if exposure.get("check") else "LINEARITY_FLAT")
+    checks = [(e, p) for e, p in flats if e.get("check")]
+    assert checks[-1][0]["flux_e_per_s"] / checks[0][0]["flux_e_per_s"] > 1.01
+    for extname, det in truth["detectors"].items():
+        base = det["bias_level_adu"] + det["dark_current_e_per_s"] * 5.0 / det["gain_e_per_adu"]
+        levels = [
+            float(np.mean(_raw(p, extname)[rows, cols]))
+            - e["detectors"][extname]["frame_offset_adu"]
+            - base
+            for e, p in checks
+        ]
+        fluxes = [e["flux_e_per_s"] for e, _ in checks]
+        # Non-linearity: a 1.5 % brighter lamp changes the level by 1.5 % (1 + 2 c L),
+        # c L about 0.3 % here, so compare ratios of the truth polynomial.
+        linear = [np.mean(_linear_adu(instrument, det, 5.0)) * f / LAMP_E_PER_S for f in fluxes]
+        c = det["nonlinearity_per_adu"]
+        expected = [x * (1 + c * x) for x in linear]
+        assert levels[-1] / levels[0] == pytest.approx(expected[-1] / expected[0], rel=1e-3)
