@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -469,6 +470,10 @@ def simulate_night(
     }
     if counts:
         identity["counts"] = dict(sorted(counts.items()))
+    if isinstance(instrument_name, InstrumentConfig):
+        # A configuration given as an object may differ from the instrument's file.
+        config_json = instrument.model_dump_json().encode()
+        identity["instrument_config_sha256"] = hashlib.sha256(config_json).hexdigest()
     static_seed = seed if static_seed is None else static_seed
     if static_seed != seed:
         identity["static_seed"] = static_seed

@@ -558,3 +558,11 @@ def test_check_exposures_follow_a_drifting_lamp(tmp_path: Path) -> None:
         c = det["nonlinearity_per_adu"]
         expected = [x * (1 + c * x) for x in linear]
         assert levels[-1] / levels[0] == pytest.approx(expected[-1] / expected[0], rel=1e-3)
+
+
+def test_a_folder_of_another_profile_is_refused(tmp_path: Path) -> None:
+    """The same instrument with another profile is another simulation."""
+    _simulate(_instrument(STRIPE_PLAN, stripe_rms_adu=1.0), tmp_path)
+    _simulate(_instrument(STRIPE_PLAN, stripe_rms_adu=1.0), tmp_path)  # the same: accepted
+    with pytest.raises(ConfigError, match="different simulation"):
+        _simulate(_instrument(STRIPE_PLAN, stripe_rms_adu=2.0), tmp_path)
