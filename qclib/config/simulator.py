@@ -333,6 +333,13 @@ class SimulatorProfile(Strict):
     nonlinearity_cubic_per_adu2: float | tuple[float, float] = Field(
         0.0, description="Cubic coefficient c3 (or a range, drawn per detector)"
     )
+    nonlinearity_channel_rms: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="IR: relative rms of the non-linearity from readout channel to channel "
+        "(VIRCAM's linearity is fitted per channel)",
+    )
     nonlinearity_first_read_s: float = Field(
         0.0,
         ge=0,

@@ -152,10 +152,23 @@ def response_drop_map(shape: tuple[int, int], truth: DetectorTruth, drop: float)
     return factor
 
 
-def nonlinear(adu: np.ndarray, truth: DetectorTruth) -> np.ndarray:
-    """What a read of linear level ``adu`` gives: ``adu (1 + c adu + c3 adu**2)``."""
+def nonlinear(
+    adu: np.ndarray, truth: DetectorTruth, factor: np.ndarray | float = 1.0
+) -> np.ndarray:
+    """What a read of linear level ``adu`` gives: ``adu (1 + f (c adu + c3 adu**2))``,
+    ``f`` the readout channel's factor (per column)."""
     c, c3 = np.float32(truth.nonlinearity_per_adu), np.float32(truth.nonlinearity_cubic_per_adu2)
-    return adu * (1.0 + c * adu + c3 * adu * adu)
+    return adu * (1.0 + factor * (c * adu + c3 * adu * adu))
+
+
+def channel_factor(geometry: Geometry, truth: DetectorTruth) -> np.ndarray | float:
+    """The non-linearity factor of each data-region column (1 without channel factors)."""
+    if not truth.nonlinearity_channel_factors:
+        return 1.0
+    cols = parse_section(geometry.data_section)[1]
+    width = geometry.readout_channel_px or geometry.naxis1
+    channel = np.arange(cols.start, cols.stop) // width
+    return np.asarray(truth.nonlinearity_channel_factors, dtype=np.float32)[channel][None, :]
 
 
 def synthesize_reset(
@@ -248,12 +261,13 @@ def synthesize_readout(
     data = noise[rows, cols] * np.sqrt(variance)
     data += charge
     data /= np.float32(truth.gain_e_per_adu)
+    factor = channel_factor(geometry, truth)
     if infrared and truth.nonlinearity_first_read_s:
         # Reset-read-read: NL(x + p) - NL(p), p the ADU of the reset-to-first-read time.
         before = data * np.float32(truth.nonlinearity_first_read_s / t)
-        data = nonlinear(data + before, truth) - nonlinear(before, truth)
-    elif truth.nonlinearity_cubic_per_adu2:
-        data = nonlinear(data, truth)
+        data = nonlinear(data + before, truth, factor) - nonlinear(before, truth, factor)
+    elif truth.nonlinearity_cubic_per_adu2 or truth.nonlinearity_channel_factors:
+        data = nonlinear(data, truth, factor)
     else:
         data *= 1.0 + np.float32(truth.nonlinearity_per_adu) * data
     data += maps.bias_structure_adu

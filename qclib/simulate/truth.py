@@ -60,6 +60,9 @@ class DetectorTruth:
     # on the pixel at both reads, so a raw is NL(x + p) - NL(p) (CASU's DCS model,
     # k = MINDIT / DIT: vircampype vircampype/tools/mathtools.py:347-384).
     nonlinearity_first_read_s: float = 0.0
+    # Per readout channel (raw columns in channels of readout_channel_px), the factor
+    # on c and c3 (empty: 1 everywhere).
+    nonlinearity_channel_factors: list[float] = field(default_factory=list)
 
     # IR reset (qclib.simulate.pixels): the level of a reset-read frame, and the
     # anomaly: after a reset the level settles as -A exp(-t/tau), t the time since
@@ -90,11 +93,17 @@ class DetectorTruth:
     def as_dict(self) -> dict[str, object]:
         out = asdict(self)
         out["read_noise_adu"] = self.read_noise_adu
+        reference = self.nonlinearity_reference_adu
         out["nonlinearity_percent_at_adu"] = {
-            f"{self.nonlinearity_reference_adu:g}": self.nonlinearity_percent_at(
-                self.nonlinearity_reference_adu
-            )
+            f"{reference:g}": self.nonlinearity_percent_at(reference)
         }
+        if self.nonlinearity_channel_factors:
+            out["nonlinearity_percent_at_adu_by_channel"] = {
+                f"{reference:g}": [
+                    f * self.nonlinearity_percent_at(reference)
+                    for f in self.nonlinearity_channel_factors
+                ]
+            }
         out["n_hot_pixels"] = len(self.hot_pixels)
         out["n_cold_pixels"] = len(self.cold_pixels)
         out["n_bad_column_pixels"] = sum(stop - start for _, start, stop, _ in self.bad_columns)
@@ -133,7 +142,7 @@ def draw_detector_truth(
     hot_rates = np.exp(rng.uniform(lo, hi, n_hot))
     cold_response = rng.uniform(*sim.cold_pixel_response, n_cold)
     bias_structure = _draw_bias_structure(instrument, shape, index, seed)
-    infrared_truth = _draw_ir_truth(instrument, index, seed)
+    infrared_truth = _draw_ir_truth(instrument, geometry, index, seed)
     return DetectorTruth(
         extname=instrument.detectors[index].extname,
         index=index,
@@ -160,7 +169,9 @@ def draw_detector_truth(
     )
 
 
-def _draw_ir_truth(instrument: InstrumentConfig, index: int, seed: int) -> dict[str, object]:
+def _draw_ir_truth(
+    instrument: InstrumentConfig, geometry: Geometry, index: int, seed: int
+) -> dict[str, object]:
     """Non-linearity and reset truth, from their own random stream (as the CCD-only
     truth) so that profiles without ranges keep every other drawn value."""
     sim = instrument.simulator
@@ -169,7 +180,7 @@ def _draw_ir_truth(instrument: InstrumentConfig, index: int, seed: int) -> dict[
     def drawn(value: float | tuple[float, float]) -> float:
         return float(rng.uniform(*value)) if isinstance(value, tuple) else float(value)
 
-    return {
+    truth: dict[str, object] = {
         "nonlinearity_per_adu": drawn(sim.nonlinearity_per_adu),
         "nonlinearity_cubic_per_adu2": drawn(sim.nonlinearity_cubic_per_adu2),
         "nonlinearity_reference_adu": sim.nonlinearity_reference_adu,
@@ -181,6 +192,11 @@ def _draw_ir_truth(instrument: InstrumentConfig, index: int, seed: int) -> dict[
         "reset_anomaly_time_s": sim.reset_anomaly_time_s if any(sim.reset_anomaly_adu) else 0.0,
         "frame_readout_s": sim.frame_readout_s or 0.0,
     }
+    if sim.nonlinearity_channel_rms:
+        channels = geometry.naxis1 // (geometry.readout_channel_px or geometry.naxis1)
+        factors = 1.0 + rng.normal(0.0, sim.nonlinearity_channel_rms, channels)
+        truth["nonlinearity_channel_factors"] = [float(f) for f in factors]
+    return truth
 
 
 def apply_overrides(

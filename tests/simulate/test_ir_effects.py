@@ -322,6 +322,7 @@ LINEARITY_PROFILE = {
     "nonlinearity_per_adu": (-6e-7, -2e-7),
     "nonlinearity_cubic_per_adu2": -1e-11,
     "nonlinearity_first_read_s": MINDIT_S,
+    "nonlinearity_channel_rms": 0.2,
     "particle_rate_per_cm2_per_s": 0.0,
     "detector_overrides": [{"detector": BAD, "replace": OVERRIDE, "text": "a noisy array"}],
 }
@@ -347,14 +348,24 @@ def _linear_adu(instrument: InstrumentConfig, det: dict, dit_s: float, drop: flo
     return LAMP_E_PER_S * light * response * dit_s / det["gain_e_per_adu"]
 
 
+def _data_channels() -> np.ndarray:
+    """Readout channel (64 raw columns each) of every data-region column."""
+    geometry = load_instrument("HAWKI").geometry["test"]
+    cols = parse_section(geometry.data_section)[1]
+    return np.arange(cols.start, cols.stop) // geometry.readout_channel_px
+
+
 def _raw_level(linear: np.ndarray, det: dict, dit_s: float) -> np.ndarray:
     """The truth polynomial of a double-correlated read: NL(x + p) - NL(p), ``p`` the
     signal between reset and first read, NL(a) = a (1 + c a + c3 a**2)."""
     c, c3 = det["nonlinearity_per_adu"], det["nonlinearity_cubic_per_adu2"]
     before = linear * det["nonlinearity_first_read_s"] / dit_s
+    factor = np.ones(linear.shape[1])
+    if det["nonlinearity_channel_factors"]:
+        factor = np.array(det["nonlinearity_channel_factors"])[_data_channels()]
 
     def nl(a: np.ndarray) -> np.ndarray:
-        return a * (1 + c * a + c3 * a**2)
+        return a * (1 + factor * (c * a + c3 * a**2))
 
     return nl(linear + before) - nl(before)
 
@@ -396,6 +407,19 @@ def test_linearity_sequence_follows_the_truth_polynomial(linearity_night) -> Non
             assert measured == pytest.approx(expected, rel=1e-3), (extname, flat["dit_s"])
             if flat["dit_s"] == LINEARITY_DITS[-1]:
                 assert abs(measured / float(np.mean(linear)) - 1) > 0.01
+                # Each readout channel on its own truth polynomial (62-64 columns).
+                channels = _data_channels()
+                expected_level = _raw_level(linear, det, flat["dit_s"])
+                deviations = []
+                for channel in np.unique(channels):
+                    mine = channels == channel
+                    got = float(np.mean(difference[:, mine]))
+                    assert got == pytest.approx(
+                        float(np.mean(expected_level[:, mine])), rel=1e-3
+                    ), (extname, channel)
+                    deviations.append(got / float(np.mean(linear[:, mine])) - 1)
+                # The channels' non-linearity differs (20 % rms of about 2 %).
+                assert np.ptp(deviations) > 0.001
     assert len(drawn) == 3  # drawn per detector
 
 
