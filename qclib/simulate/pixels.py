@@ -49,6 +49,7 @@ Generic infrared effects a profile may switch on (all off by default):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,13 +127,25 @@ def ir_readout_pattern(
 
 
 def reset_anomaly_profile(geometry: Geometry, truth: DetectorTruth) -> np.ndarray:
-    """``exp(-s / tau)`` of every pixel of the frame (NAXIS2, NAXIS1): ``s`` the time
-    from the reset to the pixel's read, channels read in parallel row after row."""
+    """``exp(-s / tau)`` of every pixel of the frame (NAXIS2, NAXIS1), float32: ``s`` the
+    time from the reset to the pixel's read, channels read in parallel row after row.
+    Read-only (cached: the same for every frame of a detector)."""
     width = geometry.readout_channel_px or geometry.naxis1
-    rows = np.arange(geometry.naxis2, dtype=np.float64)[:, None]
-    cols = (np.arange(geometry.naxis1) % width).astype(np.float64)[None, :]
-    seconds = truth.frame_readout_s * (rows * width + cols) / (geometry.naxis2 * width)
-    return np.exp(-seconds / truth.reset_anomaly_time_s)
+    return _anomaly_profile(
+        geometry.naxis2, geometry.naxis1, width, truth.frame_readout_s, truth.reset_anomaly_time_s
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _anomaly_profile(
+    naxis2: int, naxis1: int, width: int, readout_s: float, tau_s: float
+) -> np.ndarray:
+    rows = np.arange(naxis2, dtype=np.float64)[:, None]
+    cols = (np.arange(naxis1) % width).astype(np.float64)[None, :]
+    seconds = readout_s * (rows * width + cols) / (naxis2 * width)
+    profile = np.exp(-seconds / tau_s).astype(np.float32)
+    profile.flags.writeable = False
+    return profile
 
 
 def reset_anomaly_in_frame(truth: DetectorTruth, dit_s: float) -> float:
@@ -201,7 +214,7 @@ def synthesize_reset(
         raw += reset_pattern_adu
     if truth.reset_anomaly_adu:
         profile = reset_anomaly_profile(geometry, truth)
-        raw -= (truth.reset_anomaly_adu * profile).astype(np.float32)
+        raw -= np.float32(truth.reset_anomaly_adu) * profile
     raw += ir_readout_pattern(geometry, truth, rng, ndit=1)
     if stripes_adu is not None:
         raw += stripes_adu.astype(np.float32)[:, None]
@@ -263,9 +276,12 @@ def synthesize_readout(
     data /= np.float32(truth.gain_e_per_adu)
     factor = channel_factor(geometry, truth)
     if infrared and truth.nonlinearity_first_read_s:
-        # Reset-read-read: NL(x + p) - NL(p), p the ADU of the reset-to-first-read time.
-        before = data * np.float32(truth.nonlinearity_first_read_s / t)
-        data = nonlinear(data + before, truth, factor) - nonlinear(before, truth, factor)
+        # Reset-read-read: NL(x + p) - NL(p), p = k x the ADU of the reset-to-first-read
+        # time (k = t0 / DIT): x (1 + f (c (1 + 2k) x + c3 (1 + 3k + 3k^2) x^2)).
+        k = truth.nonlinearity_first_read_s / t
+        c2 = np.float32(truth.nonlinearity_per_adu * (1 + 2 * k))
+        c3 = np.float32(truth.nonlinearity_cubic_per_adu2 * (1 + 3 * k + 3 * k * k))
+        data = data * (1.0 + factor * ((c2 + c3 * data) * data))
     elif truth.nonlinearity_cubic_per_adu2 or truth.nonlinearity_channel_factors:
         data = nonlinear(data, truth, factor)
     else:
@@ -280,7 +296,7 @@ def synthesize_readout(
         raw += ir_readout_pattern(geometry, truth, rng, ndit=reads)
         anomaly = reset_anomaly_in_frame(truth, dit_s)
         if anomaly:
-            raw += (anomaly * reset_anomaly_profile(geometry, truth)).astype(np.float32)
+            raw += np.float32(anomaly) * reset_anomaly_profile(geometry, truth)
         if stripes_adu is not None:
             raw += stripes_adu.astype(np.float32)[:, None]
         np.minimum(raw, np.float32(saturation_adu), out=raw)
