@@ -38,7 +38,7 @@ from qclib.config.simulator import HistoryIntervention
 from qclib.errors import ConfigError
 from qclib.instruments import load_instrument
 from qclib.simulate.night import SimulationResult, simulate_night
-from qclib.simulate.truth import DetectorTruth, draw_detector_truth
+from qclib.simulate.truth import DetectorTruth, apply_overrides, draw_detector_truth
 
 HISTORY_FILE = "history.json"
 
@@ -175,9 +175,11 @@ def plan_history(
         )
     geometry = instrument.geometry[scale]  # type: ignore[index]
     present = [d.extname for d in instrument.detectors_at(scale)]
-    base: dict[str, DetectorTruth] = {
-        name: draw_detector_truth(instrument, geometry, known.index(name), seed) for name in present
-    }
+    # Drifts start from the detectors as the profile's overrides make them.
+    drawn = [draw_detector_truth(instrument, geometry, known.index(name), seed) for name in present]
+    base: dict[str, DetectorTruth] = dict(
+        zip(present, apply_overrides(instrument, drawn), strict=True)
+    )
     creeps = [c for c in profile.creep if c.detector in base]
     steps = sorted(
         (

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from qclib.config.instrument import InstrumentConfig, parse_section
 from qclib.errors import ConfigError
 from qclib.instruments import load_instrument
+from qclib.simulate.history import plan_history
 from qclib.simulate.night import simulate_night, stripe_group
 from qclib.simulate.pixels import reset_anomaly_profile
 from qclib.simulate.sky import illumination
@@ -590,3 +591,24 @@ def test_a_folder_of_another_profile_is_refused(tmp_path: Path) -> None:
     _simulate(_instrument(STRIPE_PLAN, stripe_rms_adu=1.0), tmp_path)  # the same: accepted
     with pytest.raises(ConfigError, match="different simulation"):
         _simulate(_instrument(STRIPE_PLAN, stripe_rms_adu=2.0), tmp_path)
+
+
+def test_a_history_drifts_an_overridden_detector_from_its_override() -> None:
+    """A creep of an overridden property starts at the override, not the drawn value."""
+    profile = {
+        "detector_overrides": [
+            {"detector": BAD, "replace": {"reset_anomaly_adu": 80.0}, "text": "strong anomaly"}
+        ],
+        "reset_anomaly_adu": (20.0, 40.0),
+        "frame_readout_s": MINDIT_S,
+        "history": {
+            "creep": [
+                {"detector": BAD, "field": "reset_anomaly_adu", "end": 120.0, "text": "worse"}
+            ]
+        },
+    }
+    instrument = _instrument(STRIPE_PLAN, **profile)
+    plan = plan_history(instrument, NIGHT, 3, seed=SEED, scale="test")
+    values = [night.values[BAD]["reset_anomaly_adu"] for night in plan.nights]
+    assert values[0] == 80.0 and values[-1] == 120.0
+    assert plan.creep[0]["start"] == 80.0
