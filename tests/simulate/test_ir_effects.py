@@ -12,6 +12,7 @@ illumination, pixel response) is rebuilt from the truth, not fitted.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -612,3 +613,70 @@ def test_a_history_drifts_an_overridden_detector_from_its_override() -> None:
     values = [night.values[BAD]["reset_anomaly_adu"] for night in plan.nights]
     assert values[0] == 80.0 and values[-1] == 120.0
     assert plan.creep[0]["start"] == 80.0
+
+
+def test_a_mosaic_of_sixteen_arrays(tmp_path: Path) -> None:
+    """The effects on a VIRCAM-like 4 x 4 mosaic of 16 arrays (EXTNAMEs DET1.CHIP1-16,
+    128-column channels, no reference pixels), configured only: stripes shared by the
+    four arrays of each mosaic row (correlation of their row patterns > 0.9, across
+    rows |r| < 0.3), the override on DET1.CHIP16 alone, every file with 16 extensions."""
+    data = load_instrument("HAWKI").model_dump()
+    names = [f"DET1.CHIP{i}" for i in range(1, 17)]
+    data["detectors"] = [{"extname": n, "chip_id": f"VIRGO-{i}"} for i, n in enumerate(names, 1)]
+    data["layout"] = [names[12:16], names[8:12], names[4:8], names[0:4]]
+    section = {"bitpix": -32, "readout_channel_px": 128}
+    data["geometry"] = {
+        "full": {
+            **section,
+            "naxis1": 2048,
+            "naxis2": 2048,
+            "data_section": "[1:2048,1:2048]",
+            "gap_x_px": 1843,
+            "gap_y_px": 870,
+        },
+        "test": {
+            **section,
+            "naxis1": 256,
+            "naxis2": 256,
+            "data_section": "[1:256,1:256]",
+            "gap_x_px": 230,
+            "gap_y_px": 109,
+        },
+    }
+    override = {"response_drop": 0.1, "response_drop_rows_fraction": 0.5}
+    data["simulator"] = {
+        **data["simulator"],
+        "correlated_noise_rms_adu": 0.0,
+        "channel_offset_rms_adu": 0.0,
+        "history": {},
+        "plan": [
+            _template("reset", 2, exptime_s=MINDIT_S, dit_s=MINDIT_S, filter="Ks"),
+            _template("dark", 2, exptime_s=10.0, dit_s=10.0, filter="Ks"),
+        ],
+        "stripe_rms_adu": 3.0,
+        "stripe_shared_by": "layout_row",
+        "detector_overrides": [
+            {"detector": "DET1.CHIP16", "replace": override, "text": "upper half"}
+        ],
+    }
+    instrument = InstrumentConfig.model_validate(data)
+    truth = _simulate(instrument, tmp_path)
+    assert list(truth["detectors"]) == names
+    for extname, det in truth["detectors"].items():
+        assert det["response_drop"] == (0.1 if extname == "DET1.CHIP16" else 0.0)
+    groups = truth["infrared_effects"]["stripes"]["groups"]
+    for row in instrument.layout:
+        assert len({groups[n] for n in row}) == 1
+    for _exposure, path in _frames(tmp_path, truth, "dark"):
+        with fits.open(path) as hdul:
+            assert len(hdul) == 17
+            patterns = {}
+            for name in names:
+                image = hdul[name].data.astype(np.float64)
+                structure = _maps(instrument, _truth_object(instrument, name)).bias_structure_adu
+                pattern = np.median(image - structure, axis=1)
+                patterns[name] = pattern - pattern.mean()
+        for row, other in itertools.pairwise(instrument.layout):
+            for a, b in itertools.pairwise(row):
+                assert np.corrcoef(patterns[a], patterns[b])[0, 1] > 0.9
+            assert abs(np.corrcoef(patterns[row[0]], patterns[other[0]])[0, 1]) < 0.3
