@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -171,7 +172,7 @@ def draw_detector_truth(
 
 def _draw_ir_truth(
     instrument: InstrumentConfig, geometry: Geometry, index: int, seed: int
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Non-linearity and reset truth, from their own random stream (as the CCD-only
     truth) so that profiles without ranges keep every other drawn value."""
     sim = instrument.simulator
@@ -180,7 +181,7 @@ def _draw_ir_truth(
     def drawn(value: float | tuple[float, float]) -> float:
         return float(rng.uniform(*value)) if isinstance(value, tuple) else float(value)
 
-    truth: dict[str, object] = {
+    truth: dict[str, Any] = {
         "nonlinearity_per_adu": drawn(sim.nonlinearity_per_adu),
         "nonlinearity_cubic_per_adu2": drawn(sim.nonlinearity_cubic_per_adu2),
         "nonlinearity_reference_adu": sim.nonlinearity_reference_adu,
@@ -217,15 +218,19 @@ def apply_overrides(
             f"{instrument.name} [[simulator.detector_overrides]] names unknown detector(s) "
             f"{unknown}: detectors are {sorted(known)}"
         )
-    return [
-        dataclasses.replace(t, **overrides[t.extname].replace) if t.extname in overrides else t
-        for t in truths
-    ]
+    replaced: list[DetectorTruth] = []
+    for truth in truths:
+        override = overrides.get(truth.extname)
+        changes: dict[str, Any] = (
+            {str(k): v for k, v in override.replace.items()} if override else {}
+        )
+        replaced.append(dataclasses.replace(truth, **changes))
+    return replaced
 
 
 def _draw_bias_structure(
     instrument: InstrumentConfig, shape: tuple[int, int], index: int, seed: int
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The CCD-only truth (bias offset, edge ramp, bad columns), from its own random
     stream so that the other truth values stay what they were without it."""
     sim = instrument.simulator
