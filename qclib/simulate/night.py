@@ -61,6 +61,8 @@ TRUTH_FILE = "truth.json"
 SCALES = ("test", "full")
 #: Kinds whose frames see no light.
 DARK_KINDS = ("bias", "dark", "reset", "linearity_dark")
+#: Kinds only infrared arrays take.
+IR_ONLY_KINDS = ("reset", "linearity_dark", "linearity_flat")
 
 
 @dataclass(frozen=True)
@@ -455,6 +457,12 @@ def simulate_night(
     if scale not in instrument.geometry:
         raise ConfigError(
             f"{instrument.name} has no '{scale}' scale: choose one of {sorted(instrument.geometry)}"
+        )
+    ir_only = sorted({item.kind for item in instrument.simulator.plan} & set(IR_ONLY_KINDS))
+    if ir_only and not instrument.infrared:
+        raise ConfigError(
+            f"{instrument.name} [[simulator.plan]] has {ir_only} exposures, which only "
+            "infrared arrays take (reset-read frames, DIT sequences)"
         )
     geometry = instrument.geometry[scale]  # type: ignore[index]
     out_dir = Path(out_dir)

@@ -680,3 +680,16 @@ def test_a_mosaic_of_sixteen_arrays(tmp_path: Path) -> None:
             for a, b in itertools.pairwise(row):
                 assert np.corrcoef(patterns[a], patterns[b])[0, 1] > 0.9
             assert abs(np.corrcoef(patterns[row[0]], patterns[other[0]])[0, 1]) < 0.3
+
+
+def test_ir_kinds_are_refused_for_a_ccd(tmp_path: Path) -> None:
+    data = load_instrument("OMEGACAM").model_dump()
+    data["simulator"] = {
+        **data["simulator"],
+        "history": {},
+        "plan": [_template("reset", 1, exptime_s=1.0, filter=None)],
+    }
+    with pytest.raises(ConfigError, match="only infrared arrays"):
+        simulate_night(
+            InstrumentConfig.model_validate(data), NIGHT, tmp_path, scale="test", progress=False
+        )
