@@ -1,10 +1,10 @@
 """HAWK-I dark combination, twilight flat and detector noise: qclib vs ESO's esorex.
 
 Same full-size simulated frames (4 x 2048x2048) for both, in one run:
-  dark        5 darks, DIT 10 s, NDIT 6       qclib qc_hawki_dark    / hawki_dark_combine
-  flat        9 Ks twilight flats, DIT 2 s    qclib qc_hawki_twilight_flat
+  dark        5 darks, DIT 10 s, NDIT 6       qclib qc_ir_dark       / hawki_dark_combine
+  flat        9 Ks twilight flats, DIT 2 s    qclib qc_ir_twilight_flat
               (with the DIT-2 master dark)    / hawki_twilight_flat_combine
-  noise       2 darks + 2 twilight flats      qclib qc_hawki_detector_noise
+  noise       2 darks + 2 twilight flats      qclib qc_ir_detector_noise
               (the very frames qclib's block  / hawki_detector_noise (with the
               used, from its provenance)        MASTER_CONF of the flats' filter)
 qclib's time is a whole block through ``process_blocks`` (read, combine, measure,

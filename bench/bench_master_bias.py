@@ -39,8 +39,10 @@ def _raws(raw_dir: Path) -> list[Path]:
 def run_qclib(raw_dir: Path, out_dir: Path, ccds: int) -> None:
     from qclib.fitsio import scan_fits
     from qclib.instruments import load_instrument
+    from qclib.instruments.recipe_check import recipe_parameters
     from qclib.recipes import master_bias
     from qclib.recipes.base import RawInput, RecipeContext, config_hash
+    from qclib.recipes.registry import find_recipe
 
     instrument = load_instrument("OMEGACAM")
     raws = []
@@ -50,7 +52,18 @@ def run_qclib(raw_dir: Path, out_dir: Path, ccds: int) -> None:
             scan = type(scan)(scan.path, scan.size_bytes, scan.hdus[: ccds + 1])
         raws.append(RawInput(path.name, path, "BIAS", "-", scan))  # hashing is ingest's job
     block = {"id": "bench", "night": "2026-11-23"}
-    ctx = RecipeContext(instrument, block, tuple(raws), {}, out_dir, config_hash(instrument))
+    spec = find_recipe("qc_master_bias")
+    ctx = RecipeContext(
+        instrument,
+        block,
+        spec,
+        recipe_parameters(instrument, spec),
+        tuple(raws),
+        {},
+        out_dir,
+        config_hash(instrument),
+        min_frames=spec.min_raws,
+    )
     master_bias.run(ctx)
 
 

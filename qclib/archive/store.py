@@ -30,9 +30,10 @@ from qclib.db import archive as archive_store
 from qclib.db import audit as audit_store
 from qclib.db import products as product_store
 from qclib.db.archive import PENDING, ArchivedFile
-from qclib.db.products import REFERENCE_SETUP_KEYS, StoredProduct
+from qclib.db.products import StoredProduct
 from qclib.errors import QCError
 from qclib.fitsio import sha256_file, verify_checksums
+from qclib.instruments import load_instrument
 from qclib.workspace import Workspace
 
 _CHUNK = 8 * 1024 * 1024
@@ -72,7 +73,9 @@ def archive_name(instrument: str, when: dt.datetime, taken: set[str]) -> str:
 
 
 def _setup(product: StoredProduct) -> dict[str, Any]:
-    return {k: product.header[k] for k in REFERENCE_SETUP_KEYS if k in product.header}
+    """The product's setup (its instrument's ``[setups]``), which a newer product must
+    share to supersede it."""
+    return load_instrument(product.instrument).setup_of(product.pro_catg, product.header)
 
 
 def _copy_verified(source: Path, dest: Path, *, sha256: str | None, fits: bool) -> tuple[str, int]:

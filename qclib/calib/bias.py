@@ -33,18 +33,11 @@ from astropy.stats import sigma_clip
 from qclib.calib.combine import median_combine
 from qclib.calib.defects import find_hot_pixels
 from qclib.calib.dq import DQ_HOT, DQ_NO_DATA
+from qclib.calib.parameters import BiasConfig
 from qclib.calib.readout import check_frames, frame_levels, read_noise_from_pair
 from qclib.calib.stats import ClippedStats, clipped_stats
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
-
-
-@dataclass(frozen=True)
-class BiasConfig:
-    """Parameters of the master bias recipe."""
-
-    hot_sigma: float = 5.0
-    min_frames: int = 3
 
 
 @dataclass(frozen=True)
@@ -112,6 +105,7 @@ def make_master_bias(
     raws: np.ndarray | Sequence[np.ndarray],
     geometry: Geometry,
     config: BiasConfig | None = None,
+    min_frames: int = 3,
 ) -> MasterBias:
     """Combine raw bias readouts of one detector.
 
@@ -141,7 +135,7 @@ def make_master_bias(
     check_frames(
         data,
         names=[str(i + 1) for i in range(len(data))],
-        min_frames=config.min_frames,
+        min_frames=min_frames,
         what="bias",
     )
     levels = frame_levels(raws, geometry)

@@ -39,6 +39,7 @@ import numpy as np
 from qclib.calib.combine import clipped_mean_combine, median_combine
 from qclib.calib.defects import count_events, find_hot_pixels
 from qclib.calib.dq import DQ_HOT, DQ_NO_DATA
+from qclib.calib.parameters import DarkConfig
 from qclib.calib.readout import (
     channel_columns,
     check_frames,
@@ -55,16 +56,6 @@ from qclib.errors import UnprocessableDataError
 
 #: Frames from which on a clipped mean replaces the median.
 CLIPPED_MEAN_FROM = 5
-
-
-@dataclass(frozen=True)
-class DarkConfig:
-    """Parameters of the master dark recipe."""
-
-    hot_sigma: float = 6.0
-    particle_sigma: float = 7.0
-    clip_sigma: float = 3.0
-    min_frames: int = 2
 
 
 @dataclass(frozen=True)
@@ -93,6 +84,7 @@ def make_master_dark(
     master_bias: np.ndarray | None = None,
     names: Sequence[str] | None = None,
     config: DarkConfig | None = None,
+    min_frames: int = 2,
     gain_e_per_adu: float | None = None,
     other_dits: Sequence[tuple[np.ndarray, Exposure]] = (),
 ) -> MasterDark:
@@ -112,7 +104,7 @@ def make_master_dark(
     rows, cols = parse_section(geometry.data_section)
     sections = raws[:, rows, cols]
     names = list(names or [str(i + 1) for i in range(len(raws))])
-    check_frames(sections, names=names, min_frames=config.min_frames, what="dark")
+    check_frames(sections, names=names, min_frames=min_frames, what="dark")
     groups = channel_columns(geometry, cols)
     if groups is None:
         data, levels = sections, frame_levels(raws, geometry)

@@ -33,27 +33,11 @@ from qclib.calib.defects import (
     smooth_large_scale,
 )
 from qclib.calib.dq import DQ_COLD, DQ_NO_DATA
+from qclib.calib.parameters import FlatConfig
 from qclib.calib.readout import check_frames, frame_levels
 from qclib.calib.stats import clipped_stats
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
-
-
-@dataclass(frozen=True)
-class FlatConfig:
-    """Parameters of the flat recipes."""
-
-    cold_sigma: float = 6.0
-    cold_max_response: float = 0.9
-    smooth_box_px: int = 64
-    """Block size of the large-scale structure (QC.FLAT.STRUCT, PRNU, cold pixels)."""
-    illumination_box_px: int = 8
-    """Block size of the twilight / dome illumination correction: fine enough to follow
-    a dome screen's ripple down to periods of about 48 pixels (64-pixel blocks left
-    0.05 % rms of it in the master flat), coarse enough that its noise (about 0.07 %
-    per block for 6 dome and 5 twilight flats of 10,000 ADU) stays below the dome
-    flat's own 0.3 % per pixel."""
-    min_frames: int = 3
 
 
 @dataclass(frozen=True)
@@ -78,6 +62,7 @@ def make_master_flat(
     saturation_adu: float | None = None,
     names: Sequence[str] | None = None,
     config: FlatConfig | None = None,
+    min_frames: int = 3,
 ) -> MasterFlat:
     """Combine raw flats (frames, NAXIS2, NAXIS1) of one detector. Read only.
 
@@ -94,7 +79,7 @@ def make_master_flat(
     data = raws[:, rows, cols]
     names = list(names or [str(i + 1) for i in range(len(raws))])
     check_frames(
-        data, names=names, min_frames=config.min_frames, what="flat", saturation_adu=saturation_adu
+        data, names=names, min_frames=min_frames, what="flat", saturation_adu=saturation_adu
     )
     levels = frame_levels(raws, geometry)
     under = 0.0 if background is None else _median_level(background)

@@ -63,8 +63,6 @@ from scipy.optimize import brentq
 from qclib.calib.readout import clipped_mean
 from qclib.errors import UnprocessableDataError
 
-#: VIRCAM's reset-read overhead (its MINDIT), s: see the module docstring.
-VIRCAM_RESET_READ_S = 1.0011
 #: Newton steps when linearising, starting from M: measured on a cubic f, five reach
 #: float64 rounding where the frame is 34 % short of linear, six reach 1e-6 ADU at 67 %.
 _NEWTON_STEPS = 6
@@ -83,7 +81,7 @@ class LinearityConfig:
 
     saturation_adu: float
     order: int = 3
-    reset_read_s: float = VIRCAM_RESET_READ_S
+    reset_read_s: float = 0.0
     reference_adu: float = 10000.0
     channel_width_px: int | None = None
 
@@ -100,6 +98,16 @@ class LampMonitor:
     times_s: np.ndarray
     levels_adu: np.ndarray
     dit_s: float
+
+
+@dataclass(frozen=True)
+class LinearityCorrection:
+    """What undoing a detector's non-linearity needs: ``coefficients`` a_1..a_order per
+    readout channel (n_channels, order), the reset-read time and the channel width."""
+
+    coefficients: np.ndarray
+    reset_read_s: float
+    channel_width_px: int | None
 
 
 @dataclass(frozen=True)
@@ -256,7 +264,7 @@ def _linearise_kernel(image, c, out):  # type: ignore[no-untyped-def]
 
 def linearise(
     image: np.ndarray,
-    linearity: Linearity,
+    linearity: Linearity | LinearityCorrection,
     dit_s: float,
 ) -> np.ndarray:
     """A new float32 image (data section, dark removed) with each channel's

@@ -55,28 +55,11 @@ from photutils.aperture import ApertureStats, CircularAnnulus, CircularAperture
 from photutils.background import Background2D, MedianBackground
 from photutils.centroids import centroid_com
 
+from qclib.calib.parameters import PhotometryConfig
 from qclib.errors import UnprocessableDataError
 
 #: 2.5 / ln(10): magnitudes per relative flux error.
 _MAG_PER_RELATIVE = 2.5 / math.log(10)
-
-
-@dataclass(frozen=True)
-class PhotometryConfig:
-    """Parameters of the zeropoint recipe."""
-
-    aperture_fwhm: float = 4.0
-    curve_of_growth_fwhm: float = 10.0  # the aperture correction's outer radius
-    isolation_fwhm: float = 6.0
-    min_snr: float = 20.0
-    min_cog_snr: float = 200.0  # stars for the curve of growth
-    max_cog_stars: int = 20
-    min_peak_snr: float = 8.0  # peak over sky noise for a star's FWHM fit
-    max_fit_stars: int = 25
-    min_stars: int = 1
-    clip_sigma: float = 3.0
-    background_box_px: int = 64
-    max_wcs_offset_arcsec: float = 10.0  # search radius for the stars around the WCS
 
 
 @dataclass(frozen=True)

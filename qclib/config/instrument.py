@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -98,6 +98,13 @@ class Geometry(Strict):
                 "into whole channels of an even number of columns"
             )
         return self
+
+    @property
+    def has_level_pixels(self) -> bool:
+        """Whether a raw carries pixels beside its data section (overscan or reference
+        pixels) that give its electronic level; without them, a frame's level is that
+        level and its charge, inseparable."""
+        return self.overscan_section is not None or self.data_shape != (self.naxis2, self.naxis1)
 
     @property
     def data_shape(self) -> tuple[int, int]:
@@ -195,6 +202,8 @@ MEASURE_NAMES = (
     "count_flagged",
     "count_above",
     "count_below",
+    "mad_std",
+    "stripe_rms",
 )
 
 
@@ -206,7 +215,17 @@ class QCParameter(Strict):
     measure: Literal[MEASURE_NAMES] = Field(  # type: ignore[valid-type]
         "recipe", description="'recipe' (the recipe computes it) or a generic statistic"
     )
-    of: Literal["data", "error", "dq"] = Field("data", description="Plane measured")
+    source: str | None = Field(
+        None,
+        description="measure = 'recipe': the name the recipe gives this value, when the "
+        "instrument's (ESO's) name differs; the product then carries this name only",
+    )
+    of: Literal["data", "error", "dq", "difference", "ratio"] = Field(
+        "data",
+        description="Plane measured: the product's data, error or DQ, or its difference "
+        "(data - reference) or ratio (data / reference) to its reference product, the "
+        "newest earlier certified (else earlier) one of the same setup (no value without one)",
+    )
     region: str | None = Field(None, description="[x1:x2,y1:y2] of the plane, 1-based")
     q: float = Field(50.0, ge=0, le=100, description="Percentile (measure = 'percentile')")
     sigma: float = Field(3.0, gt=0, description="Clipping (clipped_mean, clipped_std)")
@@ -219,6 +238,14 @@ class QCParameter(Strict):
         if value is not None:
             parse_section(value)
         return value
+
+    @model_validator(mode="after")
+    def _source_is_a_recipe_value(self) -> QCParameter:
+        if self.source is not None and self.measure != "recipe":
+            raise ValueError(
+                f"source names a recipe value: measure must be 'recipe', not {self.measure!r}"
+            )
+        return self
 
 
 class ScoringRule(Strict):
@@ -247,12 +274,6 @@ class ScoringRule(Strict):
         return self
 
 
-class ReportSettings(Strict):
-    """Which report template (notebooks/templates/<name>.ipynb) shows each action's block."""
-
-    templates: dict[str, str] = Field(default_factory=dict, description="action -> template")
-
-
 class InstrumentConfig(Strict):
     """Everything QC Workbench knows about one instrument, apart from its OCA rules."""
 
@@ -266,7 +287,30 @@ class InstrumentConfig(Strict):
         ge=0, description="Time a CCD keeps integrating dark current while read out"
     )
     saturation_adu: float = Field(gt=0, description="Raw level above which a pixel is saturated")
-    infrared: bool = Field(description="IR arrays: no bias frames, DIT/NDIT readout")
+    infrared: bool = Field(
+        description="IR arrays (reset-read readout, no bias frames): how the simulator "
+        "writes raws; recipes go by the descriptors below, not by this"
+    )
+    exposure_time_keyword: str = Field(
+        "EXPTIME",
+        description="Seconds of light a raw's ADU are counted over: EXPTIME for a CCD, "
+        "DET.DIT for arrays whose raws hold the average of NDIT reads",
+    )
+    ndit_keyword: str | None = Field(
+        None, description="Reads combined into one raw (absent or None: one)"
+    )
+    reset_read_s: float = Field(
+        0.0,
+        ge=0,
+        description="IR arrays: time between the reset and the first read, during which "
+        "the array already collects charge (its non-linearity acts on it; VIRCAM: its "
+        "minimum DIT, 1.0011 s)",
+    )
+    ndit_combination: Literal["mean", "sum"] = Field(
+        "mean",
+        description="How a raw holds its NDIT reads: their mean (HAWK-I) or their sum "
+        "(VIRCAM); recipes see every raw as the mean",
+    )
     filter_keywords: list[str] = Field(description="Flattened keywords holding filter names")
     site: Site
     detectors: list[Detector] = Field(min_length=1, description="In raw-file extension order")
@@ -278,7 +322,17 @@ class InstrumentConfig(Strict):
         default_factory=dict, description="QC parameters by PRO.CATG, by ESO name"
     )
     photometry: PhotometrySettings = Field(default_factory=PhotometrySettings)
-    reports: ReportSettings = Field(default_factory=ReportSettings)
+    setups: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per PRO.CATG, the raw keywords that make a product's setup: its raws "
+        "must agree on them, and it is compared (reference, history, superseding) only "
+        "with products of the same values. A category not listed has no setup",
+    )
+    recipes: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Recipe parameters, [recipes.<name>] (checked against the recipe's "
+        "declared parameters when the instrument loads)",
+    )
     scoring: dict[str, dict[str, list[ScoringRule]]] = Field(
         default_factory=dict, description="Threshold rules by PRO.CATG, by QC parameter"
     )
@@ -299,6 +353,38 @@ class InstrumentConfig(Strict):
         if "full" not in self.geometry:
             raise ValueError("geometry.full is required")
         return self
+
+    def setup_keys(self, pro_catg: str) -> list[str]:
+        """The keywords that make a product's setup (``setups``)."""
+        return list(self.setups.get(pro_catg, ()))
+
+    def setup_of(self, pro_catg: str, header: Mapping[str, Any]) -> dict[str, Any]:
+        """A product's setup: its category's setup keywords and their values in
+        ``header`` (None where the header lacks one)."""
+        return {key: header.get(key) for key in self.setup_keys(pro_catg)}
+
+    def exposure_time(self, header: Mapping[str, Any]) -> float:
+        """Seconds of light a raw's ADU are counted over (``exposure_time_keyword``).
+
+        Raises
+        ------
+        ValueError
+            The header lacks it or it is not a number.
+        """
+        value = header.get(self.exposure_time_keyword)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"no numeric {self.exposure_time_keyword} (found {value!r})")
+        return float(value)
+
+    def ndit(self, header: Mapping[str, Any]) -> int:
+        """Reads combined into one raw: ``ndit_keyword``'s value, or 1."""
+        value = header.get(self.ndit_keyword) if self.ndit_keyword else None
+        return int(value) if isinstance(value, int | float) and value >= 1 else 1
+
+    def per_read_scale(self, header: Mapping[str, Any]) -> float:
+        """What a raw's ADU are multiplied by to give the mean of its reads: 1/NDIT
+        where raws hold the sum of NDIT reads, else 1."""
+        return 1.0 / self.ndit(header) if self.ndit_combination == "sum" else 1.0
 
     def detectors_at(self, scale: str) -> list[Detector]:
         """Detectors present at a scale, in extension order."""

@@ -13,7 +13,9 @@ from qclib.config.strict import Strict
 class FilterProfile(Strict):
     """Photometric truth of one filter for the simulator."""
 
-    zeropoint_mag: float = Field(description="Magnitude giving 1 ADU/s above the atmosphere")
+    zeropoint_mag: float = Field(
+        description="Magnitude giving 1 e-/s above the atmosphere (pixel response 1)"
+    )
     extinction_mag_per_airmass: float = Field(ge=0)
     sky_mag_per_arcsec2: float = Field(description="Dark night sky brightness")
     dome_flat_e_per_s: float = Field(gt=0)
@@ -340,19 +342,10 @@ class SimulatorProfile(Strict):
         description="IR: relative rms of the non-linearity from readout channel to channel "
         "(VIRCAM's linearity is fitted per channel)",
     )
-    nonlinearity_first_read_s: float = Field(
-        0.0,
-        ge=0,
-        description="IR: reset-to-first-read time; a double-correlated raw is then "
-        "NL(x + p) - NL(p), p the signal of that time (0: NL(x))",
-    )
     nonlinearity_reference_adu: float = Field(
         10_000.0,
         gt=0,
         description="Linear level at which truth.json states the non-linearity in per cent",
-    )
-    ndit_combination: Literal["mean", "sum"] = Field(
-        "mean", description="IR: a raw holds the mean (HAWK-I) or the sum (VIRCAM) of NDIT reads"
     )
     reset_level_adu: tuple[float, float] = Field(
         (0.0, 0.0), description="IR: level of a reset-read (uncorrelated) frame, per detector"

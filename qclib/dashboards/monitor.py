@@ -6,7 +6,6 @@ import datetime as dt
 
 import ipywidgets as widgets
 
-import qclib.recipes  # noqa: F401  (slow import: done while the kernel is preheated)
 from qclib.dashboards.loaders import (
     monitor_nights,
     night_overview,

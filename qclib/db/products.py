@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,18 +159,6 @@ def block_states(session: Session) -> dict[str, tuple[str, str | None]]:
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-#: Keywords two products must share to be compared (where both have them).
-REFERENCE_SETUP_KEYS = (
-    "INS.FILT1.NAME",
-    "INS.FILT2.NAME",
-    "DET.DIT",
-    "DET.NDIT",
-    "DET.READ.CLOCK",
-    "DET.NCORRS.NAME",
-    "EXPTIME",
-)
-
-
 def reference_product(
     session: Session,
     *,
@@ -179,7 +168,8 @@ def reference_product(
     setup: dict[str, Any],
 ) -> StoredProduct | None:
     """The product a new one of this category and setup is compared with: the newest
-    earlier certified one, else the newest earlier one not rejected."""
+    earlier certified one, else the newest earlier one not rejected. ``setup``: the
+    keywords (and values) that make the category's setup (``InstrumentConfig.setup_of``)."""
     query = (
         select(ProductRow)
         .where(
@@ -190,17 +180,15 @@ def reference_product(
         )
         .order_by(ProductRow.mid_mjd.desc(), ProductRow.id.desc())
     )
-    candidates = [
-        p
-        for p in map(_stored, session.scalars(query))
-        if all(
-            p.header.get(key) == setup[key]
-            for key in REFERENCE_SETUP_KEYS
-            if key in setup and key in p.header
-        )
-    ]
+    candidates = [p for p in map(_stored, session.scalars(query)) if same_setup(p.header, setup)]
     certified = [p for p in candidates if p.certified]
     return (certified or candidates or [None])[0]
+
+
+def same_setup(header: Mapping[str, Any], setup: Mapping[str, Any]) -> bool:
+    """Whether a product's header has the values of ``setup`` (a keyword neither has
+    is the same, unrecorded setup)."""
+    return all(header.get(key) == value for key, value in setup.items())
 
 
 def mark_scored(session: Session, product_id: int) -> bool:

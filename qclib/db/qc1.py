@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qclib.db.models import ProductRow, QCValueRow, QualityEventRow, ScoreRow
-from qclib.db.products import CERTIFIED_STATES, REFERENCE_SETUP_KEYS, UNDECIDED_STATES
+from qclib.db.products import CERTIFIED_STATES, UNDECIDED_STATES, same_setup
 
 
 @dataclass(frozen=True)
@@ -25,14 +26,15 @@ class ValueToScore:
     detector: str
     value: float | None
     setup: dict[str, Any]
+    """The product's setup: what its history is of (``InstrumentConfig.setup_of``)."""
 
 
-def _same_setup(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return all(a.get(k) == b.get(k) for k in REFERENCE_SETUP_KEYS if k in a and k in b)
+SetupOf = Callable[[str, str, Mapping[str, Any]], dict[str, Any]]
+"""(instrument, PRO.CATG, product header) -> the product's setup."""
 
 
 def values_to_score(
-    session: Session, *, instrument: str | None = None, rescore: bool = False
+    session: Session, setup_of: SetupOf, *, instrument: str | None = None, rescore: bool = False
 ) -> list[ValueToScore]:
     """QC values without a score (every one with ``rescore``), oldest first."""
     query = (
@@ -63,7 +65,7 @@ def values_to_score(
             v.name,
             v.detector,
             v.value,
-            dict(p.header),
+            setup_of(p.instrument, p.pro_catg, p.header),
         )
         for v, p in session.execute(query)
     ]
@@ -87,7 +89,7 @@ def certified_history(session: Session, item: ValueToScore, n: int) -> list[floa
     )
     out = []
     for value, header in session.execute(query):
-        if value is not None and _same_setup(dict(header), item.setup):
+        if value is not None and same_setup(header, item.setup):
             out.append(float(value))
             if len(out) == n:
                 break

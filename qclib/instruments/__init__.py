@@ -11,6 +11,7 @@ from pathlib import Path
 from qclib.classify import RuleProblem, check_rules
 from qclib.config.instrument import InstrumentConfig, load_instrument_config
 from qclib.errors import ConfigError
+from qclib.instruments.recipe_check import check_actions, check_recipe_tables
 from qclib.oca import RuleSet, parse_oca
 
 INSTRUMENTS_DIR = Path(__file__).parent
@@ -38,7 +39,9 @@ def load_instrument(name: str) -> InstrumentConfig:
         raise ConfigError(
             f"unknown instrument {name!r}: known are {', '.join(available_instruments())}"
         )
-    return load_instrument_config(path)
+    config = load_instrument_config(path)
+    check_recipe_tables(config, str(path))
+    return config
 
 
 def rules_path(name: str) -> Path:
@@ -69,7 +72,8 @@ def load_rules(name: str) -> RuleSet:
     Raises
     ------
     ConfigError
-        A syntax error, or a category name no rule assigns (a typo), with the line.
+        A syntax error, a category name no rule assigns (a typo), or an action whose
+        recipe does not exist or does not fit it (``recipe_check``), with the line.
     """
     config = load_instrument(name)
     rules = read_rules(rules_path(name))
@@ -79,6 +83,7 @@ def load_rules(name: str) -> RuleSet:
         "PRO.CATG": set(config.association.product_categories),
     }
     problems = check_rules(rules, declared)
+    problems += check_actions(rules, config, f"{name.lower()}.toml")
     actions = {a.name for a in rules.actions}
     for action in config.association.min_frames:
         if action not in actions:
@@ -90,5 +95,7 @@ def load_rules(name: str) -> RuleSet:
                 )
             )
     if problems:
-        raise ConfigError(f"{rules.source}: {len(problems)} problem(s); first: {problems[0]}")
+        listed = "; ".join(str(p) for p in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ConfigError(f"{rules.source}: {len(problems)} problem(s): {listed}{more}")
     return rules

@@ -10,6 +10,12 @@ statistics below, taken over one plane of each detector of the product (``of`` =
                              measure = "percentile", q = 99.0 }
     "QC.NSATPIX" = { unit = "count", description = "saturated pixels",
                      measure = "count_flagged", of = "dq", bits = 8 }
+
+``of`` may also be ``difference`` or ``ratio``: the product less, or over, its
+reference (the previous product of the same setup), as VIRCAM's QC.DARKDIFF_MED and
+QC.FLATRATIO_RMS are. ``mad_std`` is the Gaussian-equivalent median absolute deviation
+(ESO's VIRCAM "RMS" values); ``stripe_rms`` the rms of the image's row pattern, slow
+structure along the rows taken out (QC.STRIPERMS, ``qclib.calib.stripes.stripe_rms``).
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from qclib.calib.reset import median_and_spread
 from qclib.calib.stats import clipped_stats
+from qclib.calib.stripes import stripe_rms
 from qclib.config.instrument import QCParameter, parse_section
 
 
@@ -38,6 +46,8 @@ MEASURES: dict[str, Callable[[np.ndarray, QCParameter], float]] = {
     "count_flagged": lambda v, p: float(np.count_nonzero(v.astype(np.int64) & p.bits)),
     "count_above": lambda v, p: float(np.count_nonzero(v > p.threshold)),
     "count_below": lambda v, p: float(np.count_nonzero(v < p.threshold)),
+    "mad_std": lambda v, p: median_and_spread(v)[1],
+    "stripe_rms": lambda v, p: stripe_rms(v),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from qclib.products import (
     write_product,
 )
 from qclib.qc.measures import measure_catalogue
+from qclib.recipes.registry import RecipeSpec
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,17 @@ class RecipeContext:
 
     instrument: InstrumentConfig
     block: Mapping[str, Any]
+    spec: RecipeSpec
+    """The recipe that runs: its declared inputs are all it may ask for."""
+    parameters: Any
+    """Its parameters (``spec.parameters``, from the instrument's ``[recipes.<name>]``)."""
     raws: tuple[RawInput, ...]
     calibrations: Mapping[str, tuple[CalibInput, ...]]
     product_dir: Path
     config_hash: str
+    min_frames: int = 1
+    """Raw frames the block must have: the plan's ``[association.min_frames]`` of its
+    action, at least the recipe's ``min_raws``."""
     catalogues: Path = Path("data/catalogues")
     """Folder of reference catalogues (standard fields), ``<OBJECT>.csv``."""
     references: Mapping[str, Path] = field(default_factory=dict)
@@ -104,15 +112,16 @@ class RecipeContext:
         chosen = [r for r in self.raws if category is None or r.category == category]
         return tuple(sorted(chosen, key=lambda r: r.arcfile))
 
-    def uniform(self, raws: Sequence[RawInput], keys: Sequence[str], what: str) -> None:
-        """Refuse raws that differ in any of ``keys`` (readout mode, exposure time...).
+    def require_setup(self, pro_catg: str, raws: Sequence[RawInput], what: str) -> None:
+        """Refuse raws that differ in any keyword of the product's setup (instrument
+        TOML ``[setups]``): one product is made for one setup.
 
         Raises
         ------
         UnprocessableDataError
             Naming the keyword and the values found.
         """
-        for key in keys:
+        for key in self.instrument.setup_keys(pro_catg):
             values = {r.scan.primary.get(key) for r in raws}
             if len(values) > 1:
                 shown = ", ".join(sorted(map(str, values)))
@@ -120,10 +129,56 @@ class RecipeContext:
                     f"{what} frames of mixed {key} ({shown}); one block must share one setup"
                 )
 
-    def calibration(self, tag: str) -> CalibInput:
-        chosen = self.calibrations.get(tag, ())
+    def exposure_time(self, raw: RawInput) -> float:
+        """Seconds of light the raw's ADU are counted over (the instrument's
+        ``exposure_time_keyword``: EXPTIME, or the DIT of arrays read NDIT times).
+
+        Raises
+        ------
+        UnprocessableDataError
+            The raw lacks it.
+        """
+        try:
+            return self.instrument.exposure_time(raw.scan.primary)
+        except ValueError as err:
+            raise UnprocessableDataError(f"{raw.arcfile}: {err}") from None
+
+    def ndit(self, raw: RawInput) -> int:
+        """Reads combined into the raw (1 where the instrument has no NDIT)."""
+        return self.instrument.ndit(raw.scan.primary)
+
+    def stack_reader(self, raws: Sequence[RawInput]) -> StackReader:
+        """Reads one detector of ``raws`` at a time, each as the mean of its reads."""
+        scales = [self.instrument.per_read_scale(r.scan.primary) for r in raws]
+        return StackReader(raws, self.geometry(), scales)
+
+    def raw_reader(self, calib: CalibInput) -> CalibrationReader:
+        """Reads a raw frame chosen as a calibration (a bias or flat pair, darks of
+        other DITs), as the mean of its reads."""
+        reader = CalibrationReader(calib)
+        reader.scale = self.instrument.per_read_scale(reader.scan.primary)
+        return reader
+
+    def calibrations_for(self, role: str) -> tuple[CalibInput, ...]:
+        """Every calibration chosen for one of the recipe's declared inputs (by any of
+        its tags); empty when none was."""
+        for tag in self.spec.input(role).tags:
+            if self.calibrations.get(tag):
+                return tuple(self.calibrations[tag])
+        return ()
+
+    def calibration(self, role: str) -> CalibInput:
+        """The calibration chosen for a declared input.
+
+        Raises
+        ------
+        IncompleteBlockError
+            None was associated.
+        """
+        chosen = self.calibrations_for(role)
         if not chosen:
-            raise IncompleteBlockError(f"{self.block_id}: no {tag} was associated")
+            tags = " or ".join(self.spec.input(role).tags)
+            raise IncompleteBlockError(f"{self.block_id}: no {tags} was associated")
         return chosen[0]
 
     def geometry(self) -> Geometry:
@@ -178,15 +233,15 @@ def _refuse_unmeasured(result: ProductResult) -> None:
         raise UnprocessableDataError(f"no detector of {result.pro_catg} was measured ({reasons})")
 
 
-Recipe = Callable[[RecipeContext], list[ProductResult]]
-
-
 class StackReader:
     """Reads one detector of many raws into a reused stack (fresh memory is slow to touch
     on this kind of VM: ~2 s per GB)."""
 
-    def __init__(self, raws: Sequence[RawInput], geometry: Geometry) -> None:
+    def __init__(
+        self, raws: Sequence[RawInput], geometry: Geometry, scales: Sequence[float] | None = None
+    ) -> None:
         self.raws = tuple(raws)
+        self.scales = None if scales is None or all(s == 1 for s in scales) else list(scales)
         self.stack = np.empty((len(raws), geometry.naxis2, geometry.naxis1), np.float32)
         self._scratch = np.empty(geometry.naxis1 * geometry.naxis2 * 8, np.uint8)
 
@@ -194,15 +249,18 @@ class StackReader:
         for i, raw in enumerate(self.raws):
             hdu = next(h for h in raw.scan.extensions if h.extname == extname)
             read_image(raw.path, hdu, out=self.stack[i], scratch=self._scratch)
+            if self.scales is not None:
+                self.stack[i] *= np.float32(self.scales[i])
         return self.stack
 
 
 class CalibrationReader:
     """Reads detector images (data, DQ) of a calibration product, by EXTNAME."""
 
-    def __init__(self, calib: CalibInput) -> None:
+    def __init__(self, calib: CalibInput, scale: float = 1.0) -> None:
         self.calib = calib
         self.scan = scan_fits(calib.path)
+        self.scale = scale
 
     def _hdu(self, name: str):  # type: ignore[no-untyped-def]
         for hdu in self.scan.extensions:
@@ -214,7 +272,10 @@ class CalibrationReader:
         )
 
     def data(self, extname: str) -> np.ndarray:
-        return read_image(self.calib.path, self._hdu(extname))
+        image = read_image(self.calib.path, self._hdu(extname))
+        if self.scale != 1:
+            image *= np.float32(self.scale)
+        return image
 
     def dq(self, extname: str) -> np.ndarray:
         return read_image(self.calib.path, self._hdu(f"{extname}.DQ")).astype(np.uint8)
@@ -246,9 +307,11 @@ def _measured(
     detectors: Iterable[DetectorProduct],
     qc: dict[str, dict[str, float]],
 ) -> Iterator[DetectorProduct]:
-    """Each detector with the catalogue's generic QC parameters (instrument TOML) and,
-    for a master calibration with a predecessor, its difference to it (QC.REFDIFF.*)."""
+    """Each detector with the catalogue's generic QC parameters (instrument TOML), for a
+    master calibration with a predecessor its difference to it (QC.REFDIFF.*), and its
+    values under the instrument's names (a catalogue entry's ``source``)."""
     catalogue = ctx.instrument.qc.get(pro_catg, {})
+    renames = {p.source: name for name, p in catalogue.items() if p.source is not None}
     reference = ctx.references.get(pro_catg)
     reader = (
         CalibrationReader(CalibInput("REFERENCE", pro_catg, reference, ""))
@@ -256,30 +319,32 @@ def _measured(
         else None
     )
     for det in detectors:
-        if det.data is None:
+        values: dict[str, float] = {}
+        if det.data is not None:
+            planes = {"data": det.data, "error": det.error, "dq": det.dq}
+            if reader is not None and det.extname in {h.extname for h in reader.scan.extensions}:
+                previous = reader.data(det.extname)
+                # A reference of another geometry (a detector re-windowed, or a test-size
+                # master beside full-size ones) cannot be compared pixel by pixel.
+                if previous.shape == det.data.shape:
+                    planes["difference"] = det.data - previous
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        planes["ratio"] = np.where(previous != 0, det.data / previous, np.nan)
+                    values["QC.REFDIFF.MED"] = float(np.nanmedian(planes["difference"]))
+                    values["QC.REFDIFF.RMS"] = clipped_stats(planes["difference"], sigma=5).std
+            values.update(measure_catalogue(catalogue, planes))
+        if not values and not renames.keys() & det.qc.keys():
             yield det
             continue
-        values = measure_catalogue(catalogue, {"data": det.data, "error": det.error, "dq": det.dq})
-        if reader is not None and det.extname in {h.extname for h in reader.scan.extensions}:
-            previous = reader.data(det.extname)
-            # A reference of another geometry (a detector re-windowed, or a test-size
-            # master beside full-size ones) cannot be compared pixel by pixel.
-            if previous.shape == det.data.shape:
-                difference = det.data - previous
-                values["QC.REFDIFF.MED"] = float(np.nanmedian(difference))
-                values["QC.REFDIFF.RMS"] = clipped_stats(difference, sigma=5).std
-        if not values:
-            yield det
-            continue
-        qc.setdefault(det.extname, {}).update(values)
-        cards = {**det.qc, **qc_cards(ctx.instrument, pro_catg, values)}
-        yield dataclasses.replace(det, qc=cards)
+        merged = {renames.get(k, k): v for k, v in {**qc.get(det.extname, {}), **values}.items()}
+        qc[det.extname] = merged
+        cards = {renames.get(k, k): card for k, card in det.qc.items()}
+        yield dataclasses.replace(det, qc={**cards, **qc_cards(ctx.instrument, pro_catg, merged)})
 
 
 def write(
     ctx: RecipeContext,
     pro_catg: str,
-    recipe: str,
     detectors: Iterable[DetectorProduct],
     *,
     raws: Sequence[RawInput],
@@ -302,7 +367,7 @@ def write(
     first = raws[0]
     spec = ProductSpec(
         pro_catg=pro_catg,
-        recipe=recipe,
+        recipe=ctx.spec.name,
         instrument=ctx.instrument.name,
         raw_header=first.scan.primary,
         inputs=(

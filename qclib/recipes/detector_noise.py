@@ -1,11 +1,12 @@
-"""Recipes qc_read_gain (CCD: two dome flats and two biases) and
-qc_hawki_detector_noise (IR: two darks and two twilight flats): gain and read noise
+"""Recipes qc_read_gain (two flats in the block, two raw biases) and
+qc_ir_detector_noise (two darks in the block, two raw flats): gain and read noise
 by photon transfer, per detector. The product holds QC only (one header-only
 extension per detector, as ESO's gain tables do).
 
-IR frames read out in channels lose their reference levels per channel and column
-parity first (``qclib.calib.readout.reference_levels``): offsets that differ between
-the frames of a pair would otherwise add to the variance of their difference."""
+Frames read out in channels (``Geometry.readout_channel_px``) lose their reference
+levels per channel and column parity first (``qclib.calib.readout.reference_levels``):
+offsets that differ between the frames of a pair would otherwise add to the variance
+of their difference."""
 
 from __future__ import annotations
 
@@ -19,32 +20,31 @@ from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
 from qclib.products import DetectorProduct
 from qclib.recipes.base import (
-    CalibrationReader,
     ProductResult,
     RecipeContext,
-    StackReader,
     qc_cards,
     write,
 )
-
-RECIPE = "qc_read_gain"
-RECIPE_IR = "qc_hawki_detector_noise"
+from qclib.recipes.linearity import LINEARITY_TAG, undo_nonlinearity
 
 
-def _run(ctx: RecipeContext, recipe: str, pro_catg: str, other_tag: str) -> list[ProductResult]:
+def _run(
+    ctx: RecipeContext, pro_catg: str, other: str, block_holds_flats: bool
+) -> list[ProductResult]:
     geometry = ctx.geometry()
     raws = ctx.raws_of()[:2]
-    others = ctx.calibrations.get(other_tag, ())[:2]
+    others = ctx.calibrations_for(other)[:2]
     if len(raws) < 2 or len(others) < 2:
         raise UnprocessableDataError(
             f"photon transfer needs two frames of each kind; the block has {len(raws)} "
-            f"raw(s) and {len(others)} {other_tag}"
+            f"raw(s) and {len(others)} {' or '.join(ctx.spec.input(other).tags)}"
         )
-    infrared = ctx.instrument.infrared
-    ctx.uniform(raws, ["DET.NDIT", "DET.NCORRS.NAME"] if infrared else ["EXPTIME"], "raw")
-    ndit = int(raws[0].scan.primary.get("DET.NDIT", 1) or 1)  # type: ignore[arg-type]
-    reader = StackReader(raws, geometry)
-    readers = [CalibrationReader(c) for c in others]
+    ctx.require_setup(pro_catg, raws, "raw")
+    ndit = ctx.ndit(raws[0])
+    reader = ctx.stack_reader(raws)
+    readers = [ctx.raw_reader(c) for c in others]
+    flat_headers = [r.scan.primary for r in (raws if block_holds_flats else readers)]
+    flat_dits = [ctx.instrument.exposure_time(h) for h in flat_headers]
     qc: dict[str, dict[str, float]] = {}
 
     def per_detector() -> Iterator[DetectorProduct]:
@@ -55,18 +55,24 @@ def _run(ctx: RecipeContext, recipe: str, pro_catg: str, other_tag: str) -> list
             if geometry.readout_channel_px is not None:
                 pair = tuple(level_removed(f, geometry) for f in pair)  # type: ignore[assignment]
                 second = tuple(level_removed(f, geometry) for f in second)  # type: ignore[assignment]
-            flats, darks = (second, pair) if infrared else (pair, second)
-            # CCD: the pair are biases, whose level above the overscan is no charge.
+            flats, darks = (pair, second) if block_holds_flats else (second, pair)
+            if ctx.spec.takes(LINEARITY_TAG):
+                rows, cols = parse_section(geometry.data_section)
+                dark = (darks[0][rows, cols] + darks[1][rows, cols]) / 2
+                linear = np.stack(flats)
+                undo_nonlinearity(ctx, linear, dark, extname, flat_dits)
+                flats = (linear[0], linear[1])
+            # A dark pair's level is charge, whose shot noise leaves the read noise, only
+            # where pixels beside the data give the electronic level; biases have none.
+            charge = not block_holds_flats and geometry.has_level_pixels
             transfer = measure_photon_transfer(
-                flats, darks, geometry, ndit=ndit, dark_signal_adu=None if infrared else 0.0
+                flats, darks, geometry, ndit=ndit, dark_signal_adu=None if charge else 0.0
             )
             qc[extname] = transfer.qc()
             cards = qc_cards(ctx.instrument, pro_catg, qc[extname])
             yield DetectorProduct(extname, None, None, None, cards)
 
-    product = write(
-        ctx, pro_catg, recipe, per_detector(), raws=raws, calibs=others, qc=qc, pro_type="QC"
-    )
+    product = write(ctx, pro_catg, per_detector(), raws=raws, calibs=others, qc=qc, pro_type="QC")
     return [product]
 
 
@@ -79,11 +85,11 @@ def level_removed(frame: np.ndarray, geometry: Geometry) -> np.ndarray:
     return out
 
 
-def run(ctx: RecipeContext) -> list[ProductResult]:
-    """CCD gain and read noise: the block's first two dome flats, two raw biases."""
-    return _run(ctx, RECIPE, "READ_GAIN", "BIAS")
+def run_flat_pair(ctx: RecipeContext) -> list[ProductResult]:
+    """Gain and read noise: the block's first two flats, two raw biases."""
+    return _run(ctx, ctx.spec.products[0], "BIAS", block_holds_flats=True)
 
 
-def run_ir(ctx: RecipeContext) -> list[ProductResult]:
-    """IR gain and read noise: the block's first two darks, two twilight flats."""
-    return _run(ctx, RECIPE_IR, "MASTER_READGAIN", "FLAT_TWILIGHT")
+def run_dark_pair(ctx: RecipeContext) -> list[ProductResult]:
+    """Gain and read noise: the block's first two darks, two raw flats."""
+    return _run(ctx, ctx.spec.products[0], "FLAT", block_holds_flats=False)

@@ -1,4 +1,4 @@
-"""Recipes qc_master_dark (CCD: overscan and master bias removed) and qc_hawki_dark
+"""Recipes qc_master_dark (CCD: overscan and master bias removed) and qc_ir_dark
 (IR: reference pixels removed per readout channel; one master per DIT): master dark,
 hot pixels, dark current, read noise and particle rate, per detector.
 
@@ -14,46 +14,37 @@ from dataclasses import asdict
 
 import numpy as np
 
-from qclib.calib.dark import DarkConfig, Exposure, make_master_dark
+from qclib.calib.dark import Exposure, make_master_dark
 from qclib.fitsio import FitsScan
 from qclib.products import DetectorProduct
 from qclib.recipes.base import (
     CalibInput,
     CalibrationReader,
     ProductResult,
+    RawInput,
     RecipeContext,
-    StackReader,
     qc_cards,
     write,
 )
 
-RECIPE = "qc_master_dark"
-RECIPE_IR = "qc_hawki_dark"
 #: Tag of the darks of other DITs (IR) that the dark current's slope also uses.
 OTHER_DITS_TAG = "DARK_OTHER_DIT"
 
 
-def _run(ctx: RecipeContext, recipe: str, config: DarkConfig) -> list[ProductResult]:
+def run(ctx: RecipeContext) -> list[ProductResult]:
+    """Master dark of the block's darks, less the master bias where the recipe takes one
+    (CCDs; an infrared array's reference pixels give its level), with the dark current
+    fitted over the night's other DITs where it takes those."""
     geometry = ctx.geometry()
     raws = ctx.raws_of()
-    infrared = ctx.instrument.infrared
-    setup = (
-        ["DET.DIT", "DET.NDIT", "DET.NCORRS.NAME"] if infrared else ["EXPTIME", "DET.READ.CLOCK"]
-    )
-    ctx.uniform(raws, setup, "dark")
-    header = raws[0].scan.primary
-    if infrared:
-        dit, ndit = float(header["DET.DIT"]), int(header["DET.NDIT"])  # type: ignore[arg-type]
-        exposure = Exposure(integration_s=dit, particle_s=dit * ndit, ndit=ndit)
-        calibs = tuple(ctx.calibrations.get(OTHER_DITS_TAG, ()))
-        bias = None
-    else:
-        exptime = float(header["EXPTIME"])  # type: ignore[arg-type]
-        exposure = Exposure(exptime, exptime + ctx.instrument.readout_time_s)
-        calibs = (ctx.calibration("MASTER_BIAS"),)
-        bias = CalibrationReader(calibs[0])
-    reader = StackReader(raws, geometry)
-    others = _by_timing(calibs) if infrared else []
+    ctx.require_setup("MASTER_DARK", raws, "dark")
+    exposure = _exposure(ctx, raws[0])
+    calibs = (ctx.calibration("MASTER_BIAS"),) if ctx.spec.takes("MASTER_BIAS") else ()
+    bias = CalibrationReader(calibs[0]) if calibs else None
+    others_input = ctx.calibrations_for(OTHER_DITS_TAG) if ctx.spec.takes(OTHER_DITS_TAG) else ()
+    others = _by_timing(ctx, others_input)
+    calibs = (*calibs, *others_input)
+    reader = ctx.stack_reader(raws)
     qc: dict[str, dict[str, float]] = {}
 
     def per_detector() -> Iterator[DetectorProduct]:
@@ -65,7 +56,8 @@ def _run(ctx: RecipeContext, recipe: str, config: DarkConfig) -> list[ProductRes
                 pixel_size_um=ctx.instrument.pixel_size_um,
                 master_bias=None if bias is None else bias.data(extname),
                 names=[r.arcfile for r in raws],
-                config=config,
+                config=ctx.parameters,
+                min_frames=ctx.min_frames,
                 gain_e_per_adu=nominal_gain(raws[0].scan, extname),
                 other_dits=[
                     (np.stack([r.data(extname) for r in group]), timing) for timing, group in others
@@ -75,11 +67,10 @@ def _run(ctx: RecipeContext, recipe: str, config: DarkConfig) -> list[ProductRes
             cards = qc_cards(ctx.instrument, "MASTER_DARK", master.qc)
             yield DetectorProduct(extname, master.data, master.error, master.dq, cards)
 
-    parameters = {**asdict(config), **asdict(exposure)}
+    parameters = {**asdict(ctx.parameters), **asdict(exposure)}
     product = write(
         ctx,
         "MASTER_DARK",
-        recipe,
         per_detector(),
         raws=raws,
         calibs=calibs,
@@ -89,17 +80,30 @@ def _run(ctx: RecipeContext, recipe: str, config: DarkConfig) -> list[ProductRes
     return [product]
 
 
-def _by_timing(darks: Sequence[CalibInput]) -> list[tuple[Exposure, list[CalibrationReader]]]:
-    """Raw darks of other DITs, grouped by (DIT, NDIT)."""
-    groups: dict[tuple[float, int], list[CalibrationReader]] = {}
+def _exposure(ctx: RecipeContext, raw: RawInput) -> Exposure:
+    """A dark's timing: integration per read; particles hit during all NDIT reads and,
+    on a CCD, while it is read out."""
+    integration, ndit = ctx.exposure_time(raw), ctx.ndit(raw)
+    return Exposure(
+        integration_s=integration,
+        particle_s=integration * ndit + ctx.instrument.readout_time_s,
+        ndit=ndit,
+    )
+
+
+def _by_timing(
+    ctx: RecipeContext, darks: Sequence[CalibInput]
+) -> list[tuple[Exposure, list[CalibrationReader]]]:
+    """Raw darks of other DITs, grouped by their timing."""
+    groups: dict[tuple[float, int, float], list[CalibrationReader]] = {}
     for dark in darks:
-        reader = CalibrationReader(dark)
-        dit = float(reader.header_value("DET.DIT"))
-        ndit = int(reader.header_value("DET.NDIT"))
-        groups.setdefault((dit, ndit), []).append(reader)
+        reader = ctx.raw_reader(dark)
+        raw = RawInput(dark.path.name, dark.path, dark.category, dark.sha256, reader.scan)
+        timing = _exposure(ctx, raw)
+        groups.setdefault((timing.integration_s, timing.ndit, timing.particle_s), []).append(reader)
     return [
-        (Exposure(integration_s=dit, particle_s=dit * ndit, ndit=ndit), readers)
-        for (dit, ndit), readers in sorted(groups.items())
+        (Exposure(integration_s=t, particle_s=p, ndit=n), readers)
+        for (t, n, p), readers in sorted(groups.items())
     ]
 
 
@@ -110,13 +114,3 @@ def nominal_gain(scan: FitsScan, extname: str) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return float(value)
     return None
-
-
-def run(ctx: RecipeContext, config: DarkConfig | None = None) -> list[ProductResult]:
-    """CCD master dark: overscan level and master bias removed."""
-    return _run(ctx, RECIPE, config or DarkConfig())
-
-
-def run_ir(ctx: RecipeContext, config: DarkConfig | None = None) -> list[ProductResult]:
-    """IR master dark at one DIT: reference-pixel level removed."""
-    return _run(ctx, RECIPE_IR, config or DarkConfig(min_frames=3))

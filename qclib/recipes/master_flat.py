@@ -4,7 +4,7 @@
 - qc_master_sky_flat: master twilight flat, and the MASTER_FLAT science uses (the
   dome flat's pixel response times the twilight's illumination), whose DQ extension
   is the bad-pixel map (hot from the master bias, cold from the dome flat);
-- qc_hawki_twilight_flat: master twilight flat (IR; master dark of the same DIT
+- qc_ir_twilight_flat: master twilight flat (IR; master dark of the same DIT
   removed), bad pixels, and the confidence map (MASTER_CONF: the flat in per cent,
   0 on bad pixels) that HAWK-I's and VIRCAM's pipelines weight pixels with.
 """
@@ -31,49 +31,44 @@ from qclib.recipes.base import (
     CalibrationReader,
     ProductResult,
     RecipeContext,
-    StackReader,
     qc_cards,
     write,
 )
-
-RECIPE_DOME = "qc_master_dome_flat"
-RECIPE_SKY = "qc_master_sky_flat"
-RECIPE_IR = "qc_hawki_twilight_flat"
+from qclib.recipes.linearity import undo_nonlinearity
 
 _BAD = DQ_HOT | DQ_COLD | DQ_NO_DATA
-
-
-def _exptimes(ctx: RecipeContext) -> list[float]:
-    key = "DET.DIT" if ctx.instrument.infrared else "EXPTIME"
-    return [float(r.scan.primary[key]) for r in ctx.raws_of()]  # type: ignore[arg-type]
 
 
 def _flats(
     ctx: RecipeContext, background: CalibrationReader, config: FlatConfig
 ) -> Iterator[tuple[str, MasterFlat, np.ndarray]]:
-    """Per detector: the master flat of the block's raws, and the background's DQ."""
+    """Per detector: the master flat of the block's raws (linearised where the recipe
+    was given a MASTER_LINEARITY), and the background's DQ."""
     geometry = ctx.geometry()
     raws = ctx.raws_of()
-    reader = StackReader(raws, geometry)
-    exptimes = _exptimes(ctx)
+    reader = ctx.stack_reader(raws)
+    exptimes = [ctx.exposure_time(r) for r in raws]
     for extname in ctx.detectors():
+        stack, under = reader.read(extname), background.data(extname)
+        undo_nonlinearity(ctx, stack, under, extname, exptimes)
         flat = make_master_flat(
-            reader.read(extname),
+            stack,
             geometry,
             exptimes,
-            background=background.data(extname),
+            background=under,
             saturation_adu=ctx.instrument.saturation_adu,
             names=[r.arcfile for r in raws],
             config=config,
+            min_frames=ctx.min_frames,
         )
         yield extname, flat, background.dq(extname)
 
 
-def run_dome(ctx: RecipeContext, config: FlatConfig | None = None) -> list[ProductResult]:
+def run_dome(ctx: RecipeContext) -> list[ProductResult]:
     """Master dome flat (normalised), cold pixels in its DQ."""
-    config = config or FlatConfig()
+    config: FlatConfig = ctx.parameters
     raws = ctx.raws_of()
-    ctx.uniform(raws, ["INS.FILT1.NAME", "DET.READ.CLOCK"], "dome flat")
+    ctx.require_setup("MASTER_DOME_FLAT", raws, "dome flat")
     bias_input = ctx.calibration("MASTER_BIAS")
     qc: dict[str, dict[str, float]] = {}
 
@@ -86,7 +81,6 @@ def run_dome(ctx: RecipeContext, config: FlatConfig | None = None) -> list[Produ
     product = write(
         ctx,
         "MASTER_DOME_FLAT",
-        RECIPE_DOME,
         per_detector(),
         raws=raws,
         calibs=(bias_input,),
@@ -96,7 +90,7 @@ def run_dome(ctx: RecipeContext, config: FlatConfig | None = None) -> list[Produ
     return [product]
 
 
-def run_sky(ctx: RecipeContext, config: FlatConfig | None = None) -> list[ProductResult]:
+def run_sky(ctx: RecipeContext) -> list[ProductResult]:
     """Master twilight flat, and the master flat (dome response x twilight illumination).
 
     Two passes, one detector in memory at a time: the first writes the twilight flat
@@ -104,9 +98,9 @@ def run_sky(ctx: RecipeContext, config: FlatConfig | None = None) -> list[Produc
     block medians: 0.5 MB for a 2k x 4k CCD) and its defect positions; the second
     writes the master flat.
     """
-    config = config or FlatConfig()
+    config: FlatConfig = ctx.parameters
     raws = ctx.raws_of()
-    ctx.uniform(raws, ["INS.FILT1.NAME", "DET.READ.CLOCK"], "twilight flat")
+    ctx.require_setup("MASTER_SKY_FLAT", raws, "twilight flat")
     bias_input = ctx.calibration("MASTER_BIAS")
     dome_input = ctx.calibration("MASTER_DOME_FLAT")
     dome = CalibrationReader(dome_input)
@@ -150,7 +144,6 @@ def run_sky(ctx: RecipeContext, config: FlatConfig | None = None) -> list[Produc
     sky = write(
         ctx,
         "MASTER_SKY_FLAT",
-        RECIPE_SKY,
         twilight_flats(),
         raws=raws,
         calibs=(bias_input,),
@@ -160,7 +153,6 @@ def run_sky(ctx: RecipeContext, config: FlatConfig | None = None) -> list[Produc
     flat = write(
         ctx,
         "MASTER_FLAT",
-        RECIPE_SKY,
         master_flats(),
         raws=raws,
         calibs=(bias_input, dome_input),
@@ -170,11 +162,11 @@ def run_sky(ctx: RecipeContext, config: FlatConfig | None = None) -> list[Produc
     return [sky, flat]
 
 
-def run_ir(ctx: RecipeContext, config: FlatConfig | None = None) -> list[ProductResult]:
+def run_ir(ctx: RecipeContext) -> list[ProductResult]:
     """IR master twilight flat (dark of the same DIT removed) and its confidence map."""
-    config = config or FlatConfig()
+    config: FlatConfig = ctx.parameters
     raws = ctx.raws_of()
-    ctx.uniform(raws, ["INS.FILT1.NAME", "INS.FILT2.NAME", "DET.DIT", "DET.NCORRS.NAME"], "flat")
+    ctx.require_setup("MASTER_TWILIGHT_FLAT", raws, "flat")
     dark_input = ctx.calibration("MASTER_DARK")
     confidences: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     qc: dict[str, dict[str, float]] = {}
@@ -211,7 +203,6 @@ def run_ir(ctx: RecipeContext, config: FlatConfig | None = None) -> list[Product
     flat_product = write(
         ctx,
         "MASTER_TWILIGHT_FLAT",
-        RECIPE_IR,
         flats(),
         raws=raws,
         calibs=(dark_input,),
@@ -221,7 +212,6 @@ def run_ir(ctx: RecipeContext, config: FlatConfig | None = None) -> list[Product
     conf = write(
         ctx,
         "MASTER_CONF",
-        RECIPE_IR,
         confidence_maps(),
         raws=raws,
         calibs=(dark_input,),

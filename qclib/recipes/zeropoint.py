@@ -1,4 +1,4 @@
-"""Recipes qc_zeropoint (CCD) and qc_hawki_zeropoint (IR): standard-field photometry
+"""Recipe qc_zeropoint: standard-field photometry
 against the field's reference catalogue, per detector: zeropoint, FWHM, ellipticity.
 
 Each raw is reduced (bias level: the overscan's, or an IR array's reference pixels per
@@ -38,13 +38,10 @@ from qclib.recipes.base import (
     ProductResult,
     RawInput,
     RecipeContext,
-    StackReader,
     qc_cards,
     write,
 )
-
-RECIPE = "qc_zeropoint"
-RECIPE_IR = "qc_hawki_zeropoint"
+from qclib.recipes.linearity import undo_nonlinearity
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 _WCS_KEYS = ("WCSAXES", "CRPIX", "CRVAL", "CTYPE", "CUNIT", "CDELT", "PC", "CD", "RADESYS")
@@ -145,22 +142,21 @@ def _airmass(raw: RawInput) -> float:
     return (float(start) + float(end)) / 2  # type: ignore[arg-type]
 
 
-def _run(
-    ctx: RecipeContext, recipe: str, background_tag: str, flat_tag: str
-) -> list[ProductResult]:
-    config = PhotometryConfig()
+def run(ctx: RecipeContext) -> list[ProductResult]:
+    """Zeropoint, image quality and WCS offset of a standard field, per detector: each
+    raw's level removed (overscan or reference pixels), the background input (a master
+    bias or the master dark of the DIT) subtracted, the master flat divided."""
+    config: PhotometryConfig = ctx.parameters
     geometry = ctx.geometry()
     raws = ctx.raws_of()
-    infrared = ctx.instrument.infrared
     rows, cols = parse_section(geometry.data_section)
     filt = _filter(ctx, raws[0])
     catalogue = _catalogue(ctx, raws[0], filt)
     extinction = ctx.instrument.photometry.extinction_mag_per_airmass.get(filt, math.nan)
-    background_input = ctx.calibration(background_tag)
-    flat_input = ctx.calibration(flat_tag)
+    background_input = ctx.calibration("MASTER_BIAS")
+    flat_input = ctx.calibration("MASTER_FLAT")
     background, flat = CalibrationReader(background_input), CalibrationReader(flat_input)
-    reader = StackReader(raws, geometry)
-    exptime_key = "DET.DIT" if infrared else "EXPTIME"
+    reader = ctx.stack_reader(raws)
     qc: dict[str, dict[str, float]] = {}
     failures: dict[str, str] = {}
     pixel_scale = ctx.instrument.pixel_scale_arcsec
@@ -174,10 +170,11 @@ def _run(
             results: list[tuple[FieldPhotometry, float, float]] = []
             first: tuple[np.ndarray, np.ndarray, float] | None = None
             for raw, frame in zip(raws, stack, strict=True):
-                data = frame[rows, cols]
+                saturated = frame[rows, cols] >= ctx.instrument.saturation_adu
                 # IR: each readout channel's own level (CCD: the overscan's).
                 levels = reference_levels(frame, geometry)[None, :]
-                image = (data - levels - under) / response
+                undo_nonlinearity(ctx, frame[None], under, extname, [ctx.exposure_time(raw)])
+                image = (frame[rows, cols] - levels - under) / response
                 hdu = next(h for h in raw.scan.extensions if h.extname == extname)
                 stars = _stars(
                     catalogue, hdu.header, (rows.start, cols.start), image.shape, 50 + max_offset_px
@@ -185,7 +182,7 @@ def _run(
                 noise = clipped_stats(image, sigma=3).std
                 if first is None:
                     dq = flat.dq(extname)
-                    dq[data >= ctx.instrument.saturation_adu] |= DQ_SATURATED
+                    dq[saturated] |= DQ_SATURATED
                     first = (image, dq, noise)
                 try:
                     offset = find_catalogue_offset(
@@ -199,8 +196,8 @@ def _run(
                     measured = measure_field(
                         image,
                         stars.shifted(offset.dx_px, offset.dy_px),
-                        exptime_s=float(raw.scan.primary[exptime_key]),  # type: ignore[arg-type]
-                        saturated=data >= ctx.instrument.saturation_adu,
+                        exptime_s=ctx.exposure_time(raw),
+                        saturated=saturated,
                         fwhm_guess_px=seeing_guess_px,
                         noise_adu=noise,
                         config=config,
@@ -235,7 +232,6 @@ def _run(
     product = write(
         ctx,
         "ZEROPOINT",
-        recipe,
         per_detector(),
         raws=raws,
         calibs=(background_input, flat_input),
@@ -251,13 +247,3 @@ def _combined_error(errors: list[float]) -> float:
     if not finite:
         return math.nan
     return float(math.sqrt(sum(e * e for e in finite)) / len(finite))
-
-
-def run(ctx: RecipeContext) -> list[ProductResult]:
-    """CCD standard field: overscan, master bias, master flat."""
-    return _run(ctx, RECIPE, "MASTER_BIAS", "MASTER_FLAT")
-
-
-def run_ir(ctx: RecipeContext) -> list[ProductResult]:
-    """IR standard field: reference pixels, master dark of the DIT, twilight flat."""
-    return _run(ctx, RECIPE_IR, "MASTER_DARK", "MASTER_TWILIGHT_FLAT")

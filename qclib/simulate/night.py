@@ -141,7 +141,7 @@ def _fill_detector(task: _DetectorTask) -> list[dict[str, float | int]]:
     )
     cache: dict[str, np.ndarray] = {}
     records = []
-    summed = sim.ndit_combination == "sum"
+    summed = instrument.ndit_combination == "sum"
     for exposure, layout in zip(task.exposures, task.layouts, strict=True):
         rng = np.random.default_rng([task.seed, 2, exposure.index, truth.index])
         offset = float(rng.normal(0.0, sim.frame_offset_rms_adu))
@@ -367,7 +367,7 @@ def _ir_truth(instrument: InstrumentConfig) -> dict[str, object]:
     if sim.detector_overrides:
         out["detector_overrides"] = [o.model_dump() for o in sim.detector_overrides]
     if instrument.infrared:
-        effects: dict[str, object] = {"ndit_combination": sim.ndit_combination}
+        effects: dict[str, object] = {"ndit_combination": instrument.ndit_combination}
         if sim.stripe_rms_adu:
             effects["stripes"] = {
                 "rms_adu_per_read": sim.stripe_rms_adu,

@@ -185,7 +185,7 @@ def _draw_ir_truth(
         "nonlinearity_per_adu": drawn(sim.nonlinearity_per_adu),
         "nonlinearity_cubic_per_adu2": drawn(sim.nonlinearity_cubic_per_adu2),
         "nonlinearity_reference_adu": sim.nonlinearity_reference_adu,
-        "nonlinearity_first_read_s": sim.nonlinearity_first_read_s,
+        "nonlinearity_first_read_s": instrument.reset_read_s,
         "reset_level_adu": drawn(sim.reset_level_adu),
         "reset_pattern_rms_adu": sim.reset_pattern_rms_adu,
         "reset_noise_e": sim.reset_noise_e,

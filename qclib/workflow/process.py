@@ -5,7 +5,8 @@ calibration becomes the product its parent block made), the recipe runs, and its
 products and QC values are recorded in one transaction. A block whose recipe does
 not exist yet, or whose parents have not produced, waits (with the reason); one
 whose data cannot give a product is marked failed with the reason; neither stops
-the others. Processing again does nothing for blocks that are done.
+the others. Processing again does nothing for blocks that are done. What a recipe
+needs and makes is declared in ``qclib.recipes.registry``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from qclib.db import products as product_store
 from qclib.errors import ConfigError, IncompleteBlockError, UnprocessableDataError
 from qclib.fitsio import scan_fits
 from qclib.instruments import load_instrument
-from qclib.products import setup_header
-from qclib.recipes import REGISTRY
+from qclib.instruments.recipe_check import recipe_parameters
 from qclib.recipes.base import (
     CalibInput,
     ProductResult,
@@ -32,6 +32,7 @@ from qclib.recipes.base import (
     config_hash,
     join_parts,
 )
+from qclib.recipes.registry import find_recipe, missing_recipe_reason
 from qclib.workspace import Workspace
 
 Status = Literal["done", "failed", "waiting", "skipped"]
@@ -55,6 +56,8 @@ class ProcessOutcome:
 
 def _context(workspace: Workspace, database: Database, block: dict[str, Any]) -> RecipeContext:
     instrument = load_instrument(block["instrument"])
+    spec = find_recipe(block["recipe"])
+    assert spec is not None  # blocks without a known recipe wait (process_blocks)
     raws = []
     with database.transaction() as session:
         for arcfile in block["inputs"]:
@@ -108,17 +111,16 @@ def _context(workspace: Workspace, database: Database, block: dict[str, Any]) ->
                     )
                 )
             calibrations[tag["tag"]] = tuple(chosen)
-        setup = setup_header(raws[0].scan.primary) if raws else {}
         references = {}
         # Master calibrations are compared with their predecessor (QC.REFDIFF.*).
-        masters = [c for c in instrument.association.product_categories if c.startswith("MASTER_")]
-        for category in masters:
+        masters = [c for c in spec.products if c.startswith("MASTER_")]
+        for category in masters if raws else ():
             found = product_store.reference_product(
                 session,
                 instrument=block["instrument"],
                 pro_catg=category,
                 before_mjd=block["mid_mjd"],
-                setup=setup,
+                setup=instrument.setup_of(category, raws[0].scan.primary),
             )
             if found is not None:
                 references[category] = workspace.confine(found.path)
@@ -126,10 +128,13 @@ def _context(workspace: Workspace, database: Database, block: dict[str, Any]) ->
     return RecipeContext(
         instrument,
         block,
+        spec,
+        recipe_parameters(instrument, spec),
         tuple(raws),
         calibrations,
         night_dir,
         config_hash(instrument),
+        min_frames=max(spec.min_raws, instrument.association.min_frames.get(block["action"], 1)),
         catalogues=workspace.catalogues_dir,
         references=references,
     )
@@ -155,9 +160,9 @@ def _ordered(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def run_recipe(recipe: str, ctx: RecipeContext) -> list[ProductResult]:
+def run_recipe(ctx: RecipeContext) -> list[ProductResult]:
     """Run one block's recipe (a task for any executor: picklable in, picklable out)."""
-    return REGISTRY[recipe](ctx)
+    return ctx.spec.load()(ctx)
 
 
 def _record(
@@ -189,7 +194,7 @@ def _record(
                     "calibrations": {
                         t: [c.sha256 for c in cs] for t, cs in ctx.calibrations.items()
                     },
-                    "recipe": block["recipe"],
+                    "recipe": ctx.spec.name,
                     "parameters": result.parameters,
                     "config_hash": ctx.config_hash,
                 },
@@ -286,11 +291,9 @@ def process_blocks(
             )
         elif block["completeness"] != "complete":
             outcomes[block["id"]] = ProcessOutcome(block["id"], "skipped", block["reason"])
-        elif (block["recipe"] or "") not in REGISTRY:
+        elif find_recipe(block["recipe"]) is None:
             outcomes[block["id"]] = ProcessOutcome(
-                block["id"],
-                "waiting",
-                f"recipe {block['recipe']} is not implemented yet; the block waits for it",
+                block["id"], "waiting", missing_recipe_reason(block["action"], block["recipe"])
             )
         else:
             todo.append(block)
@@ -334,12 +337,12 @@ def process_blocks(
                 product_store.set_block_state(session, block_id, "running")
             if executor is None:
                 try:
-                    finish(job, run_recipe(block["recipe"], ctx))
+                    finish(job, run_recipe(ctx))
                 except (IncompleteBlockError, UnprocessableDataError) as err:
                     finish(job, err)
                 continue
             for i, task in enumerate(tasks):
-                running[executor.submit(run_recipe, block["recipe"], task)] = (job, i)
+                running[executor.submit(run_recipe, task)] = (job, i)
 
     start_ready()
     while running or pending:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from qclib.db import Database, qc1
 from qclib.db import products as product_store
@@ -47,7 +48,7 @@ def score_values(
     counts: Counter[str] = Counter()
     touched: set[int] = set()
     with database.transaction() as session:
-        items = qc1.values_to_score(session, instrument=instrument, rescore=rescore)
+        items = qc1.values_to_score(session, _setup_of, instrument=instrument, rescore=rescore)
         for item in items:
             if item.instrument not in rules:
                 rules[item.instrument] = rules_from_config(load_instrument(item.instrument).scoring)
@@ -101,3 +102,8 @@ def score_values(
                     session, product.id, review_reason="\n".join(reasons) or None
                 )
     return ScoringSummary(sum(counts.values()), dict(counts), rolled)
+
+
+def _setup_of(instrument: str, pro_catg: str, header: Mapping[str, Any]) -> dict[str, Any]:
+    """A product's setup, by its instrument's ``[setups]``."""
+    return load_instrument(instrument).setup_of(pro_catg, header)

@@ -20,14 +20,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qclib.calib.bias import BiasConfig, make_master_bias
+from qclib.calib.bias import make_master_bias
 from qclib.calib.defects import (
     remove_local_level,
     remove_row_column_pattern,
     smooth_large_scale,
 )
 from qclib.calib.dq import DQ_COLD, DQ_HOT
-from qclib.calib.flat import FlatConfig, make_master_flat
+from qclib.calib.flat import make_master_flat
+from qclib.calib.parameters import BiasConfig, FlatConfig
 from qclib.calib.stats import clipped_stats
 from qclib.fitsio import read_image, scan_fits
 from qclib.instruments import load_instrument

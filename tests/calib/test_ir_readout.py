@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from qclib.calib.dark import DarkConfig, Exposure, make_master_dark
+from qclib.calib.dark import Exposure, make_master_dark
+from qclib.calib.parameters import DarkConfig
 from qclib.calib.readout import channel_columns, read_noise_from_pair, reference_levels
 from qclib.config.instrument import Geometry, parse_section
 from qclib.instruments import load_instrument
@@ -102,7 +103,7 @@ def test_dark_current_slope_ignores_a_pedestal_the_reference_pixels_do_not_see()
         frames[:, rows, cols] += np.float32(rate_adu_per_s * dit + pedestal_adu)
         series.append((frames, Exposure(dit, dit, 1)))
     (short, timing), long_darks = series[0], series[1]
-    kwargs = {"pixel_size_um": 18.0, "config": DarkConfig(min_frames=3)}
+    kwargs = {"pixel_size_um": 18.0, "config": DarkConfig(), "min_frames": 3}
     qc = make_master_dark(short, geometry, timing, other_dits=[long_darks], **kwargs).qc
     alone = make_master_dark(short, geometry, timing, **kwargs).qc
     assert qc["QC.DARK.CURRENT"] == pytest.approx(rate_adu_per_s * 3600, rel=0.01)

@@ -22,7 +22,8 @@ import pytest
 from astropy.wcs import WCS
 
 from qclib.calib.astrometry import find_catalogue_offset
-from qclib.calib.photometry import PhotometryConfig, StarField, measure_field
+from qclib.calib.parameters import PhotometryConfig
+from qclib.calib.photometry import StarField, measure_field
 from qclib.simulate.sky import Catalogue, StellarPsf, render_sources
 
 SIZE = 1024

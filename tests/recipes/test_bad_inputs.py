@@ -12,11 +12,13 @@ import pytest
 from qclib.calib.dark import Exposure, make_master_dark
 from qclib.calib.flat import make_master_flat
 from qclib.calib.gain import measure_photon_transfer
+from qclib.calib.parameters import DarkConfig
 from qclib.calib.readout import check_frames
 from qclib.errors import UnprocessableDataError
 from qclib.fitsio import scan_fits
 from qclib.instruments import load_instrument
 from qclib.recipes.base import RawInput, RecipeContext
+from qclib.recipes.registry import find_recipe
 
 GEOMETRY = load_instrument("OMEGACAM").geometry["test"]
 
@@ -74,8 +76,11 @@ def test_mixed_exposure_times_are_refused(omegacam_night: Path) -> None:
         primary = dataclasses.replace(scan.hdus[0], header={**scan.primary, "EXPTIME": 900.0 + i})
         scan = dataclasses.replace(scan, hdus=(primary, *scan.hdus[1:]))
         raws.append(RawInput(path.name, path, "DARK", "", scan))
-    ctx = RecipeContext(load_instrument("OMEGACAM"), {"id": "AB"}, tuple(raws), {}, Path(), "")
+    spec = find_recipe("qc_master_dark")
+    ctx = RecipeContext(
+        load_instrument("OMEGACAM"), {"id": "AB"}, spec, DarkConfig(), tuple(raws), {}, Path(), ""
+    )
     with pytest.raises(
         UnprocessableDataError, match=r"dark frames of mixed EXPTIME \(900.0, 901.0\)"
     ):
-        ctx.uniform(raws, ["EXPTIME"], "dark")
+        ctx.require_setup("MASTER_DARK", raws, "dark")

@@ -59,7 +59,7 @@ def _stacks(night: Path, truth: dict, extname: str) -> dict[float, tuple[np.ndar
 
 @pytest.fixture(scope="module")
 def masters(ir_darks: Path) -> dict[tuple[str, float], dict[str, float]]:
-    """QC of every chip's master dark at every DIT, as qc_hawki_dark makes them."""
+    """QC of every chip's master dark at every DIT, as qc_ir_dark makes them."""
     truth = load_truth(ir_darks)
     qc = {}
     for extname in CHIPS:

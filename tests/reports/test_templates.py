@@ -12,7 +12,8 @@ import nbformat
 import papermill
 import pytest
 
-from qclib.instruments import load_instrument
+from qclib.db import blocks as block_store
+from qclib.recipes.registry import SPECS
 from qclib.workflow.reports import (
     TEMPLATES_DIR,
     render_health_check,
@@ -31,10 +32,11 @@ HEALTH = TEMPLATES_DIR / "health_check.ipynb"
 FORBIDDEN = ("def ", "class ", "import numpy", "np.", "sqlalchemy", ".add(", "commit(")
 
 
-def test_every_action_names_an_existing_template() -> None:
-    for name in ("OMEGACAM", "HAWKI"):
-        for action in load_instrument(name).reports.templates:
-            assert template_for({"instrument": name, "action": action}) is not None
+def test_every_recipe_names_an_existing_template() -> None:
+    for spec in SPECS:
+        assert template_for(spec.name) is not None, spec.name
+        for alias in spec.aliases:
+            assert template_for(alias) == template_for(spec.name)
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=[p.stem for p in TEMPLATES])
@@ -63,9 +65,11 @@ def test_every_template_executes_on_processed_blocks(omegacam_processed) -> None
         3, mp_context=multiprocessing.get_context("spawn")
     ) as pool:
         outcomes = render_reports(workspace, database, done, executor=pool)
+    with database.transaction() as session:
+        blocks = [block_store.get_block(session, ab) for ab in done]
     database.close()
     assert {o.status for o in outcomes} == {"written"}, [o.reason for o in outcomes]
-    used = {template_for({"instrument": "OMEGACAM", "action": ab.split("_", 1)[1]}) for ab in done}
+    used = {template_for(b.recipe) for b in blocks if b is not None}
     assert used == set(TEMPLATES) - {INVESTIGATE, HEALTH}  # every block template is exercised
     for outcome in outcomes:
         assert outcome.notebook.parent == workspace.runs_dir / "2026-11-23"

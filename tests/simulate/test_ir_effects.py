@@ -58,6 +58,10 @@ def _template(kind: str, count: int, **fields: object) -> dict[str, object]:
 def _instrument(plan: list[dict[str, object]], **profile: object) -> InstrumentConfig:
     """HAWK-I with a changed simulator profile, validated as a TOML would be."""
     data = load_instrument("HAWKI").model_dump()
+    # How raws hold NDIT reads and the reset-to-first-read time are the instrument's.
+    for key in ("ndit_combination", "reset_read_s"):
+        if key in profile:
+            data[key] = profile.pop(key)
     quiet = {"channel_offset_rms_adu": 0.0, "even_odd_rms_adu": 0.0}
     data["simulator"] = {
         **data["simulator"],
@@ -323,7 +327,7 @@ LINEARITY_PLAN = [
 LINEARITY_PROFILE = {
     "nonlinearity_per_adu": (-6e-7, -2e-7),
     "nonlinearity_cubic_per_adu2": -1e-11,
-    "nonlinearity_first_read_s": MINDIT_S,
+    "reset_read_s": MINDIT_S,
     "nonlinearity_channel_rms": 0.2,
     "particle_rate_per_cm2_per_s": 0.0,
     "detector_overrides": [{"detector": BAD, "replace": OVERRIDE, "text": "a noisy array"}],

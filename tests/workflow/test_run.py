@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from qclib.cli import main
 from qclib.db import products as product_store
 from qclib.errors import UnprocessableDataError
-from qclib.recipes import REGISTRY
+from qclib.recipes import master_flat
 from qclib.workflow.process import process_blocks
 from qclib.workflow.run import PassLockedError, run_pass, watch, workspace_lock
 
@@ -64,7 +64,7 @@ def test_failed_block_is_retried_up_to_the_limit_and_dependents_wait(
         calls.append(ctx.block_id)
         raise UnprocessableDataError("lamp off in every frame")
 
-    monkeypatch.setitem(REGISTRY, "qc_master_dome_flat", broken)
+    monkeypatch.setattr(master_flat, "run_dome", broken)
     _fill_inbox(workspace, omegacam_night)
     db = workspace.open_database()
     outcomes = run_pass(workspace, db, write_reports=False).outcomes
