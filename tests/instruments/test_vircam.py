@@ -21,6 +21,7 @@ from qclib.db import blocks as block_store
 from qclib.db import products as product_store
 from qclib.db import qc1
 from qclib.instruments import INSTRUMENTS_DIR, load_instrument, load_rules
+from qclib.reports import load_report
 from qclib.simulate.night import simulate_night
 from qclib.workflow.association import associate_workspace
 from qclib.workflow.ingest import ingest_paths
@@ -270,3 +271,17 @@ def test_the_known_bad_detector_is_nok_and_only_it(processed) -> None:
         r["detector"] for r in rows if r["parameter"] == "QC.LINEARITY" and r["grade"] == "OK"
     }
     assert graded == {d.extname for d in INSTRUMENT.detectors} - {BAD}
+
+
+def test_block_reports_show_the_four_by_four_mosaic(processed) -> None:
+    """A master dark's report places the 16 arrays as on the sky: four rows of four,
+    DET1.CHIP13-16 on top (the TOML's layout)."""
+    workspace, _, outcomes = processed
+    dark = next(o.ab_id for o in outcomes if o.ab_id.endswith("_MASTER_DARK"))
+    figure = load_report(dark, str(workspace.root)).mosaic()
+    assert len([t for t in figure.data if t.type == "heatmap"]) == 16
+    titles = [a.text for a in figure.layout.annotations][:16]
+    assert titles[:4] == ["DET1.CHIP13", "DET1.CHIP14", "DET1.CHIP15", "DET1.CHIP16"]
+    assert titles[12:] == ["DET1.CHIP1", "DET1.CHIP2", "DET1.CHIP3", "DET1.CHIP4"]
+    grid = figure._grid_ref  # plotly's subplot grid: rows x columns
+    assert (len(grid), len(grid[0])) == (4, 4)
