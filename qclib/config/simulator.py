@@ -101,6 +101,11 @@ class PlannedExposure(Strict):
     prog_id: str
     target: str | None = Field(None, description="Field name for standards and science")
     dither_arcsec: float = Field(0.0, ge=0, description="Random jitter box half-width")
+    offsets_arcsec: list[tuple[float, float]] = Field(
+        default_factory=list,
+        description="A pattern of (east, north) pointing offsets the exposures cycle "
+        "through, in order (a tile's pawprints), each with its random jitter on top",
+    )
     pair: bool = Field(False, description="Take exposures in equal-level pairs (gain)")
 
     @model_validator(mode="after")

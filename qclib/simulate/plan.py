@@ -193,6 +193,9 @@ def plan_night(
                 offset = tuple(float(v) for v in rng.uniform(-1, 1, 2) * item.dither_arcsec)
             else:
                 offset = (0.0, 0.0)
+            if item.offsets_arcsec:
+                east, north = item.offsets_arcsec[k % len(item.offsets_arcsec)]
+                offset = (offset[0] + east, offset[1] + north)
             ra = (ra0 + offset[0] / 3600 / np.cos(np.radians(dec0))) % 360.0
             dec = dec0 + offset[1] / 3600
             mid = mjd + exptime_s / 2 / 86400

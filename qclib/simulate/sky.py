@@ -82,7 +82,11 @@ def make_catalogue(
     boost = min(
         full[0] * full[1] / (geometry.data_shape[0] * geometry.data_shape[1]), TEST_DENSITY_BOOST
     )
-    width, height = width + 2.0, height + 2.0  # room for dithers
+    # Room for dithers, and for the offset pattern (a tile's pawprints) of any template
+    # pointing here: the catalogue is centred on the target.
+    offsets = [o for p in instrument.simulator.plan if p.target == name for o in p.offsets_arcsec]
+    width += 2.0 + 2 * max((abs(e) for e, _ in offsets), default=0.0) / 60
+    height += 2.0 + 2 * max((abs(n) for _, n in offsets), default=0.0) / 60
     area = width * height
     n_star = rng.poisson(target.stars_per_arcmin2 * boost * area)
     n_gal = rng.poisson(target.galaxies_per_arcmin2 * boost * area)
