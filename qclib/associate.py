@@ -25,13 +25,17 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from qclib.config.instrument import AssociationConfig
 from qclib.oca.evaluate import evaluate, failed_conditions, truthy
 from qclib.oca.rules import Action, Association, RuleSet, keywords_in, required_values
 
 Status = Literal["certified", "candidate", "virtual", "raw"]
+Completeness = Literal["complete", "incomplete"]
+_STATUSES: tuple[Status, ...] = ("certified", "candidate", "virtual", "raw")
+_COMPLETENESS: tuple[Completeness, ...] = ("complete", "incomplete")
+_L = TypeVar("_L", bound=str)
 _STATUS_RANK = {"certified": 0, "candidate": 1, "virtual": 1, "raw": 1}
 _RUNNERS_UP = 5
 
@@ -77,20 +81,45 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Choice:
+    """The file chosen for a tag: its reference, status, Δt (days) and quality level.
+
+    ``delta_days`` is kept rounded to 1e-6 d (0.09 s), as it is stored, so that a
+    choice read back from the database equals the one association made.
+    """
+
     ref: str
     status: Status
     delta_days: float
     level: int
-    ab_id: str | None = None
+    ab_id: str | None = None  # the AB that makes it (a virtual calibration)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "delta_days", round(self.delta_days, 6))
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "ref": self.ref,
             "status": self.status,
-            "delta_days": round(self.delta_days, 6),
+            "delta_days": self.delta_days,
             "level": self.level,
             "ab_id": self.ab_id,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Choice:
+        """The choice ``as_dict`` gave ``data``; ValueError on an unknown status.
+
+        >>> c = Choice("MASTER_BIAS.fits", "certified", -0.25, 0)
+        >>> Choice.from_dict(c.as_dict()) == c
+        True
+        """
+        return cls(
+            ref=data["ref"],
+            status=_literal(data["status"], _STATUSES, "choice status"),
+            delta_days=data["delta_days"],
+            level=data["level"],
+            ab_id=data["ab_id"],
+        )
 
 
 @dataclass(frozen=True)
@@ -120,6 +149,19 @@ class TagLog:
             "missing_reason": self.missing_reason,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TagLog:
+        """The tag log ``as_dict`` gave ``data``."""
+        return cls(
+            tag=data["tag"],
+            category=data["category"],
+            min_ret=data["min_ret"],
+            max_ret=data["max_ret"],
+            chosen=tuple(Choice.from_dict(c) for c in data["chosen"]),
+            runners_up=tuple((r["ref"], r["reason"]) for r in data["runners_up"]),
+            missing_reason=data["missing_reason"],
+        )
+
 
 @dataclass(frozen=True)
 class AssociationBlock:
@@ -136,7 +178,7 @@ class AssociationBlock:
     setup: dict[str, Any]
     products: tuple[str, ...]
     tags: tuple[TagLog, ...] = ()
-    completeness: Literal["complete", "incomplete"] = "complete"
+    completeness: Completeness = "complete"
     reason: str | None = None
     parents: tuple[str, ...] = field(default=())
 
@@ -157,6 +199,38 @@ class AssociationBlock:
             "reason": self.reason,
             "parents": list(self.parents),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AssociationBlock:
+        """The block ``as_dict`` gave ``data`` (the JSON the database stores).
+
+        ValueError on an unknown completeness or choice status; KeyError on a
+        missing field.
+        """
+        return cls(
+            id=data["id"],
+            instrument=data["instrument"],
+            action=data["action"],
+            recipe=data["recipe"],
+            night=data["night"],
+            mid_mjd=data["mid_mjd"],
+            inputs=tuple(data["inputs"]),
+            input_category=data["input_category"],
+            setup=dict(data["setup"]),
+            products=tuple(data["products"]),
+            tags=tuple(TagLog.from_dict(t) for t in data["calibrations"]),
+            completeness=_literal(data["completeness"], _COMPLETENESS, "completeness"),
+            reason=data["reason"],
+            parents=tuple(data["parents"]),
+        )
+
+
+def _literal(value: Any, allowed: tuple[_L, ...], what: str) -> _L:
+    """``value`` as one of ``allowed``; ValueError naming ``what`` otherwise."""
+    for option in allowed:
+        if value == option:
+            return option
+    raise ValueError(f"unknown {what} {value!r}: expected one of {', '.join(allowed)}")
 
 
 # ----------------------------------------------------------------- organisation

@@ -11,10 +11,11 @@ Windows under a day work: they are compared in days, as floats.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from qclib.associate import AssociationBlock
 from qclib.config.instrument import AssociationConfig
 from qclib.oca.rules import RuleSet, keywords_in, required_values
 
@@ -76,53 +77,53 @@ def _raw_recipe_for(rules: RuleSet, config: AssociationConfig, category: str) ->
 def check_calibrations(
     rules: RuleSet,
     config: AssociationConfig,
-    blocks: Sequence[Mapping[str, Any]],
+    blocks: Sequence[AssociationBlock],
 ) -> list[SetupCheck]:
-    """Check every science setup found in ``blocks`` (stored AB dicts)."""
-    science = [b for b in blocks if b["action"] in config.science_actions]
-    by_setup: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[Mapping[str, Any]]] = {}
+    """Check every science setup found in ``blocks``."""
+    science = [b for b in blocks if b.action in config.science_actions]
+    by_setup: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[AssociationBlock]] = {}
     for block in science:
-        key = tuple(sorted((k, str(v)) for k, v in block["setup"].items()))
-        by_setup.setdefault((block["instrument"], block["action"], key), []).append(block)
+        key = tuple(sorted((k, str(v)) for k, v in block.setup.items()))
+        by_setup.setdefault((block.instrument, block.action, key), []).append(block)
     out = []
     for (instrument, action_name, _key), group in sorted(by_setup.items()):
-        latest = max(group, key=lambda b: b["mid_mjd"])
+        latest = max(group, key=lambda b: b.mid_mjd)
         action = rules.action(action_name)
         checks = []
-        for tag in latest["calibrations"]:
-            if tag["min_ret"] == 0:
+        for tag in latest.tags:
+            if tag.min_ret == 0:
                 continue
-            chosen = tag["chosen"][0] if tag["chosen"] else None
+            chosen = tag.chosen[0] if tag.chosen else None
             if chosen is None:
                 verdict: Verdict = "MISS"
-            elif chosen["level"] == 0:
+            elif chosen.level == 0:
                 verdict = "OK"
             else:
                 verdict = "NOK"
             todo = None
-            if verdict != "OK" and tag["category"]:
-                raw, count = _raw_recipe_for(rules, config, tag["category"])
+            if verdict != "OK" and tag.category:
+                raw, count = _raw_recipe_for(rules, config, tag.category)
                 where = {}
                 if action is not None:
-                    assoc = next((a for a in action.associations if a.tag == tag["tag"]), None)
+                    assoc = next((a for a in action.associations if a.tag == tag.tag), None)
                     if assoc is not None:
                         names = {k.name for k in keywords_in(assoc.condition) if k.of_input}
-                        where = {n: latest["setup"].get(n) for n in sorted(names)}
+                        where = {n: latest.setup.get(n) for n in sorted(names)}
                 setup_text = ", ".join(f"{k}={v}" for k, v in where.items()) or "any setup"
                 if verdict == "MISS" or chosen is None:
                     why = "missing"
                 else:
-                    delta = abs(chosen["delta_days"])
-                    why = f"outdated: level {chosen['level']}, |Δt| = {delta:.2f} d"
-                todo = f"take {count} x {raw} ({setup_text}) to make {tag['category']}: {why}"
+                    delta = abs(chosen.delta_days)
+                    why = f"outdated: level {chosen.level}, |Δt| = {delta:.2f} d"
+                todo = f"take {count} x {raw} ({setup_text}) to make {tag.category}: {why}"
             checks.append(
                 CalibrationCheck(
-                    tag=tag["tag"],
-                    category=tag["category"],
+                    tag=tag.tag,
+                    category=tag.category,
                     verdict=verdict,
-                    level=chosen["level"] if chosen else None,
-                    delta_days=chosen["delta_days"] if chosen else None,
-                    chosen=chosen["ref"] if chosen else None,
+                    level=chosen.level if chosen else None,
+                    delta_days=chosen.delta_days if chosen else None,
+                    chosen=chosen.ref if chosen else None,
                     action_required=todo,
                 )
             )
@@ -133,9 +134,9 @@ def check_calibrations(
             SetupCheck(
                 instrument=instrument,
                 action=action_name,
-                setup=dict(latest["setup"]),
-                nights=tuple(sorted({b["night"] for b in group})),
-                latest_ab=latest["id"],
+                setup=dict(latest.setup),
+                nights=tuple(sorted({b.night for b in group})),
+                latest_ab=latest.id,
                 verdict=verdict_all,
                 calibrations=tuple(checks),
             )

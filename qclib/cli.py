@@ -164,7 +164,7 @@ def _check_block_ids(ctx: click.Context, ids: Iterable[str]) -> None:
     from qclib.db import blocks as block_store
 
     with _database(ctx).transaction() as session:
-        known = {b["id"] for b in block_store.list_blocks(session)}
+        known = {b.id for b in block_store.list_blocks(session)}
     for block_id in ids:
         if block_id not in known:
             raise ConfigError(unknown("block", block_id, known, "'qc abs' lists them"))
@@ -583,18 +583,17 @@ def association_blocks(ctx: click.Context, night: dt.date | None, as_json: bool)
     with _database(ctx).transaction() as session:
         blocks = block_store.list_blocks(session, night=night)
     if as_json:
-        _print_json(blocks)
+        _print_json([b.as_dict() for b in blocks])
         return
     table = Table(title=f"{len(blocks)} association block(s)")
     for column in ("AB", "action", "night", "raw", "calibrations", "state"):
         table.add_column(column, overflow="fold")
     for b in blocks:
         cals = ", ".join(
-            f"{t['tag']}:{'L' + str(t['chosen'][0]['level']) if t['chosen'] else 'MISSING'}"
-            for t in b["calibrations"]
+            f"{t.tag}:{'L' + str(t.chosen[0].level) if t.chosen else 'MISSING'}" for t in b.tags
         )
-        state = b["completeness"] + (f": {b['reason']}" if b["reason"] else "")
-        table.add_row(b["id"], b["action"], b["night"], str(len(b["inputs"])), cals, state)
+        state = b.completeness + (f": {b.reason}" if b.reason else "")
+        table.add_row(b.id, b.action, b.night, str(len(b.inputs)), cals, state)
     console.print(table)
 
 
@@ -611,37 +610,35 @@ def abs_show(ctx: click.Context, block_id: str, as_json: bool) -> None:
         block = block_store.get_block(session, block_id)
     assert block is not None
     if as_json:
-        _print_json(block)
+        _print_json(block.as_dict())
         return
-    reason = f" ({block['reason']})" if block["reason"] else ""
+    reason = f" ({block.reason})" if block.reason else ""
     console.print(
-        f"[bold]{block['id']}[/]  {block['action']} (recipe {block['recipe']}), "
-        f"night {block['night']}: {block['completeness']}{reason}",
+        f"[bold]{block.id}[/]  {block.action} (recipe {block.recipe}), "
+        f"night {block.night}: {block.completeness}{reason}",
         highlight=False,
     )
-    console.print(f"setup: {block['setup']}", highlight=False)
-    console.print(f"raw inputs ({block['input_category']}):", highlight=False)
-    for arcfile in block["inputs"]:
+    console.print(f"setup: {block.setup}", highlight=False)
+    console.print(f"raw inputs ({block.input_category}):", highlight=False)
+    for arcfile in block.inputs:
         console.print(f"  {arcfile}", highlight=False)
-    console.print(f"products: {', '.join(block['products'])}", highlight=False)
-    if block["parents"]:
-        console.print(f"parents: {', '.join(block['parents'])}", highlight=False)
-    for tag in block["calibrations"]:
+    console.print(f"products: {', '.join(block.products)}", highlight=False)
+    if block.parents:
+        console.print(f"parents: {', '.join(block.parents)}", highlight=False)
+    for tag in block.tags:
         console.print(
-            f"[bold]{tag['tag']}[/] ({tag['category']}, minRet={tag['min_ret']}, "
-            f"maxRet={tag['max_ret']})",
+            f"[bold]{tag.tag}[/] ({tag.category}, minRet={tag.min_ret}, maxRet={tag.max_ret})",
             highlight=False,
         )
-        for c in tag["chosen"]:
+        for c in tag.chosen:
             console.print(
-                f"  chosen  {c['ref']}  Δt={c['delta_days']:+.3f} d  level {c['level']}  "
-                f"{c['status']}",
+                f"  chosen  {c.ref}  Δt={c.delta_days:+.3f} d  level {c.level}  {c.status}",
                 highlight=False,
             )
-        if tag["missing_reason"]:
-            console.print(f"  [red]missing[/] {tag['missing_reason']}", highlight=False)
-        for r in tag["runners_up"]:
-            console.print(f"  lost    {r['ref']}: {r['reason']}", highlight=False)
+        if tag.missing_reason:
+            console.print(f"  [red]missing[/] {tag.missing_reason}", highlight=False)
+        for ref, why in tag.runners_up:
+            console.print(f"  lost    {ref}: {why}", highlight=False)
 
 
 @main.command()
@@ -708,8 +705,8 @@ def calchecker(ctx: click.Context, nights: int, until: dt.date | None, as_json: 
 def process(ctx: click.Context, ids: tuple[str, ...], night: dt.date | None, as_json: bool) -> None:
     """Run the recipes of complete association blocks (run 'qc associate' first).
 
-    Every calibration recipe the OCA rules name is implemented (qclib.recipes.REGISTRY);
-    a block whose recipe is not (science, so far) waits and says so.
+    The recipes are those of qclib.recipes.registry; a block whose action names none
+    (science, so far) waits and says so.
     """
     from qclib.workflow.process import process_blocks
 
@@ -955,7 +952,7 @@ def report(
         with database.transaction() as session:
             states = product_store.block_states(session)
             chosen = block_store.list_blocks(session, night=night)
-        ids = tuple(b["id"] for b in chosen if states.get(b["id"], ("",))[0] == "done")
+        ids = tuple(b.id for b in chosen if states.get(b.id, ("",))[0] == "done")
     if not ids:
         raise click.UsageError("no processed block to report on; give ids or --night")
     with _open_workers(executor, workers, scheduler) as pool:

@@ -26,6 +26,7 @@ from rich.table import Table
 
 from qclib.archive.certification import decide
 from qclib.archive.review import ReviewItem, review_queue
+from qclib.associate import AssociationBlock
 from qclib.atomicfile import write_bytes_atomic, write_text_atomic
 from qclib.calchecker import check_calibrations
 from qclib.db import Database, audit, ingest_log, qc1, reviewers
@@ -238,21 +239,24 @@ def _frames_table(frames: list, instrument: str, night: dt.date) -> Table:
     return table
 
 
-def _blocks_table(blocks: list[dict], instrument: str) -> Table:
+def _blocks_table(blocks: list[AssociationBlock], instrument: str) -> Table:
     table = Table(title=f"{instrument}: {len(blocks)} association blocks (the calibration cascade)")
     for column in ("action", "raw", "calibrations (level)", "state"):
         table.add_column(column)
     for block in blocks:
         cals = ", ".join(
-            f"{t['tag']}:{t['chosen'][0]['level'] if t['chosen'] else 'MISSING'}"
-            for t in block["calibrations"]
+            f"{t.tag}:{t.chosen[0].level if t.chosen else 'MISSING'}" for t in block.tags
         )
-        table.add_row(block["action"], str(len(block["inputs"])), cals, block["completeness"])
+        table.add_row(block.action, str(len(block.inputs)), cals, block.completeness)
     return table
 
 
 def _products_table(
-    database: Database, blocks: list[dict], instrument: str, night: dt.date, outcomes: dict
+    database: Database,
+    blocks: list[AssociationBlock],
+    instrument: str,
+    night: dt.date,
+    outcomes: dict,
 ) -> Table:
     with database.transaction() as session:
         products = list(product_store.list_products(session, instrument=instrument))
@@ -269,16 +273,16 @@ def _products_table(
         table.add_row(action, "done", product.pro_catg, rolled, ", ".join(bad))
 
     for block in blocks:
-        made = [p for p in products if p.ab_id == block["id"]]
+        made = [p for p in products if p.ab_id == block.id]
         for product in made:
-            add(block["action"], product)
+            add(block.action, product)
         if not made:
-            outcome = outcomes.get(block["id"])
-            state, reason = states.get(block["id"], ("created", None))
+            outcome = outcomes.get(block.id)
+            state, reason = states.get(block.id, ("created", None))
             if outcome is not None:
                 state, reason = outcome.status, outcome.reason
-            table.add_row(block["action"], state, reason or "", "", "")
-    block_ids = {b["id"] for b in blocks}
+            table.add_row(block.action, state, reason or "", "", "")
+    block_ids = {b.id for b in blocks}
     for product in products:
         if product.ab_id not in block_ids and product.night == night:  # night-level
             add("(the night)", product)
@@ -335,7 +339,7 @@ def run_demo(
         blocks = block_store.list_blocks(session, night=night)
     outcomes = {o.ab_id: o for o in summary.outcomes}
     for instrument in DEMO_INSTRUMENTS:
-        mine = [b for b in blocks if b["instrument"] == instrument]
+        mine = [b for b in blocks if b.instrument == instrument]
         console.print(
             _frames_table([f for f in frames if f.instrument == instrument], instrument, night)
         )

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from qclib.associate import Calibration, RawFrame, build_association_blocks
+from qclib.associate import (
+    AssociationBlock,
+    Calibration,
+    Choice,
+    RawFrame,
+    TagLog,
+    build_association_blocks,
+)
 from qclib.calchecker import check_calibrations
 from qclib.classify import classify_header
 from qclib.fitsio import scan_fits
@@ -113,7 +123,7 @@ def test_removing_the_flats_makes_calchecker_say_miss(omegacam_night: Path) -> N
     (check,) = check_calibrations(
         load_rules("OMEGACAM"),
         load_instrument("OMEGACAM").association,
-        [b.as_dict() for b in blocks],
+        blocks,
     )
     assert check.verdict == "MISS"
     flat = next(c for c in check.calibrations if c.tag == "MASTER_FLAT")
@@ -134,7 +144,7 @@ def test_ageing_the_flats_past_the_plan_window_makes_calchecker_say_nok(
     (check,) = check_calibrations(
         load_rules("OMEGACAM"),
         load_instrument("OMEGACAM").association,
-        [b.as_dict() for b in blocks],
+        blocks,
     )
     flat = next(c for c in check.calibrations if c.tag == "MASTER_FLAT")
     assert (check.verdict, flat.verdict, flat.level) == ("NOK", "NOK", 1)
@@ -206,3 +216,119 @@ def test_ab_ids_name_the_first_raw_frame(instrument: str, request) -> None:
     folder = request.getfixturevalue(instrument)
     for block in _blocks(folder):
         assert block.id == f"{block.inputs[0][:-5]}_{block.action}"
+
+
+# ------------------------------------------------------------ the stored form
+def _json(data: dict) -> dict:
+    """``data`` as the database gives it back: through JSON text."""
+    return json.loads(json.dumps(data))
+
+
+def test_every_block_of_both_nights_survives_its_stored_form(
+    omegacam_night: Path, hawki_night: Path
+) -> None:
+    blocks = _blocks(omegacam_night) + _blocks(hawki_night)
+    choices = [c for b in blocks for t in b.tags for c in t.chosen]
+    # The nights hold every kind of choice the form has to carry.
+    assert {c.status for c in choices} == {"virtual", "raw"}
+    assert any(t.runners_up for b in blocks for t in b.tags)
+    assert any(b.parents for b in blocks) and any(b.setup for b in blocks)
+    for block in blocks:
+        stored = _json(block.as_dict())
+        back = AssociationBlock.from_dict(stored)
+        assert back == block
+        assert back.as_dict() == stored
+
+
+_text = st.text(max_size=12)
+_ids = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ_.:0123456789-T", min_size=1, max_size=30)
+_mjd = st.floats(min_value=40000.0, max_value=80000.0)
+_scalar = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _text
+)
+_choices = st.builds(
+    Choice,
+    ref=_ids,
+    status=st.sampled_from(["certified", "candidate", "virtual", "raw"]),
+    delta_days=st.floats(min_value=-400.0, max_value=400.0),
+    level=st.integers(0, 4),
+    ab_id=st.none() | _ids,
+)
+_tags = st.builds(
+    TagLog,
+    tag=_ids,
+    category=st.none() | _ids,
+    min_ret=st.integers(0, 3),
+    max_ret=st.integers(0, 10),
+    chosen=st.lists(_choices, max_size=3).map(tuple),
+    runners_up=st.lists(st.tuples(_ids, _text), max_size=5).map(tuple),
+    missing_reason=st.none() | _text,
+)
+_blocks_any = st.builds(
+    AssociationBlock,
+    id=_ids,
+    instrument=st.sampled_from(["OMEGACAM", "HAWKI", "VIRCAM"]),
+    action=_ids,
+    recipe=st.none() | _ids,
+    night=st.dates().map(lambda d: d.isoformat()),
+    mid_mjd=_mjd,
+    inputs=st.lists(_ids, max_size=4).map(tuple),
+    input_category=st.none() | _ids,
+    setup=st.dictionaries(_ids, _scalar, max_size=4),
+    products=st.lists(_ids, max_size=3).map(tuple),
+    tags=st.lists(_tags, max_size=4).map(tuple),
+    completeness=st.sampled_from(["complete", "incomplete"]),
+    reason=st.none() | _text,
+    parents=st.lists(_ids, max_size=3).map(tuple),
+)
+
+
+@given(_blocks_any)
+def test_from_dict_inverts_as_dict(block: AssociationBlock) -> None:
+    stored = _json(block.as_dict())
+    back = AssociationBlock.from_dict(stored)
+    assert back == block
+    assert back.as_dict() == stored
+
+
+def test_a_choice_keeps_its_delta_as_stored() -> None:
+    """Δt is kept to 1e-6 d: what association chose equals what the database returns."""
+    choice = Choice("x.fits", "certified", 0.123456789, 0)
+    assert choice.delta_days == 0.123457
+    assert Choice.from_dict(_json(choice.as_dict())) == choice
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "message"),
+    [
+        ("completeness", "partial", "unknown completeness 'partial'"),
+        ("status", "archived", "unknown choice status 'archived'"),
+    ],
+)
+def test_from_dict_refuses_unknown_states(where: str, value: str, message: str) -> None:
+    choice = Choice("MASTER_BIAS.fits", "virtual", -0.5, 0, "AB1").as_dict()
+    tag = TagLog("MASTER_BIAS", "MASTER_BIAS", 1, 1, (), ()).as_dict()
+    block = AssociationBlock(
+        "AB2",
+        "OMEGACAM",
+        "MASTER_DARK",
+        "qc_dark",
+        "2026-11-23",
+        61367.7,
+        ("a.fits",),
+        "DARK",
+        {},
+        ("MASTER_DARK",),
+    ).as_dict()
+    if where == "status":
+        choice["status"] = value
+    else:
+        block["completeness"] = value
+    tag["chosen"] = [choice]
+    block["calibrations"] = [tag]
+    with pytest.raises(ValueError, match=message):
+        AssociationBlock.from_dict(block)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qclib.associate import AssociationBlock, Choice
 from qclib.db import Database, ingest_log
 from qclib.db import archive as archive_store
 from qclib.db import blocks as block_store
@@ -81,81 +82,81 @@ def _arcfile_of(ref: str) -> str:
 class _Builder:
     def __init__(self, workspace: Workspace, session: Any) -> None:
         self.session = session
-        self.blocks = {b["id"]: b for b in block_store.list_blocks(session)}
+        self.blocks = {b.id: b for b in block_store.list_blocks(session)}
         self.archived = {
             f.sha256: f.name
             for f in archive_store.files(session)
             if f.kind == "product" and f.status != "withdrawn"
         }
 
-    def raw_association(self, block: dict[str, Any], seen: frozenset[str]) -> Association:
-        children, messages = self.calibrations(block, seen | {block["id"]})
-        if block["completeness"] != "complete" and block.get("reason"):
-            messages = (*messages, block["reason"])
+    def raw_association(self, block: AssociationBlock, seen: frozenset[str]) -> Association:
+        children, messages = self.calibrations(block, seen | {block.id})
+        if block.completeness != "complete" and block.reason:
+            messages = (*messages, block.reason)
         return Association(
-            category=block["input_category"] or block["action"],
+            category=block.input_category or block.action,
             certified=all(c.certified for c in children),
-            complete=block["completeness"] == "complete" and all(c.complete for c in children),
+            complete=block.completeness == "complete" and all(c.complete for c in children),
             match=None,
             level=None,
-            files=tuple((block["input_category"] or "", _stem(a)) for a in block["inputs"]),
+            files=tuple((block.input_category or "", _stem(a)) for a in block.inputs),
             messages=messages,
             children=children,
         )
 
     def calibrations(
-        self, block: dict[str, Any], seen: frozenset[str]
+        self, block: AssociationBlock, seen: frozenset[str]
     ) -> tuple[tuple[Association, ...], tuple[str, ...]]:
         children: list[Association] = []
         messages: list[str] = []
-        for tag in block["calibrations"]:
-            if not tag["chosen"]:
-                if tag.get("missing_reason"):
-                    messages.append(tag["missing_reason"])
+        for tag in block.tags:
+            if not tag.chosen:
+                if tag.missing_reason:
+                    messages.append(tag.missing_reason)
                 continue
-            level = max(c["level"] for c in tag["chosen"])
+            level = max(c.level for c in tag.chosen)
             match = "calib_plan" if level == 0 else "N/A"
-            raws = [c for c in tag["chosen"] if c["status"] == "raw"]
+            raws = [c for c in tag.chosen if c.status == "raw"]
             if raws:
                 children.append(
                     Association(
-                        tag["category"] or tag["tag"],
+                        tag.category or tag.tag,
                         certified=True,
-                        complete=len(tag["chosen"]) >= tag["min_ret"],
+                        complete=tag.satisfied,
                         match=match,
                         level=level,
-                        files=tuple((tag["category"] or "", _stem(c["ref"])) for c in raws),
+                        files=tuple((tag.category or "", _stem(c.ref)) for c in raws),
                     )
                 )
-            for choice in (c for c in tag["chosen"] if c["status"] != "raw"):
-                children.append(self.master(tag["category"], choice, match, seen))
+            for choice in (c for c in tag.chosen if c.status != "raw"):
+                children.append(self.master(tag.category or tag.tag, choice, match, seen))
         return tuple(children), tuple(messages)
 
     def master(
-        self, category: str, choice: dict[str, Any], match: str, seen: frozenset[str]
+        self, category: str, choice: Choice, match: str, seen: frozenset[str]
     ) -> Association:
-        parent = self.blocks.get(choice.get("ab_id") or "")
+        parent = self.blocks.get(choice.ab_id or "")
         made = [
             p
-            for p in product_store.products_of_block(self.session, choice.get("ab_id") or "")
+            for p in product_store.products_of_block(self.session, choice.ab_id or "")
             if p.pro_catg == category
         ]
         nested = (
             (self.raw_association(parent, seen),)
-            if parent is not None and parent["id"] not in seen
+            if parent is not None and parent.id not in seen
             else ()
         )
         if not made:
-            state = product_store.block_states(self.session).get(choice.get("ab_id") or "")
+            state = product_store.block_states(self.session).get(choice.ab_id or "")
             why = f" ({state[0]}: {state[1]})" if state and state[1] else ""
             return Association(
                 category,
                 False,
                 False,
                 match,
-                choice["level"],
+                choice.level,
                 (),
-                (f"{category} not made yet by {choice.get('ab_id')}{why}",),
+                (f"{category} not made yet by {choice.ab_id}{why}",),
                 nested,
             )
         product = made[0]
@@ -166,7 +167,7 @@ class _Builder:
             certified=product.certified,
             complete=all(n.complete for n in nested),
             match=match,
-            level=choice["level"],
+            level=choice.level,
             files=((category, _stem(name)),),
             messages=messages,
             children=nested,
@@ -188,20 +189,20 @@ def calselector_tree(workspace: Workspace, database: Database, ref: str) -> Asso
                 f"{arcfile} is not in the frame index; 'qc ingest' it (and 'qc associate')"
             )
         builder = _Builder(workspace, session)
-        blocks = [b for b in builder.blocks.values() if arcfile in b["inputs"]]
+        blocks = [b for b in builder.blocks.values() if arcfile in b.inputs]
         if not blocks:
             raise ConfigError(
                 f"{arcfile} is in no association block (unclassified?); 'qc classify' it to see why"
             )
-        block = min(blocks, key=lambda b: (b["action"] != "SCIENCE_REDUCED", b["id"]))
+        block = min(blocks, key=lambda b: (b.action != "SCIENCE_REDUCED", b.id))
         tree = builder.raw_association(block, frozenset())
         return Association(
-            block["action"],
+            block.action,
             tree.certified,
             tree.complete,
             None,
             None,
-            ((block["input_category"] or "", _stem(arcfile)),),
+            ((block.input_category or "", _stem(arcfile)),),
             tree.messages,
             tree.children,
         )

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from qclib.associate import AssociationBlock
 from qclib.db import Database, ingest_log, qc1
 from qclib.db import blocks as block_store
 from qclib.db import passes as pass_store
@@ -21,6 +21,7 @@ from qclib.db import products as product_store
 from qclib.db.ingest_log import QuarantineEntry
 from qclib.instruments import load_instrument
 from qclib.qc.scoring import roll_up_levels
+from qclib.recipes.registry import find_recipe, missing_recipe_reason
 from qclib.workflow.calchecker import CalibrationStatus, calibration_status
 from qclib.workspace import Workspace
 
@@ -61,17 +62,16 @@ def monitor_nights(database: Database) -> list[dt.date]:
     """Nights with association blocks, newest first."""
     with database.transaction() as session:
         every = block_store.list_blocks(session)
-    return sorted({dt.date.fromisoformat(b["night"]) for b in every}, reverse=True)
+    return sorted({dt.date.fromisoformat(b.night) for b in every}, reverse=True)
 
 
 def _block_state(
-    block: dict[str, Any],
+    block: AssociationBlock,
     state: str,
     reason: str | None,
     attempts: int,
     *,
     states: dict[str, tuple[str, str | None]],
-    implemented: Collection[str],
     max_retries: int,
 ) -> tuple[str, str | None]:
     """The monitor's state of a block and what to say about it."""
@@ -83,11 +83,11 @@ def _block_state(
         return "failed", f"{reason} (attempt {attempts}; retried by the next pass)"
     if state == "running":
         return "running", reason
-    if block["completeness"] != "complete":
-        return "waiting", f"incomplete: {block.get('reason') or 'frames missing'}"
-    if (block.get("recipe") or "") not in implemented:
-        return "waiting", f"recipe {block.get('recipe')} is not implemented yet"
-    for parent in block.get("parents", []):
+    if block.completeness != "complete":
+        return "waiting", f"incomplete: {block.reason or 'frames missing'}"
+    if find_recipe(block.recipe) is None:
+        return "waiting", missing_recipe_reason(block.action, block.recipe)
+    for parent in block.parents:
         parent_state, parent_reason = states.get(parent, ("created", None))
         if parent_state == "failed":
             return "waiting", f"parent {parent} failed: {parent_reason}"
@@ -112,14 +112,8 @@ def night_overview(
     workspace: Workspace,
     database: Database,
     night: dt.date,
-    *,
-    implemented: Collection[str] | None = None,
 ) -> NightOverview:
     """The night's blocks with their state, grade and report; failed first."""
-    if implemented is None:
-        from qclib.recipes import REGISTRY  # slow import: the monitor kernel preheats it
-
-        implemented = set(REGISTRY)
     with database.transaction() as session:
         blocks = block_store.list_blocks(session, night=night)
         states = product_store.block_states(session)
@@ -129,31 +123,30 @@ def night_overview(
     max_retries = workspace.config.workflow.max_retries
     lines = []
     for block in blocks:
-        state, reason = states.get(block["id"], ("created", None))
+        state, reason = states.get(block.id, ("created", None))
         shown, why = _block_state(
             block,
             state,
             reason,
-            attempts.get(block["id"], 0),
+            attempts.get(block.id, 0),
             states=states,
-            implemented=implemented,
             max_retries=max_retries,
         )
-        path = (block["instrument"], block["night"], block["id"])
+        path = (block.instrument, block.night, block.id)
         nok = _nok_summary(levels, path)
-        report = workspace.runs_dir / block["night"] / f"{block['id']}.html"
+        report = workspace.runs_dir / block.night / f"{block.id}.html"
         lines.append(
             BlockLine(
-                ab_id=block["id"],
-                instrument=block["instrument"],
-                action=block["action"],
-                night=block["night"],
+                ab_id=block.id,
+                instrument=block.instrument,
+                action=block.action,
+                night=block.night,
                 state=shown,
                 reason=why,
-                attempts=attempts.get(block["id"], 0),
+                attempts=attempts.get(block.id, 0),
                 grade=levels.get(path),
                 nok=tuple(nok),
-                report=f"{block['night']}/{report.name}" if report.exists() else None,
+                report=f"{block.night}/{report.name}" if report.exists() else None,
             )
         )
     lines.sort(key=lambda b: STATES.index(b.state))

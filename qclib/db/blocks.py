@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from qclib.associate import AssociationBlock
 from qclib.db.models import AssociationBlockRow, FrameRow
 
 
@@ -25,11 +26,12 @@ def set_classification(
 
 
 def store_blocks(
-    session: Session, instrument: str, blocks: Iterable[dict[str, Any]], rules_digest: str
+    session: Session, instrument: str, blocks: Iterable[AssociationBlock], rules_digest: str
 ) -> tuple[int, int, int]:
     """Replace an instrument's ABs with ``blocks``; returns (added, changed, removed).
 
-    Unchanged blocks are left untouched, so re-associating the same data is a no-op.
+    Each block is stored as its ``as_dict()`` JSON. Unchanged blocks are left
+    untouched, so re-associating the same data is a no-op.
     """
     existing = {
         row.id: row
@@ -42,29 +44,30 @@ def store_blocks(
     reopened: set[str] = set()
     now = dt.datetime.now(dt.UTC)
     for block in blocks:
-        seen.add(block["id"])
-        row = existing.get(block["id"])
+        content = block.as_dict()
+        seen.add(block.id)
+        row = existing.get(block.id)
         if row is None:
-            row = AssociationBlockRow(id=block["id"], instrument=instrument)
+            row = AssociationBlockRow(id=block.id, instrument=instrument)
             session.add(row)
             added += 1
-        elif row.content == block and row.rules_digest == rules_digest:
+        elif row.content == content and row.rules_digest == rules_digest:
             continue
         else:
             changed += 1
-            if row.content.get("inputs") != block["inputs"]:
+            if row.content.get("inputs") != content["inputs"]:
                 # New raw frames: what was made from the old set is out of date; process
                 # the block again (its products are replaced), and what was made from
                 # its products (below). A better calibration appearing later does not
                 # reopen a processed block.
-                reopened.add(block["id"])
-        row.action = block["action"]
-        row.recipe = block["recipe"]
-        row.night = dt.date.fromisoformat(block["night"])
-        row.mid_mjd = block["mid_mjd"]
-        row.completeness = block["completeness"]
-        row.reason = block["reason"]
-        row.content = block
+                reopened.add(block.id)
+        row.action = block.action
+        row.recipe = block.recipe
+        row.night = dt.date.fromisoformat(block.night)
+        row.mid_mjd = block.mid_mjd
+        row.completeness = block.completeness
+        row.reason = block.reason
+        row.content = content
         row.rules_digest = rules_digest
         row.updated_at = now
     _reopen(session, instrument, reopened)
@@ -81,17 +84,18 @@ def _reopen(session: Session, instrument: str, ids: set[str]) -> None:
             select(AssociationBlockRow).where(AssociationBlockRow.instrument == instrument)
         )
     )
+    parents = {row.id: set(_block(row).parents) for row in rows}
     todo = set(ids)
     while todo:
         for row in rows:
             if row.id in todo:
                 row.state, row.state_reason, row.attempts = "created", None, 0
-        todo = {
-            row.id
-            for row in rows
-            if row.state != "created" and set(row.content.get("parents", [])) & (ids | todo)
-        }
+        todo = {row.id for row in rows if row.state != "created" and parents[row.id] & (ids | todo)}
         ids = ids | todo
+
+
+def _block(row: AssociationBlockRow) -> AssociationBlock:
+    return AssociationBlock.from_dict(row.content)
 
 
 def list_blocks(
@@ -101,8 +105,8 @@ def list_blocks(
     instrument: str | None = None,
     since: dt.date | None = None,
     until: dt.date | None = None,
-) -> list[dict[str, Any]]:
-    """Stored ABs (their full content), in time order."""
+) -> list[AssociationBlock]:
+    """Stored ABs, in time order."""
     query = select(AssociationBlockRow).order_by(
         AssociationBlockRow.mid_mjd, AssociationBlockRow.id
     )
@@ -114,9 +118,10 @@ def list_blocks(
         query = query.where(AssociationBlockRow.night >= since)
     if until is not None:
         query = query.where(AssociationBlockRow.night <= until)
-    return [dict(row.content) for row in session.scalars(query)]
+    return [_block(row) for row in session.scalars(query)]
 
 
-def get_block(session: Session, block_id: str) -> dict[str, Any] | None:
+def get_block(session: Session, block_id: str) -> AssociationBlock | None:
+    """The stored AB ``block_id``, or None if there is none."""
     row = session.get(AssociationBlockRow, block_id)
-    return dict(row.content) if row else None
+    return _block(row) if row else None

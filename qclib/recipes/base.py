@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from qclib.associate import AssociationBlock
 from qclib.calib.stats import clipped_stats
 from qclib.config.instrument import Geometry, InstrumentConfig, parse_section
 from qclib.errors import IncompleteBlockError, UnprocessableDataError
@@ -55,7 +56,7 @@ class RecipeContext:
     """Everything a recipe's ``run`` needs; built by the workflow."""
 
     instrument: InstrumentConfig
-    block: Mapping[str, Any]
+    block: AssociationBlock
     spec: RecipeSpec
     """The recipe that runs: its declared inputs are all it may ask for."""
     parameters: Any
@@ -78,10 +79,10 @@ class RecipeContext:
 
     @property
     def block_id(self) -> str:
-        return str(self.block["id"])
+        return self.block.id
 
     def product_path(self, pro_catg: str) -> Path:
-        return self.product_dir / f"{self.block['id']}_{pro_catg}.fits"
+        return self.product_dir / f"{self.block.id}_{pro_catg}.fits"
 
     def output_path(self, pro_catg: str) -> Path:
         """Where this task writes a product: the product, or this task's part of it."""
@@ -191,7 +192,7 @@ class RecipeContext:
             if shapes == {(geometry.naxis1, geometry.naxis2)}:
                 return geometry
         raise UnprocessableDataError(
-            f"{self.block['id']}: raw frames of mixed or unknown sizes {sorted(shapes, key=str)}"
+            f"{self.block.id}: raw frames of mixed or unknown sizes {sorted(shapes, key=str)}"
         )
 
     def detectors(self) -> list[str]:
@@ -199,7 +200,7 @@ class RecipeContext:
         names = [[h.extname for h in r.scan.extensions if h.extname] for r in self.raws]
         common = [n for n in names[0] if all(n in other for other in names[1:])]
         if len(common) != len(names[0]) or any(len(n) != len(names[0]) for n in names):
-            raise UnprocessableDataError(f"{self.block['id']}: raws hold different detectors")
+            raise UnprocessableDataError(f"{self.block.id}: raws hold different detectors")
         if self.part is not None:
             return list(self.part[1])
         return [n for n in common if n is not None]

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from pandas.io.formats.style import Styler
 from plotly.subplots import make_subplots
 
+from qclib.associate import AssociationBlock
 from qclib.config.instrument import InstrumentConfig
 from qclib.db import blocks as block_store
 from qclib.db import products as product_store
@@ -48,7 +49,7 @@ class ABReport:
 
     workspace: Workspace
     instrument: InstrumentConfig
-    block: dict[str, Any]
+    block: AssociationBlock
     state: tuple[str, str | None]
     products: list[product_store.StoredProduct]
     rows: list[dict[str, Any]]  # QC1 rows (values, grades) of the instrument, HISTORY_DAYS back
@@ -60,23 +61,47 @@ class ABReport:
         products with their status, and how its QC values were graded."""
         b = self.block
         calibrations = "; ".join(
-            f"{t['tag']}: {', '.join(c.get('ref') or c.get('ab_id') or '?' for c in t['chosen'])}"
-            for t in b.get("calibrations", [])
+            f"{t.tag}: {', '.join(c.ref or c.ab_id or '?' for c in t.chosen)}" for t in b.tags
         )
         facts = {
-            "block": b["id"],
-            "instrument": b["instrument"],
-            "action / recipe": f"{b['action']} / {b.get('recipe')}",
-            "night": b["night"],
+            "block": b.id,
+            "instrument": b.instrument,
+            "action / recipe": f"{b.action} / {b.recipe}",
+            "night": b.night,
             "state": self.state[0] + (f" ({self.state[1]})" if self.state[1] else ""),
-            "raw inputs": f"{len(b['inputs'])}: {', '.join(b['inputs'][:4])}"
-            + (" ..." if len(b["inputs"]) > 4 else ""),
+            "raw inputs": f"{len(b.inputs)}: {', '.join(b.inputs[:4])}"
+            + (" ..." if len(b.inputs) > 4 else ""),
             "calibrations": calibrations or "none",
             "products": ", ".join(_product_text(p) for p in self.products) or "none yet",
             "QC values": self._grade_line(),
         }
         table = pd.DataFrame({"": list(facts.values())}, index=list(facts))
         return table.style.hide(axis="columns").set_properties(**{"text-align": "left"})
+
+    def association(self) -> pd.DataFrame:
+        """The block's association log, one row per file considered for each tag: the
+        chosen ones (status, Δt in days, quality level), the runners-up with why each
+        lost, and a row without a file for a tag left short (why)."""
+        rows: list[dict[str, Any]] = []
+        for t in self.block.tags:
+            for c in t.chosen:
+                rows.append(
+                    {
+                        "tag": t.tag,
+                        "category": t.category,
+                        "file": c.ref,
+                        "status": c.status,
+                        "delta_days": c.delta_days,
+                        "level": c.level,
+                        "outcome": "chosen",
+                    }
+                )
+            for ref, why in t.runners_up:
+                rows.append({"tag": t.tag, "category": t.category, "file": ref, "outcome": why})
+            if t.missing_reason:
+                rows.append({"tag": t.tag, "category": t.category, "outcome": t.missing_reason})
+        columns = ["tag", "category", "file", "status", "delta_days", "level", "outcome"]
+        return pd.DataFrame(rows, columns=columns)
 
     def _values(self) -> pd.DataFrame:
         """The QC1 rows of this block's products (limits included)."""
@@ -160,7 +185,7 @@ class ABReport:
         """Each detector's image as a thumbnail, placed as on the sky."""
         candidates = [p for p in self._image_products() if pro_catg in (None, p.pro_catg)]
         if not candidates:
-            return message_figure(f"{self.block['id']}: no product image to show")
+            return message_figure(f"{self.block.id}: no product image to show")
         product = candidates[0]
         path = self.workspace.confine(product.path)
         scan = scan_fits(path)
@@ -265,7 +290,7 @@ class ABReport:
         days = min(days, HISTORY_DAYS)
         wanted = parameters or sorted(set(mine["parameter"]))
         names = {p.path.rsplit("/", 1)[-1] for p in self.products}
-        start = dt.date.fromisoformat(self.block["night"]) - dt.timedelta(days=days)
+        start = dt.date.fromisoformat(self.block.night) - dt.timedelta(days=days)
         history = pd.DataFrame(self.rows)
         history = history[
             history["pro_catg"].isin(set(mine["pro_catg"]))
@@ -370,14 +395,14 @@ def load_report(ab_id: str, workspace: str | os.PathLike[str] | None = None) -> 
                 )
             state = product_store.block_states(session).get(ab_id, ("created", None))
             products = product_store.products_of_block(session, ab_id)
-            night = dt.date.fromisoformat(block["night"])
+            night = dt.date.fromisoformat(block.night)
             rows = qc1.export_rows(
                 session,
-                instrument=block["instrument"],
+                instrument=block.instrument,
                 since=night - dt.timedelta(days=HISTORY_DAYS),
             )
-            events = qc1.list_events(session, instrument=block["instrument"])
+            events = qc1.list_events(session, instrument=block.instrument)
     finally:
         database.close()
-    rows = [r for r in rows if r["night"] <= block["night"]]
-    return ABReport(ws, load_instrument(block["instrument"]), block, state, products, rows, events)
+    rows = [r for r in rows if r["night"] <= block.night]
+    return ABReport(ws, load_instrument(block.instrument), block, state, products, rows, events)

@@ -71,7 +71,7 @@ def associate_workspace(workspace: Workspace, database: Database) -> Association
         blocks = build_association_blocks(rules, config.association, raw, decisions=decisions)
         with database.transaction() as session:
             summary.changes[config.name] = block_store.store_blocks(
-                session, config.name, [b.as_dict() for b in blocks], _digest(name)
+                session, config.name, blocks, _digest(name)
             )
         summary.frames[config.name] = len(frames)
         summary.reclassified[config.name] = changed

@@ -12,9 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
-from qclib.associate import build_association_blocks
+from qclib.associate import AssociationBlock, build_association_blocks
 from qclib.calchecker import SetupCheck, check_calibrations
 from qclib.classify import classify_header
 from qclib.db import Database, ingest_log
@@ -49,8 +48,8 @@ class CalibrationStatus:
         return sorted(seen, key=lambda t: (seen[t], t))
 
 
-def indexed_blocks(database: Database, instrument: str) -> list[dict[str, Any]]:
-    """The association blocks (as stored AB dicts) that the frames indexed now form
+def indexed_blocks(database: Database, instrument: str) -> list[AssociationBlock]:
+    """The association blocks that the frames indexed now form
     under the instrument's current rules and the QC decisions taken so far.
 
     Nothing is written: this is what ``qc associate`` would store at this moment.
@@ -65,8 +64,7 @@ def indexed_blocks(database: Database, instrument: str) -> list[dict[str, Any]]:
         result = classify_header(rules, frame.keywords)
         if result.classified:
             raw.append(as_raw_frame(frame, result))
-    blocks = build_association_blocks(rules, config.association, raw, decisions=decisions)
-    return [b.as_dict() for b in blocks]
+    return build_association_blocks(rules, config.association, raw, decisions=decisions)
 
 
 def calibration_status(
@@ -80,14 +78,14 @@ def calibration_status(
         name: indexed_blocks(database, name) for name in workspace.config.workspace.instruments
     }
     newest = max(
-        (dt.date.fromisoformat(b["night"]) for blocks in every.values() for b in blocks),
+        (dt.date.fromisoformat(b.night) for blocks in every.values() for b in blocks),
         default=dt.date.today(),
     )
     end = until or newest
     start = end - dt.timedelta(days=nights - 1)
     checks: list[SetupCheck] = []
     for name, blocks in every.items():
-        recent = [b for b in blocks if start <= dt.date.fromisoformat(b["night"]) <= end]
+        recent = [b for b in blocks if start <= dt.date.fromisoformat(b.night) <= end]
         checks += check_calibrations(load_rules(name), load_instrument(name).association, recent)
     order = {"MISS": 0, "NOK": 1, "OK": 2}
     checks.sort(key=lambda c: (order[c.verdict], c.instrument, c.action, str(c.setup)))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from qclib.associate import AssociationBlock
 from qclib.db import Database, ingest_log
 from qclib.db import blocks as block_store
 from qclib.db import products as product_store
@@ -54,30 +55,30 @@ class ProcessOutcome:
         }
 
 
-def _context(workspace: Workspace, database: Database, block: dict[str, Any]) -> RecipeContext:
-    instrument = load_instrument(block["instrument"])
-    spec = find_recipe(block["recipe"])
+def _context(workspace: Workspace, database: Database, block: AssociationBlock) -> RecipeContext:
+    instrument = load_instrument(block.instrument)
+    spec = find_recipe(block.recipe)
     assert spec is not None  # blocks without a known recipe wait (process_blocks)
     raws = []
     with database.transaction() as session:
-        for arcfile in block["inputs"]:
+        for arcfile in block.inputs:
             frame = ingest_log.frame_by_arcfile(session, arcfile)
             if frame is None:
-                raise IncompleteBlockError(f"{block['id']}: raw {arcfile} is not in the index")
+                raise IncompleteBlockError(f"{block.id}: raw {arcfile} is not in the index")
             path = workspace.confine(frame.path)
             raws.append(RawInput(arcfile, path, frame.do_catg or "", frame.sha256, scan_fits(path)))
         calibrations: dict[str, tuple[CalibInput, ...]] = {}
-        for tag in block["calibrations"]:
+        for tag in block.tags:
             chosen = []
-            for choice in tag["chosen"]:
-                if choice["status"] == "raw":
-                    frame = ingest_log.frame_by_arcfile(session, choice["ref"])
+            for choice in tag.chosen:
+                if choice.status == "raw":
+                    frame = ingest_log.frame_by_arcfile(session, choice.ref)
                     if frame is None:
-                        raise IncompleteBlockError(f"{block['id']}: {choice['ref']} not indexed")
+                        raise IncompleteBlockError(f"{block.id}: {choice.ref} not indexed")
                     chosen.append(
                         CalibInput(
-                            tag["tag"],
-                            tag["category"] or "",
+                            tag.tag,
+                            tag.category or "",
                             workspace.confine(frame.path),
                             frame.sha256,
                         )
@@ -86,45 +87,45 @@ def _context(workspace: Workspace, database: Database, block: dict[str, Any]) ->
                 made = (
                     [
                         p
-                        for p in product_store.products_of_block(session, choice["ab_id"])
-                        if p.pro_catg == tag["category"]
+                        for p in product_store.products_of_block(session, choice.ab_id)
+                        if p.pro_catg == tag.category
                     ]
-                    if choice.get("ab_id")
+                    if choice.ab_id
                     else []
                 )
                 if not made:
                     parent_state = product_store.block_states(session).get(
-                        choice.get("ab_id") or "", ("created", None)
+                        choice.ab_id or "", ("created", None)
                     )
                     why = (
                         f", which failed: {parent_state[1]}" if parent_state[0] == "failed" else ""
                     )
                     raise IncompleteBlockError(
-                        f"{block['id']}: waits for {tag['category']} from {choice['ab_id']}{why}"
+                        f"{block.id}: waits for {tag.category} from {choice.ab_id}{why}"
                     )
                 chosen.append(
                     CalibInput(
-                        tag["tag"],
+                        tag.tag,
                         made[0].pro_catg,
                         workspace.confine(made[0].path),
                         made[0].sha256,
                     )
                 )
-            calibrations[tag["tag"]] = tuple(chosen)
+            calibrations[tag.tag] = tuple(chosen)
         references = {}
         # Master calibrations are compared with their predecessor (QC.REFDIFF.*).
         masters = [c for c in spec.products if c.startswith("MASTER_")]
         for category in masters if raws else ():
             found = product_store.reference_product(
                 session,
-                instrument=block["instrument"],
+                instrument=block.instrument,
                 pro_catg=category,
-                before_mjd=block["mid_mjd"],
+                before_mjd=block.mid_mjd,
                 setup=instrument.setup_of(category, raws[0].scan.primary),
             )
             if found is not None:
                 references[category] = workspace.confine(found.path)
-    night_dir = workspace.products_dir / block["night"]
+    night_dir = workspace.products_dir / block.night
     return RecipeContext(
         instrument,
         block,
@@ -134,28 +135,28 @@ def _context(workspace: Workspace, database: Database, block: dict[str, Any]) ->
         calibrations,
         night_dir,
         config_hash(instrument),
-        min_frames=max(spec.min_raws, instrument.association.min_frames.get(block["action"], 1)),
+        min_frames=max(spec.min_raws, instrument.association.min_frames.get(block.action, 1)),
         catalogues=workspace.catalogues_dir,
         references=references,
     )
 
 
-def _ordered(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _ordered(blocks: list[AssociationBlock]) -> list[AssociationBlock]:
     """Parents before children, otherwise in time order."""
-    by_id = {b["id"]: b for b in blocks}
+    by_id = {b.id: b for b in blocks}
     done: set[str] = set()
-    out: list[dict[str, Any]] = []
+    out: list[AssociationBlock] = []
 
-    def visit(block: dict[str, Any]) -> None:
-        if block["id"] in done:
+    def visit(block: AssociationBlock) -> None:
+        if block.id in done:
             return
-        done.add(block["id"])
-        for parent in block["parents"]:
+        done.add(block.id)
+        for parent in block.parents:
             if parent in by_id:
                 visit(by_id[parent])
         out.append(block)
 
-    for block in sorted(blocks, key=lambda b: (b["mid_mjd"], b["id"])):
+    for block in sorted(blocks, key=lambda b: (b.mid_mjd, b.id)):
         visit(block)
     return out
 
@@ -168,7 +169,7 @@ def run_recipe(ctx: RecipeContext) -> list[ProductResult]:
 def _record(
     workspace: Workspace,
     database: Database,
-    block: dict[str, Any],
+    block: AssociationBlock,
     ctx: RecipeContext,
     results: list[ProductResult],
 ) -> ProcessOutcome:
@@ -176,15 +177,15 @@ def _record(
     with database.transaction() as session:
         # A block processed again (its frames changed) replaces its products: same
         # files (rewritten in place), new rows, new QC values and grades.
-        product_store.remove_products_of_block(session, block["id"])
+        product_store.remove_products_of_block(session, block.id)
         for result in results:
             product_store.add_product(
                 session,
-                ab_id=block["id"],
-                instrument=block["instrument"],
+                ab_id=block.id,
+                instrument=block.instrument,
                 pro_catg=result.pro_catg,
-                night=dt.date.fromisoformat(block["night"]),
-                mid_mjd=block["mid_mjd"],
+                night=dt.date.fromisoformat(block.night),
+                mid_mjd=block.mid_mjd,
                 path=workspace.relative(result.path),
                 sha256=result.sha256,
                 header=result.header,
@@ -201,15 +202,17 @@ def _record(
                 qc=result.qc,
                 units=units,
             )
-        product_store.set_block_state(session, block["id"], "done")
-    return ProcessOutcome(block["id"], "done", products=tuple(Path(r.path).name for r in results))
+        product_store.set_block_state(session, block.id, "done")
+    return ProcessOutcome(block.id, "done", products=tuple(Path(r.path).name for r in results))
 
 
-def _fail(database: Database, block: dict[str, Any], err: UnprocessableDataError) -> ProcessOutcome:
-    reason = f"{block['id']}: {err}"
+def _fail(
+    database: Database, block: AssociationBlock, err: UnprocessableDataError
+) -> ProcessOutcome:
+    reason = f"{block.id}: {err}"
     with database.transaction() as session:
-        product_store.set_block_state(session, block["id"], "failed", reason)
-    return ProcessOutcome(block["id"], "failed", reason)
+        product_store.set_block_state(session, block.id, "failed", reason)
+    return ProcessOutcome(block.id, "failed", reason)
 
 
 def _wait(database: Database, block_id: str, reason: str) -> ProcessOutcome:
@@ -222,7 +225,7 @@ def _wait(database: Database, block_id: str, reason: str) -> ProcessOutcome:
 class _Job:
     """A block being processed: its tasks (one per run of detectors) and their parts."""
 
-    block: dict[str, Any]
+    block: AssociationBlock
     ctx: RecipeContext
     tasks: int
     parts: dict[int, list[ProductResult] | BaseException] = field(default_factory=dict)
@@ -268,44 +271,44 @@ def process_blocks(
         states = product_store.block_states(session)
         attempts = product_store.block_attempts(session)
     if ids:
-        unknown = sorted(set(ids) - {b["id"] for b in blocks})
+        unknown = sorted(set(ids) - {b.id for b in blocks})
         if unknown:
             raise ConfigError(
                 f"no association block {', '.join(unknown)}"
                 f"{' on night ' + night.isoformat() if night else ''}; 'qc abs' lists them"
             )
-        blocks = [b for b in blocks if b["id"] in ids]
+        blocks = [b for b in blocks if b.id in ids]
     outcomes: dict[str, ProcessOutcome] = {}
-    todo: list[dict[str, Any]] = []
+    todo: list[AssociationBlock] = []
     for block in _ordered(blocks):
-        state, last_reason = states.get(block["id"], ("created", None))
+        state, last_reason = states.get(block.id, ("created", None))
         if state == "done":
             continue
-        tried = attempts.get(block["id"], 0)
+        tried = attempts.get(block.id, 0)
         if state == "failed" and max_retries is not None and tried > max_retries and not ids:
-            outcomes[block["id"]] = ProcessOutcome(
-                block["id"],
+            outcomes[block.id] = ProcessOutcome(
+                block.id,
                 "failed",
                 f"not retried after {tried} failed attempts ({last_reason}); "
-                f"'qc process {block['id']}' tries again",
+                f"'qc process {block.id}' tries again",
             )
-        elif block["completeness"] != "complete":
-            outcomes[block["id"]] = ProcessOutcome(block["id"], "skipped", block["reason"])
-        elif find_recipe(block["recipe"]) is None:
-            outcomes[block["id"]] = ProcessOutcome(
-                block["id"], "waiting", missing_recipe_reason(block["action"], block["recipe"])
+        elif block.completeness != "complete":
+            outcomes[block.id] = ProcessOutcome(block.id, "skipped", block.reason)
+        elif find_recipe(block.recipe) is None:
+            outcomes[block.id] = ProcessOutcome(
+                block.id, "waiting", missing_recipe_reason(block.action, block.recipe)
             )
         else:
             todo.append(block)
 
-    pending = {b["id"]: b for b in todo}
+    pending = {b.id: b for b in todo}
     jobs: dict[str, _Job] = {}
     running: dict[concurrent.futures.Future[list[ProductResult]], tuple[_Job, int | None]] = {}
 
     bar = tqdm(total=len(todo), desc="blocks", unit="block", disable=not progress or not todo)
 
     def finish(job: _Job, results: list[ProductResult] | BaseException) -> None:
-        block_id = job.block["id"]
+        block_id = job.block.id
         del jobs[block_id]
         bar.update()
         if isinstance(results, IncompleteBlockError):
@@ -320,7 +323,7 @@ def process_blocks(
     def start_ready() -> None:
         for block_id, block in list(pending.items()):
             busy = set(pending) | set(jobs)
-            if any(parent in busy for parent in block["parents"]):
+            if any(parent in busy for parent in block.parents):
                 continue
             del pending[block_id]
             try:
@@ -375,4 +378,4 @@ def process_blocks(
                 running[executor.submit(join_parts, job.ctx, results)] = (job, None)
         start_ready()
     bar.close()
-    return [outcomes[b["id"]] for b in _ordered(blocks) if b["id"] in outcomes]
+    return [outcomes[b.id] for b in _ordered(blocks) if b.id in outcomes]

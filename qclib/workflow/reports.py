@@ -2,8 +2,8 @@
 
 ``parameterized_runs/<night>/<ab_id>.ipynb`` and ``.html``, from
 ``notebooks/templates/<template>.ipynb`` with parameters ``{ab_id, workspace}`` only;
-both written atomically. The template of each action is named in the instrument TOML
-(``[reports.templates]``). A notebook that fails to execute is reported with its error
+both written atomically. The template of a block is its recipe's
+(``qclib.recipes.registry``). A notebook that fails to execute is reported with its error
 and leaves no file behind; the other reports go on.
 
 The HTML is for operations staff: outputs and text only, no code cells or prompts; the
@@ -19,13 +19,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from qclib.associate import AssociationBlock
 from qclib.atomicfile import atomic_path
 from qclib.db import Database
 from qclib.db import blocks as block_store
 from qclib.errors import ConfigError
-from qclib.instruments import load_instrument
+from qclib.recipes.registry import find_recipe
 from qclib.workspace import Workspace
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "notebooks" / "templates"
@@ -40,16 +40,15 @@ class ReportOutcome:
     reason: str | None = None
 
 
-def template_for(block: dict[str, Any]) -> Path | None:
-    """The template of a block's action, or None when its instrument names none."""
-    name = load_instrument(block["instrument"]).reports.templates.get(block["action"])
-    if name is None:
+def template_for(recipe: str | None) -> Path | None:
+    """The report template of a recipe (a block's), or None when it has none."""
+    spec = find_recipe(recipe)
+    if spec is None or spec.template is None:
         return None
-    path = TEMPLATES_DIR / f"{name}.ipynb"
+    path = TEMPLATES_DIR / f"{spec.template}.ipynb"
     if not path.is_file():
         raise ConfigError(
-            f"{block['instrument']} names report template {name!r} for {block['action']}, "
-            f"but {path} does not exist"
+            f"recipe {spec.name} names report template {spec.template!r}, but {path} does not exist"
         )
     return path
 
@@ -140,32 +139,32 @@ def render_notebook(
     return html
 
 
-def render_report(workspace: Workspace, block: dict[str, Any]) -> ReportOutcome:
+def render_report(workspace: Workspace, block: AssociationBlock) -> ReportOutcome:
     """Execute and export one block's report."""
     import papermill
 
-    template = template_for(block)
+    template = template_for(block.recipe)
     if template is None:
-        reason = f"no report template for {block['action']}"
-        return ReportOutcome(block["id"], "no template", reason=reason)
-    notebook = workspace.runs_dir / block["night"] / f"{block['id']}.ipynb"
-    parameters = {"ab_id": block["id"], "workspace": str(workspace.root)}
+        reason = f"no report template for {block.action}"
+        return ReportOutcome(block.id, "no template", reason=reason)
+    notebook = workspace.runs_dir / block.night / f"{block.id}.ipynb"
+    parameters = {"ab_id": block.id, "workspace": str(workspace.root)}
     try:
         html = render_notebook(template, notebook, parameters, cwd=workspace.root)
     except papermill.PapermillExecutionError as err:
         return ReportOutcome(
-            block["id"],
+            block.id,
             "failed",
-            reason=f"{template.name} failed on {block['id']}: {err.ename}: {err.evalue}",
+            reason=f"{template.name} failed on {block.id}: {err.ename}: {err.evalue}",
         )
     except RuntimeError as err:
         return ReportOutcome(
-            block["id"],
+            block.id,
             "failed",
-            reason=f"{template.name} on {block['id']}: the kernel did not start ({err}); "
-            f"'qc report {block['id']}' tries again",
+            reason=f"{template.name} on {block.id}: the kernel did not start ({err}); "
+            f"'qc report {block.id}' tries again",
         )
-    return ReportOutcome(block["id"], "written", notebook, html)
+    return ReportOutcome(block.id, "written", notebook, html)
 
 
 def render_health_check(workspace: Workspace, instrument: str, *, days: int = 90) -> Path:

@@ -134,11 +134,11 @@ def _reports_owed(workspace: Workspace, database: Database, pass_id: int) -> lis
         states = product_store.block_states(session)
         blocks = block_store.list_blocks(session)
     return [
-        b["id"]
+        b.id
         for b in blocks
-        if states.get(b["id"], ("created", None))[0] == "done"
-        and not (workspace.runs_dir / b["night"] / f"{b['id']}.html").exists()
-        and template_for(b) is not None
+        if states.get(b.id, ("created", None))[0] == "done"
+        and not (workspace.runs_dir / b.night / f"{b.id}.html").exists()
+        and template_for(b.recipe) is not None
     ]
 
 

@@ -49,7 +49,7 @@ def test_science_frame_tree_reads_like_esos(workspace, omegacam_night: Path, rea
     with db.transaction() as session:
         sky_block = block_store.get_block(session, products_by_catg["MASTER_FLAT"].ab_id)
     assert sky.category == "FLAT_SKY"
-    assert [n for _, n in sky.files] == [a.removesuffix(".fits") for a in sky_block["inputs"]]
+    assert [n for _, n in sky.files] == [a.removesuffix(".fits") for a in sky_block.inputs]
     assert {c.category for c in sky.children} == {"MASTER_BIAS", "MASTER_DOME_FLAT"}
     assert all(c.match == "calib_plan" for c in before.children)
 

@@ -193,8 +193,8 @@ def test_rejecting_a_master_taints_and_the_next_pass_remakes_with_the_next_best(
     assert remade["2026-11-24 MASTER_BIAS"].status == "rejected"  # never made again
     with db.transaction() as session:
         block = block_store.get_block(session, flat.ab_id)
-    (bias_tag,) = [t for t in block["calibrations"] if t["category"] == "MASTER_BIAS"]
-    assert bias_tag["chosen"][0]["ab_id"] == first_bias.ab_id
-    assert any("rejected by QC: never used" in r["reason"] for r in bias_tag["runners_up"])
+    (bias_tag,) = [t for t in block.tags if t.category == "MASTER_BIAS"]
+    assert bias_tag.chosen[0].ab_id == first_bias.ab_id
+    assert any("rejected by QC: never used" in why for _, why in bias_tag.runners_up)
     assert not run_pass(workspace, db, write_reports=False).did_something  # settled
     db.close()

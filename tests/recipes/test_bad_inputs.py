@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qclib.associate import AssociationBlock
 from qclib.calib.dark import Exposure, make_master_dark
 from qclib.calib.flat import make_master_flat
 from qclib.calib.gain import measure_photon_transfer
@@ -77,8 +78,20 @@ def test_mixed_exposure_times_are_refused(omegacam_night: Path) -> None:
         scan = dataclasses.replace(scan, hdus=(primary, *scan.hdus[1:]))
         raws.append(RawInput(path.name, path, "DARK", "", scan))
     spec = find_recipe("qc_master_dark")
+    block = AssociationBlock(
+        id="AB",
+        instrument="OMEGACAM",
+        action="MASTER_DARK",
+        recipe="qc_master_dark",
+        night="2026-11-23",
+        mid_mjd=61367.7,
+        inputs=tuple(r.arcfile for r in raws),
+        input_category="DARK",
+        setup={},
+        products=("MASTER_DARK",),
+    )
     ctx = RecipeContext(
-        load_instrument("OMEGACAM"), {"id": "AB"}, spec, DarkConfig(), tuple(raws), {}, Path(), ""
+        load_instrument("OMEGACAM"), block, spec, DarkConfig(), tuple(raws), {}, Path(), ""
     )
     with pytest.raises(
         UnprocessableDataError, match=r"dark frames of mixed EXPTIME \(900.0, 901.0\)"

@@ -196,11 +196,11 @@ def test_recipe_parameters_come_from_the_instrument_toml(
         ingest_paths(workspace, db, [omegacam_night])
         associate_workspace(workspace, db)
         with db.transaction() as session:
-            bias = next(b for b in block_store.list_blocks(session) if b["action"] == "MASTER_BIAS")
-        (outcome,) = process_blocks(workspace, db, ids=[bias["id"]])
+            bias = next(b for b in block_store.list_blocks(session) if b.action == "MASTER_BIAS")
+        (outcome,) = process_blocks(workspace, db, ids=[bias.id])
         assert outcome.status == "done", outcome.reason
         with db.transaction() as session:
-            (product,) = product_store.products_of_block(session, bias["id"])
+            (product,) = product_store.products_of_block(session, bias.id)
             assert product.provenance["parameters"]["hot_sigma"] == sigma
             values = product_store.qc_values(session, product.id)
         counts[sigma] = sum(v["QC.NHOTPIX"] for v in values.values())

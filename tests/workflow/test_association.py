@@ -32,9 +32,9 @@ def test_associate_stores_blocks_and_is_idempotent(
     assert again.changes == {"OMEGACAM": (0, 0, 0), "HAWKI": (0, 0, 0)}
     with db.transaction() as session:
         stored = block_store.list_blocks(session, instrument="OMEGACAM")
-        one = block_store.get_block(session, stored[0]["id"])
+        one = block_store.get_block(session, stored[0].id)
     assert len(stored) == 8 and one == stored[0]
-    assert stored[0]["completeness"] == "complete"
+    assert stored[0].completeness == "complete"
     db.close()
 
 
@@ -142,10 +142,10 @@ def test_a_setup_keyword_absent_everywhere_does_not_stall_the_cascade(
     assert len(frames) == len(list(omegacam_night.glob("*.fits")))
     assert all("DET.READ.CLOCK" not in f.keywords for f in frames)
     assert summary.blocks["OMEGACAM"] == 8 and summary.incomplete["OMEGACAM"] == 0
-    assert {b["completeness"] for b in stored} == {"complete"}, [b["reason"] for b in stored]
-    dark = next(b for b in stored if b["action"] == "MASTER_DARK")
-    (tag,) = dark["calibrations"]
-    assert tag["chosen"][0]["ref"].endswith("_MASTER_BIAS:MASTER_BIAS")
+    assert {b.completeness for b in stored} == {"complete"}, [b.reason for b in stored]
+    dark = next(b for b in stored if b.action == "MASTER_DARK")
+    (tag,) = dark.tags
+    assert tag.chosen[0].ref.endswith("_MASTER_BIAS:MASTER_BIAS")
 
 
 def test_a_setup_keyword_absent_on_one_side_is_named_in_the_reason(
@@ -169,7 +169,7 @@ def test_a_setup_keyword_absent_on_one_side_is_named_in_the_reason(
     with db.transaction() as session:
         stored = block_store.list_blocks(session, instrument="OMEGACAM")
     db.close()
-    dark = next(b for b in stored if b["action"] == "MASTER_DARK")
-    assert dark["completeness"] == "incomplete"
-    assert "DET.READ.CLOCK absent from this block's frames" in dark["reason"]
-    assert "None" not in dark["reason"]
+    dark = next(b for b in stored if b.action == "MASTER_DARK")
+    assert dark.completeness == "incomplete" and dark.reason is not None
+    assert "DET.READ.CLOCK absent from this block's frames" in dark.reason
+    assert "None" not in dark.reason

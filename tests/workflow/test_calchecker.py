@@ -78,9 +78,12 @@ def test_in_memory_blocks_are_what_qc_associate_stores(workspace: Path) -> None:
     try:
         with database.transaction() as session:
             stored = block_store.list_blocks(session, instrument="OMEGACAM")
-        in_memory = json.loads(json.dumps(indexed_blocks(database, "OMEGACAM")))
+        in_memory = indexed_blocks(database, "OMEGACAM")
         assert len(stored) >= 8
         assert in_memory == stored
+        assert [json.loads(json.dumps(b.as_dict())) for b in in_memory] == [
+            b.as_dict() for b in stored
+        ]
         with pytest.raises(ValueError, match="1 night or more, not 0"):
             calibration_status(ws, database, nights=0)
     finally:

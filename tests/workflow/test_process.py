@@ -13,7 +13,7 @@ from qclib.db import blocks as block_store
 from qclib.db import ingest_log
 from qclib.db import products as product_store
 from qclib.errors import UnprocessableDataError
-from qclib.recipes import REGISTRY
+from qclib.recipes import master_dark
 from qclib.workflow.association import associate_workspace
 from qclib.workflow.ingest import ingest_paths
 from qclib.workflow.process import process_blocks
@@ -28,7 +28,7 @@ def test_master_bias_product_end_to_end(workspace, omegacam_night: Path) -> None
     bias_id = next(i for i in outcomes if i.endswith("_MASTER_BIAS"))
     assert outcomes[bias_id].status == "done"
     waiting = [o for o in outcomes.values() if o.status == "waiting"]
-    assert waiting and all("not implemented yet" in o.reason for o in waiting)
+    assert waiting and all("names no recipe" in o.reason for o in waiting)
 
     with db.transaction() as session:
         (product,) = product_store.products_of_block(session, bias_id)
@@ -76,15 +76,15 @@ def test_unprocessable_block_is_failed_with_reason_and_others_go_on(
     associate_workspace(workspace, db)
     with db.transaction() as session:
         blocks = block_store.list_blocks(session)
-    dark = next(b for b in blocks if b["action"] == "MASTER_DARK")
-    monkeypatch.setitem(REGISTRY, dark["recipe"], broken)
+    dark = next(b for b in blocks if b.action == "MASTER_DARK")
+    monkeypatch.setattr(master_dark, "run", broken)
     outcomes = {o.ab_id: o for o in process_blocks(workspace, db)}
-    assert outcomes[dark["id"]].status == "failed"
-    assert "all frames saturated" in outcomes[dark["id"]].reason
+    assert outcomes[dark.id].status == "failed"
+    assert "all frames saturated" in outcomes[dark.id].reason
     assert any(o.status == "done" for o in outcomes.values())  # the bias still made it
     with db.transaction() as session:
-        state, reason = product_store.block_states(session)[dark["id"]]
-    assert state == "failed" and dark["id"] in reason
+        state, reason = product_store.block_states(session)[dark.id]
+    assert state == "failed" and dark.id in reason
     db.close()
 
 
