@@ -86,6 +86,9 @@ class FieldPhotometry:
     fwhm_px: float
     ellipticity: float
     aperture_correction_mag: float = 0.0  # total minus 4-FWHM magnitude (negative)
+    position_rms_px: float = math.nan
+    """rms distance of the measured stars' centroids from their catalogue positions
+    (the WCS shifted onto the image): what a shift leaves of the WCS's error."""
 
 
 class EllipticalMoffat2D(Fittable2DModel):
@@ -226,7 +229,11 @@ def measure_field(
             f"{config.min_stars}"
         )
     zp, err, n = weighted_clipped_mean(zps, errors, config.clip_sigma)
-    return FieldPhotometry(zp, err, n, fwhm, ellipticity, -2.5 * math.log10(correction))
+    offsets = [np.hypot(positions[i][0] - stars.x[i], positions[i][1] - stars.y[i]) for i in index]
+    position_rms = float(np.sqrt(np.mean(np.square(offsets))))
+    return FieldPhotometry(
+        zp, err, n, fwhm, ellipticity, -2.5 * math.log10(correction), position_rms
+    )
 
 
 def _fit_bright_stars(

@@ -219,6 +219,8 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
                     "QC.NSTARS": float(sum(r.n_stars for r, _, _ in results)),
                     "QC.APCOR": float(np.mean([r.aperture_correction_mag for r, _, _ in results])),
                     "QC.WCS.SHIFT": float(np.median([s for _, _, s in results])),
+                    "QC.WCS.RMS": float(np.median([r.position_rms_px for r, _, _ in results]))
+                    * pixel_scale,
                     "QC.FWHM": float(np.median([r.fwhm_px for r, _, _ in results])) * pixel_scale,
                     "QC.ELLIPTICITY": float(np.median([r.ellipticity for r, _, _ in results])),
                 }
