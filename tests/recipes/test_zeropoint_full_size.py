@@ -22,7 +22,6 @@ from tests.recipes.conftest import ProcessedNight, _process, expected_zeropoint
 
 pytestmark = pytest.mark.slow
 
-OMEGACAM = load_instrument("OMEGACAM")
 DETECTORS = ["ESO_CCD_#65", "ESO_CCD_#90"]
 
 
@@ -39,14 +38,16 @@ def full_size_standards(tmp_path_factory) -> ProcessedNight:
         only={"bias", "dome_flat", "twilight_flat", "standard"},
         detectors=DETECTORS,
     )
+    # The instrument as loaded now (another test may have reloaded the cached one).
+    omegacam = load_instrument("OMEGACAM")
     with pytest.MonkeyPatch.context() as mp:
         # Ingest quarantines a full-size file without all 32 CCDs (an incomplete
         # readout): for this night the full scale holds the two simulated ones. Only
         # that check reads the list; the recipes take the detectors the raws hold.
         mp.setitem(
-            OMEGACAM.geometry,
+            omegacam.geometry,
             "full",
-            OMEGACAM.geometry["full"].model_copy(update={"detectors": DETECTORS}),
+            omegacam.geometry["full"].model_copy(update={"detectors": DETECTORS}),
         )
         return _process(tmp_path_factory.mktemp("omegacam-full-processed"), night, mp)
 
