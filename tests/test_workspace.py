@@ -38,7 +38,11 @@ def test_missing_workspace_says_what_to_do(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "phrase"),
     [
-        ('instruments = ["HAWKI", "OMEGACAM"]', 'instruments = ["NOPE"]', "unknown instrument"),
+        (
+            'instruments = ["HAWKI", "OMEGACAM", "VIRCAM"]',
+            'instruments = ["NOPE"]',
+            "unknown instrument",
+        ),
         ("settle_seconds = 10.0", "settle_seconds = -1", "ingest.settle_seconds"),
         ("[database]", "[databse]", "databse"),
     ],
@@ -46,6 +50,7 @@ def test_missing_workspace_says_what_to_do(tmp_path: Path) -> None:
 def test_bad_settings_name_file_and_key(tmp_path: Path, old: str, new: str, phrase: str) -> None:
     ws = init_workspace(tmp_path / "ws")
     config = ws.root / "qc.toml"
+    assert old in config.read_text()  # what the test edits is there to edit
     config.write_text(config.read_text().replace(old, new))
     with pytest.raises(ConfigError, match=phrase) as info:
         load_workspace(ws.root)
