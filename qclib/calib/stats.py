@@ -1,14 +1,25 @@
 """Fast robust statistics of whole detectors. Pure.
 
-``clipped_stats`` is a sigma-clipped mean and standard deviation in one compiled pass
-per iteration. astropy's ``sigma_clipped_stats`` takes 0.7 s on one 2048x4100 CCD
-(it sorts for a median every iteration); this takes about 0.03 s (measured here),
-which is what lets a 32-CCD master bias measure its QC parameters in seconds.
+``clipped_stats`` is a sigma-clipped mean and standard deviation. The start is robust
+(median and 1.4826 MAD of an evenly strided subsample of at most 50,000 values: only a
+start), then values beyond ``sigma`` standard deviations of the mean are dropped until
+the kept set stops changing (or ``maxiters``). Every value counts.
 
-The start is robust (median and 1.4826 MAD of an evenly strided subsample of at most
-50,000 values: only a start, the clipping passes use every value), then values beyond
-``sigma`` standard deviations of the mean are dropped until the kept set stops
-changing (or ``maxiters``). Passes run over rows in parallel. NaNs are ignored.
+One compiled sweep over the data fills a fine histogram about the start (4,096 bins
+over +-3 ``sigma`` start scales), each bin keeping the count, sum, sum of squares, least
+and greatest of its values; the clipping iterations then run on the histogram. A bin
+whose values all fall inside (or all outside) the window counts exactly; only a bin
+the window's edge cuts through (continuous data; integer data have one value per bin)
+is taken or left whole by the mean of its values, which moves the result by about
+1e-5 of the standard deviation. A window that grows beyond the histogram falls back to
+exact sweeps (two per iteration). The old way (two sweeps per iteration, 8-20 sweeps
+per call) cost 0.35 s per 2048x4100 CCD on the 16 calls of a master bias; astropy's
+``sigma_clipped_stats`` takes 0.7 s per call (it sorts for a median every iteration).
+
+Sweeps run over fixed blocks of rows in parallel, each into its own partial
+histogram, added up in block order: the result does not depend on how threads were
+scheduled (a shared reduction did, by a last bit, which made products differ between
+runs on a busy machine). NaNs are ignored.
 """
 
 from __future__ import annotations
@@ -20,6 +31,11 @@ import numba
 import numpy as np
 
 _SUBSAMPLE = 50_000
+_BINS = 4096
+#: The histogram spans +- this many clipping windows of the start.
+_SPAN = 3.0
+#: Blocks of rows swept in parallel (fixed, so sums are added in the same order).
+_BLOCKS = 64
 
 
 @dataclass(frozen=True)
@@ -30,47 +46,134 @@ class ClippedStats:
 
 
 @numba.njit(parallel=True, cache=True)
-def _pass(a, b, use_b, centre, half_width):  # type: ignore[no-untyped-def]
-    """One clipping pass over a 2D array (or a - b): count, mean, std of kept values.
-
-    Rows in parallel, each into its own partial sum, added up in row order: the result
-    does not depend on how threads were scheduled (a shared reduction did, by a last
-    bit, which made products differ between runs on a busy machine).
-    """
+def _histogram(a, b, use_b, origin, width, nbins, blocks):  # type: ignore[no-untyped-def]
+    """Per-bin count, sum, sum of squares, least and greatest of ``v - origin`` for the
+    values of ``a`` (or ``a - b``) in ``[origin, origin + nbins * width)``."""
     ny, nx = a.shape
-    counts = np.zeros(ny, dtype=np.int64)
-    totals = np.zeros(ny, dtype=np.float64)
-    for y in numba.prange(ny):
-        n = 0
-        total = 0.0
-        for x in range(nx):
-            v = a[y, x] - b[y, x] if use_b else a[y, x]
-            if not math.isnan(v) and abs(v - centre) <= half_width:
-                total += v
-                n += 1
-        counts[y] = n
-        totals[y] = total
+    counts = np.zeros((blocks, nbins), dtype=np.int64)
+    sums = np.zeros((blocks, nbins), dtype=np.float64)
+    squares = np.zeros((blocks, nbins), dtype=np.float64)
+    lows = np.full((blocks, nbins), np.inf)
+    highs = np.full((blocks, nbins), -np.inf)
+    inverse = 1.0 / width
+    for k in numba.prange(blocks):
+        for y in range(k * ny // blocks, (k + 1) * ny // blocks):
+            for x in range(nx):
+                v = a[y, x] - b[y, x] if use_b else a[y, x]
+                d = v - origin
+                f = d * inverse
+                if not (f >= 0.0 and f < nbins):  # NaN fails both
+                    continue
+                i = int(f)
+                counts[k, i] += 1
+                sums[k, i] += d
+                squares[k, i] += d * d
+                if d < lows[k, i]:
+                    lows[k, i] = d
+                if d > highs[k, i]:
+                    highs[k, i] = d
+    out_counts = np.zeros(nbins, dtype=np.int64)
+    out_sums = np.zeros(nbins, dtype=np.float64)
+    out_squares = np.zeros(nbins, dtype=np.float64)
+    out_lows = np.full(nbins, np.inf)
+    out_highs = np.full(nbins, -np.inf)
+    for k in range(blocks):
+        for i in range(nbins):
+            out_counts[i] += counts[k, i]
+            out_sums[i] += sums[k, i]
+            out_squares[i] += squares[k, i]
+            out_lows[i] = min(out_lows[i], lows[k, i])
+            out_highs[i] = max(out_highs[i], highs[k, i])
+    return out_counts, out_sums, out_squares, out_lows, out_highs
+
+
+@numba.njit(cache=True)
+def _clip_histogram(counts, sums, squares, lows, highs, centre, half_width):  # type: ignore[no-untyped-def]
+    """Count, mean and std (relative to the histogram's origin) of the values within
+    ``half_width`` of ``centre``: whole bins, a cut bin by the mean of its values."""
     n = 0
     total = 0.0
-    for y in range(ny):
-        n += counts[y]
-        total += totals[y]
+    total2 = 0.0
+    lo, hi = centre - half_width, centre + half_width
+    for i in range(counts.size):
+        c = counts[i]
+        if c == 0:
+            continue
+        if lows[i] >= lo and highs[i] <= hi:
+            take = True
+        elif highs[i] < lo or lows[i] > hi:
+            take = False
+        else:
+            m = sums[i] / c
+            take = lo <= m <= hi
+        if take:
+            n += c
+            total += sums[i]
+            total2 += squares[i]
     if n == 0:
         return 0, math.nan, math.nan
     mean = total / n
-    squares = np.zeros(ny, dtype=np.float64)
-    for y in numba.prange(ny):
+    var = (total2 - n * mean * mean) / (n - 1) if n > 1 else math.nan
+    return n, mean, math.sqrt(max(var, 0.0)) if n > 1 else math.nan
+
+
+@numba.njit(parallel=True, cache=True)
+def _pass(a, b, use_b, centre, half_width, blocks):  # type: ignore[no-untyped-def]
+    """One exact clipping pass over a 2D array (or a - b): count, mean, std of kept
+    values (the fallback when the window outgrows the histogram)."""
+    ny, nx = a.shape
+    counts = np.zeros(blocks, dtype=np.int64)
+    totals = np.zeros(blocks, dtype=np.float64)
+    for k in numba.prange(blocks):
+        n = 0
+        total = 0.0
+        for y in range(k * ny // blocks, (k + 1) * ny // blocks):
+            for x in range(nx):
+                v = a[y, x] - b[y, x] if use_b else a[y, x]
+                if not math.isnan(v) and abs(v - centre) <= half_width:
+                    total += v
+                    n += 1
+        counts[k] = n
+        totals[k] = total
+    n = 0
+    total = 0.0
+    for k in range(blocks):
+        n += counts[k]
+        total += totals[k]
+    if n == 0:
+        return 0, math.nan, math.nan
+    mean = total / n
+    squares = np.zeros(blocks, dtype=np.float64)
+    for k in numba.prange(blocks):
         var = 0.0
-        for x in range(nx):
-            v = a[y, x] - b[y, x] if use_b else a[y, x]
-            if not math.isnan(v) and abs(v - centre) <= half_width:
-                d = v - mean
-                var += d * d
-        squares[y] = var
+        for y in range(k * ny // blocks, (k + 1) * ny // blocks):
+            for x in range(nx):
+                v = a[y, x] - b[y, x] if use_b else a[y, x]
+                if not math.isnan(v) and abs(v - centre) <= half_width:
+                    d = v - mean
+                    var += d * d
+        squares[k] = var
     var = 0.0
-    for y in range(ny):
-        var += squares[y]
+    for k in range(blocks):
+        var += squares[k]
     return n, mean, math.sqrt(var / (n - 1)) if n > 1 else math.nan
+
+
+def _start(a: np.ndarray, b: np.ndarray | None) -> tuple[float, float] | None:
+    """Median and 1.4826 MAD of an evenly strided subsample (None: no finite value)."""
+    step_y = max(1, a.shape[0] // 1000)
+    step_x = max(1, a.size // _SUBSAMPLE // step_y)
+    sample = np.asarray(a[::step_y, ::step_x], dtype=np.float64)
+    if b is not None:
+        sample = sample - b[::step_y, ::step_x]
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return None
+    centre = float(np.median(sample))
+    scale = 1.482602218505602 * float(np.median(np.abs(sample - centre)))
+    if scale == 0.0:
+        scale = float(np.std(sample)) or 1.0
+    return centre, scale
 
 
 def clipped_stats(
@@ -93,22 +196,22 @@ def clipped_stats(
     b = a if minus is None else (minus if minus.ndim == 2 else minus.reshape(1, -1))
     if b.shape != a.shape:
         raise ValueError(f"shapes differ: {a.shape} and {b.shape}")
-    step_y = max(1, a.shape[0] // 1000)
-    step_x = max(1, a.size // _SUBSAMPLE // step_y)
-    sample = np.asarray(a[::step_y, ::step_x], dtype=np.float64)
-    if minus is not None:
-        sample = sample - b[::step_y, ::step_x]
-    sample = sample[np.isfinite(sample)]
-    if sample.size == 0:
+    start = _start(a, None if minus is None else b)
+    if start is None:
         return ClippedStats(math.nan, math.nan, 0)
-    centre = float(np.median(sample))
-    scale = 1.482602218505602 * float(np.median(np.abs(sample - centre)))
-    if scale == 0.0:
-        scale = float(np.std(sample)) or 1.0
+    centre, scale = start
+    blocks = min(_BLOCKS, a.shape[0])
+    reach = _SPAN * sigma * scale
+    origin, width = centre - reach, 2 * reach / _BINS
+    histogram = _histogram(a, b, minus is not None, origin, width, _BINS, blocks)
     count = -1
     mean, std = centre, scale
     for _ in range(maxiters):
-        n, mean_new, std_new = _pass(a, b, minus is not None, centre, sigma * scale)
+        if abs(centre - (origin + reach)) + sigma * scale < reach:
+            n, mean_new, std_new = _clip_histogram(*histogram, centre - origin, sigma * scale)
+            mean_new += origin
+        else:
+            n, mean_new, std_new = _pass(a, b, minus is not None, centre, sigma * scale, blocks)
         if n == 0 or not math.isfinite(std_new):
             break
         mean, std = mean_new, std_new
