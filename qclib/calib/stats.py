@@ -203,12 +203,16 @@ def clipped_stats(
     blocks = min(_BLOCKS, a.shape[0])
     reach = _SPAN * sigma * scale
     origin, width = centre - reach, 2 * reach / _BINS
-    histogram = _histogram(a, b, minus is not None, origin, width, _BINS, blocks)
+    counts, sums, squares, lows, highs = _histogram(
+        a, b, minus is not None, origin, width, _BINS, blocks
+    )
     count = -1
     mean, std = centre, scale
     for _ in range(maxiters):
         if abs(centre - (origin + reach)) + sigma * scale < reach:
-            n, mean_new, std_new = _clip_histogram(*histogram, centre - origin, sigma * scale)
+            n, mean_new, std_new = _clip_histogram(
+                counts, sums, squares, lows, highs, centre - origin, sigma * scale
+            )
             mean_new += origin
         else:
             n, mean_new, std_new = _pass(a, b, minus is not None, centre, sigma * scale, blocks)
