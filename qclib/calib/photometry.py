@@ -140,7 +140,7 @@ def _cutout(image: np.ndarray, x: float, y: float, half: int) -> tuple[np.ndarra
 def _fit_moffat(stamp: np.ndarray, noise: float) -> tuple[float, float, float, float] | None:
     """FWHM (px, geometric mean), 1 - b/a, core width and power index of an elliptical
     Moffat fitted to a background-free stamp; pixels far above a first fit (particle
-    hits) are left out of a second. None when a fit diverges or gives no sensible
+    hits) are left out of a second, started afresh. None when a fit diverges or gives no sensible
     width."""
     half = stamp.shape[0] // 2
     yy, xx = np.mgrid[: stamp.shape[0], : stamp.shape[1]]
@@ -163,7 +163,10 @@ def _fit_moffat(stamp: np.ndarray, noise: float) -> tuple[float, float, float, f
         if not outliers.any() or weights[outliers].sum() == 0:
             break
         weights = np.where(outliers, 0.0, 1.0)
-        start = fitted
+        # Start afresh without the outliers: a first fit that chased a hit is a start
+        # from which the second diverges (as it did on tests' hit stamp).
+        peak = float(np.where(outliers, -np.inf, stamp).max())
+        start = EllipticalMoffat2D(peak, half, half, 3.0, 3.0, 0.0, 0.0)
     assert fitted is not None
     if not 0.5 < float(fitted.alpha.value) < 50:  # a power running off: no profile
         return None

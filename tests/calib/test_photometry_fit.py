@@ -29,11 +29,11 @@ def test_a_diverging_fit_leaves_the_star_unmeasured(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_star_beside_a_particle_hit_is_fitted_without_the_hit() -> None:
-    """The elliptical fit diverged on this stamp with the libraries of November 2026 (a
-    plain Moffat2D started at the stamp's maximum still does); with astropy 8.0.2 and
-    scipy 1.17.1 it fits the faint star, the hit's pixels left out of the second fit: a
-    round profile of a few pixels, as the night's seeing (0.6-1.2 arcsec at 0.214
-    arcsec/px: 2.8-5.6 px) with its halo gives."""
+    """A first fit chases the particle hit beside this faint star (a plain Moffat2D
+    started at the stamp's maximum diverges outright); the second fit, the hit's pixels
+    left out and started afresh, finds the star: a round profile of a few pixels, as the
+    night's seeing (0.6-1.2 arcsec at 0.214 arcsec/px: 2.8-5.6 px) with its halo gives.
+    Restarting from the first fit diverged on some CPUs (AVX-512 BLAS paths)."""
     stamp = np.load(STAMP)
     half = stamp.shape[0] // 2
     yy, xx = np.mgrid[: stamp.shape[0], : stamp.shape[1]]
