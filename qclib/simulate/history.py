@@ -23,6 +23,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import json
+import multiprocessing
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from qclib.config.simulator import HistoryIntervention
 from qclib.errors import ConfigError
 from qclib.instruments import load_instrument
 from qclib.simulate.night import SimulationResult, simulate_night
+from qclib.simulate.noise import share_cores
 from qclib.simulate.truth import DetectorTruth, apply_overrides, draw_detector_truth
 
 HISTORY_FILE = "history.json"
@@ -379,7 +381,13 @@ def simulate_history(
                 results[call["night"]] = simulate_night(**call)  # type: ignore[arg-type]
                 bar.update()
         else:
-            with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+            # Spawned, not forked: numba's OpenMP threads do not survive a fork.
+            with concurrent.futures.ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=share_cores,
+                initargs=(workers,),
+            ) as pool:
                 futures = {pool.submit(simulate_night, **call): call["night"] for call in calls}
                 try:
                     for future in concurrent.futures.as_completed(futures):

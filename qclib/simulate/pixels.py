@@ -4,12 +4,15 @@ The signal chain, per pixel of the data region, in electrons:
   light   = flux(x, y) * response(x, y) * t          (flux: lamp or sky, x illumination, + sources)
   dark    = dark_rate(x, y) * (t + readout time)      (hot pixels are high dark rates)
   charge  = light + dark + particle hits
-  noisy   = charge + sqrt(charge + RON^2) * N(0, 1)   (Poisson approximated by a Gaussian)
+  noisy   = Poisson(charge) + RON * N(0, 1)          (qclib.simulate.noise: exact Poisson
+                                                      below 64 e-, its Gaussian above)
 then ADU = noisy / gain, made mildly non-linear (adu * (1 + c * adu)), and put on the
 bias: level + frame offset + 2D structure. Prescan and overscan see the level,
 the frame offset and read noise only. CCD raws are rounded to integers and
 clipped to the 16-bit range; IR raws are the float average of NDIT reads of DIT
-seconds, so their noise is that of one read divided by sqrt(NDIT).
+seconds, so their noise is that of one read divided by sqrt(NDIT). The pixel chain
+runs in one compiled pass per frame (``qclib.simulate.noise.readout_into``), each
+pixel's noise drawn from a counter-based generator keyed by the frame's stream.
 
 An IR readout also carries what its readout electronics add to every pixel, reference
 pixels included, drawn anew for each frame: an offset per vertical readout channel
@@ -55,6 +58,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qclib.config.instrument import Geometry, parse_section
+from qclib.simulate.noise import readout_into
 from qclib.simulate.truth import DetectorMaps, DetectorTruth
 
 #: Energy deposited by a particle hit, electrons (log-normal around this).
@@ -165,15 +169,6 @@ def response_drop_map(shape: tuple[int, int], truth: DetectorTruth, drop: float)
     return factor
 
 
-def nonlinear(
-    adu: np.ndarray, truth: DetectorTruth, factor: np.ndarray | float = 1.0
-) -> np.ndarray:
-    """What a read of linear level ``adu`` gives: ``adu (1 + f (c adu + c3 adu**2))``,
-    ``f`` the readout channel's factor (per column)."""
-    c, c3 = np.float32(truth.nonlinearity_per_adu), np.float32(truth.nonlinearity_cubic_per_adu2)
-    return adu * (1.0 + factor * (c * adu + c3 * adu * adu))
-
-
 def channel_factor(geometry: Geometry, truth: DetectorTruth) -> np.ndarray | float:
     """The non-linearity factor of each data-region column (1 without channel factors)."""
     if not truth.nonlinearity_channel_factors:
@@ -185,6 +180,7 @@ def channel_factor(geometry: Geometry, truth: DetectorTruth) -> np.ndarray | flo
 
 
 def synthesize_reset(
+    out: np.ndarray,
     *,
     geometry: Geometry,
     truth: DetectorTruth,
@@ -193,8 +189,10 @@ def synthesize_reset(
     stripes_adu: np.ndarray | None,
     reset_pattern_adu: np.ndarray | None,
     rng: np.random.Generator,
+    noise_key: np.ndarray,
 ) -> np.ndarray:
-    """One reset-read (uncorrelated) frame of an IR detector, float32 ADU.
+    """One reset-read (uncorrelated) frame of an IR detector, float32 ADU, into ``out``
+    (NAXIS2 x NAXIS1, native byte order).
 
     It shows the reset level (truth ``reset_level_adu`` + frame offset + the detector's
     fixed bias structure + ``reset_pattern_adu``, the reset level's own fixed pixel
@@ -202,26 +200,65 @@ def synthesize_reset(
     one read's noise (``read_noise_e`` is that of a double-correlated frame, the
     difference of two reads: one read has 1/sqrt(2) of it) with the reset's kTC noise
     (``reset_noise_e``), the readout channels' pattern and the stripes. No signal
-    accumulates: the read follows the reset.
+    accumulates: the read follows the reset. The pixel noise is the stream
+    ``noise_key`` (qclib.simulate.noise); ``rng`` draws the readout pattern.
     """
     rows, cols = parse_section(geometry.data_section)
-    raw = rng.standard_normal((geometry.naxis2, geometry.naxis1), dtype=np.float32)
     noise_e = np.sqrt(truth.read_noise_e**2 / 2.0 + truth.reset_noise_e**2)
-    raw *= np.float32(noise_e / truth.gain_e_per_adu)
-    raw += np.float32(truth.reset_level_adu + frame_offset_adu)
-    raw[rows, cols] += maps.bias_structure_adu
+    additive = ir_readout_pattern(geometry, truth, rng, ndit=1)
     if reset_pattern_adu is not None:
-        raw += reset_pattern_adu
+        additive += reset_pattern_adu
     if truth.reset_anomaly_adu:
         profile = reset_anomaly_profile(geometry, truth)
-        raw -= np.float32(truth.reset_anomaly_adu) * profile
-    raw += ir_readout_pattern(geometry, truth, rng, ndit=1)
-    if stripes_adu is not None:
-        raw += stripes_adu.astype(np.float32)[:, None]
-    return raw
+        additive -= np.float32(truth.reset_anomaly_adu) * profile
+    return readout_into(
+        out,
+        noise_key,
+        charge_e=None,
+        data_origin=(rows.start, cols.start),
+        reads=1,
+        read_noise_e=0.0,
+        gain_e_per_adu=truth.gain_e_per_adu,
+        nonlinearity=(0.0, 0.0),
+        column_factor=_ones(cols.stop - cols.start),
+        bias_structure_adu=maps.bias_structure_adu,
+        level_adu=truth.reset_level_adu + frame_offset_adu,
+        sigma_outside_adu=float(noise_e / truth.gain_e_per_adu),
+        additive_adu=additive,
+        row_offsets_adu=_row_offsets(stripes_adu),
+    )
+
+
+def _ones(n: int) -> np.ndarray:
+    return np.ones(n, dtype=np.float32)
+
+
+def _row_offsets(stripes_adu: np.ndarray | None) -> np.ndarray | None:
+    return None if stripes_adu is None else np.ascontiguousarray(stripes_adu, dtype=np.float32)
+
+
+def exposure_charge(
+    maps: DetectorMaps,
+    light_e_per_s: np.ndarray | None,
+    *,
+    seconds: float,
+    dark_seconds: float,
+    response_factor: np.ndarray | None = None,
+) -> np.ndarray:
+    """Electrons collected by the data region: ``dark (dark_seconds) + light x response
+    x factor (seconds)``, float32."""
+    charge = maps.dark_e_per_s * np.float32(dark_seconds)
+    if light_e_per_s is not None:
+        collected = light_e_per_s * maps.response
+        if response_factor is not None:
+            collected *= response_factor
+        collected *= np.float32(seconds)
+        charge += collected
+    return charge
 
 
 def synthesize_readout(
+    out: np.ndarray,
     *,
     geometry: Geometry,
     truth: DetectorTruth,
@@ -237,25 +274,31 @@ def synthesize_readout(
     particle_rate_per_cm2_per_s: float,
     pixel_size_um: float,
     rng: np.random.Generator,
+    noise_key: np.ndarray,
     stripes_adu: np.ndarray | None = None,
     response_factor: np.ndarray | None = None,
     ndit_sum: bool = False,
 ) -> tuple[np.ndarray, HitRecord]:
-    """One raw readout of one detector.
+    """One raw readout of one detector, into ``out`` (NAXIS2 x NAXIS1).
 
     ``light_e_per_s`` is the flux falling on the data region before the pixel
     response (None for dark exposures). IR only: ``stripes_adu`` (NAXIS2,) is the
     row offset of the NDIT reads' mean; ``response_factor`` multiplies the response
     in this frame; ``ndit_sum`` stores the sum of the NDIT reads, not their mean.
-    Returns the raw image (uint16 values as float32 for CCDs, float32 ADU for IR)
-    and the true particle hits.
+    ``out`` is uint16 for a CCD (the FITS bytes: int16 with BZERO, big-endian) and
+    float32 ADU for IR (native order). The pixel noise is the stream ``noise_key``
+    (qclib.simulate.noise); ``rng`` draws the particle hits and the readout pattern.
+    Returns ``out`` and the true particle hits.
     """
     rows, cols = parse_section(geometry.data_section)
     t = dit_s if infrared else exptime_s
-    charge = maps.dark_e_per_s * np.float32(t + readout_time_s)
-    if light_e_per_s is not None:
-        response = maps.response if response_factor is None else maps.response * response_factor
-        charge += light_e_per_s * response * np.float32(t)
+    charge = exposure_charge(
+        maps,
+        light_e_per_s,
+        seconds=t,
+        dark_seconds=t + readout_time_s,
+        response_factor=response_factor,
+    )
     # IR frames average NDIT reads: a hit lands in one of them.
     hits = add_particle_hits(
         charge,
@@ -266,43 +309,41 @@ def synthesize_readout(
         weight=1.0 / ndit if infrared else 1.0,
     )
     reads = ndit if infrared else 1
-    noise = rng.standard_normal((geometry.naxis2, geometry.naxis1), dtype=np.float32)
-    variance = charge + np.float32(truth.read_noise_e**2)
-    np.maximum(variance, 0, out=variance)
-    if reads > 1:
-        variance /= np.float32(reads)
-    data = noise[rows, cols] * np.sqrt(variance)
-    data += charge
-    data /= np.float32(truth.gain_e_per_adu)
-    factor = channel_factor(geometry, truth)
+    c2, c3 = truth.nonlinearity_per_adu, truth.nonlinearity_cubic_per_adu2
     if infrared and truth.nonlinearity_first_read_s:
         # Reset-read-read: NL(x + p) - NL(p), p = k x the ADU of the reset-to-first-read
         # time (k = t0 / DIT): x (1 + f (c (1 + 2k) x + c3 (1 + 3k + 3k^2) x^2)).
         k = truth.nonlinearity_first_read_s / t
-        c2 = np.float32(truth.nonlinearity_per_adu * (1 + 2 * k))
-        c3 = np.float32(truth.nonlinearity_cubic_per_adu2 * (1 + 3 * k + 3 * k * k))
-        data = data * (1.0 + factor * ((c2 + c3 * data) * data))
-    elif truth.nonlinearity_cubic_per_adu2 or truth.nonlinearity_channel_factors:
-        data = nonlinear(data, truth, factor)
-    else:
-        data *= 1.0 + np.float32(truth.nonlinearity_per_adu) * data
-    data += maps.bias_structure_adu
-
-    level = np.float32(truth.bias_level_adu + frame_offset_adu)
-    raw = noise * np.float32(truth.read_noise_adu / np.sqrt(reads))
-    raw += level
-    raw[rows, cols] = data + level
+        c2 = c2 * (1 + 2 * k)
+        c3 = c3 * (1 + 3 * k + 3 * k * k)
+    factor = channel_factor(geometry, truth)
+    column_factor = (
+        np.ascontiguousarray(factor[0], dtype=np.float32)
+        if isinstance(factor, np.ndarray)
+        else _ones(cols.stop - cols.start)
+    )
+    additive = None
     if infrared:
-        raw += ir_readout_pattern(geometry, truth, rng, ndit=reads)
+        additive = ir_readout_pattern(geometry, truth, rng, ndit=reads)
         anomaly = reset_anomaly_in_frame(truth, dit_s)
         if anomaly:
-            raw += np.float32(anomaly) * reset_anomaly_profile(geometry, truth)
-        if stripes_adu is not None:
-            raw += stripes_adu.astype(np.float32)[:, None]
-        np.minimum(raw, np.float32(saturation_adu), out=raw)
-        if ndit_sum and reads > 1:
-            raw *= np.float32(reads)
-        return raw, hits
-    np.rint(raw, out=raw)
-    np.clip(raw, 0.0, min(saturation_adu, 65535.0), out=raw)
-    return raw, hits
+            additive += np.float32(anomaly) * reset_anomaly_profile(geometry, truth)
+    readout_into(
+        out,
+        noise_key,
+        charge_e=charge,
+        data_origin=(rows.start, cols.start),
+        reads=reads,
+        read_noise_e=truth.read_noise_e,
+        gain_e_per_adu=truth.gain_e_per_adu,
+        nonlinearity=(c2, c3),
+        column_factor=column_factor,
+        bias_structure_adu=maps.bias_structure_adu,
+        level_adu=truth.bias_level_adu + frame_offset_adu,
+        sigma_outside_adu=truth.read_noise_adu / np.sqrt(reads),
+        additive_adu=additive,
+        row_offsets_adu=_row_offsets(stripes_adu) if infrared else None,
+        saturation_adu=saturation_adu,
+        scale=reads if infrared and ndit_sum and reads > 1 else 1.0,
+    )
+    return out, hits

@@ -28,8 +28,15 @@ def _biases(night: Path, extname: str) -> tuple[list[np.ndarray], list[dict]]:
     return images, exposures
 
 
+#: At 5 sigma, Gaussian noise alone flags 2.9e-7 of the pixels: 0.15 of the test night's
+#: 4 x 131,072, so 3 or more false flags happen by chance with probability 5e-4. The rate
+#: of false flags among many hot pixels is tests/calib/test_defect_recall.py's.
+MAX_FALSE_HOT_PER_NIGHT = 2
+
+
 def test_master_bias_recovers_the_truth(omegacam_night: Path) -> None:
     truth = load_truth(omegacam_night)
+    missed, false = [], []
     for extname, det in truth["detectors"].items():
         raws, exposures = _biases(omegacam_night, extname)
         master = make_master_bias(raws, GEOMETRY)
@@ -39,16 +46,18 @@ def test_master_bias_recovers_the_truth(omegacam_night: Path) -> None:
         assert qc["QC.BIAS.LEVEL"] == pytest.approx(
             det["bias_level_adu"] + np.mean(offsets), abs=0.5
         )
-        # Hot pixels: >= 95 % found, < 1 % false positives.
+        # Hot pixels: the test night's are 2-70 e-/s, 23-660 sigma in a master bias.
         hot = {(x, y) for x, y, _ in det["hot_pixels"]}
         found = {(int(x), int(y)) for y, x in zip(*np.nonzero(master.dq & DQ_HOT), strict=True)}
-        assert len(hot & found) >= 0.95 * len(hot)
-        assert len(found - hot) <= 0.01 * max(len(found), 1) + 0.5
+        missed += [(extname, p) for p in hot - found]
+        false += [(extname, p) for p in found - hot]
         assert qc["QC.NHOTPIX"] == len(found)
         # The column pattern the simulator put in is what the FPN reads.
         assert qc["QC.BIAS.FPN"] == pytest.approx(det["bias_pattern_rms_adu"], rel=0.15)
         # The data region sits bias_offset_adu above the overscan (0.02 ADU of noise).
         assert qc["QC.MASTER.BIAS.MEDIAN"] == pytest.approx(det["bias_offset_adu"], abs=0.3)
+    assert not missed, f"hot pixels not found: {missed}"
+    assert len(false) <= MAX_FALSE_HOT_PER_NIGHT, f"false hot pixels: {false}"
 
 
 def test_edge_ramps_and_offsets_make_no_hot_pixels(omegacam_night: Path) -> None:

@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from astropy.io import fits
 
+from qclib.calib.defects import remove_local_level, remove_row_column_pattern
 from qclib.calib.dq import DQ_COLD, DQ_HOT
+from qclib.calib.parameters import DarkConfig
+from qclib.calib.stats import clipped_stats
 from tests.recipes.conftest import ProcessedNight
 
 
@@ -13,21 +18,48 @@ def test_dark_blocks_one_master_per_dit(hawki_processed: ProcessedNight) -> None
     darks = hawki_processed.of("MASTER_DARK")
     assert sorted(p.header["DET.DIT"] for p in darks) == [2.0, 10.0, 60.0, 150.0]
     truth = hawki_processed.truth
+    area_cm2 = 248 * 248 * (18e-4) ** 2
+    true_events, found_events = 0, 0.0
     for product in darks:
         dit = product.header["DET.DIT"]
         exposures = [e for e in truth["exposures"] if e["kind"] == "dark" and e["dit_s"] == dit]
         for extname, det in truth["detectors"].items():
             qc = hawki_processed.qc[product.id][extname]
             assert qc["QC.RON"] == pytest.approx(det["read_noise_adu"], rel=0.03)
-            events = sum(e["detectors"][extname]["particle_events"] for e in exposures)
-            area_cm2 = 248 * 248 * (18e-4) ** 2
+            true_events += sum(e["detectors"][extname]["particle_events"] for e in exposures)
             seconds = sum(e["dit_s"] * e["ndit"] for e in exposures)
-            assert qc["QC.PARTICLE_RATE"] * area_cm2 * seconds == pytest.approx(events, abs=1)
-            if dit >= 10:  # 2 e-/s hot pixels give 4 e- in 2 s: below any noise
-                hot = {(x, y) for x, y, _ in det["hot_pixels"]}
-                found = hawki_processed.pixels(hawki_processed.dq(product, extname), DQ_HOT)
-                assert len(hot & found) >= 0.95 * len(hot)
-                assert len(found - hot) <= 0.01 * max(len(found), 1)
+            found_events += qc["QC.PARTICLE_RATE"] * area_cm2 * seconds
+            # Every hot pixel expected 3 sigma above the threshold is found; those
+            # nearer it are found as often as noise lets them (recall by strength:
+            # tests/calib/test_defect_recall.py). None is flagged falsely.
+            noise = _master_noise_adu(hawki_processed, product, extname)
+            threshold = DarkConfig().hot_sigma + 3
+            clear = {
+                (x, y)
+                for x, y, rate in det["hot_pixels"]
+                if rate * dit / det["gain_e_per_adu"] >= threshold * noise
+            }
+            found = hawki_processed.pixels(hawki_processed.dq(product, extname), DQ_HOT)
+            assert clear <= found, (dit, extname, clear - found)
+            hot = {(x, y) for x, y, _ in det["hot_pixels"]}
+            assert found <= hot, (dit, extname, found - hot)
+        if dit >= 60:  # 2-100 e-/s over 60 s: every hot pixel is clear of the noise
+            assert all(
+                {(x, y) for x, y, _ in det["hot_pixels"]}
+                <= hawki_processed.pixels(hawki_processed.dq(product, e), DQ_HOT)
+                for e, det in truth["detectors"].items()
+            )
+
+    # 20 particle events at test size (weak ones, divided among NDIT reads, can fall
+    # below the 7-sigma cut): 90 % of them found, none invented.
+    assert 0.9 * true_events <= found_events <= true_events + 1e-6, (true_events, found_events)
+
+
+def _master_noise_adu(night: ProcessedNight, product, extname: str) -> float:  # type: ignore[no-untyped-def]
+    """The master's pixel noise around its local level (what hot pixels stand out of)."""
+    with fits.open(night.workspace.root / product.path) as hdul:
+        image = np.asarray(hdul[extname].data, dtype=np.float32)
+    return clipped_stats(remove_local_level(remove_row_column_pattern(image)), sigma=4).std
 
 
 def test_detector_noise(hawki_processed: ProcessedNight) -> None:
