@@ -6,8 +6,9 @@ run through one `qc run` pass on a local pool of 2 (as `qc run` does): ingest (m
 renames, plus SHA-256 of every byte), classify + associate, process (every calibration
 block, detectors shared among the workers), score, reports; then a second pass (which
 must find nothing to do). Wall time per stage and the peak memory of this process and
-its workers; then the same pass without reports on Dask with 1 and with 2 workers
-(fresh workspaces, same frames).
+its workers; then the same pass without reports on Dask with 1 and with 2 workers of
+one numba thread each (fresh workspaces, same frames): with the cores shared out, one
+worker would already use both, and the ratio would measure numba, not the workers.
 
     python bench/bench_night.py [--raw-dir DIR] [--skip-dask] [--no-reports]
 """
@@ -92,7 +93,7 @@ def main() -> None:
     dask: dict[str, float] = {}
     if not args.skip_dask:
         for workers in (1, 2):
-            with open_executor("dask", workers=workers) as executor:
+            with open_executor("dask", workers=workers, threads_per_worker=1) as executor:
                 result, _, _, _ = _pass(
                     f"dask{workers}", raw, args.catalogues, tmp, executor, False
                 )

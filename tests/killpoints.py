@@ -137,8 +137,8 @@ POINTS: dict[str, KillPoint] = {
         what="a worker joining a product's parts has copied the primary HDU only",
     ),
     "record": KillPoint(
-        "qclib.workflow.process",
-        "_record",
+        "qclib.workflow.record",
+        "record_products",
         call=2,
         what="the 2nd block's products written and renamed, not yet recorded",
     ),

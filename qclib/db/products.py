@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from qclib.associate import AssociationBlock
 from qclib.db.models import AssociationBlockRow, ProductRow, QCValueRow
 
 #: Statuses of a product a QC scientist has certified (archiving and being superseded
@@ -121,10 +122,18 @@ def products_of_block(session: Session, ab_id: str) -> list[StoredProduct]:
     return [_stored(r) for r in rows]
 
 
-def list_products(session: Session, *, instrument: str | None = None) -> list[StoredProduct]:
+def list_products(
+    session: Session,
+    *,
+    instrument: str | None = None,
+    pro_catgs: tuple[str, ...] | None = None,
+) -> list[StoredProduct]:
+    """Products (of an instrument, of these categories), in time order."""
     query = select(ProductRow).order_by(ProductRow.mid_mjd, ProductRow.id)
     if instrument is not None:
         query = query.where(ProductRow.instrument == instrument)
+    if pro_catgs is not None:
+        query = query.where(ProductRow.pro_catg.in_(pro_catgs))
     return [_stored(r) for r in session.scalars(query)]
 
 
@@ -153,10 +162,76 @@ def block_attempts(session: Session) -> dict[str, int]:
 
 
 def block_states(session: Session) -> dict[str, tuple[str, str | None]]:
+    """Every block's (state, reason): for reports over all blocks, not for a pass."""
     rows = session.execute(
         select(AssociationBlockRow.id, AssociationBlockRow.state, AssociationBlockRow.state_reason)
     )
     return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def block_state(session: Session, ab_id: str) -> tuple[str, str | None] | None:
+    """One block's (state, reason), or None when there is no such block."""
+    row = session.execute(
+        select(AssociationBlockRow.state, AssociationBlockRow.state_reason).where(
+            AssociationBlockRow.id == ab_id
+        )
+    ).first()
+    return None if row is None else (row[0] or "created", row[1])
+
+
+@dataclass(frozen=True)
+class UnfinishedBlock:
+    """A block a pass has to look at: not done, with its state and failed attempts."""
+
+    block: AssociationBlock
+    state: str
+    reason: str | None
+    attempts: int
+
+
+def unfinished_blocks(
+    session: Session, *, night: dt.date | None = None, ids: list[str] | None = None
+) -> list[UnfinishedBlock]:
+    """The blocks not done (of a night, or with these ids), in time order. Done blocks
+    are not read, so a pass costs what is left to do, not the size of the history."""
+    query = (
+        select(AssociationBlockRow)
+        .where(or_(AssociationBlockRow.state.is_(None), AssociationBlockRow.state != "done"))
+        .order_by(AssociationBlockRow.mid_mjd, AssociationBlockRow.id)
+    )
+    if night is not None:
+        query = query.where(AssociationBlockRow.night == night)
+    if ids is not None:
+        query = query.where(AssociationBlockRow.id.in_(ids))
+    return [
+        UnfinishedBlock(
+            AssociationBlock.from_dict(row.content),
+            row.state or "created",
+            row.state_reason,
+            int(row.attempts or 0),
+        )
+        for row in session.scalars(query)
+    ]
+
+
+def done_blocks(session: Session) -> list[tuple[str, dt.date, str]]:
+    """(id, night, recipe) of every done block, without reading their content."""
+    rows = session.execute(
+        select(AssociationBlockRow.id, AssociationBlockRow.night, AssociationBlockRow.recipe)
+        .where(AssociationBlockRow.state == "done")
+        .order_by(AssociationBlockRow.mid_mjd, AssociationBlockRow.id)
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def existing_block_ids(
+    session: Session, ids: list[str], *, night: dt.date | None = None
+) -> set[str]:
+    """Which of ``ids`` are stored blocks (of the night, when given)."""
+    query = select(AssociationBlockRow.id).where(AssociationBlockRow.id.in_(ids))
+    if night is not None:
+        query = query.where(AssociationBlockRow.night == night)
+    return set(session.scalars(query))
 
 
 def reference_product(

@@ -2,8 +2,14 @@
 
 Every kind is a ``concurrent.futures.Executor`` to ``process_blocks``: a block is
 started when its parents have finished, its detectors shared among as many tasks as
-there are workers (then joined). Numba's threads are shared out so that workers x
-threads matches the cores (no oversubscription).
+there are workers (then joined). Each worker runs one task at a time, and each task
+runs numba's kernels on ``threads_per_worker`` threads: by default the cores shared
+out among the workers (no oversubscription); 1 makes the worker count, not numba's
+thread pool, what a comparison of worker counts measures.
+
+The thread count is set in the thread that runs each task (numba's setting is per
+thread: set once per worker from another thread, e.g. by ``Client.run``, it does not
+reach the threads that run Dask's tasks).
 """
 
 from __future__ import annotations
@@ -14,10 +20,10 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from qclib.errors import ConfigError
 
@@ -26,13 +32,58 @@ ExecutorKind = Literal["serial", "local", "dask"]
 
 @dataclass(frozen=True)
 class Workers:
-    """An executor (None: run here, serially) and how many tasks it runs at once."""
+    """An executor (None: run here, serially), how many tasks it runs at once, and
+    numba's threads per task (None: numba's own setting)."""
 
     executor: concurrent.futures.Executor | None
     count: int = 1
+    threads: int | None = None
 
 
 SERIAL = Workers(None, 1)
+
+
+def run_in_threads(threads: int, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` with numba's kernels on ``threads`` threads in this thread (a task
+    wrapper for any executor: picklable)."""
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    return fn(*args)
+
+
+class ThreadLimitedExecutor(concurrent.futures.Executor):
+    """An executor whose every task runs numba on ``threads`` threads (``run_in_threads``)."""
+
+    def __init__(self, executor: concurrent.futures.Executor, threads: int) -> None:
+        self.executor = executor
+        self.threads = threads
+
+    def submit(  # type: ignore[override]
+        self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[Any]:
+        if kwargs:
+            raise TypeError("tasks take positional arguments only")
+        return self.executor.submit(run_in_threads, self.threads, fn, *args)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            self.executor.shutdown(wait=wait, cancel_futures=True)
+        else:  # Dask's ClientExecutor takes ``wait`` only
+            self.executor.shutdown(wait=wait)
+
+
+def share_threads(workers: int, threads: int | None = None) -> int:
+    """numba's threads per worker: ``threads`` when given, else the cores shared out.
+
+    >>> share_threads(4, 1)
+    1
+    """
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"threads per worker must be at least 1, not {threads}")
+        return threads
+    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -48,32 +99,34 @@ def _die_with_parent(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def _start_local_worker(workers: int, parent: int) -> None:
+def _start_local_worker(threads: int, parent: int) -> None:
     _die_with_parent(parent)
-    _share_threads(workers)
-
-
-def _share_threads(workers: int) -> None:
     import numba
 
-    numba.set_num_threads(
-        max(1, min(numba.config.NUMBA_NUM_THREADS, (os.cpu_count() or 1) // workers))
-    )
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
 
 
 @contextmanager
 def open_executor(
-    kind: ExecutorKind = "serial", *, workers: int | None = None, scheduler: str | None = None
+    kind: ExecutorKind = "serial",
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    threads_per_worker: int | None = None,
 ) -> Iterator[Workers]:
     """Workers for ``run_pass`` (no executor for ``serial``), closed on exit.
 
-    ``dask`` starts a LocalCluster of ``workers`` processes, or connects to
-    ``scheduler`` (``tcp://HOST:PORT``) when given.
+    ``local`` starts a process pool of ``workers`` processes (default: one per core).
+    ``dask`` starts a LocalCluster of ``workers`` processes (default: up to 2) with
+    one task thread each, or connects to ``scheduler`` (``tcp://HOST:PORT``) when
+    given. ``threads_per_worker``: numba's threads per worker (default: the cores shared out
+    among the workers).
 
     Raises
     ------
     ConfigError
-        An unknown kind, or a Dask scheduler that cannot be reached.
+        An unknown kind, a thread count below 1, or a Dask scheduler that cannot be
+        reached.
     """
     cores = os.cpu_count() or 1
     if kind == "serial":
@@ -81,13 +134,14 @@ def open_executor(
         return
     if kind == "local":
         n = workers or cores
+        per_worker = share_threads(n, threads_per_worker)
         with concurrent.futures.ProcessPoolExecutor(
             max_workers=n,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_local_worker,
-            initargs=(n, os.getpid()),
+            initargs=(per_worker, os.getpid()),
         ) as pool:
-            yield Workers(pool, n)
+            yield Workers(pool, n, per_worker)
         return
     if kind == "dask":
         from distributed import Client, LocalCluster
@@ -97,19 +151,21 @@ def open_executor(
                 client = Client(scheduler, timeout=10)
             except OSError as err:
                 raise ConfigError(f"cannot reach the Dask scheduler {scheduler}: {err}") from None
-            n = len(client.scheduler_info()["workers"]) or 1
             with client:
-                client.run(_share_threads, n)
-                yield Workers(client.get_executor(), n)
+                n = len(client.scheduler_info()["workers"]) or 1
+                per_worker = share_threads(n, threads_per_worker)
+                executor = client.get_executor(pure=False)
+                yield Workers(ThreadLimitedExecutor(executor, per_worker), n, per_worker)
             return
         n = workers or min(2, cores)
+        per_worker = share_threads(n, threads_per_worker)
         with (
             LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
             ) as cluster,
             Client(cluster) as client,
         ):
-            client.run(_share_threads, n)
-            yield Workers(client.get_executor(), n)
+            executor = client.get_executor(pure=False)
+            yield Workers(ThreadLimitedExecutor(executor, per_worker), n, per_worker)
         return
     raise ConfigError(f"unknown executor {kind!r}: choose serial, local or dask")

@@ -10,7 +10,8 @@ airmass, weighted by their errors: ZP(X) = ZP0(detector) - k X, one k for the ni
 ``QC.EXTINCTION`` and ``QC.EXTINCTION.ERR``, the night's, the same on every detector;
 ``QC.ZPOINT.X0.FIT``, the detector's; ``QC.NVISITS``). A later visit replaces it, and
 so does a visit rejected by QC (it is left out of the fit); the same visits leave it
-alone.
+alone. Its product is recorded as every recipe's is (``qclib.workflow.record``): its
+inputs are the zeropoint products it used, with their checksums.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from qclib.db import products as product_store
 from qclib.errors import UnprocessableDataError
 from qclib.instruments import load_instrument
 from qclib.products import DetectorProduct, Input, ProductSpec, write_product
-from qclib.recipes.base import config_hash, qc_cards
+from qclib.recipes.base import ProductResult, config_hash, qc_cards
+from qclib.workflow import record
 from qclib.workspace import Workspace
 
 PRO_CATG = "EXTINCTION"
@@ -39,15 +41,9 @@ def measure_extinction(workspace: Workspace, database: Database) -> list[str]:
     """Write or refresh the extinction product of every night and filter that allows
     one; returns the block ids written."""
     with database.transaction() as session:
-        standards = [
-            p
-            for p in product_store.list_products(session)
-            if p.pro_catg == "ZEROPOINT" and p.status != "rejected"
-        ]
-        values = {p.id: product_store.qc_values(session, p.id) for p in standards}
-        existing = {
-            p.ab_id: p for p in product_store.list_products(session) if p.pro_catg == PRO_CATG
-        }
+        made = product_store.list_products(session, pro_catgs=("ZEROPOINT", PRO_CATG))
+    standards = [p for p in made if p.pro_catg == "ZEROPOINT" and p.status != "rejected"]
+    existing = {p.ab_id: p for p in made if p.pro_catg == PRO_CATG}
     groups: dict[tuple[str, dt.date, str], list[product_store.StoredProduct]] = defaultdict(list)
     for product in standards:
         filt = load_instrument(product.instrument).filter_name(product.header)
@@ -56,16 +52,25 @@ def measure_extinction(workspace: Workspace, database: Database) -> list[str]:
     written = []
     for (name, night, filt), visits in sorted(groups.items()):
         ab_id = f"{name}.{night.isoformat()}.{filt}_{PRO_CATG}"
-        inputs = sorted(p.sha256 for p in visits)
         old = existing.get(ab_id)
-        if old is not None and sorted(old.provenance.get("inputs", [])) == inputs:
+        if old is not None and sorted(_input_checksums(old.provenance)) == sorted(
+            p.sha256 for p in visits
+        ):
             continue
+        with database.transaction() as session:  # only the visits of a changed fit
+            values = {p.id: product_store.qc_values(session, p.id) for p in visits}
         qc = _fit(visits, values)
         if not qc:
             continue
         _write(workspace, database, ab_id, name, night, visits, qc)
         written.append(ab_id)
     return written
+
+
+def _input_checksums(provenance: dict[str, Any]) -> list[str]:
+    """The zeropoints' SHA-256s an extinction product was fitted from (recorded before
+    the common provenance schema, they were its ``inputs``)."""
+    return list(provenance.get("input_sha256", provenance.get("inputs", [])))
 
 
 def _fit(
@@ -114,6 +119,7 @@ def _write(
     qc: dict[str, dict[str, float]],
 ) -> None:
     instrument = load_instrument(name)
+    parameters = {"min_airmass_span": MIN_AIRMASS_SPAN}
     spec = ProductSpec(
         pro_catg=PRO_CATG,
         recipe=RECIPE,
@@ -122,7 +128,7 @@ def _write(
         inputs=tuple(
             Input(workspace.confine(p.path).name, p.pro_catg, p.sha256, "calib") for p in visits
         ),
-        parameters={"min_airmass_span": MIN_AIRMASS_SPAN},
+        parameters=parameters,
         config_hash=config_hash(instrument),
         pro_type="QC",
     )
@@ -132,20 +138,21 @@ def _write(
         for d, v in sorted(qc.items())
     ]
     sha = write_product(path, spec, detectors)
-    units = {n: q.unit for n, q in instrument.qc.get(PRO_CATG, {}).items()}
-    with database.transaction() as session:
-        product_store.remove_products_of_block(session, ab_id)
-        product_store.add_product(
-            session,
-            ab_id=ab_id,
-            instrument=name,
-            pro_catg=PRO_CATG,
-            night=night,
-            mid_mjd=max(p.mid_mjd for p in visits),
-            path=workspace.relative(path),
-            sha256=sha,
-            header=dict(visits[0].header),
-            provenance={"inputs": sorted(p.sha256 for p in visits), "recipe": RECIPE},
-            qc=qc,
-            units=units,
-        )
+    record.record_products(
+        workspace,
+        database,
+        record.BlockProducts(
+            ab_id,
+            name,
+            night,
+            max(p.mid_mjd for p in visits),
+            [ProductResult(PRO_CATG, path, sha, qc, dict(visits[0].header), parameters)],
+            record.Provenance(
+                inputs=tuple(p.name for p in visits),
+                input_sha256=tuple(p.sha256 for p in visits),
+                recipe=RECIPE,
+                config_hash=spec.config_hash,
+            ),
+            {n: q.unit for n, q in instrument.qc.get(PRO_CATG, {}).items()},
+        ),
+    )

@@ -27,7 +27,6 @@ from typing import Any
 from qclib.archive.certification import archive_certified, auto_certify
 from qclib.atomicfile import sweep_stale_temporaries
 from qclib.db import Database
-from qclib.db import blocks as block_store
 from qclib.db import passes as pass_store
 from qclib.db import products as product_store
 from qclib.errors import ConfigError
@@ -131,14 +130,12 @@ def _reports_owed(workspace: Workspace, database: Database, pass_id: int) -> lis
         previous = [p for p in pass_store.recent_passes(session, 2) if p["id"] != pass_id]
         if not previous or previous[0]["finished_at"] is not None:
             return []
-        states = product_store.block_states(session)
-        blocks = block_store.list_blocks(session)
+        done = product_store.done_blocks(session)
     return [
-        b.id
-        for b in blocks
-        if states.get(b.id, ("created", None))[0] == "done"
-        and not (workspace.runs_dir / b.night / f"{b.id}.html").exists()
-        and template_for(b.recipe) is not None
+        ab_id
+        for ab_id, night, recipe in done
+        if not (workspace.runs_dir / night.isoformat() / f"{ab_id}.html").exists()
+        and template_for(recipe) is not None
     ]
 
 

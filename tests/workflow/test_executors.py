@@ -1,5 +1,6 @@
 """The local process pool and Dask (LocalCluster, 2 workers) make exactly the products
-of the serial run (same SHA-256), recording each block as it completes."""
+of the serial run (same SHA-256), recording each block as it completes; each worker's
+tasks run numba on the threads asked for."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from qclib.db import products as product_store
 from qclib.errors import ConfigError
-from qclib.workflow.executors import open_executor
+from qclib.workflow.executors import open_executor, share_threads
 from qclib.workflow.run import run_pass
 from qclib.workspace import init_workspace
 
@@ -51,3 +52,30 @@ def test_unknown_executor_and_unreachable_scheduler() -> None:
         open_executor("dask", scheduler="tcp://127.0.0.1:9"),
     ):
         pass
+
+
+def _numba_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
+@pytest.mark.parametrize("kind", ["local", "dask"])
+def test_tasks_run_numba_on_the_threads_per_worker(kind: str) -> None:
+    """Asked for, one thread per worker; by default, the cores shared out. On Dask the
+    setting must reach the thread that runs the task (numba's is per thread)."""
+    import os
+
+    with open_executor(kind, workers=1, threads_per_worker=1) as workers:  # type: ignore[arg-type]
+        assert workers.executor is not None and workers.threads == 1
+        assert workers.executor.submit(_numba_threads).result() == 1
+    cores = os.cpu_count() or 1
+    with open_executor(kind, workers=1) as workers:  # type: ignore[arg-type]
+        assert workers.executor is not None and workers.threads == cores
+        assert workers.executor.submit(_numba_threads).result() == cores
+
+
+def test_threads_per_worker_below_one_is_refused() -> None:
+    assert share_threads(2, 3) == 3
+    with pytest.raises(ConfigError, match="threads per worker must be at least 1, not 0"):
+        share_threads(2, 0)

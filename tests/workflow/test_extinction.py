@@ -30,6 +30,17 @@ def test_extinction_of_the_night(workspace, omegacam_night: Path) -> None:
     assert float(np.median(fitted)) == pytest.approx(truth, abs=0.02)
     with fits.open(workspace.root / product.path, checksum=True) as hdul:
         assert hdul[0].header["HIERARCH ESO PRO CATG"] == "EXTINCTION"
+    # Recorded as every recipe's product is: one provenance schema, its inputs the
+    # zeropoint products it was fitted from.
+    with db.transaction() as session:
+        made = product_store.list_products(session)
+    zeropoints = {p.name: p.sha256 for p in made if p.pro_catg == "ZEROPOINT"}
+    bias = next(p for p in made if p.pro_catg == "MASTER_BIAS")
+    provenance = product.provenance
+    assert list(provenance) == list(bias.provenance)
+    assert dict(zip(provenance["inputs"], provenance["input_sha256"], strict=True)) == zeropoints
+    assert provenance["recipe"] == "qc_night_extinction" and provenance["calibrations"] == {}
+    assert provenance["config_hash"] == bias.provenance["config_hash"]
     run_pass(workspace, db, write_reports=False)  # the same visits: nothing rewritten
     with db.transaction() as session:
         again = [p for p in product_store.list_products(session) if p.pro_catg == "EXTINCTION"]
