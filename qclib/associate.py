@@ -439,12 +439,64 @@ def _select(
     )
 
 
+@dataclass(frozen=True)
+class KnownBlock:
+    """A block associated before and kept as it is: outside the window being redone,
+    it still offers its products (if complete) to the blocks inside, in the same order
+    as a whole association would. ``first`` is its first raw frame."""
+
+    block: AssociationBlock
+    first: RawFrame
+
+
+def association_reach(rules: RuleSet, config: AssociationConfig) -> float:
+    """The widest window (days) within which any action looks for a calibration: a
+    block only sees candidates (raw frames, planned or real products) this close to it.
+
+    Tags without a validity window look within 1 day (as ``_select`` does).
+    """
+    reach = 1.0
+    for action in rules.actions:
+        for assoc in action.associations:
+            key = "PRO.CATG" if assoc.source == "calibFiles" else "DO.CATG"
+            categories = required_values(assoc.condition, key) or required_values(
+                assoc.condition, "DO.CATG"
+            )
+            category = next(iter(sorted(categories)), None)
+            validity = config.validity.get(category) if category else None
+            reach = max(reach, validity.windows_days[-1] if validity else 1.0)
+    return reach
+
+
+def _announce(
+    block: AssociationBlock,
+    first: RawFrame,
+    index: _CandidateIndex,
+    decisions: Mapping[str, tuple[str, str]],
+    rejected: dict[str, str],
+) -> None:
+    """Offer a complete block's products as virtual calibrations to later blocks."""
+    if block.completeness != "complete":
+        return
+    for category in block.products:
+        header = {**first.header, "PRO.CATG": category, "DO.CATG": category}
+        ref = f"{block.id}:{category}"
+        decided, why = decisions.get(ref, ("virtual", ""))
+        if decided == "rejected":
+            rejected[ref] = why
+        status: Status = "certified" if decided == "certified" else "virtual"
+        index.add(Candidate(ref, category, block.mid_mjd, header, status, block.id))
+
+
 def build_association_blocks(
     rules: RuleSet,
     config: AssociationConfig,
     frames: Sequence[RawFrame],
     calibrations: Sequence[Calibration] = (),
     decisions: Mapping[str, tuple[str, str]] | None = None,
+    *,
+    window: tuple[float, float] | None = None,
+    known: Sequence[KnownBlock] = (),
 ) -> list[AssociationBlock]:
     """Plan every AB for ``frames``, attaching real and virtual calibrations.
 
@@ -453,12 +505,35 @@ def build_association_blocks(
     with the certified ones, ``("rejected", why)`` keeps it from ever being chosen
     (the association log says why it lost).
 
+    ``window`` (MJD, inclusive) and ``known``: redo only the blocks whose mid-time
+    lies in the window. ``frames`` must then hold every frame within
+    ``association_reach`` of it, and ``known`` the blocks already associated outside
+    it but within that reach: they are not planned again, only offer their products
+    where a whole association would have. The blocks in the window are those a whole
+    association of all frames gives, as long as no organisation group spans more
+    than the reach (the caller checks, ``qclib.workflow.association``).
+
     Deterministic: the same frames, products, decisions and rules give the same ABs.
     """
     decisions = decisions or {}
     depth = _dependency_depth(rules)
     planned = organise(rules, frames)
-    planned.sort(key=lambda p: (depth.get(p[0].name, 0), p[1][0].mid_mjd, p[0].name))
+    if window is not None:
+        lo, hi = window
+        planned = [
+            (action, members)
+            for action, members in planned
+            if lo <= sum(f.mid_mjd for f in members) / len(members) <= hi
+        ]
+    # Blocks are resolved in this order; a block sees the products of those before it.
+    order: list[tuple[tuple[int, float, str], Action | None, list[RawFrame] | KnownBlock]] = [
+        ((depth.get(action.name, 0), members[0].mid_mjd, action.name), action, members)
+        for action, members in planned
+    ]
+    order += [
+        ((depth.get(k.block.action, 0), k.first.mid_mjd, k.block.action), None, k) for k in known
+    ]
+    order.sort(key=lambda entry: entry[0])
     index = _CandidateIndex()
     rejected: dict[str, str] = {}
     for cal in calibrations:
@@ -472,7 +547,12 @@ def build_association_blocks(
             index.add(Candidate(frame.arcfile, frame.do_catg, frame.mid_mjd, frame.header, "raw"))
 
     blocks: list[AssociationBlock] = []
-    for action, members in planned:
+    for _key, action, what in order:
+        if isinstance(what, KnownBlock):
+            _announce(what.block, what.first, index, decisions, rejected)
+            continue
+        assert action is not None
+        members = what
         first = members[0]
         block_id = ab_id(first.arcfile, action.name)
         mid = sum(f.mid_mjd for f in members) / len(members)
@@ -505,15 +585,6 @@ def build_association_blocks(
             parents=parents,
         )
         blocks.append(block)
-        if block.completeness == "complete":
-            virtual_header = {**first.header}
-            for category in products:
-                header = {**virtual_header, "PRO.CATG": category, "DO.CATG": category}
-                ref = f"{block_id}:{category}"
-                decided, why = decisions.get(ref, ("virtual", ""))
-                if decided == "rejected":
-                    rejected[ref] = why
-                status: Status = "certified" if decided == "certified" else "virtual"
-                index.add(Candidate(ref, category, mid, header, status, block_id))
+        _announce(block, first, index, decisions, rejected)
     blocks.sort(key=lambda b: (b.mid_mjd, b.id))
     return blocks

@@ -3,6 +3,6 @@
 The only package that imports SQLAlchemy (import-linter checks it).
 """
 
-from qclib.db.database import Database, open_database
+from qclib.db.database import Database, Session, open_database
 
-__all__ = ["Database", "open_database"]
+__all__ = ["Database", "Session", "open_database"]

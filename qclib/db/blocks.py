@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from qclib.associate import AssociationBlock
-from qclib.db.models import AssociationBlockRow, FrameRow
+from qclib.db.models import AssociationBlockRow, AssociationStateRow, FrameRow
+
+#: Rows per ``IN (...)`` query (SQLite allows 32,766 parameters; stay well below).
+_CHUNK = 900
 
 
 def set_classification(
@@ -25,20 +29,128 @@ def set_classification(
     return True
 
 
+def set_classifications(session: Session, classified: dict[str, tuple[str, dict[str, Any]]]) -> int:
+    """Store many frames' DO.CATG (arcfile -> (DO.CATG, classification)), reading the
+    rows in chunks; returns how many changed."""
+    changed = 0
+    names = sorted(classified)
+    for start in range(0, len(names), _CHUNK):
+        chunk = names[start : start + _CHUNK]
+        for row in session.scalars(select(FrameRow).where(FrameRow.arcfile.in_(chunk))):
+            do_catg, classification = classified[row.arcfile]
+            if row.do_catg == do_catg and row.classification == classification:
+                continue
+            row.do_catg = do_catg
+            row.classification = classification
+            changed += 1
+    return changed
+
+
+@dataclass(frozen=True)
+class AssociationState:
+    """What an instrument's stored blocks were associated from (see
+    ``qclib.workflow.association``)."""
+
+    rules_digest: str
+    last_frame_id: int
+    decisions: dict[str, tuple[str, str]]
+
+
+def association_state(session: Session, instrument: str) -> AssociationState | None:
+    """The instrument's association state, or None before its first association."""
+    row = session.get(AssociationStateRow, instrument)
+    if row is None:
+        return None
+    decisions = {ref: (str(d[0]), str(d[1])) for ref, d in (row.decisions or {}).items()}
+    return AssociationState(row.rules_digest, row.last_frame_id, decisions)
+
+
+def save_association_state(
+    session: Session,
+    instrument: str,
+    *,
+    rules_digest: str,
+    last_frame_id: int,
+    decisions: dict[str, tuple[str, str]],
+) -> None:
+    """Record what the instrument's stored blocks now reflect (insert or update)."""
+    row = session.get(AssociationStateRow, instrument)
+    if row is None:
+        row = AssociationStateRow(instrument=instrument)
+        session.add(row)
+    row.rules_digest = rules_digest
+    row.last_frame_id = last_frame_id
+    row.decisions = {ref: list(d) for ref, d in sorted(decisions.items())}
+    row.updated_at = dt.datetime.now(dt.UTC)
+
+
+def blocks_between(
+    session: Session, instrument: str, lo_mjd: float, hi_mjd: float
+) -> list[AssociationBlock]:
+    """An instrument's stored ABs whose mid-time lies in [lo_mjd, hi_mjd], in time order."""
+    query = (
+        select(AssociationBlockRow)
+        .where(
+            AssociationBlockRow.instrument == instrument,
+            AssociationBlockRow.mid_mjd >= lo_mjd,
+            AssociationBlockRow.mid_mjd <= hi_mjd,
+        )
+        .order_by(AssociationBlockRow.mid_mjd, AssociationBlockRow.id)
+    )
+    return [_block(row) for row in session.scalars(query)]
+
+
+def count_blocks(session: Session, instrument: str) -> tuple[int, int]:
+    """An instrument's stored ABs: (how many, how many incomplete)."""
+    total, complete = session.execute(
+        select(
+            func.count(),
+            func.count().filter(AssociationBlockRow.completeness == "complete"),
+        ).where(AssociationBlockRow.instrument == instrument)
+    ).one()
+    return int(total), int(total) - int(complete)
+
+
 def store_blocks(
-    session: Session, instrument: str, blocks: Iterable[AssociationBlock], rules_digest: str
+    session: Session,
+    instrument: str,
+    blocks: Iterable[AssociationBlock],
+    rules_digest: str,
+    *,
+    window: tuple[float, float] | None = None,
+    reach: float | None = None,
 ) -> tuple[int, int, int]:
     """Replace an instrument's ABs with ``blocks``; returns (added, changed, removed).
 
     Each block is stored as its ``as_dict()`` JSON. Unchanged blocks are left
     untouched, so re-associating the same data is a no-op.
+
+    ``window`` (MJD, inclusive): ``blocks`` replace only the stored blocks whose
+    mid-time lies in it; the others stay. ``reach`` (days): how far from a block its
+    children can be (``qclib.associate.association_reach``), so that reopening
+    blocks downstream of changed ones reads only the blocks that near.
     """
-    existing = {
-        row.id: row
-        for row in session.scalars(
-            select(AssociationBlockRow).where(AssociationBlockRow.instrument == instrument)
+    blocks = list(blocks)
+    query = select(AssociationBlockRow).where(AssociationBlockRow.instrument == instrument)
+    if window is None:
+        rows = list(session.scalars(query))
+    else:
+        rows = list(
+            session.scalars(
+                query.where(
+                    AssociationBlockRow.mid_mjd >= window[0],
+                    AssociationBlockRow.mid_mjd <= window[1],
+                )
+            )
         )
-    }
+        ids = sorted({b.id for b in blocks} - {row.id for row in rows})
+        for start in range(0, len(ids), _CHUNK):
+            rows += session.scalars(
+                select(AssociationBlockRow).where(
+                    AssociationBlockRow.id.in_(ids[start : start + _CHUNK])
+                )
+            )
+    existing = {row.id: row for row in rows}
     added = changed = 0
     seen = set()
     reopened: set[str] = set()
@@ -70,28 +182,53 @@ def store_blocks(
         row.content = content
         row.rules_digest = rules_digest
         row.updated_at = now
-    _reopen(session, instrument, reopened)
+    if reopened:
+        session.flush()
+        _reopen(session, instrument, reopened, reach)
     stale = [block_id for block_id in existing if block_id not in seen]
-    if stale:
-        session.execute(delete(AssociationBlockRow).where(AssociationBlockRow.id.in_(stale)))
+    for start in range(0, len(stale), _CHUNK):
+        session.execute(
+            delete(AssociationBlockRow).where(
+                AssociationBlockRow.id.in_(stale[start : start + _CHUNK])
+            )
+        )
     return added, changed, len(stale)
 
 
-def _reopen(session: Session, instrument: str, ids: set[str]) -> None:
-    """Set blocks, and every block downstream of them, back to 'created'."""
-    rows = list(
-        session.scalars(
-            select(AssociationBlockRow).where(AssociationBlockRow.instrument == instrument)
-        )
-    )
-    parents = {row.id: set(_block(row).parents) for row in rows}
+def _reopen(session: Session, instrument: str, ids: set[str], reach: float | None) -> None:
+    """Set blocks, and every block downstream of them, back to 'created'.
+
+    With ``reach``, only blocks within ``reach`` days of a reopened one are read at
+    each step (a child chose its parent's product within that window)."""
+    query = select(AssociationBlockRow).where(AssociationBlockRow.instrument == instrument)
     todo = set(ids)
+    ids = set(ids)
+    rows: dict[str, AssociationBlockRow] = {}
     while todo:
-        for row in rows:
-            if row.id in todo:
+        if reach is None:
+            rows = {row.id: row for row in session.scalars(query)}
+        else:
+            mids = [rows[i].mid_mjd if i in rows else _mid(session, i) for i in todo]
+            near = query.where(
+                AssociationBlockRow.mid_mjd >= min(mids) - reach,
+                AssociationBlockRow.mid_mjd <= max(mids) + reach,
+            )
+            rows.update({row.id: row for row in session.scalars(near)})
+        for block_id in todo:
+            if block_id in rows:
+                row = rows[block_id]
                 row.state, row.state_reason, row.attempts = "created", None, 0
-        todo = {row.id for row in rows if row.state != "created" and parents[row.id] & (ids | todo)}
-        ids = ids | todo
+        todo = {
+            row.id
+            for row in rows.values()
+            if row.state != "created" and set(row.content.get("parents", ())) & ids
+        }
+        ids |= todo
+
+
+def _mid(session: Session, block_id: str) -> float:
+    row = session.get(AssociationBlockRow, block_id)
+    return row.mid_mjd if row is not None else 0.0
 
 
 def _block(row: AssociationBlockRow) -> AssociationBlock:

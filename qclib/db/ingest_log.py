@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qclib.db.models import FrameRow, QuarantineRow, SourceRow
@@ -277,3 +277,57 @@ def list_quarantine(session: Session, *, include_resolved: bool = False) -> list
     if not include_resolved:
         query = query.where(QuarantineRow.resolved_at.is_(None))
     return [_entry(row) for row in session.scalars(query)]
+
+
+def frames_between(
+    session: Session, instrument: str, lo_mjd: float, hi_mjd: float
+) -> list[StoredFrame]:
+    """An instrument's frames whose MJD-OBS lies in [lo_mjd, hi_mjd], in time order."""
+    query = (
+        select(FrameRow)
+        .where(
+            FrameRow.instrument == instrument,
+            FrameRow.mjd_obs >= lo_mjd,
+            FrameRow.mjd_obs <= hi_mjd,
+        )
+        .order_by(FrameRow.mjd_obs)
+    )
+    return [_stored_frame(row) for row in session.scalars(query)]
+
+
+def frames_after(session: Session, instrument: str, frame_id: int) -> list[StoredFrame]:
+    """An instrument's frames indexed after frame ``frame_id`` (ids only grow)."""
+    query = (
+        select(FrameRow)
+        .where(FrameRow.instrument == instrument, FrameRow.id > frame_id)
+        .order_by(FrameRow.mjd_obs)
+    )
+    return [_stored_frame(row) for row in session.scalars(query)]
+
+
+def frames_by_arcfile(session: Session, arcfiles: list[str]) -> list[StoredFrame]:
+    """The indexed frames among ``arcfiles`` (unknown names are left out)."""
+    out = []
+    names = sorted(set(arcfiles))
+    for start in range(0, len(names), 900):  # below SQLite's parameter limit
+        query = select(FrameRow).where(FrameRow.arcfile.in_(names[start : start + 900]))
+        out += [_stored_frame(row) for row in session.scalars(query)]
+    return out
+
+
+def frames_with_catg(session: Session, instrument: str, do_catg: str) -> list[StoredFrame]:
+    """An instrument's frames classified as ``do_catg``, in time order."""
+    query = (
+        select(FrameRow)
+        .where(FrameRow.instrument == instrument, FrameRow.do_catg == do_catg)
+        .order_by(FrameRow.mjd_obs)
+    )
+    return [_stored_frame(row) for row in session.scalars(query)]
+
+
+def frame_count(session: Session, instrument: str) -> tuple[int, int]:
+    """An instrument's indexed frames: (how many, the newest frame id or 0)."""
+    count, newest = session.execute(
+        select(func.count(), func.max(FrameRow.id)).where(FrameRow.instrument == instrument)
+    ).one()
+    return int(count), int(newest or 0)

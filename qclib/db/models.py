@@ -5,7 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -44,6 +55,9 @@ class FrameRow(Base):
     source_path: Mapped[str] = mapped_column(Text)
     ingested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
+    # Association reads an instrument's frames in a window of time (migration 0008).
+    __table_args__ = (Index("ix_frames_instrument_mjd_obs", "instrument", "mjd_obs"),)
+
 
 class QuarantineRow(Base):
     """A file that could not be ingested, kept with its reason."""
@@ -51,7 +65,7 @@ class QuarantineRow(Base):
     __tablename__ = "quarantine"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source_path: Mapped[str] = mapped_column(Text)
+    source_path: Mapped[str] = mapped_column(Text, index=True)
     stored_path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -101,6 +115,25 @@ class AssociationBlockRow(Base):
     state_reason: Mapped[str | None] = mapped_column(Text)
     #: Failed runs of the recipe so far (a pass retries up to the workspace's max_retries).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    # Incremental association reads an instrument's blocks in a window of time (0008).
+    __table_args__ = (Index("ix_association_blocks_instrument_mid_mjd", "instrument", "mid_mjd"),)
+
+
+class AssociationStateRow(Base):
+    """What an instrument's stored blocks were last associated from, so that the next
+    association redoes only the window of time new frames or QC decisions touch."""
+
+    __tablename__ = "association_state"
+
+    instrument: Mapped[str] = mapped_column(String(40), primary_key=True)
+    #: Digest of the rules and configuration the stored blocks were made with.
+    rules_digest: Mapped[str] = mapped_column(String(64))
+    #: The newest frame id (frames.id) the stored blocks include.
+    last_frame_id: Mapped[int] = mapped_column(Integer)
+    #: QC decisions association took (``<ab_id>:<PRO.CATG>`` -> [decision, why]).
+    decisions: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ProductRow(Base):

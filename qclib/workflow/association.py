@@ -1,21 +1,45 @@
-"""Classify every indexed frame and (re)build the association blocks, in the database.
+"""Classify the indexed frames and (re)build the association blocks, in the database.
 
 Idempotent: classifications and ABs that did not change are left untouched.
+
+Incremental: each instrument's association state (the rules digest, the newest frame
+associated, the QC decisions taken) says what the stored blocks reflect. When only
+new frames or new decisions came since, only the window of time they can change is
+associated again: their times widened by the reach of association (the widest
+validity window; no block sees a calibration farther away), and widened again for
+as long as a block whose products change (appears, goes, becomes complete or not)
+lies within reach of the window's edge. Blocks outside it stay as stored and offer
+their products to the blocks inside as a whole association would, so the result is
+the same (tests/workflow/test_bookkeeping_scale.py compares them). New rules, the
+first association, or an organisation group spanning more than the reach (which the
+window could cut) associate every frame again.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from qclib.associate import RawFrame, build_association_blocks
+from qclib.associate import (
+    AssociationBlock,
+    KnownBlock,
+    RawFrame,
+    association_reach,
+    build_association_blocks,
+)
 from qclib.classify import UNCLASSIFIED, ClassifiedFrame, classify_header
-from qclib.db import Database, ingest_log
+from qclib.config.instrument import InstrumentConfig
+from qclib.db import Database, Session, ingest_log
 from qclib.db import blocks as block_store
 from qclib.db import products as product_store
 from qclib.db.ingest_log import StoredFrame
 from qclib.instruments import load_instrument, load_rules, rules_path
+from qclib.oca.rules import RuleSet
 from qclib.workspace import Workspace
+
+Decisions = dict[str, tuple[str, str]]
 
 
 @dataclass
@@ -40,41 +64,184 @@ def _digest(instrument: str) -> str:
 def as_raw_frame(frame: StoredFrame, result: ClassifiedFrame) -> RawFrame:
     """An indexed frame as association sees it: its header with what classification
     assigned (DO.CATG among it), at the middle of its exposure."""
+    return _raw(frame, result.assigned)
+
+
+def _raw(frame: StoredFrame, assigned: dict[str, Any]) -> RawFrame:
     mid_mjd = frame.mjd_obs + frame.exptime_s / 2 / 86400
-    header = {**frame.keywords, **result.assigned}
+    header = {**frame.keywords, **assigned}
     return RawFrame(frame.arcfile, frame.instrument, frame.night.isoformat(), mid_mjd, header)
 
 
-def associate_workspace(workspace: Workspace, database: Database) -> AssociationSummary:
-    """Classify all frames with the current rules and store the ABs they form."""
+def _stored_raw(frame: StoredFrame) -> RawFrame | None:
+    """A frame as association sees it, from the classification stored with it."""
+    if frame.do_catg in (None, UNCLASSIFIED) or frame.classification is None:
+        return None
+    return _raw(frame, frame.classification.get("assigned", {}))
+
+
+def _classify(
+    rules: RuleSet, frames: Iterable[StoredFrame]
+) -> tuple[dict[str, tuple[str, dict[str, Any]]], list[RawFrame]]:
+    """Classify frames: what to store per arcfile, and the classified ones as raw frames."""
+    stored: dict[str, tuple[str, dict[str, Any]]] = {}
+    raw: list[RawFrame] = []
+    for frame in frames:
+        result = classify_header(rules, frame.keywords)
+        stored[frame.arcfile] = (result.do_catg, result.as_dict())
+        if result.do_catg != UNCLASSIFIED:
+            raw.append(as_raw_frame(frame, result))
+    return stored, raw
+
+
+def _signature(block: AssociationBlock | None) -> tuple[Any, ...] | None:
+    """What a block offers later blocks: its products, where and from which frames;
+    None when it offers nothing (incomplete or gone)."""
+    if block is None or block.completeness != "complete":
+        return None
+    return (block.mid_mjd, block.inputs, block.products)
+
+
+def _changed_decisions(old: Decisions, new: Decisions) -> set[str]:
+    """Block ids whose products' QC decisions differ."""
+    refs = {r for r in old.keys() | new.keys() if old.get(r) != new.get(r)}
+    return {ref.rsplit(":", 1)[0] for ref in refs}
+
+
+def _regrouped_by_fresh_frames(
+    old: dict[str, AssociationBlock], new: dict[str, AssociationBlock], fresh: set[str]
+) -> bool:
+    """Whether every group that differs from the stored one holds a new frame (only
+    new frames regroup; any other difference means the window cut a group)."""
+    for block_id, block in new.items():
+        stored = old.get(block_id)
+        if (stored is None or stored.inputs != block.inputs) and not fresh & set(block.inputs):
+            return False
+    regrouped = {a for b in new.values() if fresh & set(b.inputs) for a in b.inputs}
+    return all(block_id in new or set(block.inputs) <= regrouped for block_id, block in old.items())
+
+
+def _associate_window(
+    session: Session,
+    config: InstrumentConfig,
+    rules: RuleSet,
+    decisions: Decisions,
+    fresh: dict[str, RawFrame],
+    times: list[float],
+    reach: float,
+) -> tuple[list[AssociationBlock], tuple[float, float]] | None:
+    """Blocks of the window around ``times`` (widened until closed, see the module
+    docstring) and the window; None when the window cannot be trusted."""
+    lo, hi = min(times) - reach, max(times) + reach
+    while True:
+        # Frames start up to a day before their mid-time (EXPTIME/2 < 1 d).
+        frames = ingest_log.frames_between(session, config.name, lo - reach - 1, hi + reach)
+        raw = {f.arcfile: fresh.get(f.arcfile) or _stored_raw(f) for f in frames}
+        known_blocks = [
+            b
+            for b in block_store.blocks_between(session, config.name, lo - reach, hi + reach)
+            if not lo <= b.mid_mjd <= hi
+        ]
+        inside = block_store.blocks_between(session, config.name, lo, hi)
+        firsts = [b.inputs[0] for b in known_blocks if raw.get(b.inputs[0]) is None]
+        for frame in ingest_log.frames_by_arcfile(session, firsts):
+            raw[frame.arcfile] = fresh.get(frame.arcfile) or _stored_raw(frame)
+        known = []
+        for block in known_blocks:
+            first = raw.get(block.inputs[0])
+            if first is None:  # its first frame is gone or unclassified: redo everything
+                return None
+            known.append(KnownBlock(block, first))
+        frames_in = [r for r in raw.values() if r is not None]
+        blocks = build_association_blocks(
+            rules, config.association, frames_in, decisions=decisions, window=(lo, hi), known=known
+        )
+        for block in blocks:
+            mids = [raw[a].mid_mjd for a in block.inputs if raw.get(a) is not None]
+            if len(mids) != len(block.inputs) or max(mids) - min(mids) > reach:
+                return None  # a group this wide may reach beyond the frames read
+        known_ids = {b.id for b in known_blocks}
+        old = {b.id: b for b in inside}
+        new = {b.id: b for b in blocks}
+        if not _regrouped_by_fresh_frames(old, new, set(fresh)):
+            return None  # groups changed with no new frame in them: cut by the window
+        moved = [old.get(i) or new[i] for i in new if i in known_ids]
+        moved += [b for b in known_blocks if b.id in new]
+        changed = [
+            b
+            for i in old.keys() | new.keys()
+            if _signature(old.get(i)) != _signature(new.get(i))
+            for b in (old.get(i), new.get(i))
+            if b is not None
+        ]
+        mids = [b.mid_mjd for b in changed + moved]
+        if not mids or (min(mids) - reach >= lo and max(mids) + reach <= hi and not moved):
+            return blocks, (lo, hi)
+        lo, hi = min(lo, min(mids) - reach), max(hi, max(mids) + reach)
+
+
+def _associate_instrument(
+    session: Session, name: str, summary: AssociationSummary, *, full: bool
+) -> None:
+    config = load_instrument(name)
+    rules = load_rules(name)
+    digest = _digest(name)
+    state = block_store.association_state(session, config.name)
+    decisions = product_store.qc_decisions(session, config.name)
+    count, newest = ingest_log.frame_count(session, config.name)
+    reach = association_reach(rules, config.association)
+    result = None
+    changed = 0
+    if not full and state is not None and state.rules_digest == digest:
+        new_frames = ingest_log.frames_after(session, config.name, state.last_frame_id)
+        classified, raw = _classify(rules, new_frames)
+        changed = block_store.set_classifications(session, classified)
+        times = [r.mid_mjd for r in raw]
+        for block_id in _changed_decisions(state.decisions, decisions):
+            block = block_store.get_block(session, block_id)
+            if block is not None:
+                times.append(block.mid_mjd)
+        if not times:
+            result = (0, 0, 0)
+        else:
+            found = _associate_window(
+                session, config, rules, decisions, {r.arcfile: r for r in raw}, times, reach
+            )
+            if found is not None:
+                blocks, window = found
+                result = block_store.store_blocks(
+                    session, config.name, blocks, digest, window=window, reach=reach
+                )
+    if result is None:  # first association, new rules, or a window not to be trusted
+        classified, raw = _classify(rules, ingest_log.list_frames(session, instrument=config.name))
+        changed = block_store.set_classifications(session, classified)
+        blocks = build_association_blocks(rules, config.association, raw, decisions=decisions)
+        result = block_store.store_blocks(session, config.name, blocks, digest, reach=reach)
+    block_store.save_association_state(
+        session, config.name, rules_digest=digest, last_frame_id=newest, decisions=decisions
+    )
+    session.flush()
+    for frame in ingest_log.frames_with_catg(session, config.name, UNCLASSIFIED):
+        misses = (frame.classification or {}).get("near_misses", [])
+        summary.unclassified.append((frame.arcfile, list(misses)))
+    summary.changes[config.name] = result
+    summary.frames[config.name] = count
+    summary.reclassified[config.name] = changed
+    summary.blocks[config.name], summary.incomplete[config.name] = block_store.count_blocks(
+        session, config.name
+    )
+
+
+def associate_workspace(
+    workspace: Workspace, database: Database, *, full: bool = False
+) -> AssociationSummary:
+    """Classify frames with the current rules and store the ABs they form.
+
+    Only what new frames or QC decisions can change is redone (module docstring);
+    ``full``: classify every frame and associate them all again.
+    """
     summary = AssociationSummary()
     for name in workspace.config.workspace.instruments:
-        config = load_instrument(name)
-        rules = load_rules(name)
         with database.transaction() as session:
-            frames = ingest_log.list_frames(session, instrument=config.name)
-        raw: list[RawFrame] = []
-        changed = 0
-        with database.transaction() as session:
-            for frame in frames:
-                result = classify_header(rules, frame.keywords)
-                if block_store.set_classification(
-                    session, frame.arcfile, result.do_catg, result.as_dict()
-                ):
-                    changed += 1
-                if result.do_catg == UNCLASSIFIED:
-                    summary.unclassified.append((frame.arcfile, list(result.near_misses)))
-                    continue
-                raw.append(as_raw_frame(frame, result))
-        with database.transaction() as session:
-            decisions = product_store.qc_decisions(session, config.name)
-        blocks = build_association_blocks(rules, config.association, raw, decisions=decisions)
-        with database.transaction() as session:
-            summary.changes[config.name] = block_store.store_blocks(
-                session, config.name, blocks, _digest(name)
-            )
-        summary.frames[config.name] = len(frames)
-        summary.reclassified[config.name] = changed
-        summary.blocks[config.name] = len(blocks)
-        summary.incomplete[config.name] = sum(b.completeness != "complete" for b in blocks)
+            _associate_instrument(session, name, summary, full=full)
     return summary
