@@ -37,6 +37,7 @@ def _raws(raw_dir: Path) -> list[Path]:
 
 
 def run_qclib(raw_dir: Path, out_dir: Path, ccds: int) -> None:
+    from qclib.associate import AssociationBlock
     from qclib.fitsio import scan_fits
     from qclib.instruments import load_instrument
     from qclib.instruments.recipe_check import recipe_parameters
@@ -51,7 +52,18 @@ def run_qclib(raw_dir: Path, out_dir: Path, ccds: int) -> None:
         if ccds < len(scan.extensions):
             scan = type(scan)(scan.path, scan.size_bytes, scan.hdus[: ccds + 1])
         raws.append(RawInput(path.name, path, "BIAS", "-", scan))  # hashing is ingest's job
-    block = {"id": "bench", "night": "2026-11-23"}
+    block = AssociationBlock(
+        id="bench",
+        instrument="OMEGACAM",
+        action="MASTER_BIAS",
+        recipe="qc_master_bias",
+        night="2026-11-23",
+        mid_mjd=0.0,
+        inputs=tuple(r.arcfile for r in raws),
+        input_category="BIAS",
+        setup={},
+        products=("MASTER_BIAS",),
+    )
     spec = find_recipe("qc_master_bias")
     ctx = RecipeContext(
         instrument,

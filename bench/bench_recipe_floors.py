@@ -1,0 +1,198 @@
+"""Every recipe of a full-size night against its I/O floor.
+
+A full-size raw night (`qc simulate OMEGACAM|HAWKI --scale full`) is hard-linked into a
+fresh workspace and processed once (`qc run` without reports, serially). Then each
+processed block's recipe runs again, in a fresh process of its own, on a warm page
+cache, into a scratch folder. For each block the table gives:
+
+  read GB    the bytes the recipe must read: its raws, its calibrations and the
+             reference master it is compared with
+  write GB   the bytes of its products
+  floor s    one streaming pass over those bytes on this machine, measured in the same
+             child just before the recipe: every input read once from the page cache
+             into a reused buffer, and as many bytes written to a new file in the
+             product folder the way products are written (buffered writes of 8 MB)
+  recipe s   the recipe itself (``run_recipe``), imports excluded
+  x floor    recipe s / floor s (issue 13 asks for at most 3)
+  fresh s    the child's wall time from start to finished product, imports included
+
+    python bench/bench_recipe_floors.py --raw-dir DIR [--raw-dir DIR2] --work-dir DIR
+
+``--raw-dir``: a simulated night's folder (its ``catalogues/`` are used when present);
+repeat it for several instruments. ``--only RECIPE`` runs the children of one recipe.
+Results: bench/results/recipe_floors.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_BUFFER = 8 << 20
+
+
+def _read_all(paths: list[Path], buffer: memoryview) -> int:
+    total = 0
+    for path in paths:
+        with open(path, "rb", buffering=0) as handle:
+            while n := handle.readinto(buffer):
+                total += n
+    return total
+
+
+def _write_floor(folder: Path, nbytes: int, buffer: memoryview) -> float:
+    """Seconds to write ``nbytes`` to a new file in ``folder`` in 8 MB writes."""
+    path = folder / ".floor-write"
+    start = time.perf_counter()
+    with open(path, "wb", buffering=0) as handle:
+        left = nbytes
+        while left > 0:
+            left -= handle.write(buffer[: min(left, len(buffer))])
+    seconds = time.perf_counter() - start
+    path.unlink()
+    return seconds
+
+
+def _child(workspace_dir: Path, ab_id: str) -> dict:
+    started = time.perf_counter()
+    from qclib.db import blocks as block_store
+    from qclib.workflow.inputs import resolve_inputs
+    from qclib.workflow.process import run_recipe
+    from qclib.workspace import Workspace
+
+    workspace = Workspace(workspace_dir)
+    database = workspace.open_database()
+    with database.transaction() as session:
+        block = block_store.get_block(session, ab_id)
+    ctx = resolve_inputs(workspace, database, block)
+    scratch = workspace.root / "bench-products" / ab_id
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    import dataclasses
+
+    ctx = dataclasses.replace(ctx, product_dir=scratch)
+    inputs = [r.path for r in ctx.raws]
+    inputs += [c.path for cs in ctx.calibrations.values() for c in cs]
+    inputs += list(ctx.references.values())
+    buffer = memoryview(bytearray(_BUFFER))
+    imported = time.perf_counter()
+    start = time.perf_counter()
+    read_bytes = _read_all(inputs, buffer)
+    read_s = time.perf_counter() - start
+    start = time.perf_counter()
+    results = run_recipe(ctx)
+    recipe_s = time.perf_counter() - start
+    done = time.perf_counter()
+    written = sum(Path(r.path).stat().st_size for r in results)
+    write_s = _write_floor(scratch, written, buffer)
+    shutil.rmtree(scratch)
+    database.close()
+    floor = read_s + write_s
+    return {
+        "block": ab_id,
+        "recipe": ctx.spec.name,
+        "detectors": len(ctx.detectors()),
+        "read_gb": round(read_bytes / 1e9, 3),
+        "write_gb": round(written / 1e9, 3),
+        "read_s": round(read_s, 3),
+        "write_s": round(write_s, 3),
+        "floor_s": round(floor, 3),
+        "recipe_s": round(recipe_s, 3),
+        "x_floor": round(recipe_s / floor, 2),
+        "imports_s": round(imported - started, 3),
+        "fresh_s": round(done - started - read_s, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def _prepare(raw_dirs: list[Path], work: Path) -> Path:
+    from qclib.workflow.run import run_pass
+    from qclib.workspace import init_workspace
+
+    root = work / "floors"
+    if (root / ".prepared").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    workspace = init_workspace(root)
+    for raw in raw_dirs:
+        inbox = workspace.inbox / raw.name
+        inbox.mkdir(parents=True)
+        for path in raw.glob("*.fits"):
+            os.link(path, inbox / path.name)
+        if (raw / "catalogues").is_dir():
+            shutil.copytree(raw / "catalogues", inbox / "catalogues")
+    database = workspace.open_database()
+    start = time.perf_counter()
+    summary = run_pass(workspace, database, progress=True, write_reports=False)
+    print(f"first pass: {time.perf_counter() - start:.0f} s", flush=True)
+    for outcome in summary.outcomes:
+        print(f"  {outcome.status:<8} {outcome.ab_id} {outcome.reason or ''}", flush=True)
+    database.close()
+    (root / ".prepared").touch()
+    return root
+
+
+def _done_blocks(root: Path, recipe: str | None) -> list[str]:
+    """The done blocks (of ``recipe``, when given), in time order."""
+    from qclib.db import products as product_store
+    from qclib.workspace import Workspace
+
+    database = Workspace(root).open_database()
+    with database.transaction() as session:
+        done = product_store.done_blocks(session)
+    database.close()
+    return [ab_id for ab_id, _, name in done if recipe in (None, name)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw-dir", type=Path, action="append", default=[])
+    parser.add_argument("--work-dir", type=Path, required=True)
+    parser.add_argument("--only", help="run only the blocks of this recipe")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(args.work_dir, args.child)))
+        return
+    root = _prepare([d.resolve() for d in args.raw_dir], args.work_dir.resolve())
+    rows = []
+    header = f"{'recipe':<22} {'det':>3} {'read GB':>7} {'write GB':>8} {'floor s':>7}"
+    print(f"{header} {'recipe s':>8} {'x floor':>7} {'fresh s':>7}  block", flush=True)
+    for ab_id in _done_blocks(root, args.only):
+        out = subprocess.run(
+            [sys.executable, __file__, "--work-dir", str(root), "--child", ab_id],
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            print(f"{ab_id}: failed\n{out.stderr[-2000:]}", flush=True)
+            continue
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(
+            f"{row['recipe']:<22} {row['detectors']:>3} {row['read_gb']:>7.2f} "
+            f"{row['write_gb']:>8.2f} {row['floor_s']:>7.2f} {row['recipe_s']:>8.2f} "
+            f"{row['x_floor']:>7.1f} {row['fresh_s']:>7.2f}  {ab_id}",
+            flush=True,
+        )
+    result = {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "load_average": os.getloadavg(),
+        "cores": os.cpu_count(),
+        "blocks": rows,
+    }
+    out_dir = Path(__file__).parent / "results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "recipe_floors.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
