@@ -167,3 +167,30 @@ def workspace(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setenv("QC_DB_URL", db_url)
     return init_workspace(tmp_path / "ws")
+
+
+# ---------------------------------------------------------------- browser
+
+
+@pytest.fixture(scope="session")
+def qc_browser() -> Iterator[object]:
+    """Debian's Chromium through Playwright, one for the session (a second sync Playwright
+    in the process would find the first one's event loop running); missing: FAIL under
+    CI=true, else skip."""
+    from qclib.dashboards.chromium import CHROMIUM, CHROMIUM_ARGS
+
+    missing = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing = "Python Playwright is not installed (pip install playwright)"
+    if missing is None and not CHROMIUM.exists():
+        missing = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    if missing:
+        missing_dependency(f"BROWSER TESTS SKIPPED: {missing}")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -1,18 +1,38 @@
-"""How figures reach a notebook and its HTML export."""
+"""How figures reach a notebook and its HTML export.
+
+A report's figures are shown as plotly's JSON (what JupyterLab draws) and as an HTML
+``div`` that draws itself with the page's ``Plotly`` (what nbconvert's HTML keeps:
+shared/STACK_NOTES.md, figures vanish without an HTML output). plotly.js itself is not
+in any output: the HTML export puts it in the page once (``plotly_library_script``),
+so a page is whole whichever kernel made it, one kept alive across reports included.
+"""
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.io._base_renderers import HtmlRenderer
 
-#: Figures must survive nbconvert's HTML export and render offline
-#: (shared/STACK_NOTES.md: they vanish unless the renderer is set).
-NOTEBOOK_RENDERER = "plotly_mimetype+notebook"
+#: The renderer registered by ``use_offline_renderer``: a figure's div, no plotly.js.
+_FIGURE_DIV = "qc_figure_div"
+NOTEBOOK_RENDERER = f"plotly_mimetype+{_FIGURE_DIV}"
 
 
 def use_offline_renderer() -> None:
-    """Show plotly figures so that nbconvert's HTML keeps them, plotly.js inlined."""
+    """Show plotly figures as JSON and as a div drawn by the page's plotly.js."""
+    if _FIGURE_DIV not in pio.renderers:
+        pio.renderers[_FIGURE_DIV] = HtmlRenderer(include_plotlyjs=False)
     pio.renderers.default = NOTEBOOK_RENDERER
+
+
+def plotly_library_script() -> str:
+    """plotly.js (about 4.6 MB) as a ``<script>``, for a page with figures."""
+    from plotly.offline import get_plotlyjs
+
+    return (
+        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
+        f"<script>{get_plotlyjs()}</script>\n"
+    )
 
 
 def message_figure(text: str) -> go.Figure:

@@ -6,19 +6,26 @@ both written atomically. The template of a block is its recipe's
 (``qclib.recipes.registry``). A notebook that fails to execute is reported with its error
 and leaves no file behind; the other reports go on.
 
-The HTML is for operations staff: outputs and text only, no code cells or prompts; the
-executed notebook beside it keeps the code for QC scientists.
+The HTML is for operations staff: outputs and text only, no code cells or prompts, and
+plotly.js put in the page by the export; the executed notebook beside it keeps the code
+for QC scientists. Each process keeps one kernel per working folder (and thread) alive
+between reports, its namespace emptied before each.
 """
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
+import contextlib
 import datetime as dt
+import functools
 import logging
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from qclib.associate import AssociationBlock
 from qclib.atomicfile import atomic_path
@@ -26,6 +33,7 @@ from qclib.db import Database
 from qclib.db import blocks as block_store
 from qclib.errors import ConfigError
 from qclib.recipes.registry import find_recipe
+from qclib.reports.display import plotly_library_script
 from qclib.workspace import Workspace
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "notebooks" / "templates"
@@ -76,8 +84,8 @@ def _kernel_manager_class() -> type:
 
 
 #: nbconvert's HTMLExporter options for reports: operations staff read outputs and text,
-#: so code cells and prompts are left out. Plotly figures are outputs and stay (plotly.js
-#: inlined by the first one, ``qclib.reports.display``).
+#: so code cells and prompts are left out. Plotly figures are outputs and stay; the
+#: export puts plotly.js in the page (``qclib.reports.display``).
 HTML_EXPORT_OPTIONS = {
     "exclude_input": True,
     "exclude_input_prompt": True,
@@ -91,12 +99,125 @@ HTML_HIDDEN_CELL_TAGS = ("parameters", "injected-parameters")
 #: A kernel that dies while starting (not a failing cell) is started again this often.
 KERNEL_START_ATTEMPTS = 3
 
+#: This process's kernels kept alive between reports, by working folder and thread (a
+#: Dask worker may run reports in several threads): a report then costs its own work,
+#: not the kernel's start and the imports (about 2.5 s each).
+_KEPT_KERNELS: dict[tuple[str, int], Any] = {}
+
+
+def _kept_kernel(cwd: Path) -> Any:
+    """A live kernel working in ``cwd``, its namespace emptied; started when there is
+    none or the last one died (a report that crashed its kernel costs the next one a
+    start, nothing more)."""
+    from jupyter_core.utils import run_sync
+
+    key = (str(cwd), threading.get_ident())
+    km = _KEPT_KERNELS.pop(key, None)
+    if km is not None and not run_sync(km.is_alive)():
+        _shutdown(km)
+        km = None
+    if km is None:
+        km = _kernel_manager_class()(kernel_name="python3")
+        run_sync(km.start_kernel)(cwd=str(cwd))
+        if not _KEPT_KERNELS:
+            atexit.register(_shutdown_kept_kernels)
+    else:
+        run_sync(_reset_namespace)(km)
+    _KEPT_KERNELS[key] = km
+    return km
+
+
+@functools.cache
+def _kept_kernel_engine() -> str:
+    """The name of a papermill engine that runs a notebook in a kernel it was given and
+    closes its connection to it afterwards (papermill's own leaves it open when it does
+    not own the kernel). Registered on first use: papermill loads slowly."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class ClosingClient(PapermillNotebookClient):  # type: ignore[misc]
+        def execute(self, **kwargs: Any) -> Any:
+            try:
+                return super().execute(**kwargs)
+            finally:
+                if self.kc is not None:
+                    self.kc.stop_channels()
+                    self.kc = None
+
+    class KeptKernelEngine(NBClientEngine):  # type: ignore[misc]
+        @classmethod
+        def execute_managed_notebook(
+            cls,
+            nb_man: Any,
+            kernel_name: str,
+            start_timeout: float = 60,
+            execution_timeout: float | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            for unused in ("input_path", "timeout", "startup_timeout"):
+                kwargs.pop(unused, None)
+            return ClosingClient(
+                nb_man,
+                timeout=execution_timeout,
+                startup_timeout=start_timeout,
+                kernel_name=kernel_name,
+                log=logging.getLogger("papermill"),
+                **kwargs,
+            ).execute()
+
+    papermill_engines.register("qc_kept_kernel", KeptKernelEngine)
+    return "qc_kept_kernel"
+
+
+async def _reset_namespace(km: Any) -> None:
+    """What the last report defined is gone (``%reset -f``); imported modules stay."""
+    client = km.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        await client.execute_interactive("%reset -f", store_history=False, timeout=60)
+    finally:
+        client.stop_channels()
+
+
+def _shutdown(km: Any) -> None:
+    from jupyter_core.utils import run_sync
+
+    with contextlib.suppress(RuntimeError, OSError):  # a kernel already gone: nothing to stop
+        run_sync(km.shutdown_kernel)(now=True)
+
+
+def _shutdown_kept_kernels() -> None:
+    while _KEPT_KERNELS:
+        _shutdown(_KEPT_KERNELS.popitem()[1])
+
+
+def _numbered_from_one(nb: Any) -> None:
+    """Execution counts 1, 2, ... as a fresh kernel would give (a kept one counts on)."""
+    count = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code" or cell.get("execution_count") is None:
+            continue
+        count += 1
+        cell.execution_count = count
+        for output in cell.get("outputs", []):
+            if "execution_count" in output:
+                output["execution_count"] = count
+
 
 def render_notebook(
-    template: Path, notebook: Path, parameters: dict[str, str], *, cwd: Path
+    template: Path,
+    notebook: Path,
+    parameters: dict[str, str],
+    *,
+    cwd: Path,
+    keep_kernel: bool = True,
 ) -> Path:
     """Execute ``template`` with ``parameters`` into ``notebook`` and export ``.html``
     beside it, both atomically; returns the HTML path.
+
+    ``keep_kernel``: run in this process's kernel for ``cwd``, kept alive for the next
+    report (its namespace emptied first); otherwise in a kernel of its own.
 
     Raises
     ------
@@ -113,7 +234,10 @@ def render_notebook(
 
     logging.getLogger("papermill").setLevel(logging.ERROR)
     for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+        kernel: dict[str, Any] = {}
         try:
+            if keep_kernel:
+                kernel = {"km": _kept_kernel(cwd), "engine_name": _kept_kernel_engine()}
             with atomic_path(notebook) as tmp:
                 papermill.execute_notebook(
                     str(template),
@@ -123,16 +247,23 @@ def render_notebook(
                     progress_bar=False,
                     cwd=str(cwd),
                     kernel_manager_class=_kernel_manager_class(),
+                    **kernel,
                 )
+                nb = nbformat.read(tmp, as_version=4)
+                _numbered_from_one(nb)
+                nbformat.write(nb, tmp)
             break
         except RuntimeError:  # a failing cell is a PapermillExecutionError, not this
+            _KEPT_KERNELS.pop((str(cwd), threading.get_ident()), None)
+            if "km" in kernel:
+                _shutdown(kernel["km"])
             if attempt == KERNEL_START_ATTEMPTS:
                 raise
     hidden = {"enabled": True, "remove_cell_tags": list(HTML_HIDDEN_CELL_TAGS)}
     exporter = HTMLExporter(config=Config(TagRemovePreprocessor=hidden), **HTML_EXPORT_OPTIONS)
-    body, _ = exporter.from_notebook_node(
-        nbformat.read(notebook, as_version=4), resources={"metadata": {"name": notebook.stem}}
-    )
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": notebook.stem}})
+    if "Plotly.newPlot" in body:  # the figures draw with the page's plotly.js
+        body = body.replace("</head>", plotly_library_script() + "</head>", 1)
     html = notebook.with_suffix(".html")
     with atomic_path(html) as tmp:
         tmp.write_text(body, encoding="utf-8")

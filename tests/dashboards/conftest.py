@@ -26,9 +26,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from qclib.dashboards.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.conftest import missing_dependency
-
 FIRST_NIGHT = dt.date(2026, 11, 20)
 HISTORY_NIGHTS = 3
 #: Five weeks after the history: no flat of it is within any validity window (30 d).
@@ -186,26 +183,6 @@ def server(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
     finally:
         stop_server_process(process)
         print(f"qc dashboards log: {log}")
-
-
-@pytest.fixture(scope="session")
-def qc_browser() -> Iterator[object]:
-    """Debian's Chromium through Playwright; missing: FAIL under CI=true, else skip."""
-    missing = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing = "Python Playwright is not installed (pip install playwright)"
-    if missing is None and not CHROMIUM.exists():
-        missing = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-    if missing:
-        missing_dependency(f"BROWSER TESTS SKIPPED: {missing}")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture
