@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from astropy.stats import sigma_clipped_stats
 from photutils.detection import find_peaks
 
+from qclib.calib.stats import clipped_stats
 from qclib.errors import UnprocessableDataError
 
 
@@ -47,9 +47,11 @@ def find_catalogue_offset(
     UnprocessableDataError
         Fewer than ``min_matched`` sources agree on one shift within ``max_offset_px``.
     """
-    _, median, std = sigma_clipped_stats(image, sigma=3.0, maxiters=5)
+    # The sky's level and noise, for a 5-sigma detection threshold: the clipped mean in
+    # one histogram sweep (0.03 s for a 2144x4200 CCD; astropy's clipped median 0.6 s).
+    sky = clipped_stats(image, sigma=3.0, maxiters=5)
     box = max(3, round(fwhm_px) | 1)
-    peaks = find_peaks(image - median, threshold=5.0 * std, box_size=box)
+    peaks = find_peaks(image - sky.mean, threshold=5.0 * sky.std, box_size=box)
     if peaks is None or len(peaks) == 0:
         raise UnprocessableDataError("no source stands 5 sigma above the sky")
     peaks.sort("peak_value", reverse=True)
