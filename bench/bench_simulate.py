@@ -271,6 +271,8 @@ def main() -> None:
         "load_average_before": [round(v, 2) for v in load_before],
         "readouts": {name: bench_readouts(name, args.repeat) for name in args.readouts},
     }
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="bench-simulate-", dir=args.dir))
     try:
         result["nights"] = {name: bench_night(name, root) for name in args.nights}
