@@ -268,6 +268,11 @@ def _workspace(root: Path, url: str) -> Any:
         f"instruments = [{', '.join(repr(n) for n in INSTRUMENTS)}]\n"
         "[database]\n"
         f"url = {json.dumps(url)}\n"
+        # A month of history is past the auto-certification delay: products are
+        # certified as in steady operation (with the default 24 h nothing generated
+        # in one go would be, and every pass would regrade the whole history).
+        "[certification]\n"
+        "auto_certify_after_hours = 0\n"
     )
     return init_workspace(root)
 

@@ -280,10 +280,8 @@ def auto_certify(
     with database.transaction() as session:
         due = [
             p.id
-            for p in product_store.products_in(session, ("scored",))
-            if p.review_reason is None
-            and p.taint_reason is None
-            and p.scored_at is not None
+            for p in product_store.unreviewed_scored(session)
+            if p.scored_at is not None
             and _aware(p.scored_at) <= now - delay
             and _all_ok(session, p)
         ]

@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import shutil
 import stat
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ class ArchiveCheck:
         return not self.problems
 
 
-def archive_name(instrument: str, when: dt.datetime, taken: set[str]) -> str:
+def archive_name(instrument: str, when: dt.datetime, taken: Container[str]) -> str:
     """``M.<INSTRUMENT>.<UTC timestamp to the ms>``, a millisecond later while taken.
 
     >>> archive_name("HAWKI", dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC), set())
@@ -108,9 +109,7 @@ def recover_pending(workspace: Workspace, database: Database) -> list[str]:
     sweep_stale_temporaries(workspace.archive_dir) if workspace.archive_dir.exists() else None
     done = []
     with database.transaction() as session:
-        pending = [
-            f for f in archive_store.files(session, include_pending=True) if f.status == PENDING
-        ]
+        pending = archive_store.pending(session)
     for item in pending:
         path = workspace.confine(item.path)
         intact = path.exists() and sha256_file(path) == item.sha256
@@ -151,11 +150,8 @@ def _complete(session: Any, workspace: Workspace, item: ArchivedFile) -> None:
         return
     same = [
         f
-        for f in archive_store.files(session, instrument=item.instrument)
-        if f.kind == "product"
-        and f.id != item.id
-        and f.pro_catg == item.pro_catg
-        and f.status == "archived"
+        for f in archive_store.archived_products(session, item.instrument, item.pro_catg)
+        if f.id != item.id
         and all(f.setup.get(k) == v for k, v in item.setup.items() if k in f.setup)
     ]
     newest = max([*same, item], key=lambda f: (f.mid_mjd, f.id))
@@ -195,7 +191,7 @@ def archive_product(
             f"{product.name}: the product file is missing from {source.parent}; reprocess its block"
         )
     with database.transaction() as session:
-        taken = archive_store.names(session)
+        taken = archive_store.TakenNames(session)
         stem = archive_name(product.instrument, dt.datetime.now(dt.UTC), taken)
         folder = workspace.archive_dir / product.instrument / product.night.isoformat()
         common = {
@@ -240,9 +236,8 @@ def archive_product(
         with database.transaction() as session:
             if report_entry is not None:
                 archive_store.add_file(session, **report_entry)
-            row = next(
-                f for f in archive_store.files(session, include_pending=True) if f.id == product_row
-            )
+            row = archive_store.by_id(session, product_row)
+            assert row is not None  # added above, in this pass's lock
             _complete(session, workspace, row)
             result = archive_store.by_name(session, f"{stem}.fits")
     except BaseException:

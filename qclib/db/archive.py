@@ -86,13 +86,43 @@ def files(
     return [_file(r) for r in session.scalars(query)]
 
 
-def by_name(session: Session, name: str) -> ArchivedFile | None:
-    row = session.scalar(select(ArchiveFileRow).where(ArchiveFileRow.name == name))
+def pending(session: Session) -> list[ArchivedFile]:
+    """Files whose ingestion has not completed (a killed pass may leave some)."""
+    query = select(ArchiveFileRow).where(ArchiveFileRow.status == PENDING)
+    return [_file(r) for r in session.scalars(query.order_by(ArchiveFileRow.id))]
+
+
+def by_id(session: Session, file_id: int) -> ArchivedFile | None:
+    row = session.get(ArchiveFileRow, file_id)
     return _file(row) if row is not None else None
 
 
-def names(session: Session) -> set[str]:
-    return set(session.scalars(select(ArchiveFileRow.name)))
+def archived_products(session: Session, instrument: str, pro_catg: str) -> list[ArchivedFile]:
+    """The archived (current, not superseded or withdrawn) products of a category."""
+    query = select(ArchiveFileRow).where(
+        ArchiveFileRow.instrument == instrument,
+        ArchiveFileRow.pro_catg == pro_catg,
+        ArchiveFileRow.status == "archived",
+        ArchiveFileRow.kind == "product",
+    )
+    return [_file(r) for r in session.scalars(query.order_by(ArchiveFileRow.id))]
+
+
+class TakenNames:
+    """``name in taken``: whether the archive holds a file of that name (one indexed
+    lookup, where a set of every name grew with the archive)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def __contains__(self, name: object) -> bool:
+        query = select(ArchiveFileRow.id).where(ArchiveFileRow.name == name)
+        return self.session.scalar(query) is not None
+
+
+def by_name(session: Session, name: str) -> ArchivedFile | None:
+    row = session.scalar(select(ArchiveFileRow).where(ArchiveFileRow.name == name))
+    return _file(row) if row is not None else None
 
 
 def of_product(session: Session, product_sha256: str) -> list[ArchivedFile]:

@@ -162,6 +162,13 @@ class ProductRow(Base):
     #: Set when a calibration it was made from (directly or not) was rejected.
     taint_reason: Mapped[str | None] = mapped_column(Text)
 
+    # A pass looks up the newest earlier product of a category and the scored ones
+    # (migration 0009).
+    __table_args__ = (
+        Index("ix_products_instrument_pro_catg_mid_mjd", "instrument", "pro_catg", "mid_mjd"),
+        Index("ix_products_status", "status"),
+    )
+
 
 class QCValueRow(Base):
     """One QC parameter value of one detector of one product."""
@@ -174,6 +181,8 @@ class QCValueRow(Base):
     detector: Mapped[str] = mapped_column(String(40))
     value: Mapped[float | None] = mapped_column(Float)
     unit: Mapped[str] = mapped_column(String(20))
+
+    __table_args__ = (Index("ix_qc_values_product_id_name", "product_id", "name"),)
 
 
 class ScoreRow(Base):
@@ -257,6 +266,11 @@ class ArchiveFileRow(Base):
     status_reason: Mapped[str | None] = mapped_column(Text)
     report_of: Mapped[str | None] = mapped_column(String(120))
     archived_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+    # Archiving looks up the current master of a category (migration 0009).
+    __table_args__ = (
+        Index("ix_archive_files_instrument_pro_catg_status", "instrument", "pro_catg", "status"),
+    )
 
 
 class PassRow(Base):

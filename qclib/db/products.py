@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,9 +127,12 @@ def list_products(
     *,
     instrument: str | None = None,
     pro_catgs: tuple[str, ...] | None = None,
+    nights: Collection[dt.date] | None = None,
 ) -> list[StoredProduct]:
-    """Products (of an instrument, of these categories), in time order."""
+    """Products (of an instrument, of these categories, of these nights), in time order."""
     query = select(ProductRow).order_by(ProductRow.mid_mjd, ProductRow.id)
+    if nights is not None:
+        query = query.where(ProductRow.night.in_(sorted(nights)))
     if instrument is not None:
         query = query.where(ProductRow.instrument == instrument)
     if pro_catgs is not None:
@@ -244,20 +247,36 @@ def reference_product(
 ) -> StoredProduct | None:
     """The product a new one of this category and setup is compared with: the newest
     earlier certified one, else the newest earlier one not rejected. ``setup``: the
-    keywords (and values) that make the category's setup (``InstrumentConfig.setup_of``)."""
+    keywords (and values) that make the category's setup (``InstrumentConfig.setup_of``).
+
+    Rows are read newest first, a few at a time, until one of the setup turns up: the
+    cost does not grow with the history of the category."""
     query = (
         select(ProductRow)
         .where(
             ProductRow.instrument == instrument,
             ProductRow.pro_catg == pro_catg,
             ProductRow.mid_mjd < before_mjd,
-            ProductRow.status != "rejected",
         )
         .order_by(ProductRow.mid_mjd.desc(), ProductRow.id.desc())
+        .execution_options(yield_per=_BATCH)
     )
-    candidates = [p for p in map(_stored, session.scalars(query)) if same_setup(p.header, setup)]
-    certified = [p for p in candidates if p.certified]
-    return (certified or candidates or [None])[0]
+    for statuses in (CERTIFIED_STATES, None):
+        rows = query.where(
+            ProductRow.status.in_(statuses) if statuses else ProductRow.status != "rejected"
+        )
+        result = session.scalars(rows)
+        try:
+            for row in result:
+                if same_setup(row.header, setup):
+                    return _stored(row)
+        finally:
+            result.close()
+    return None
+
+
+#: Rows fetched at a time by the newest-first searches.
+_BATCH = 32
 
 
 def same_setup(header: Mapping[str, Any], setup: Mapping[str, Any]) -> bool:
@@ -332,6 +351,44 @@ def products_in(session: Session, statuses: tuple[str, ...]) -> list[StoredProdu
     return [_stored(r) for r in session.scalars(query)]
 
 
+def unreviewed_scored(session: Session) -> list[StoredProduct]:
+    """Scored products not in the review queue and not tainted: those automatic
+    certification considers (the review queue's backlog is not read)."""
+    query = (
+        select(ProductRow)
+        .where(
+            ProductRow.status == "scored",
+            ProductRow.review_reason.is_(None),
+            ProductRow.taint_reason.is_(None),
+            ProductRow.scored_at.is_not(None),
+        )
+        .order_by(ProductRow.night, ProductRow.mid_mjd, ProductRow.id)
+    )
+    return [_stored(r) for r in session.scalars(query)]
+
+
+def block_nights(session: Session, ab_ids: Collection[str]) -> set[dt.date]:
+    """The nights of these blocks."""
+    ids = sorted(ab_ids)
+    out: set[dt.date] = set()
+    for start in range(0, len(ids), 500):  # bound the IN list
+        query = select(AssociationBlockRow.night).where(
+            AssociationBlockRow.id.in_(ids[start : start + 500])
+        )
+        out.update(session.scalars(query.distinct()))
+    return out
+
+
+def tainted_nights(session: Session, pro_catg: str) -> set[dt.date]:
+    """The nights of this category's products marked tainted (and not rejected)."""
+    query = select(ProductRow.night).where(
+        ProductRow.pro_catg == pro_catg,
+        ProductRow.taint_reason.is_not(None),
+        ProductRow.status != "rejected",
+    )
+    return set(session.scalars(query.distinct()))
+
+
 def provenance_checksums(provenance: dict[str, Any]) -> set[str]:
     """The SHA-256s of the files a product was made from (calibrations, inputs)."""
     calibrations = provenance.get("calibrations", {})
@@ -352,17 +409,19 @@ def products_made_with(session: Session, sha256s: set[str]) -> list[StoredProduc
 def qc_decisions(session: Session, instrument: str) -> dict[str, tuple[str, str]]:
     """QC decisions on an instrument's products, as association takes them:
     ``<ab_id>:<PRO.CATG>`` -> ("certified" | "rejected", why)."""
-    query = select(ProductRow).where(
+    # Four short columns, not the rows (whose header and provenance JSON cost 20x more
+    # to read): every pass reads the instrument's decisions.
+    query = select(ProductRow.ab_id, ProductRow.pro_catg, ProductRow.path, ProductRow.status).where(
         ProductRow.instrument == instrument,
         ProductRow.status.in_((*CERTIFIED_STATES, "rejected")),
     )
     out = {}
-    for row in session.scalars(query):
-        name = row.path.rsplit("/", 1)[-1]
-        if row.status == "rejected":
-            out[f"{row.ab_id}:{row.pro_catg}"] = ("rejected", f"{name} rejected by QC: never used")
+    for ab_id, pro_catg, path, status in session.execute(query):
+        name = path.rsplit("/", 1)[-1]
+        if status == "rejected":
+            out[f"{ab_id}:{pro_catg}"] = ("rejected", f"{name} rejected by QC: never used")
         else:
-            out[f"{row.ab_id}:{row.pro_catg}"] = ("certified", f"{name} {row.status}")
+            out[f"{ab_id}:{pro_catg}"] = ("certified", f"{name} {status}")
     return out
 
 

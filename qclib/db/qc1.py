@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qclib.db.models import ProductRow, QCValueRow, QualityEventRow, ScoreRow
@@ -36,24 +36,50 @@ SetupOf = Callable[[str, str, Mapping[str, Any]], dict[str, Any]]
 def values_to_score(
     session: Session, setup_of: SetupOf, *, instrument: str | None = None, rescore: bool = False
 ) -> list[ValueToScore]:
-    """QC values without a score (every one with ``rescore``), oldest first."""
-    query = (
-        select(QCValueRow, ProductRow)
-        .join(ProductRow, QCValueRow.product_id == ProductRow.id)
-        .order_by(ProductRow.mid_mjd, QCValueRow.id)
-    )
+    """QC values without a score (every one with ``rescore``), oldest first.
+
+    Without ``rescore``: the values of products not graded yet (candidates), and those a
+    rule could not grade (a history too short, no reference) while their product waits
+    for a decision, if an earlier product of their category has been certified since
+    (what they lacked may now exist). The review queue's backlog of ungradable values
+    in a category never certified is not re-read: a pass costs what is new.
+    """
+    base = select(QCValueRow, ProductRow).join(ProductRow, QCValueRow.product_id == ProductRow.id)
     if instrument:
-        query = query.where(ProductRow.instrument == instrument)
-    if not rescore:
-        # New values, and those a rule could not grade yet (a history too short, no
-        # reference) while their product waits for a decision: certifications since
-        # may have given them what they lacked.
-        scored = select(ScoreRow.qc_value_id)
-        ungraded = select(ScoreRow.qc_value_id).where(ScoreRow.grade == "UNSCORED")
-        query = query.where(
-            QCValueRow.id.not_in(scored)
-            | (QCValueRow.id.in_(ungraded) & ProductRow.status.in_(UNDECIDED_STATES))
+        base = base.where(ProductRow.instrument == instrument)
+    if rescore:
+        queries = [base]
+    else:
+        first_certified = (
+            select(
+                ProductRow.instrument,
+                ProductRow.pro_catg,
+                func.min(ProductRow.mid_mjd).label("mid_mjd"),
+            )
+            .where(ProductRow.status.in_(CERTIFIED_STATES))
+            .group_by(ProductRow.instrument, ProductRow.pro_catg)
+            .subquery()
         )
+        ungraded = (
+            select(ScoreRow.qc_value_id)
+            .join(ProductRow, ScoreRow.product_id == ProductRow.id)
+            .join(
+                first_certified,
+                (first_certified.c.instrument == ProductRow.instrument)
+                & (first_certified.c.pro_catg == ProductRow.pro_catg),
+            )
+            .where(
+                ScoreRow.grade == "UNSCORED",
+                ProductRow.status.in_(UNDECIDED_STATES),
+                first_certified.c.mid_mjd < ProductRow.mid_mjd,
+            )
+        )
+        queries = [
+            base.where(ProductRow.status == "candidate"),
+            base.where(ProductRow.status != "candidate", QCValueRow.id.in_(ungraded)),
+        ]
+    rows = [row for query in queries for row in session.execute(query)]
+    rows.sort(key=lambda row: (row[1].mid_mjd, row[0].id))
     return [
         ValueToScore(
             v.id,
@@ -67,7 +93,7 @@ def values_to_score(
             v.value,
             setup_of(p.instrument, p.pro_catg, p.header),
         )
-        for v, p in session.execute(query)
+        for v, p in rows
     ]
 
 
@@ -86,13 +112,20 @@ def certified_history(session: Session, item: ValueToScore, n: int) -> list[floa
             QCValueRow.detector == item.detector,
         )
         .order_by(ProductRow.mid_mjd.desc())
+        .execution_options(yield_per=n + 3)
     )
-    out = []
-    for value, header in session.execute(query):
-        if value is not None and same_setup(header, item.setup):
-            out.append(float(value))
-            if len(out) == n:
-                break
+    # Newest first, a batch at a time, until n are found: the cost does not grow
+    # with the history.
+    out: list[float] = []
+    result = session.execute(query)
+    try:
+        for value, header in result:
+            if value is not None and same_setup(header, item.setup):
+                out.append(float(value))
+                if len(out) == n:
+                    break
+    finally:
+        result.close()
     return out[::-1]
 
 

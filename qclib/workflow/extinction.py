@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -37,11 +38,15 @@ RECIPE = "qc_night_extinction"
 MIN_AIRMASS_SPAN = 0.1
 
 
-def measure_extinction(workspace: Workspace, database: Database) -> list[str]:
+def measure_extinction(
+    workspace: Workspace, database: Database, *, nights: Collection[dt.date] | None = None
+) -> list[str]:
     """Write or refresh the extinction product of every night and filter that allows
-    one; returns the block ids written."""
+    one (of ``nights`` only, when given); returns the block ids written."""
     with database.transaction() as session:
-        made = product_store.list_products(session, pro_catgs=("ZEROPOINT", PRO_CATG))
+        made = product_store.list_products(
+            session, pro_catgs=("ZEROPOINT", PRO_CATG), nights=nights
+        )
     standards = [p for p in made if p.pro_catg == "ZEROPOINT" and p.status != "rejected"]
     existing = {p.ab_id: p for p in made if p.pro_catg == PRO_CATG}
     groups: dict[tuple[str, dt.date, str], list[product_store.StoredProduct]] = defaultdict(list)
@@ -65,6 +70,17 @@ def measure_extinction(workspace: Workspace, database: Database) -> list[str]:
         _write(workspace, database, ab_id, name, night, visits, qc)
         written.append(ab_id)
     return written
+
+
+def nights_to_refit(database: Database, done_blocks: Collection[str]) -> set[dt.date]:
+    """The nights whose extinction may have changed in a pass: those of the blocks it
+    processed (new zeropoints), and those whose extinction product is tainted (one of
+    its zeropoints was rejected). Older nights are not read: a pass costs what it did,
+    not the size of the history."""
+    with database.transaction() as session:
+        return product_store.block_nights(session, done_blocks) | product_store.tainted_nights(
+            session, PRO_CATG
+        )
 
 
 def _input_checksums(provenance: dict[str, Any]) -> list[str]:

@@ -33,7 +33,7 @@ from qclib.errors import ConfigError
 from qclib.products import PART_PREFIX
 from qclib.workflow.association import associate_workspace
 from qclib.workflow.executors import SERIAL, Workers
-from qclib.workflow.extinction import measure_extinction
+from qclib.workflow.extinction import measure_extinction, nights_to_refit
 from qclib.workflow.ingest import expand_sources, ingest_paths
 from qclib.workflow.process import ProcessOutcome, process_blocks
 from qclib.workflow.reports import ReportOutcome, render_reports, template_for
@@ -175,7 +175,8 @@ def run_pass(
             detector_tasks=workers.count,
             progress=progress,
         )
-        measure_extinction(workspace, database)
+        done_ids = [o.ab_id for o in processed if o.status == "done"]
+        measure_extinction(workspace, database, nights=nights_to_refit(database, done_ids))
         seconds["process"] = time.perf_counter() - start
         start = time.perf_counter()
         scoring = score_values(

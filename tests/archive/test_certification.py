@@ -122,6 +122,8 @@ def test_history_rules_grade_once_enough_values_are_certified(workspace, bias_ni
         return {r["grade"] for r in rows if r["night"] == night}
 
     assert all(grades(i) == {"UNSCORED"} for i in range(4))  # no certified history yet
+    with db.transaction() as session:  # nothing certified: a pass regrades nothing
+        assert qc1.values_to_score(session, lambda *_: {}) == []
     products = sorted(_products(db).values(), key=lambda p: p.night)
     decide(
         workspace,
@@ -131,6 +133,9 @@ def test_history_rules_grade_once_enough_values_are_certified(workspace, bias_ni
         comment="first nights of the history, checked by eye",
         reviewer="anna",
     )
+    with db.transaction() as session:  # the later nights' values may now be graded
+        nights = {v.night.isoformat() for v in qc1.values_to_score(session, lambda *_: {})}
+    assert "2026-11-26" in nights and "2026-11-23" not in nights
     summary = run_pass(workspace, db, write_reports=False)
     assert summary.scored  # the last night's values were graded again
     assert grades(3) and "UNSCORED" not in grades(3) and grades(3) <= {"OK", "NOK"}
