@@ -34,8 +34,13 @@ _SUBSAMPLE = 50_000
 _BINS = 4096
 #: The histogram spans +- this many clipping windows of the start.
 _SPAN = 3.0
-#: Blocks of rows swept in parallel (fixed, so sums are added in the same order).
-_BLOCKS = 64
+#: Blocks of rows swept in parallel: fixed by the array's size (so sums are added in
+#: the same order on any machine), at most ``_BLOCKS`` and one per ``_BLOCK_PIXELS``.
+#: Each block has its own histogram (4,096 bins x 40 bytes): 64 of them were 10 MB of
+#: fresh memory per call, 20 ms on this VM (2.2 s/GiB), which made a 200,000-pixel
+#: overscan cost 35 ms; now 0.4 ms, and a 2048x4100 CCD 2.6 MB.
+_BLOCKS = 16
+_BLOCK_PIXELS = 262_144
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,12 @@ def _pass(a, b, use_b, centre, half_width, blocks):  # type: ignore[no-untyped-d
     return n, mean, math.sqrt(var / (n - 1)) if n > 1 else math.nan
 
 
+#: The same sweeps compiled without threads, for arrays of one block (an overscan
+#: strip, a channel): waking the thread pool cost more than the sweep itself.
+_histogram_serial = numba.njit(cache=True)(_histogram.py_func)
+_pass_serial = numba.njit(cache=True)(_pass.py_func)
+
+
 def _start(a: np.ndarray, b: np.ndarray | None) -> tuple[float, float] | None:
     """Median and 1.4826 MAD of an evenly strided subsample (None: no finite value)."""
     step_y = max(1, a.shape[0] // 1000)
@@ -200,10 +211,11 @@ def clipped_stats(
     if start is None:
         return ClippedStats(math.nan, math.nan, 0)
     centre, scale = start
-    blocks = min(_BLOCKS, a.shape[0])
+    blocks = max(1, min(_BLOCKS, a.shape[0], a.size // _BLOCK_PIXELS))
     reach = _SPAN * sigma * scale
     origin, width = centre - reach, 2 * reach / _BINS
-    counts, sums, squares, lows, highs = _histogram(
+    histogram, exact_pass = (_histogram, _pass) if blocks > 1 else (_histogram_serial, _pass_serial)
+    counts, sums, squares, lows, highs = histogram(
         a, b, minus is not None, origin, width, _BINS, blocks
     )
     count = -1
@@ -215,7 +227,9 @@ def clipped_stats(
             )
             mean_new += origin
         else:
-            n, mean_new, std_new = _pass(a, b, minus is not None, centre, sigma * scale, blocks)
+            n, mean_new, std_new = exact_pass(
+                a, b, minus is not None, centre, sigma * scale, blocks
+            )
         if n == 0 or not math.isfinite(std_new):
             break
         mean, std = mean_new, std_new
