@@ -24,6 +24,7 @@ from typing import BinaryIO
 import numpy as np
 
 from qclib.errors import QuarantineError
+from qclib.fits_checksum import fold, ones_complement_sum
 
 BLOCK_BYTES = 2880
 CARD_BYTES = 80
@@ -400,14 +401,6 @@ def read_image(
     return _to_physical(out, header)
 
 
-def _ones_complement_sum(words: np.ndarray) -> int:
-    """The 32-bit ones' complement sum of big-endian words (FITS checksum arithmetic)."""
-    total = int(words.sum(dtype=np.uint64))  # exact below 2**32 words (16 GiB)
-    while total >> 32:
-        total = (total & 0xFFFFFFFF) + (total >> 32)
-    return total
-
-
 def verify_checksums(path: str | os.PathLike[str]) -> list[str]:
     """Check every HDU's DATASUM and CHECKSUM (FITS standard 4.0, appendix J).
 
@@ -425,15 +418,12 @@ def verify_checksums(path: str | os.PathLike[str]) -> list[str]:
             if checksum is None or datasum is None:
                 problems.append(f"{where}: no CHECKSUM/DATASUM keywords")
                 continue
-            data = _ones_complement_sum(whole[hdu.data_offset // 4 : hdu.end_offset // 4])
+            data = ones_complement_sum(whole[hdu.data_offset // 4 : hdu.end_offset // 4])
             if str(datasum).strip() != str(data):
                 problems.append(f"{where}: DATASUM {datasum} but the data sum to {data}")
                 continue
-            header = _ones_complement_sum(whole[hdu.header_offset // 4 : hdu.data_offset // 4])
-            total = header + data
-            while total >> 32:
-                total = (total & 0xFFFFFFFF) + (total >> 32)
-            if total != 0xFFFFFFFF:
+            header = ones_complement_sum(whole[hdu.header_offset // 4 : hdu.data_offset // 4])
+            if fold(header + data) != 0xFFFFFFFF:
                 problems.append(f"{where}: CHECKSUM does not match the HDU's bytes")
         del whole
     return problems
