@@ -27,8 +27,6 @@ from dataclasses import dataclass
 
 import bottleneck as bn
 import numpy as np
-from astropy.modeling import fitting, models
-from astropy.stats import sigma_clip
 
 from qclib.calib.combine import median_combine
 from qclib.calib.defects import find_hot_pixels
@@ -48,6 +46,9 @@ class MasterBias:
     qc: dict[str, float]
 
 
+#: Rows of the raw frames their QC statistics use (every second one; see below).
+_RAW_ROW_STEP = 2
+
 #: Columns and rows next to the data region's edges that the gradient and the column
 #: pattern leave out: a CCD's bias can rise towards the prescan over its first 20-40
 #: columns (e-folding about 8 columns: 0.003 ADU of an 8-ADU rise is left after 64).
@@ -56,14 +57,26 @@ EDGE_MARGIN_PX = 64
 
 def _clipped_line(profile: np.ndarray) -> tuple[float, np.ndarray]:
     """Slope per pixel of a 5-sigma clipped straight line through a profile, and the
-    residuals of the values kept."""
-    fit = fitting.FittingWithOutlierRemoval(
-        fitting.LinearLSQFitter(), sigma_clip, niter=3, sigma=5.0
-    )
+    residuals of the values kept: a least-squares line, then the points more than
+    5 standard deviations of the kept residuals from their median dropped, three
+    times at most. (numpy's ``polyfit``: astropy's ``FittingWithOutlierRemoval`` did
+    the same and cost 0.67 s of imports in every fresh recipe process.)"""
     positions = np.arange(profile.size, dtype=np.float64)
-    line, clipped = fit(models.Linear1D(), positions, profile.astype(np.float64))
-    kept = ~np.asarray(clipped, dtype=bool)
-    return float(line.slope.value), (profile - line(positions))[kept]
+    values = profile.astype(np.float64)
+    kept = np.isfinite(values)
+    slope, intercept = 0.0, 0.0
+    for _ in range(3):
+        if kept.sum() < 2:
+            break
+        slope, intercept = np.polyfit(positions[kept], values[kept], 1)
+        residuals = values - (slope * positions + intercept)
+        spread = float(np.std(residuals[kept]))
+        inside = kept & (np.abs(residuals - np.median(residuals[kept])) <= 5.0 * spread)
+        if spread == 0.0 or np.array_equal(inside, kept):
+            break
+        kept = inside
+    residuals = values - (slope * positions + intercept)
+    return float(slope), residuals[kept]
 
 
 def _kept_mean(values: np.ndarray, spread: ClippedStats, *, axis: int) -> np.ndarray:
@@ -148,13 +161,17 @@ def make_master_bias(
     # Against the local level: edge ramps and column patterns are not hot pixels.
     hot = find_hot_pixels(master, sigma=config.hot_sigma)
     dq[hot] |= DQ_HOT
+    # The raw frames' statistics from every second row (half the time, each the
+    # largest QC cost after the combination): on a 2048x4100 CCD, 4.2 million pixels
+    # give a raw mean to 0.002 ADU and the read noise to 0.04 % (1/sqrt(2n)).
+    first, second = data[0, ::_RAW_ROW_STEP], data[1, ::_RAW_ROW_STEP]
     qc = {
         "QC.BIAS.LEVEL": float(np.mean(levels)),
-        "QC.RAW.BIAS1.MEAN": clipped_stats(data[0], sigma=5).mean,
-        "QC.RAW.BIAS2.MEAN": clipped_stats(data[1], sigma=5).mean,
+        "QC.RAW.BIAS1.MEAN": clipped_stats(first, sigma=5).mean,
+        "QC.RAW.BIAS2.MEAN": clipped_stats(second, sigma=5).mean,
         "QC.MASTER.BIAS.MEDIAN": median,
         "QC.MASTER.BIAS.STDEV": spread.std,
-        "QC.RON": read_noise_from_pair(data[0], data[1]),
+        "QC.RON": read_noise_from_pair(first, second),
         **measure_bias_structure(master),
         "QC.NHOTPIX": float(hot.sum()),
     }
