@@ -22,6 +22,7 @@ from qclib.associate import AssociationBlock
 from qclib.db import Database
 from qclib.db import products as product_store
 from qclib.errors import ConfigError, IncompleteBlockError, UnprocessableDataError
+from qclib.memory import retained_memory
 from qclib.recipes.base import ProductResult, RecipeContext, join_parts
 from qclib.recipes.registry import find_recipe, missing_recipe_reason
 from qclib.workflow import record
@@ -49,8 +50,10 @@ class ProcessOutcome:
 
 
 def run_recipe(ctx: RecipeContext) -> list[ProductResult]:
-    """Run one block's recipe (a task for any executor: picklable in, picklable out)."""
-    return ctx.spec.load()(ctx)
+    """Run one block's recipe (a task for any executor: picklable in, picklable out),
+    the memory it frees kept for its own reuse (``qclib.memory``)."""
+    with retained_memory():
+        return ctx.spec.load()(ctx)
 
 
 def _ordered(blocks: list[AssociationBlock]) -> list[AssociationBlock]:
