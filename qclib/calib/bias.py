@@ -156,7 +156,8 @@ def make_master_bias(
     dq = np.zeros(master.shape, np.uint8)
     dq[count == 0] |= DQ_NO_DATA
 
-    spread = clipped_stats(master, sigma=5)
+    # Every second row, like the raws below: 4.2 million pixels give the spread to 0.03 %.
+    spread = clipped_stats(master[::_RAW_ROW_STEP], sigma=5)
     median = float(np.nanmedian(master[::3, ::3]))  # 1/9 of the pixels: +-0.005 ADU
     # Against the local level: edge ramps and column patterns are not hot pixels.
     hot = find_hot_pixels(master, sigma=config.hot_sigma)

@@ -90,7 +90,10 @@ def find_hot_pixels(image: np.ndarray, *, sigma: float) -> np.ndarray:
     step_x = max(1, nx // 500)
     rows = bn.nanmedian(image[:, ::step_x] - columns[None, ::step_x], axis=1).astype(np.float64)
     step_y = max(1, ny * nx // 500_000)
-    sample = image[::step_y] - columns[None, :] - rows[::step_y, None]
+    # In float32, like the image: the clipped statistics of 500,000 float64 residuals
+    # (a fifteenth of them exactly 0, the running median's own pixel) took 20 ms, 6 ms
+    # in float32.
+    sample = (image[::step_y] - columns[None, :] - rows[::step_y, None]).astype(np.float32)
     spread = clipped_stats(remove_local_level(sample), sigma=4)
     threshold = spread.mean + sigma * spread.std
     return _hot_sweep(image, columns, rows, LOCAL_WINDOW_PX // 2, threshold)
