@@ -21,6 +21,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor = dbapi_connection.cursor()
     # WAL lets dashboards read while a run writes; the timeout rides out short locks.
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL syncs at checkpoints, not at every commit: a killed process
+    # loses nothing and a power cut at most the last transactions (never consistency;
+    # a pass redoes them). FULL cost 0.26 ms per commit idle and about 2.5 ms while the
+    # workers write products (ext4 flushes their dirty data with the journal); a demo
+    # history makes 3,300 commits.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
