@@ -2,7 +2,7 @@
 
 A telescope's pointing, and so the WCS a raw carries, is off by a few arcseconds:
 more than a star's re-centring box. The offset is found by voting: every pair of a
-detected peak (photutils ``find_peaks``) and a bright catalogue source within the
+detected peak (``local_peaks``) and a bright catalogue source within the
 search radius votes for its (dx, dy) in a histogram; the bin with most votes holds
 the true shift (chance pairs spread over the whole search disc), and the median of
 the pairs in and next to it refines it.
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
-from photutils.detection import find_peaks
 
 from qclib.calib.stats import clipped_stats
 from qclib.errors import UnprocessableDataError
@@ -51,12 +51,11 @@ def find_catalogue_offset(
     # one histogram sweep (0.03 s for a 2144x4200 CCD; astropy's clipped median 0.6 s).
     sky = clipped_stats(image, sigma=3.0, maxiters=5)
     box = max(3, round(fwhm_px) | 1)
-    peaks = find_peaks(image - sky.mean, threshold=5.0 * sky.std, box_size=box)
-    if peaks is None or len(peaks) == 0:
+    py, px = local_peaks(image, sky.mean + 5.0 * sky.std, box)
+    if px.size == 0:
         raise UnprocessableDataError("no source stands 5 sigma above the sky")
-    peaks.sort("peak_value", reverse=True)
-    px = np.asarray(peaks["x_peak"][:n_brightest], float)
-    py = np.asarray(peaks["y_peak"][:n_brightest], float)
+    brightest = np.argsort(-image[py, px], kind="stable")[:n_brightest]
+    px, py = px[brightest].astype(float), py[brightest].astype(float)
     ny, nx = image.shape
     margin = max_offset_px
     near = (x > -margin) & (x < nx + margin) & (y > -margin) & (y < ny + margin)
@@ -80,3 +79,41 @@ def find_catalogue_offset(
     return CatalogueOffset(
         float(np.median(dx[agree])), float(np.median(dy[agree])), int(agree.sum())
     )
+
+
+def local_peaks(image: np.ndarray, threshold: float, box: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns (row-major order) of the pixels above ``threshold`` that are the
+    greatest (or tied for it) of the ``box`` x ``box`` square centred on them, the part
+    inside the image at its edges; NaNs are never peaks and never the greatest.
+
+    What photutils' ``find_peaks(image, threshold, box_size=box)`` finds (its
+    ``maximum_filter`` pads with 0, which no pixel above a positive threshold is below;
+    tests/calib/test_peaks.py compares them), without a maximum filter over every pixel:
+    only the few pixels above the threshold are looked at. 2048x4100 CCD of a standard
+    field: 0.31 s for photutils (a 5x5 maximum filter over 8.4 million pixels), 0.01 s.
+    """
+    if image.ndim != 2:
+        raise ValueError(f"a 2D image, not {image.ndim}D")
+    flags = _peak_flags(image, float(threshold), box // 2)
+    return np.nonzero(flags)
+
+
+@numba.njit(parallel=True, cache=True)
+def _peak_flags(image, threshold, half):  # type: ignore[no-untyped-def]
+    ny, nx = image.shape
+    flags = np.zeros((ny, nx), dtype=np.bool_)
+    for y in numba.prange(ny):
+        for x in range(nx):
+            v = image[y, x]
+            if not v > threshold:  # NaN fails too
+                continue
+            peak = True
+            for j in range(max(0, y - half), min(ny, y + half + 1)):
+                for i in range(max(0, x - half), min(nx, x + half + 1)):
+                    if image[j, i] > v:
+                        peak = False
+                        break
+                if not peak:
+                    break
+            flags[y, x] = peak
+    return flags
