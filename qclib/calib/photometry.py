@@ -2,10 +2,10 @@
 
 Catalogue stars are placed with the frame's WCS shifted onto the image
 (``qclib.calib.astrometry``), re-centred (photutils centroids), and measured in
-apertures of 4 FWHM radius above a background map (photutils ``Background2D``,
-sigma-clipped medians in 64-pixel boxes with every catalogue source masked out to
-a radius growing with its brightness: unmasked, the wings of bright stars bias a
-map high, 0.05-0.3 mag too faint here).
+apertures of 4 FWHM radius above the sky (``qclib.calib.sky_background``: photutils'
+``Background2D``, sigma-clipped medians in 64-pixel boxes with every catalogue
+source masked out to a radius growing with its brightness: unmasked, the wings of
+bright stars bias a map high, 0.05-0.3 mag too faint here).
 
 The light beyond the aperture is not taken from a model: a real PSF has a halo no
 single Moffat describes (on the simulated sky a 4 % halo at 3.5 x the core's width
@@ -52,10 +52,10 @@ from astropy.modeling import Fittable2DModel, Parameter, fitting
 from astropy.stats import SigmaClip
 from astropy.utils.exceptions import AstropyUserWarning
 from photutils.aperture import ApertureStats, CircularAnnulus, CircularAperture
-from photutils.background import Background2D, MedianBackground
 from photutils.centroids import centroid_com
 
 from qclib.calib.parameters import PhotometryConfig
+from qclib.calib.sky_background import SkyBackground, sky_background
 from qclib.errors import UnprocessableDataError
 
 #: 2.5 / ln(10): magnitudes per relative flux error.
@@ -209,8 +209,10 @@ def measure_field(
     kept = [i for i in positions if isolated[i] and _inside(positions[i], radius + 1, image.shape)]
     if not kept:
         raise UnprocessableDataError("no isolated star lies wholly on the detector")
-    data = image - background_map(image, stars, fwhm, config)
     centres = [positions[i] for i in kept]
+    # The sky is removed only where apertures and rings reach (NaN elsewhere).
+    reach = max(radius, config.curve_of_growth_fwhm * fwhm) + 2
+    data = sky_near_stars(image, stars, fwhm, config).subtracted_near(image, centres, reach)
     apertures = CircularAperture(centres, r=radius)
     inside = np.atleast_1d(np.asarray(ApertureStats(data, apertures, sum_method="exact").sum))
     snr = inside / np.sqrt(np.maximum(inside, 0) + apertures.area * noise_adu**2)
@@ -279,25 +281,14 @@ def _fit_bright_stars(
     return fits_done, positions
 
 
-def background_map(
+def sky_near_stars(
     image: np.ndarray, stars: StarField, fwhm_px: float, config: PhotometryConfig
-) -> np.ndarray:
+) -> SkyBackground:
     """Sky under the stars: sigma-clipped medians in boxes, every catalogue source
     masked out to 3 FWHM, 1.5 FWHM more per magnitude it is brighter than the
     faintest (at most 12 FWHM), where its light is far below the sky noise."""
-    ny, nx = image.shape
     mask = source_mask(image.shape, stars, fwhm_px, np.ones(stars.x.size, dtype=bool))
-    box = min(config.background_box_px, ny, nx)
-    background = Background2D(
-        image,
-        box,
-        mask=mask,
-        filter_size=3,
-        sigma_clip=SigmaClip(sigma=3.0, maxiters=5),
-        bkg_estimator=MedianBackground(),
-        exclude_percentile=90.0,
-    )
-    return np.asarray(background.background, dtype=image.dtype)
+    return sky_background(image, mask, config.background_box_px)
 
 
 def source_mask(

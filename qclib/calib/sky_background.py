@@ -1,0 +1,113 @@
+"""The sky under a field's stars, evaluated only where it is measured. Pure.
+
+photutils' ``Background2D`` measures the sky as sigma-clipped medians in boxes (every
+catalogue source masked out to a radius growing with its brightness: unmasked, the
+wings of bright stars bias a map high, 0.05-0.3 mag too faint here), median-filtered
+(3 x 3 boxes). Its full-resolution map is that low-resolution mesh zoomed by a bicubic
+spline (``scipy.ndimage.zoom``, ``grid_mode``: box centres are the samples), clipped to
+the mesh's range. Photometry needs it only around the stars it measures: the same
+spline, evaluated on those windows (``scipy.ndimage.map_coordinates``), gives the
+same values (tests/calib/test_sky_background.py) without zooming 8.4 million pixels:
+0.32 s per 2048x4100 CCD for the full map, 0.01-0.03 s for a standard field's windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from astropy.stats import SigmaClip
+from photutils.background import Background2D, MedianBackground
+from scipy import ndimage
+
+
+@dataclass(frozen=True)
+class SkyBackground:
+    """A ``Background2D`` mesh and its bicubic spline over the image."""
+
+    coefficients: np.ndarray  # the mesh's spline coefficients (reflecting edges)
+    box: tuple[int, int]  # pixels per mesh box (rows, columns)
+    low: float  # the mesh's range, to which the map is clipped
+    high: float
+
+    def at(self, rows: slice, cols: slice) -> np.ndarray:
+        """The map on ``image[rows, cols]`` (slices of the image, in bounds)."""
+        y = (np.arange(rows.start, rows.stop) + 0.5) / self.box[0] - 0.5
+        x = (np.arange(cols.start, cols.stop) + 0.5) / self.box[1] - 0.5
+        if self.low == self.high:
+            return np.full((y.size, x.size), self.low)
+        # A tensor-product spline on a grid: the weights of each row's and each
+        # column's four coefficients, then two small matrix products (0.1 ms for a
+        # star's window, where map_coordinates took 0.6 ms).
+        rows_w = _spline_weights(y, self.coefficients.shape[0])
+        cols_w = _spline_weights(x, self.coefficients.shape[1])
+        return np.clip(rows_w @ self.coefficients @ cols_w.T, self.low, self.high)
+
+    def subtracted_near(
+        self, image: np.ndarray, centres: Sequence[tuple[float, float]], reach: float
+    ) -> np.ndarray:
+        """``image`` less the sky within ``reach`` pixels (a square) of each ``(x, y)``
+        centre; NaN elsewhere, so that nothing can use a pixel whose sky was not
+        removed."""
+        ny, nx = image.shape
+        out = np.full(image.shape, np.nan, dtype=image.dtype)
+        for x, y in centres:
+            rows = slice(max(0, int(y - reach)), min(ny, int(y + reach) + 2))
+            cols = slice(max(0, int(x - reach)), min(nx, int(x + reach) + 2))
+            if rows.start < rows.stop and cols.start < cols.stop:
+                out[rows, cols] = image[rows, cols] - self.at(rows, cols)
+        return out
+
+
+#: Rows of the image the box statistics use: every second one. A 64 x 64 box's
+#: clipped median then rests on 2,048 pixels instead of 4,096 (its noise 1.4x
+#: larger: 0.5 ADU on a 20-ADU sky, a 0.05 % error on a 10^6-ADU star's aperture), and
+#: ``Background2D`` costs half: its sigma clipping of every pixel was 0.22 s of the
+#: 1.3 s per CCD of a standard field.
+ROW_STEP = 2
+
+
+def _spline_weights(coords: np.ndarray, n: int) -> np.ndarray:
+    """(len(coords), n) weights of a cubic B-spline's coefficients at ``coords``, the
+    coefficients extended beyond their ends by half-sample reflection (scipy's
+    ``mode="reflect"``)."""
+    weights = np.zeros((coords.size, n))
+    base = np.floor(coords).astype(np.int64)
+    rows = np.arange(coords.size)
+    for k in range(-1, 3):
+        index = base + k
+        u = np.abs(coords - index)
+        w = np.where(u < 1, 2 / 3 - u**2 + u**3 / 2, np.where(u < 2, (2 - u) ** 3 / 6, 0.0))
+        folded = np.mod(index, 2 * n)
+        folded = np.where(folded >= n, 2 * n - 1 - folded, folded)
+        np.add.at(weights, (rows, folded), w)
+    return weights
+
+
+def sky_background(
+    image: np.ndarray, mask: np.ndarray, box_px: int, *, row_step: int = ROW_STEP
+) -> SkyBackground:
+    """The sky of ``image`` with the pixels of ``mask`` left out: 3-sigma clipped
+    medians (5 iterations) in boxes of ``box_px`` (of every ``row_step``-th row; a box
+    more than 90 % masked is filled from its neighbours), median-filtered over 3 x 3
+    boxes."""
+    ny, nx = image.shape
+    box_y, box_x = min(box_px, ny), min(box_px, nx)
+    step = row_step if box_y % row_step == 0 and ny >= 2 * box_y else 1
+    background = Background2D(
+        image[::step],
+        (box_y // step, box_x),
+        mask=mask[::step],
+        filter_size=3,
+        sigma_clip=SigmaClip(sigma=3.0, maxiters=5),
+        bkg_estimator=MedianBackground(),
+        exclude_percentile=90.0,
+    )
+    mesh = np.asarray(background.background_mesh, dtype=np.float64)
+    return SkyBackground(
+        ndimage.spline_filter(mesh, order=3, mode="reflect", output=np.float64),
+        (box_y, box_x),
+        float(mesh.min()),
+        float(mesh.max()),
+    )
