@@ -179,7 +179,8 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
                 stars = _stars(
                     catalogue, hdu.header, (rows.start, cols.start), image.shape, 50 + max_offset_px
                 )
-                noise = clipped_stats(image, sigma=3).std
+                sky = clipped_stats(image, sigma=3.0, maxiters=5)  # level and noise
+                noise = sky.std
                 if first is None:
                     dq = flat.dq(extname)
                     dq[saturated] |= DQ_SATURATED
@@ -192,6 +193,7 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
                         stars.mag,
                         fwhm_px=seeing_guess_px,
                         max_offset_px=max_offset_px,
+                        sky=sky,
                     )
                     measured = measure_field(
                         image,
