@@ -96,7 +96,9 @@ def sky_background(
     box_y, box_x = min(box_px, ny), min(box_px, nx)
     step = row_step if box_y % row_step == 0 and ny >= 2 * box_y else 1
     background = Background2D(
-        image[::step],
+        # float64: photutils' box medians of float32 take numpy's slower path (0.21 s
+        # for half a 2048x4100 CCD, 0.16 s in float64; the conversion costs 0.014 s).
+        np.asarray(image[::step], dtype=np.float64),
         (box_y // step, box_x),
         mask=mask[::step],
         filter_size=3,
