@@ -167,15 +167,27 @@ def expand_blocks(medians: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     y_centres = (np.arange(by) + 0.5) * sy - 0.5
     x_centres = (np.arange(bx) + 0.5) * sx - 0.5
     rows = _interpolate_axis(medians, y_centres, ny, axis=0)
-    return _interpolate_axis(rows, x_centres, nx, axis=1).astype(np.float32)
+    if rows.shape[1] == 1:
+        return np.repeat(rows, nx, axis=1).astype(np.float32)
+    # Along the rows, the full-size part, in one compiled pass with numpy's float32
+    # arithmetic (a * (1 - w) + b * w): 0.11 s per 2048x4100 CCD with take/astype
+    # temporaries, about 0.01 s compiled.
+    lower, weight = _interpolation_weights(x_centres, nx)
+    return _interpolate_columns(rows.astype(np.float32), lower, weight)
+
+
+def _interpolation_weights(centres: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every position 0..n-1: the lower of the two centres about it and the float32
+    weight of the upper one (flat beyond the outer centres)."""
+    position = np.interp(np.arange(n), centres, np.arange(centres.size))
+    lower = np.minimum(position.astype(int), centres.size - 2)
+    return lower, (position - lower).astype(np.float32)
 
 
 def _interpolate_axis(values: np.ndarray, centres: np.ndarray, n: int, axis: int) -> np.ndarray:
     if values.shape[axis] == 1:
         return np.repeat(values, n, axis=axis)
-    position = np.interp(np.arange(n), centres, np.arange(centres.size))
-    lower = np.minimum(position.astype(int), centres.size - 2)
-    weight = (position - lower).astype(np.float32)
+    lower, weight = _interpolation_weights(centres, n)
     a = np.take(values, lower, axis=axis).astype(np.float32)
     b = np.take(values, lower + 1, axis=axis).astype(np.float32)
     shape = [1, 1]
@@ -184,10 +196,30 @@ def _interpolate_axis(values: np.ndarray, centres: np.ndarray, n: int, axis: int
     return a * (1 - weight) + b * weight
 
 
-def find_cold_pixels(flat: np.ndarray, *, sigma: float, max_response: float = 0.9) -> np.ndarray:
-    """Pixels of a flat whose response, relative to the large-scale flat around them,
-    is both more than ``sigma`` robust standard deviations low and below
-    ``max_response``: dead and partly cold pixels, not the low tail of the PRNU.
+@numba.njit(parallel=True, cache=True)
+def _interpolate_columns(rows, lower, weight):  # type: ignore[no-untyped-def]
+    ny = rows.shape[0]
+    nx = lower.size
+    out = np.empty((ny, nx), dtype=np.float32)
+    one = np.float32(1.0)
+    for y in numba.prange(ny):
+        for x in range(nx):
+            w = weight[x]
+            out[y, x] = rows[y, lower[x]] * (one - w) + rows[y, lower[x] + 1] * w
+    return out
+
+
+def find_cold_pixels(
+    flat: np.ndarray,
+    *,
+    sigma: float,
+    max_response: float = 0.9,
+    smooth: np.ndarray | None = None,
+) -> np.ndarray:
+    """Pixels of a flat whose response, relative to the large-scale flat around them
+    (``smooth``: ``smooth_large_scale(flat)`` when not given), is both more than
+    ``sigma`` robust standard deviations low and below ``max_response``: dead and
+    partly cold pixels, not the low tail of the PRNU.
 
     >>> rng = np.random.default_rng(0)
     >>> flat = rng.normal(1, 0.01, (128, 128)) * np.linspace(0.9, 1.1, 128)[None, :]
@@ -195,7 +227,7 @@ def find_cold_pixels(flat: np.ndarray, *, sigma: float, max_response: float = 0.
     >>> [tuple(map(int, p)) for p in np.argwhere(find_cold_pixels(flat, sigma=6))]
     [(5, 6)]
     """
-    relative = flat / smooth_large_scale(flat)
+    relative = flat / (smooth_large_scale(flat) if smooth is None else smooth)
     spread = clipped_stats(relative, sigma=4)
     low = relative < spread.mean - sigma * spread.std
     return np.asarray(low & (relative < max_response))

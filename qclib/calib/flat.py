@@ -99,10 +99,14 @@ def make_master_flat(
     error = error / np.float32(norm)
     dq = np.zeros(master.shape, np.uint8)
     dq[count == 0] |= DQ_NO_DATA
-    cold = find_cold_pixels(master, sigma=config.cold_sigma, max_response=config.cold_max_response)
+    # One large-scale map for the cold pixels and the structure QC (0.15 s per CCD).
+    smooth = smooth_large_scale(master, box=config.smooth_box_px)
+    cold = find_cold_pixels(
+        master, sigma=config.cold_sigma, max_response=config.cold_max_response, smooth=smooth
+    )
     dq[cold] |= DQ_COLD
     qc = {
-        **measure_flat_structure(master, error, box=config.smooth_box_px),
+        **measure_flat_structure(master, error, smooth=smooth),
         "QC.FLAT.MED": float(np.median(scales)),
         **measure_flux_rates(list(scales), exptimes_s),
         "QC.NCOLDPIX": float(cold.sum()),
@@ -123,9 +127,11 @@ def measure_flux_rates(levels: Sequence[float], exptimes_s: Sequence[float]) -> 
     }
 
 
-def measure_flat_structure(flat: np.ndarray, error: np.ndarray, *, box: int) -> dict[str, float]:
-    """Large-scale rms and small-scale response rms (noise removed) of a normalised flat."""
-    smooth = smooth_large_scale(flat, box=box)
+def measure_flat_structure(
+    flat: np.ndarray, error: np.ndarray, *, smooth: np.ndarray
+) -> dict[str, float]:
+    """Large-scale rms and small-scale response rms (noise removed) of a normalised flat
+    whose large-scale structure is ``smooth`` (``smooth_large_scale``)."""
     small = clipped_stats(flat / smooth, sigma=4)
     noise = float(np.nanmedian(error[:: max(1, error.shape[0] // 512)]))
     return {
