@@ -43,7 +43,7 @@ from qclib.calib.parameters import DarkConfig
 from qclib.calib.readout import (
     channel_columns,
     check_frames,
-    clipped_mean,
+    clipped_means,
     frame_level,
     frame_levels,
     read_noise_from_pair,
@@ -173,8 +173,8 @@ def dark_signal(master: np.ndarray, hot: np.ndarray, groups: list[slice] | None)
     clean = np.where(hot, np.float32(np.nan), master)
     if groups is None:
         return clipped_stats(clean, sigma=4).mean
-    parts = np.array([clipped_mean(clean[:, group]) for group in groups])
-    return float(np.sum(parts[:, 0] * parts[:, 1]) / parts[:, 1].sum())
+    means, kept = clipped_means(clean, groups)
+    return float(np.sum(means * kept) / kept.sum())
 
 
 def frame_dark_signal(

@@ -60,7 +60,7 @@ import numba
 import numpy as np
 from scipy.optimize import brentq
 
-from qclib.calib.readout import clipped_mean
+from qclib.calib.readout import clipped_means
 from qclib.errors import UnprocessableDataError
 
 #: Newton steps when linearising, starting from M: measured on a cubic f, five reach
@@ -171,12 +171,9 @@ def channel_levels(
     difference = np.subtract(flat, dark, dtype=np.float32)
     if mask is not None:
         difference[mask] = np.nan
-    return np.array(
-        [
-            clipped_mean(difference[:, columns], sigma=4.0)[0]
-            for columns in channel_slices(difference.shape[1], channel_width_px)
-        ]
-    )
+    return clipped_means(
+        difference, channel_slices(difference.shape[1], channel_width_px), sigma=4.0
+    )[0]
 
 
 def measure_lamp_monitor(

@@ -13,8 +13,10 @@ of a channel, that changes from frame to frame and that the channel's reference 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 
 from qclib.calib.stats import clipped_stats
@@ -87,29 +89,67 @@ def channel_columns(geometry: Geometry, section: slice | None = None) -> list[sl
     return out
 
 
-def clipped_mean(
-    values: np.ndarray, *, sigma: float = 4.0, maxiters: int = 10
-) -> tuple[float, int]:
-    """Sigma-clipped mean (around the mean, by the standard deviation) of the finite
-    values of an array, and how many were kept.
+def clipped_means(
+    values: np.ndarray, groups: Sequence[slice], *, sigma: float = 4.0, maxiters: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sigma-clipped mean of each group of columns of a 2D array (``groups``: column
+    slices, any step), and how many values each kept: the finite values, then those
+    more than ``sigma`` standard deviations from the mean dropped until none is (or
+    ``maxiters``). For the many small groups of a channel-by-channel statistic, one
+    compiled call for all of a detector's readout channels: 64 groups of a HAWK-I
+    array took 96 ms as a Python loop of numpy calls, 12 ms here.
 
-    For the many small arrays of a channel-by-channel statistic: 1.5 ms for 65,000
-    values, against 6.6 ms for astropy's ``sigma_clipped_stats`` and 140 ms for the
-    thread-parallel ``clipped_stats`` on this 2-core machine.
-
-    >>> round(clipped_mean(np.r_[np.zeros(50), np.ones(50), 1e6])[0], 6)
-    0.5
+    >>> column = np.r_[np.zeros(50), np.ones(50), 1e6]
+    >>> means, kept = clipped_means(np.c_[column, column + 2], [slice(0, 1), slice(1, 2)])
+    >>> means.round(6).tolist(), kept.tolist()
+    ([0.5, 2.5], [100, 100])
     """
-    kept = values[np.isfinite(values)].astype(np.float64)
-    for _ in range(maxiters):
-        if kept.size < 2:
-            break
-        centre, spread = kept.mean(), kept.std()
-        inside = np.abs(kept - centre) <= sigma * spread
-        if inside.all():
-            break
-        kept = kept[inside]
-    return (float(kept.mean()) if kept.size else float("nan")), int(kept.size)
+    nx = values.shape[1]
+    bounds = np.array([g.indices(nx) for g in groups], dtype=np.int64).reshape(-1, 3)
+    return _clipped_means_kernel(values, bounds, float(sigma), int(maxiters))
+
+
+@numba.njit(parallel=True, cache=True)
+def _clipped_means_kernel(values, bounds, sigma, maxiters):  # type: ignore[no-untyped-def]
+    ny = values.shape[0]
+    means = np.empty(bounds.shape[0])
+    counts = np.zeros(bounds.shape[0], dtype=np.int64)
+    for g in numba.prange(bounds.shape[0]):
+        start, stop, step = bounds[g, 0], bounds[g, 1], bounds[g, 2]
+        width = max(0, (stop - start + step - 1) // step) if step > 0 else 0
+        kept = np.empty(ny * width)
+        n = 0
+        for y in range(ny):
+            for x in range(start, stop, step):
+                v = values[y, x]
+                if math.isfinite(v):
+                    kept[n] = v
+                    n += 1
+        for _ in range(maxiters):
+            if n < 2:
+                break
+            total = 0.0
+            for i in range(n):
+                total += kept[i]
+            centre = total / n
+            square = 0.0
+            for i in range(n):
+                square += (kept[i] - centre) ** 2
+            limit = sigma * math.sqrt(square / n)
+            m = 0
+            for i in range(n):
+                if abs(kept[i] - centre) <= limit:
+                    kept[m] = kept[i]
+                    m += 1
+            if m == n:
+                break
+            n = m
+        total = 0.0
+        for i in range(n):
+            total += kept[i]
+        means[g] = total / n if n else math.nan
+        counts[g] = n
+    return means, counts
 
 
 def reference_levels(frame: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -133,8 +173,8 @@ def reference_levels(frame: np.ndarray, geometry: Geometry) -> np.ndarray:
     if groups is None or reference_rows.shape[0] == 0:
         return np.full(cols.stop - cols.start, frame_level(frame, geometry), np.float32)
     levels = np.empty(geometry.naxis1, np.float32)
-    for group in groups:
-        levels[group] = clipped_mean(reference_rows[:, group])[0]
+    for group, level in zip(groups, clipped_means(reference_rows, groups)[0], strict=True):
+        levels[group] = level
     return levels[cols]
 
 
