@@ -6,18 +6,19 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from qclib import memory
 from qclib.memory import retained_memory
+from tests.conftest import missing_dependency
 
 
 def _resident_mb() -> float:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGESIZE") / 1e6
 
 
-@pytest.mark.skipif(memory._LIBC is None, reason="glibc's malloc only")
 def test_retained_memory_keeps_freed_blocks_until_the_last_user_leaves() -> None:
+    if memory._LIBC is None:
+        missing_dependency("MEMORY TEST SKIPPED: glibc's malloc (mallopt, malloc_trim) not found")
     with retained_memory():
         with retained_memory():
             before = _resident_mb()
