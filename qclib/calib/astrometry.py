@@ -97,8 +97,8 @@ def local_peaks(image: np.ndarray, threshold: float, box: int) -> tuple[np.ndarr
     """
     if image.ndim != 2:
         raise ValueError(f"a 2D image, not {image.ndim}D")
-    flags = _peak_flags(image, float(threshold), box // 2)
-    return np.nonzero(flags)
+    rows, cols = np.nonzero(_peak_flags(image, float(threshold), box // 2))
+    return rows, cols
 
 
 @numba.njit(parallel=True, cache=True)
