@@ -115,6 +115,9 @@ class AssociationBlockRow(Base):
     state_reason: Mapped[str | None] = mapped_column(Text)
     #: Failed runs of the recipe so far (a pass retries up to the workspace's max_retries).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: How far (days) from the block a changed candidate can change its association
+    #: (``AssociationBlock.horizon_days``); NULL: unknown, as far as the reach (0010).
+    horizon_days: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     # Incremental association reads an instrument's blocks in a window of time (0008).
     __table_args__ = (Index("ix_association_blocks_instrument_mid_mjd", "instrument", "mid_mjd"),)
@@ -122,7 +125,7 @@ class AssociationBlockRow(Base):
 
 class AssociationStateRow(Base):
     """What an instrument's stored blocks were last associated from, so that the next
-    association redoes only the window of time new frames or QC decisions touch."""
+    association redoes only the blocks new frames or QC decisions can change."""
 
     __tablename__ = "association_state"
 

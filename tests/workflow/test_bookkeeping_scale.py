@@ -204,6 +204,54 @@ def test_one_more_night_costs_the_same_statements_on_a_4x_history(
     assert counts[1] == counts[0] > 0, counts
 
 
+@pytest.mark.slow
+def test_one_more_night_redoes_the_same_blocks_on_a_2x_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One more night re-associates as many blocks (calibration tags selected) on a
+    history of 16 nights as on one of 8, although both lie within the reach of
+    association (30 d OmegaCAM, 60 d HAWK-I): only blocks with a new frame or a changed
+    block within their horizon are redone, not every block within the reach."""
+    from qclib import associate
+    from qclib.workspace import init_workspace
+
+    calls = []
+    select = associate._select
+
+    def counted(*args, **kwargs):
+        calls.append(args[2])  # the block's mid-time
+        return select(*args, **kwargs)
+
+    counts = []
+    for nights in (8, 16):
+        monkeypatch.setenv("QC_DB_URL", f"sqlite:///{tmp_path / f'{nights}.sqlite'}")
+        workspace = init_workspace(tmp_path / f"ws{nights}")
+        db = workspace.open_database()
+        folders = [write_night(tmp_path / f"raw{nights}", FIRST + dt.timedelta(days=i))
+                   for i in range(nights + 1)]  # fmt: skip
+        for folder in folders[:-1]:
+            ingest_paths(workspace, db, [folder])
+        associate_workspace(workspace, db)
+        ingest_paths(workspace, db, [folders[-1]])
+        calls.clear()
+        with monkeypatch.context() as patch:
+            patch.setattr(associate, "_select", counted)
+            step = associate_workspace(workspace, db)
+        counts.append(len(calls))
+        last = FIRST + dt.timedelta(days=nights)
+        assert hdr_mjd(last) - min(calls) < 8, nights  # no block older than a week redone
+        whole = associate_workspace(workspace, db, full=True)
+        assert whole.changes == dict.fromkeys(whole.changes, (0, 0, 0)), nights
+        assert step.changes["OMEGACAM"][0] > 0
+        db.close()
+    assert counts[0] == counts[1] > 0, counts
+
+
+def hdr_mjd(night: dt.date) -> float:
+    """MJD at noon UTC of a date (nights' frames come after it)."""
+    return (night - dt.date(1858, 11, 17)).days + 0.5
+
+
 def _new_pg_database(url: str) -> str:
     import uuid
 
