@@ -57,7 +57,6 @@ class AssociationState:
 
     rules_digest: str
     last_frame_id: int
-    decisions: dict[str, tuple[str, str]]
 
 
 def association_state(session: Session, instrument: str) -> AssociationState | None:
@@ -65,17 +64,11 @@ def association_state(session: Session, instrument: str) -> AssociationState | N
     row = session.get(AssociationStateRow, instrument)
     if row is None:
         return None
-    decisions = {ref: (str(d[0]), str(d[1])) for ref, d in (row.decisions or {}).items()}
-    return AssociationState(row.rules_digest, row.last_frame_id, decisions)
+    return AssociationState(row.rules_digest, row.last_frame_id)
 
 
 def save_association_state(
-    session: Session,
-    instrument: str,
-    *,
-    rules_digest: str,
-    last_frame_id: int,
-    decisions: dict[str, tuple[str, str]],
+    session: Session, instrument: str, *, rules_digest: str, last_frame_id: int
 ) -> None:
     """Record what the instrument's stored blocks now reflect (insert or update)."""
     row = session.get(AssociationStateRow, instrument)
@@ -84,7 +77,6 @@ def save_association_state(
         session.add(row)
     row.rules_digest = rules_digest
     row.last_frame_id = last_frame_id
-    row.decisions = {ref: list(d) for ref, d in sorted(decisions.items())}
     row.updated_at = dt.datetime.now(dt.UTC)
 
 
@@ -219,6 +211,18 @@ def _reopen(session: Session, instrument: str, ids: set[str], reach: float | Non
             if row.state != "created" and set(row.content.get("parents", ())) & ids
         }
         ids |= todo
+
+
+def block_times(session: Session, ids: Collection[str]) -> dict[str, float]:
+    """The mid-times of the stored blocks among ``ids``."""
+    names = sorted(ids)
+    out: dict[str, float] = {}
+    for start in range(0, len(names), _CHUNK):
+        query = select(AssociationBlockRow.id, AssociationBlockRow.mid_mjd).where(
+            AssociationBlockRow.id.in_(names[start : start + _CHUNK])
+        )
+        out.update((block_id, mid) for block_id, mid in session.execute(query))
+    return out
 
 
 def _rows_by_id(session: Session, ids: Iterable[str]) -> list[AssociationBlockRow]:

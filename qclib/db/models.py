@@ -134,9 +134,20 @@ class AssociationStateRow(Base):
     rules_digest: Mapped[str] = mapped_column(String(64))
     #: The newest frame id (frames.id) the stored blocks include.
     last_frame_id: Mapped[int] = mapped_column(Integer)
-    #: QC decisions association took (``<ab_id>:<PRO.CATG>`` -> [decision, why]).
-    decisions: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DecisionChangeRow(Base):
+    """A block whose products' QC decision changed (certified, rejected, neither, or
+    gone) since association last took its decisions: written with the change, and
+    removed by the association that takes it (0011)."""
+
+    __tablename__ = "decision_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instrument: Mapped[str] = mapped_column(String(40), index=True)
+    ab_id: Mapped[str] = mapped_column(String(200))
+    changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ProductRow(Base):

@@ -11,7 +11,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from qclib.associate import AssociationBlock
-from qclib.db.models import AssociationBlockRow, ProductRow, QCValueRow
+from qclib.db.models import AssociationBlockRow, DecisionChangeRow, ProductRow, QCValueRow
 
 #: Statuses of a product a QC scientist has certified (archiving and being superseded
 #: by a newer master do not undo that): what history and reference rules compare with.
@@ -295,11 +295,35 @@ def mark_scored(session: Session, product_id: int) -> bool:
     return False
 
 
+def decision_of(status: str) -> str | None:
+    """The QC decision a product status stands for, as association takes it:
+    "certified", "rejected", or None (not decided).
+
+    >>> decision_of("archived"), decision_of("rejected"), decision_of("scored")
+    ('certified', 'rejected', None)
+    """
+    if status in CERTIFIED_STATES:
+        return "certified"
+    return "rejected" if status == "rejected" else None
+
+
+def _note_decision_change(session: Session, row: ProductRow) -> None:
+    """Queue the product's block for association (``decision_changes``)."""
+    session.add(
+        DecisionChangeRow(
+            instrument=row.instrument, ab_id=row.ab_id, changed_at=dt.datetime.now(dt.UTC)
+        )
+    )
+
+
 def set_product_status(session: Session, product_id: int, status: str) -> None:
-    """Move a product along its lifecycle (candidate, scored, certified, rejected...)."""
+    """Move a product along its lifecycle (candidate, scored, certified, rejected...);
+    a change of its QC decision is queued for association."""
     row = session.get(ProductRow, product_id)
     if row is None:
         raise KeyError(product_id)
+    if decision_of(row.status) != decision_of(status):
+        _note_decision_change(session, row)
     row.status = status
 
 
@@ -406,23 +430,50 @@ def products_made_with(session: Session, sha256s: set[str]) -> list[StoredProduc
     return out
 
 
-def qc_decisions(session: Session, instrument: str) -> dict[str, tuple[str, str]]:
-    """QC decisions on an instrument's products, as association takes them:
-    ``<ab_id>:<PRO.CATG>`` -> ("certified" | "rejected", why)."""
+def qc_decisions(
+    session: Session, instrument: str, ab_ids: Collection[str] | None = None
+) -> dict[str, tuple[str, str]]:
+    """QC decisions on an instrument's products (of the blocks ``ab_ids``; default
+    all), as association takes them: ``<ab_id>:<PRO.CATG>`` -> ("certified" |
+    "rejected", why)."""
     # Four short columns, not the rows (whose header and provenance JSON cost 20x more
-    # to read): every pass reads the instrument's decisions.
+    # to read).
     query = select(ProductRow.ab_id, ProductRow.pro_catg, ProductRow.path, ProductRow.status).where(
         ProductRow.instrument == instrument,
         ProductRow.status.in_((*CERTIFIED_STATES, "rejected")),
     )
+    if ab_ids is None:
+        rows = list(session.execute(query))
+    else:
+        names = sorted(ab_ids)
+        rows = []
+        for start in range(0, len(names), 900):  # below SQLite's parameter limit
+            rows += session.execute(query.where(ProductRow.ab_id.in_(names[start : start + 900])))
     out = {}
-    for ab_id, pro_catg, path, status in session.execute(query):
+    for ab_id, pro_catg, path, status in rows:
         name = path.rsplit("/", 1)[-1]
         if status == "rejected":
             out[f"{ab_id}:{pro_catg}"] = ("rejected", f"{name} rejected by QC: never used")
         else:
             out[f"{ab_id}:{pro_catg}"] = ("certified", f"{name} {status}")
     return out
+
+
+def decision_changes(session: Session, instrument: str) -> dict[int, str]:
+    """The instrument's queued decision changes association has not taken: id -> block."""
+    query = select(DecisionChangeRow.id, DecisionChangeRow.ab_id).where(
+        DecisionChangeRow.instrument == instrument
+    )
+    return {int(row[0]): str(row[1]) for row in session.execute(query)}
+
+
+def take_decision_changes(session: Session, ids: Collection[int]) -> None:
+    """Remove queued decision changes association has taken."""
+    names = sorted(ids)
+    for start in range(0, len(names), 900):
+        session.execute(
+            delete(DecisionChangeRow).where(DecisionChangeRow.id.in_(names[start : start + 900]))
+        )
 
 
 def reopen_block(session: Session, ab_id: str, reason: str) -> None:
@@ -439,6 +490,8 @@ def remove_products_of_block(session: Session, ab_id: str) -> list[str]:
 
     rows = list(session.scalars(select(ProductRow).where(ProductRow.ab_id == ab_id)))
     for row in rows:
+        if decision_of(row.status) is not None:
+            _note_decision_change(session, row)
         session.execute(delete(ScoreRow).where(ScoreRow.product_id == row.id))
         session.execute(delete(QCValueRow).where(QCValueRow.product_id == row.id))
         session.delete(row)

@@ -3,8 +3,9 @@
 Idempotent: classifications and ABs that did not change are left untouched.
 
 Incremental: each instrument's association state (the rules digest, the newest frame
-associated, the QC decisions taken) says what the stored blocks reflect. When only
-new frames or new decisions came since, only the blocks they can change are
+associated) and the queue of QC decision changes not yet taken
+(``qclib.db.products.decision_changes``) say what the stored blocks reflect. When
+only new frames or new decisions came since, only the blocks they can change are
 associated again: each stored block has a horizon (``AssociationBlock.horizon_days``:
 the night distance of the last runner-up its logs show, or a tag's whole validity
 window while it has room for more), and only a candidate appearing, going or
@@ -44,8 +45,6 @@ from qclib.db.ingest_log import StoredFrame
 from qclib.instruments import load_instrument, load_rules, rules_path
 from qclib.oca.rules import RuleSet
 from qclib.workspace import Workspace
-
-Decisions = dict[str, tuple[str, str]]
 
 
 @dataclass
@@ -108,12 +107,6 @@ def _signature(block: AssociationBlock | None) -> tuple[Any, ...] | None:
     return (block.mid_mjd, block.inputs, block.products)
 
 
-def _changed_decisions(old: Decisions, new: Decisions) -> set[str]:
-    """Block ids whose products' QC decisions differ."""
-    refs = {r for r in old.keys() | new.keys() if old.get(r) != new.get(r)}
-    return {ref.rsplit(":", 1)[0] for ref in refs}
-
-
 def _regrouped_by_fresh_frames(
     old: dict[str, AssociationBlock], new: dict[str, AssociationBlock], fresh: set[str]
 ) -> bool:
@@ -149,7 +142,6 @@ def _associate_changed(
     session: Session,
     config: InstrumentConfig,
     rules: RuleSet,
-    decisions: Decisions,
     fresh: dict[str, RawFrame],
     times: list[float],
     reach: float,
@@ -197,6 +189,8 @@ def _associate_changed(
         )
         if known is None:
             return None
+        planned = {ab_id(ms[0].arcfile, a.name) for a, ms in groups}
+        decisions = product_store.qc_decisions(session, name, planned | set(stored))
         blocks = build_association_blocks(
             rules, config.association, frames_in, decisions=decisions, groups=groups, known=known
         )
@@ -232,7 +226,7 @@ def _associate_instrument(
     rules = load_rules(name)
     digest = _digest(name)
     state = block_store.association_state(session, config.name)
-    decisions = product_store.qc_decisions(session, config.name)
+    queued = product_store.decision_changes(session, config.name)
     count, newest = ingest_log.frame_count(session, config.name)
     reach = association_reach(rules, config.association)
     result = None
@@ -242,15 +236,12 @@ def _associate_instrument(
         classified, raw = _classify(rules, new_frames)
         changed = block_store.set_classifications(session, classified)
         times = [r.mid_mjd for r in raw]
-        for block_id in _changed_decisions(state.decisions, decisions):
-            block = block_store.get_block(session, block_id)
-            if block is not None:
-                times.append(block.mid_mjd)
+        times += block_store.block_times(session, set(queued.values())).values()
         if not times:
             result = (0, 0, 0)
         else:
             found = _associate_changed(
-                session, config, rules, decisions, {r.arcfile: r for r in raw}, times, reach
+                session, config, rules, {r.arcfile: r for r in raw}, times, reach
             )
             if found is not None:
                 blocks, replaced = found
@@ -260,10 +251,12 @@ def _associate_instrument(
     if result is None:  # first association, new rules, or a window not to be trusted
         classified, raw = _classify(rules, ingest_log.list_frames(session, instrument=config.name))
         changed = block_store.set_classifications(session, classified)
+        decisions = product_store.qc_decisions(session, config.name)
         blocks = build_association_blocks(rules, config.association, raw, decisions=decisions)
         result = block_store.store_blocks(session, config.name, blocks, digest, reach=reach)
+    product_store.take_decision_changes(session, queued)
     block_store.save_association_state(
-        session, config.name, rules_digest=digest, last_frame_id=newest, decisions=decisions
+        session, config.name, rules_digest=digest, last_frame_id=newest
     )
     session.flush()
     for frame in ingest_log.frames_with_catg(session, config.name, UNCLASSIFIED):

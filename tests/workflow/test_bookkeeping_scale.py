@@ -76,13 +76,22 @@ def _stored(db) -> dict[str, dict]:
 
 @contextmanager
 def _no_whole_history(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fail if association reads every frame of an instrument (its whole-history path)."""
+    """Fail if association reads every frame of an instrument (its whole-history path)
+    or every QC decision of its products."""
 
     def refuse(*_args, **_kwargs):
         raise AssertionError("association read the whole history")
 
+    decisions = product_store.qc_decisions
+
+    def some_decisions(session, instrument, ab_ids=None):
+        if ab_ids is None:
+            raise AssertionError("association read every QC decision")
+        return decisions(session, instrument, ab_ids)
+
     with monkeypatch.context() as patch:
         patch.setattr(ingest_log, "list_frames", refuse)
+        patch.setattr(product_store, "qc_decisions", some_decisions)
         yield
 
 
