@@ -119,8 +119,12 @@ class AssociationBlockRow(Base):
     #: (``AssociationBlock.horizon_days``); NULL: unknown, as far as the reach (0010).
     horizon_days: Mapped[float | None] = mapped_column(Float, nullable=True)
 
-    # Incremental association reads an instrument's blocks in a window of time (0008).
-    __table_args__ = (Index("ix_association_blocks_instrument_mid_mjd", "instrument", "mid_mjd"),)
+    # Incremental association reads an instrument's blocks in a window of time (0008);
+    # processing reads the blocks not done, by state (0012).
+    __table_args__ = (
+        Index("ix_association_blocks_instrument_mid_mjd", "instrument", "mid_mjd"),
+        Index("ix_association_blocks_state_recipe", "state", "recipe"),
+    )
 
 
 class AssociationStateRow(Base):

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from qclib.associate import AssociationBlock
@@ -193,13 +193,24 @@ class UnfinishedBlock:
 
 
 def unfinished_blocks(
-    session: Session, *, night: dt.date | None = None, ids: list[str] | None = None
+    session: Session,
+    *,
+    night: dt.date | None = None,
+    ids: list[str] | None = None,
+    recipes: Collection[str] | None = None,
 ) -> list[UnfinishedBlock]:
     """The blocks not done (of a night, or with these ids), in time order. Done blocks
-    are not read, so a pass costs what is left to do, not the size of the history."""
+    are not read, so a pass costs what is left to do, not the size of the history.
+
+    ``recipes``: the recipes that exist; a block recorded as waiting whose recipe is
+    not among them (it waits for that recipe, not for a parent) is not read either.
+    """
+    waiting = AssociationBlockRow.state == "waiting"
+    if recipes is not None:
+        waiting = and_(waiting, AssociationBlockRow.recipe.in_(sorted(recipes)))
     query = (
         select(AssociationBlockRow)
-        .where(or_(AssociationBlockRow.state.is_(None), AssociationBlockRow.state != "done"))
+        .where(or_(AssociationBlockRow.state.in_(("created", "running", "failed")), waiting))
         .order_by(AssociationBlockRow.mid_mjd, AssociationBlockRow.id)
     )
     if night is not None:
