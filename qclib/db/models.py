@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -56,7 +57,10 @@ class FrameRow(Base):
     ingested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
     # Association reads an instrument's frames in a window of time (migration 0008).
-    __table_args__ = (Index("ix_frames_instrument_mjd_obs", "instrument", "mjd_obs"),)
+    __table_args__ = (
+        Index("ix_frames_instrument_mjd_obs", "instrument", "mjd_obs"),
+        Index("ix_frames_instrument_do_catg", "instrument", "do_catg"),  # 0013
+    )
 
 
 class QuarantineRow(Base):
@@ -91,6 +95,16 @@ class SourceRow(Base):
     #: Set while a source is being moved into data/raw: the write-ahead record that
     #: lets the next pass finish a move a killed process left half done.
     pending_dest: Mapped[str | None] = mapped_column(Text)
+
+    # Only the unfinished moves, which every ingest looks up (0013).
+    __table_args__ = (
+        Index(
+            "ix_ingest_sources_pending_dest",
+            "pending_dest",
+            sqlite_where=text("pending_dest IS NOT NULL"),
+            postgresql_where=text("pending_dest IS NOT NULL"),
+        ),
+    )
     seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -120,10 +134,11 @@ class AssociationBlockRow(Base):
     horizon_days: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     # Incremental association reads an instrument's blocks in a window of time (0008);
-    # processing reads the blocks not done, by state (0012).
+    # processing reads the blocks not done, by state (0012); a pass counts them (0013).
     __table_args__ = (
         Index("ix_association_blocks_instrument_mid_mjd", "instrument", "mid_mjd"),
         Index("ix_association_blocks_state_recipe", "state", "recipe"),
+        Index("ix_association_blocks_instrument_completeness", "instrument", "completeness"),
     )
 
 

@@ -449,17 +449,24 @@ def qc_decisions(
     "rejected", why)."""
     # Four short columns, not the rows (whose header and provenance JSON cost 20x more
     # to read).
-    query = select(ProductRow.ab_id, ProductRow.pro_catg, ProductRow.path, ProductRow.status).where(
-        ProductRow.instrument == instrument,
-        ProductRow.status.in_((*CERTIFIED_STATES, "rejected")),
-    )
+    columns = (ProductRow.ab_id, ProductRow.pro_catg, ProductRow.path, ProductRow.status)
+    decided = (*CERTIFIED_STATES, "rejected")
     if ab_ids is None:
+        query = select(*columns).where(
+            ProductRow.instrument == instrument, ProductRow.status.in_(decided)
+        )
         rows = list(session.execute(query))
     else:
+        # By block only: with the instrument or the status too, SQLite would walk
+        # every product of the instrument (or of those statuses) instead.
         names = sorted(ab_ids)
         rows = []
         for start in range(0, len(names), 900):  # below SQLite's parameter limit
-            rows += session.execute(query.where(ProductRow.ab_id.in_(names[start : start + 900])))
+            query = select(*columns, ProductRow.instrument).where(
+                ProductRow.ab_id.in_(names[start : start + 900])
+            )
+            rows += [r[:4] for r in session.execute(query) if r[4] == instrument]
+        rows = [r for r in rows if r[3] in decided]
     out = {}
     for ab_id, pro_catg, path, status in rows:
         name = path.rsplit("/", 1)[-1]

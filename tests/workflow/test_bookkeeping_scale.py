@@ -261,6 +261,55 @@ def hdr_mjd(night: dt.date) -> float:
     return (night - dt.date(1858, 11, 17)).days + 0.5
 
 
+def test_one_more_night_scans_no_history_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No statement that ingest, association and processing's look-up issue for one
+    more night reads every row of a table that grows with the history, or every row
+    of an instrument (SQLite's query plan of each: a SCAN of frames, ingest_sources,
+    association_blocks or products, or a SEARCH of one by instrument alone that is
+    not answered from the index; counting the index entries is)."""
+    import sqlite3
+
+    from qclib.recipes.registry import recipe_names
+    from qclib.workspace import init_workspace
+
+    path = tmp_path / "qc.sqlite"
+    monkeypatch.setenv("QC_DB_URL", f"sqlite:///{path}")
+    workspace = init_workspace(tmp_path / "ws")
+    db = workspace.open_database()
+    folders = [write_night(tmp_path / "raw", FIRST + dt.timedelta(days=i)) for i in range(3)]
+    for folder in folders[:-1]:
+        ingest_paths(workspace, db, [folder])
+    associate_workspace(workspace, db)
+    statements = []
+
+    def grab(_conn, _cursor, statement, parameters, _context, executemany) -> None:
+        statements.append((statement, parameters[0] if executemany else parameters))
+
+    event.listen(db.engine, "before_cursor_execute", grab)
+    try:
+        ingest_paths(workspace, db, [folders[-1]])
+        associate_workspace(workspace, db)
+        with db.transaction() as session:
+            product_store.unfinished_blocks(session, recipes=recipe_names())
+    finally:
+        event.remove(db.engine, "before_cursor_execute", grab)
+    db.close()
+    history = ("frames", "ingest_sources", "association_blocks", "products")
+    with sqlite3.connect(path) as connection:
+        scans = {
+            statement.split(" FROM ")[0][:60] + " ...": detail
+            for statement, parameters in statements
+            if statement.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE"))
+            for *_, detail in connection.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+            if (detail.startswith("SCAN") or detail.endswith(" (instrument=?)"))
+            and "COVERING INDEX" not in detail
+            and detail.split()[1] in history
+        }
+    assert len(statements) > 50 and scans == {}
+
+
 def _new_pg_database(url: str) -> str:
     import uuid
 
