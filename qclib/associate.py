@@ -133,6 +133,10 @@ class TagLog:
     chosen: tuple[Choice, ...]
     runners_up: tuple[tuple[str, str], ...]  # (ref, why it lost)
     missing_reason: str | None = None
+    #: How far (days, |Δt|) from the block a candidate of this tag can be and still
+    #: change this log when it appears, goes or changes status; None when unknown (a
+    #: log read back from the database). Not part of the log (``as_dict``, equality).
+    horizon_days: float | None = field(default=None, compare=False)
 
     @property
     def satisfied(self) -> bool:
@@ -181,6 +185,16 @@ class AssociationBlock:
     completeness: Completeness = "complete"
     reason: str | None = None
     parents: tuple[str, ...] = field(default=())
+
+    @property
+    def horizon_days(self) -> float | None:
+        """How far (days) from this block a candidate that appears, goes or changes
+        can change any of its tags' logs (the widest of its tags' horizons; 0 without
+        tags); None when a tag's horizon is unknown."""
+        horizons = [t.horizon_days for t in self.tags]
+        if any(h is None for h in horizons):
+            return None
+        return max((h for h in horizons if h is not None), default=0.0)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -380,18 +394,24 @@ def _select(
     for cand in index.near(set(categories) if categories else None, ab_mid, widest):
         if cand.ref in own_inputs or (cand.status == "raw") != want_raw:
             continue
+        # Only the first _RUNNERS_UP losers can be shown (after the ranked runners-up):
+        # the others are not explained (explaining a setup is the costly part).
+        explain = len(losers) < _RUNNERS_UP
         if cand.ref in rejected:
-            losers.append((cand.ref, rejected[cand.ref]))
+            if explain:
+                losers.append((cand.ref, rejected[cand.ref]))
             continue
         header, input_header = absent_as_equal(matched, cand.header, ab_header)
         if not truthy(evaluate(assoc.condition, header, input_header)):
-            failed = failed_conditions(assoc.condition, header, input_header)
-            losers.append((cand.ref, "setup differs: " + "; ".join(failed)))
+            if explain:
+                failed = failed_conditions(assoc.condition, header, input_header)
+                losers.append((cand.ref, "setup differs: " + "; ".join(failed)))
             continue
         delta = cand.mid_mjd - ab_mid
         level = validity.level(delta) if validity else 0
         if level is None:
-            losers.append((cand.ref, f"outside validity (|Δt| = {abs(delta):.2f} d)"))
+            if explain:
+                losers.append((cand.ref, f"outside validity (|Δt| = {abs(delta):.2f} d)"))
             continue
         # Within a quality level: the nearest night first (tonight's fresh master
         # before last week's), then certified before candidate, then nearest in time.
@@ -428,6 +448,16 @@ def _select(
             f"{assoc.tag}: {len(chosen)} of {assoc.min_ret} {category or 'calibration'}"
             f"{' for ' + where if where else ''}{window}"
         )
+    shown = ranked[len(chosen) : len(chosen) + _RUNNERS_UP]
+    if assoc.limit is None or len(chosen) < assoc.limit or len(shown) < _RUNNERS_UP:
+        # Room left (or no limit): any new candidate within the window would be
+        # chosen or shown.
+        horizon = widest
+    else:
+        # Full: a new candidate shows only if it ranks before the last runner-up shown,
+        # so within its night distance (level grows with |Δt|); and everything shown
+        # lies within it too.
+        horizon = min(widest, shown[-1][0][1] + 0.5)
     return TagLog(
         assoc.tag,
         category,
@@ -436,14 +466,15 @@ def _select(
         chosen,
         tuple(losers[:_RUNNERS_UP]),
         missing,
+        horizon,
     )
 
 
 @dataclass(frozen=True)
 class KnownBlock:
-    """A block associated before and kept as it is: outside the window being redone,
-    it still offers its products (if complete) to the blocks inside, in the same order
-    as a whole association would. ``first`` is its first raw frame."""
+    """A block associated before and kept as it is: not redone, it still offers its
+    products (if complete) to the blocks being planned, in the same order as a whole
+    association would. ``first`` is its first raw frame."""
 
     block: AssociationBlock
     first: RawFrame
@@ -495,7 +526,7 @@ def build_association_blocks(
     calibrations: Sequence[Calibration] = (),
     decisions: Mapping[str, tuple[str, str]] | None = None,
     *,
-    window: tuple[float, float] | None = None,
+    groups: Sequence[tuple[Action, list[RawFrame]]] | None = None,
     known: Sequence[KnownBlock] = (),
 ) -> list[AssociationBlock]:
     """Plan every AB for ``frames``, attaching real and virtual calibrations.
@@ -505,26 +536,21 @@ def build_association_blocks(
     with the certified ones, ``("rejected", why)`` keeps it from ever being chosen
     (the association log says why it lost).
 
-    ``window`` (MJD, inclusive) and ``known``: redo only the blocks whose mid-time
-    lies in the window. ``frames`` must then hold every frame within
-    ``association_reach`` of it, and ``known`` the blocks already associated outside
-    it but within that reach: they are not planned again, only offer their products
-    where a whole association would have. The blocks in the window are those a whole
-    association of all frames gives, as long as no organisation group spans more
-    than the reach (the caller checks, ``qclib.workflow.association``).
+    ``groups`` and ``known``: redo only some blocks. ``groups`` are the groups to
+    plan (some of what ``organise(rules, frames)`` gives; default: all of it);
+    ``frames`` must then hold every frame within ``association_reach`` of them, and
+    ``known`` the blocks already associated within that reach: they are not planned
+    again, only offer their products where a whole association would have. The
+    blocks planned are those a whole association of all frames gives, as long as no
+    organisation group spans more than the reach and no block that a planned one
+    would change is among ``known`` (the caller sees to both,
+    ``qclib.workflow.association``).
 
     Deterministic: the same frames, products, decisions and rules give the same ABs.
     """
     decisions = decisions or {}
     depth = _dependency_depth(rules)
-    planned = organise(rules, frames)
-    if window is not None:
-        lo, hi = window
-        planned = [
-            (action, members)
-            for action, members in planned
-            if lo <= sum(f.mid_mjd for f in members) / len(members) <= hi
-        ]
+    planned = organise(rules, frames) if groups is None else groups
     # Blocks are resolved in this order; a block sees the products of those before it.
     order: list[tuple[tuple[int, float, str], Action | None, list[RawFrame] | KnownBlock]] = [
         ((depth.get(action.name, 0), members[0].mid_mjd, action.name), action, members)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,17 +93,90 @@ def _process_alive(pid: int) -> bool:
     return stat_line.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def sweep_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+def sweep_stale_temporaries(
+    folder: str | os.PathLike[str],
+    *,
+    also: tuple[str, ...] = (),
+    record: str | os.PathLike[str] | None = None,
+) -> list[Path]:
     """Remove temporaries left in ``folder`` (recursively) by processes that are gone.
 
     A process killed mid-write leaves ``.tmp-<pid>-<name>``; the final file was never
-    renamed into place, so the temporary holds nothing worth keeping.
+    renamed into place, so the temporary holds nothing worth keeping. ``also``: name
+    prefixes of other leftovers, removed whichever process made them.
+
+    ``record``: a file where the sweep keeps the folder's directories and when it
+    began, so that the next sweep lists only the directories changed since (making
+    or renaming a file in a directory changes the directory's time; a new directory
+    changes its parent's) instead of every file below ``folder``. A temporary kept
+    because its process still ran keeps its directory listed next time.
     """
-    removed = []
-    for path in Path(folder).rglob(f"{TEMP_PREFIX}*"):
-        pid = path.name[len(TEMP_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
-            path.chmod(stat.S_IRUSR | stat.S_IWUSR)
-            path.unlink(missing_ok=True)
-            removed.append(path)
+    root = Path(folder)
+    began = time.time()
+    since, known, again = _sweep_record(record, root)
+    removed: list[Path] = []
+    live: set[Path] = set()  # folders holding a temporary whose process still runs
+    seen: set[Path] = set()
+    todo = [root, *known]
+    while todo:
+        directory = todo.pop()
+        if directory in seen:
+            continue
+        try:
+            changed = directory.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        seen.add(directory)
+        if directory in known and directory not in again and changed < since - _SWEEP_SLACK_S:
+            continue  # nothing made or renamed in it since the last sweep
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    todo.append(path)
+                elif also and entry.name.startswith(also):
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+                elif entry.name.startswith(TEMP_PREFIX):
+                    pid = entry.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+                    if not pid.isdigit():
+                        continue
+                    if int(pid) != os.getpid() and not _process_alive(int(pid)):
+                        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+                        path.unlink(missing_ok=True)
+                        removed.append(path)
+                    else:  # its process runs: look again next time
+                        live.add(directory)
+    if record is not None:
+        state = json.dumps(
+            {
+                "folder": str(root.resolve()),
+                "since": began,
+                "dirs": sorted(str(d.relative_to(root)) for d in seen if d != root),
+                "again": sorted(str(d.relative_to(root)) for d in live),
+            }
+        )
+        with atomic_path(record, durable=False) as tmp:
+            tmp.write_text(state)
     return removed
+
+
+#: Slack on directory times (file systems that keep them to the second or coarser).
+_SWEEP_SLACK_S = 2.0
+
+
+def _sweep_record(
+    record: str | os.PathLike[str] | None, root: Path
+) -> tuple[float, set[Path], set[Path]]:
+    """When the last sweep of ``root`` began, the directories it saw, and those where it
+    left a live process's temporary; (0, none, none) without a record of that folder."""
+    if record is None:
+        return 0.0, set(), set()
+    try:
+        state = json.loads(Path(record).read_text())
+    except (FileNotFoundError, ValueError):
+        return 0.0, set(), set()
+    if state.get("folder") != str(root.resolve()):
+        return 0.0, set(), set()
+    known = {root, *(root / d for d in state["dirs"])}
+    return float(state["since"]), known, {root / d for d in state["again"]}

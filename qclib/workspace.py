@@ -134,6 +134,11 @@ class Workspace:
     def runs_dir(self) -> Path:
         return self.root / "parameterized_runs"
 
+    def sweep_record(self, folder: str) -> Path:
+        """Where sweeps for leftovers in one of the workspace's folders keep what they
+        saw (``qclib.atomicfile.sweep_stale_temporaries``)."""
+        return self.data_dir / f".sweep-{folder}.json"
+
     @property
     def inbox(self) -> Path:
         return self.root / self.config.workspace.inbox

@@ -106,7 +106,8 @@ def recover_pending(workspace: Workspace, database: Database) -> list[str]:
     """Finish or undo what a killed ingestion left: a pending row whose file is in
     place with the right checksum is completed, any other is removed with its file.
     Returns what was done, one line each."""
-    sweep_stale_temporaries(workspace.archive_dir) if workspace.archive_dir.exists() else None
+    if workspace.archive_dir.exists():
+        sweep_stale_temporaries(workspace.archive_dir, record=workspace.sweep_record("archive"))
     done = []
     with database.transaction() as session:
         pending = archive_store.pending(session)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from qclib.associate import AssociationBlock
 from qclib.db.models import AssociationBlockRow, AssociationStateRow, FrameRow
 
 #: Rows per ``IN (...)`` query (SQLite allows 32,766 parameters; stay well below).
 _CHUNK = 900
+#: Slack on horizons: times read back from the database may differ in the last bits.
+_EPSILON_DAYS = 1e-6
 
 
 def set_classification(
@@ -53,7 +57,6 @@ class AssociationState:
 
     rules_digest: str
     last_frame_id: int
-    decisions: dict[str, tuple[str, str]]
 
 
 def association_state(session: Session, instrument: str) -> AssociationState | None:
@@ -61,17 +64,11 @@ def association_state(session: Session, instrument: str) -> AssociationState | N
     row = session.get(AssociationStateRow, instrument)
     if row is None:
         return None
-    decisions = {ref: (str(d[0]), str(d[1])) for ref, d in (row.decisions or {}).items()}
-    return AssociationState(row.rules_digest, row.last_frame_id, decisions)
+    return AssociationState(row.rules_digest, row.last_frame_id)
 
 
 def save_association_state(
-    session: Session,
-    instrument: str,
-    *,
-    rules_digest: str,
-    last_frame_id: int,
-    decisions: dict[str, tuple[str, str]],
+    session: Session, instrument: str, *, rules_digest: str, last_frame_id: int
 ) -> None:
     """Record what the instrument's stored blocks now reflect (insert or update)."""
     row = session.get(AssociationStateRow, instrument)
@@ -80,7 +77,6 @@ def save_association_state(
         session.add(row)
     row.rules_digest = rules_digest
     row.last_frame_id = last_frame_id
-    row.decisions = {ref: list(d) for ref, d in sorted(decisions.items())}
     row.updated_at = dt.datetime.now(dt.UTC)
 
 
@@ -101,14 +97,14 @@ def blocks_between(
 
 
 def count_blocks(session: Session, instrument: str) -> tuple[int, int]:
-    """An instrument's stored ABs: (how many, how many incomplete)."""
-    total, complete = session.execute(
-        select(
-            func.count(),
-            func.count().filter(AssociationBlockRow.completeness == "complete"),
-        ).where(AssociationBlockRow.instrument == instrument)
-    ).one()
-    return int(total), int(total) - int(complete)
+    """An instrument's stored ABs: (how many, how many incomplete), counted from the
+    index on instrument and completeness (0013), without reading the rows."""
+    query = select(func.count()).where(AssociationBlockRow.instrument == instrument)
+    total = session.execute(query).scalar_one()
+    incomplete = session.execute(
+        query.where(AssociationBlockRow.completeness == "incomplete")
+    ).scalar_one()
+    return int(total), int(incomplete)
 
 
 def store_blocks(
@@ -117,39 +113,25 @@ def store_blocks(
     blocks: Iterable[AssociationBlock],
     rules_digest: str,
     *,
-    window: tuple[float, float] | None = None,
+    replace: Collection[str] | None = None,
     reach: float | None = None,
 ) -> tuple[int, int, int]:
     """Replace an instrument's ABs with ``blocks``; returns (added, changed, removed).
 
-    Each block is stored as its ``as_dict()`` JSON. Unchanged blocks are left
-    untouched, so re-associating the same data is a no-op.
+    Each block is stored as its ``as_dict()`` JSON, with its horizon. Unchanged
+    blocks are left untouched, so re-associating the same data is a no-op.
 
-    ``window`` (MJD, inclusive): ``blocks`` replace only the stored blocks whose
-    mid-time lies in it; the others stay. ``reach`` (days): how far from a block its
+    ``replace`` (block ids): ``blocks`` replace only these stored blocks (and those
+    with their ids); the others stay. ``reach`` (days): how far from a block its
     children can be (``qclib.associate.association_reach``), so that reopening
     blocks downstream of changed ones reads only the blocks that near.
     """
     blocks = list(blocks)
-    query = select(AssociationBlockRow).where(AssociationBlockRow.instrument == instrument)
-    if window is None:
+    if replace is None:
+        query = select(AssociationBlockRow).where(AssociationBlockRow.instrument == instrument)
         rows = list(session.scalars(query))
     else:
-        rows = list(
-            session.scalars(
-                query.where(
-                    AssociationBlockRow.mid_mjd >= window[0],
-                    AssociationBlockRow.mid_mjd <= window[1],
-                )
-            )
-        )
-        ids = sorted({b.id for b in blocks} - {row.id for row in rows})
-        for start in range(0, len(ids), _CHUNK):
-            rows += session.scalars(
-                select(AssociationBlockRow).where(
-                    AssociationBlockRow.id.in_(ids[start : start + _CHUNK])
-                )
-            )
+        rows = _rows_by_id(session, set(replace) | {b.id for b in blocks})
     existing = {row.id: row for row in rows}
     added = changed = 0
     seen = set()
@@ -164,6 +146,8 @@ def store_blocks(
             session.add(row)
             added += 1
         elif row.content == content and row.rules_digest == rules_digest:
+            if row.horizon_days != block.horizon_days and block.horizon_days is not None:
+                row.horizon_days = block.horizon_days  # stored before horizons were
             continue
         else:
             changed += 1
@@ -181,6 +165,9 @@ def store_blocks(
         row.reason = block.reason
         row.content = content
         row.rules_digest = rules_digest
+        row.horizon_days = block.horizon_days
+        # Written even when equal: rows updated alike go in one batched statement.
+        flag_modified(row, "horizon_days")
         row.updated_at = now
     if reopened:
         session.flush()
@@ -224,6 +211,62 @@ def _reopen(session: Session, instrument: str, ids: set[str], reach: float | Non
             if row.state != "created" and set(row.content.get("parents", ())) & ids
         }
         ids |= todo
+
+
+def block_times(session: Session, ids: Collection[str]) -> dict[str, float]:
+    """The mid-times of the stored blocks among ``ids``."""
+    names = sorted(ids)
+    out: dict[str, float] = {}
+    for start in range(0, len(names), _CHUNK):
+        query = select(AssociationBlockRow.id, AssociationBlockRow.mid_mjd).where(
+            AssociationBlockRow.id.in_(names[start : start + _CHUNK])
+        )
+        out.update((block_id, mid) for block_id, mid in session.execute(query))
+    return out
+
+
+def _rows_by_id(session: Session, ids: Iterable[str]) -> list[AssociationBlockRow]:
+    names = sorted(ids)
+    rows: list[AssociationBlockRow] = []
+    for start in range(0, len(names), _CHUNK):
+        query = select(AssociationBlockRow).where(
+            AssociationBlockRow.id.in_(names[start : start + _CHUNK])
+        )
+        rows += session.scalars(query)
+    return rows
+
+
+def blocks_within_horizon(
+    session: Session, instrument: str, times: Iterable[float], reach: float
+) -> list[AssociationBlock]:
+    """The instrument's stored ABs that a candidate appearing, going or changing at
+    one of ``times`` (MJD) can change: those with one of the times within their
+    horizon (``AssociationBlock.horizon_days``; a block without one: within
+    ``reach``), in time order.
+
+    The blocks' ids, times and horizons are read first, and only the blocks within
+    reach of a time are read whole."""
+    points = sorted(times)
+    if not points:
+        return []
+    horizon = func.coalesce(AssociationBlockRow.horizon_days, reach)
+    query = select(
+        AssociationBlockRow.id, AssociationBlockRow.mid_mjd, AssociationBlockRow.horizon_days
+    ).where(
+        AssociationBlockRow.instrument == instrument,
+        AssociationBlockRow.mid_mjd >= points[0] - reach,
+        AssociationBlockRow.mid_mjd <= points[-1] + reach,
+        AssociationBlockRow.mid_mjd + horizon >= points[0],
+        AssociationBlockRow.mid_mjd - horizon <= points[-1],
+    )
+    ids = []
+    for block_id, mid, days in session.execute(query):
+        days = reach if days is None else days
+        i = bisect.bisect_left(points, mid - days - _EPSILON_DAYS)
+        if i < len(points) and points[i] <= mid + days + _EPSILON_DAYS:
+            ids.append(block_id)
+    blocks = [_block(row) for row in _rows_by_id(session, ids)]
+    return sorted(blocks, key=lambda b: (b.mid_mjd, b.id))
 
 
 def _mid(session: Session, block_id: str) -> float:

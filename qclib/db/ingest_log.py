@@ -317,12 +317,11 @@ def frames_by_arcfile(session: Session, arcfiles: list[str]) -> list[StoredFrame
 
 def frames_with_catg(session: Session, instrument: str, do_catg: str) -> list[StoredFrame]:
     """An instrument's frames classified as ``do_catg``, in time order."""
-    query = (
-        select(FrameRow)
-        .where(FrameRow.instrument == instrument, FrameRow.do_catg == do_catg)
-        .order_by(FrameRow.mjd_obs)
-    )
-    return [_stored_frame(row) for row in session.scalars(query)]
+    # Sorted here: ordered in SQL, SQLite would walk the instrument's frames in time
+    # order rather than look the category up (index on instrument and category).
+    query = select(FrameRow).where(FrameRow.instrument == instrument, FrameRow.do_catg == do_catg)
+    rows = sorted(session.scalars(query), key=lambda row: (row.mjd_obs, row.id))
+    return [_stored_frame(row) for row in rows]
 
 
 def frame_count(session: Session, instrument: str) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -56,7 +57,10 @@ class FrameRow(Base):
     ingested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
     # Association reads an instrument's frames in a window of time (migration 0008).
-    __table_args__ = (Index("ix_frames_instrument_mjd_obs", "instrument", "mjd_obs"),)
+    __table_args__ = (
+        Index("ix_frames_instrument_mjd_obs", "instrument", "mjd_obs"),
+        Index("ix_frames_instrument_do_catg", "instrument", "do_catg"),  # 0013
+    )
 
 
 class QuarantineRow(Base):
@@ -91,6 +95,16 @@ class SourceRow(Base):
     #: Set while a source is being moved into data/raw: the write-ahead record that
     #: lets the next pass finish a move a killed process left half done.
     pending_dest: Mapped[str | None] = mapped_column(Text)
+
+    # Only the unfinished moves, which every ingest looks up (0013).
+    __table_args__ = (
+        Index(
+            "ix_ingest_sources_pending_dest",
+            "pending_dest",
+            sqlite_where=text("pending_dest IS NOT NULL"),
+            postgresql_where=text("pending_dest IS NOT NULL"),
+        ),
+    )
     seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -115,14 +129,22 @@ class AssociationBlockRow(Base):
     state_reason: Mapped[str | None] = mapped_column(Text)
     #: Failed runs of the recipe so far (a pass retries up to the workspace's max_retries).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: How far (days) from the block a changed candidate can change its association
+    #: (``AssociationBlock.horizon_days``); NULL: unknown, as far as the reach (0010).
+    horizon_days: Mapped[float | None] = mapped_column(Float, nullable=True)
 
-    # Incremental association reads an instrument's blocks in a window of time (0008).
-    __table_args__ = (Index("ix_association_blocks_instrument_mid_mjd", "instrument", "mid_mjd"),)
+    # Incremental association reads an instrument's blocks in a window of time (0008);
+    # processing reads the blocks not done, by state (0012); a pass counts them (0013).
+    __table_args__ = (
+        Index("ix_association_blocks_instrument_mid_mjd", "instrument", "mid_mjd"),
+        Index("ix_association_blocks_state_recipe", "state", "recipe"),
+        Index("ix_association_blocks_instrument_completeness", "instrument", "completeness"),
+    )
 
 
 class AssociationStateRow(Base):
     """What an instrument's stored blocks were last associated from, so that the next
-    association redoes only the window of time new frames or QC decisions touch."""
+    association redoes only the blocks new frames or QC decisions can change."""
 
     __tablename__ = "association_state"
 
@@ -131,9 +153,20 @@ class AssociationStateRow(Base):
     rules_digest: Mapped[str] = mapped_column(String(64))
     #: The newest frame id (frames.id) the stored blocks include.
     last_frame_id: Mapped[int] = mapped_column(Integer)
-    #: QC decisions association took (``<ab_id>:<PRO.CATG>`` -> [decision, why]).
-    decisions: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DecisionChangeRow(Base):
+    """A block whose products' QC decision changed (certified, rejected, neither, or
+    gone) since association last took its decisions: written with the change, and
+    removed by the association that takes it (0011)."""
+
+    __tablename__ = "decision_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instrument: Mapped[str] = mapped_column(String(40), index=True)
+    ab_id: Mapped[str] = mapped_column(String(200))
+    changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ProductRow(Base):

@@ -7,11 +7,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from qclib.associate import AssociationBlock
-from qclib.db.models import AssociationBlockRow, ProductRow, QCValueRow
+from qclib.db.models import AssociationBlockRow, DecisionChangeRow, ProductRow, QCValueRow
 
 #: Statuses of a product a QC scientist has certified (archiving and being superseded
 #: by a newer master do not undo that): what history and reference rules compare with.
@@ -193,13 +193,24 @@ class UnfinishedBlock:
 
 
 def unfinished_blocks(
-    session: Session, *, night: dt.date | None = None, ids: list[str] | None = None
+    session: Session,
+    *,
+    night: dt.date | None = None,
+    ids: list[str] | None = None,
+    recipes: Collection[str] | None = None,
 ) -> list[UnfinishedBlock]:
     """The blocks not done (of a night, or with these ids), in time order. Done blocks
-    are not read, so a pass costs what is left to do, not the size of the history."""
+    are not read, so a pass costs what is left to do, not the size of the history.
+
+    ``recipes``: the recipes that exist; a block recorded as waiting whose recipe is
+    not among them (it waits for that recipe, not for a parent) is not read either.
+    """
+    waiting = AssociationBlockRow.state == "waiting"
+    if recipes is not None:
+        waiting = and_(waiting, AssociationBlockRow.recipe.in_(sorted(recipes)))
     query = (
         select(AssociationBlockRow)
-        .where(or_(AssociationBlockRow.state.is_(None), AssociationBlockRow.state != "done"))
+        .where(or_(AssociationBlockRow.state.in_(("created", "running", "failed")), waiting))
         .order_by(AssociationBlockRow.mid_mjd, AssociationBlockRow.id)
     )
     if night is not None:
@@ -295,11 +306,35 @@ def mark_scored(session: Session, product_id: int) -> bool:
     return False
 
 
+def decision_of(status: str) -> str | None:
+    """The QC decision a product status stands for, as association takes it:
+    "certified", "rejected", or None (not decided).
+
+    >>> decision_of("archived"), decision_of("rejected"), decision_of("scored")
+    ('certified', 'rejected', None)
+    """
+    if status in CERTIFIED_STATES:
+        return "certified"
+    return "rejected" if status == "rejected" else None
+
+
+def _note_decision_change(session: Session, row: ProductRow) -> None:
+    """Queue the product's block for association (``decision_changes``)."""
+    session.add(
+        DecisionChangeRow(
+            instrument=row.instrument, ab_id=row.ab_id, changed_at=dt.datetime.now(dt.UTC)
+        )
+    )
+
+
 def set_product_status(session: Session, product_id: int, status: str) -> None:
-    """Move a product along its lifecycle (candidate, scored, certified, rejected...)."""
+    """Move a product along its lifecycle (candidate, scored, certified, rejected...);
+    a change of its QC decision is queued for association."""
     row = session.get(ProductRow, product_id)
     if row is None:
         raise KeyError(product_id)
+    if decision_of(row.status) != decision_of(status):
+        _note_decision_change(session, row)
     row.status = status
 
 
@@ -406,23 +441,57 @@ def products_made_with(session: Session, sha256s: set[str]) -> list[StoredProduc
     return out
 
 
-def qc_decisions(session: Session, instrument: str) -> dict[str, tuple[str, str]]:
-    """QC decisions on an instrument's products, as association takes them:
-    ``<ab_id>:<PRO.CATG>`` -> ("certified" | "rejected", why)."""
+def qc_decisions(
+    session: Session, instrument: str, ab_ids: Collection[str] | None = None
+) -> dict[str, tuple[str, str]]:
+    """QC decisions on an instrument's products (of the blocks ``ab_ids``; default
+    all), as association takes them: ``<ab_id>:<PRO.CATG>`` -> ("certified" |
+    "rejected", why)."""
     # Four short columns, not the rows (whose header and provenance JSON cost 20x more
-    # to read): every pass reads the instrument's decisions.
-    query = select(ProductRow.ab_id, ProductRow.pro_catg, ProductRow.path, ProductRow.status).where(
-        ProductRow.instrument == instrument,
-        ProductRow.status.in_((*CERTIFIED_STATES, "rejected")),
-    )
+    # to read).
+    columns = (ProductRow.ab_id, ProductRow.pro_catg, ProductRow.path, ProductRow.status)
+    decided = (*CERTIFIED_STATES, "rejected")
+    if ab_ids is None:
+        query = select(*columns).where(
+            ProductRow.instrument == instrument, ProductRow.status.in_(decided)
+        )
+        rows = list(session.execute(query))
+    else:
+        # By block only: with the instrument or the status too, SQLite would walk
+        # every product of the instrument (or of those statuses) instead.
+        names = sorted(ab_ids)
+        rows = []
+        for start in range(0, len(names), 900):  # below SQLite's parameter limit
+            query = select(*columns, ProductRow.instrument).where(
+                ProductRow.ab_id.in_(names[start : start + 900])
+            )
+            rows += [r[:4] for r in session.execute(query) if r[4] == instrument]
+        rows = [r for r in rows if r[3] in decided]
     out = {}
-    for ab_id, pro_catg, path, status in session.execute(query):
+    for ab_id, pro_catg, path, status in rows:
         name = path.rsplit("/", 1)[-1]
         if status == "rejected":
             out[f"{ab_id}:{pro_catg}"] = ("rejected", f"{name} rejected by QC: never used")
         else:
             out[f"{ab_id}:{pro_catg}"] = ("certified", f"{name} {status}")
     return out
+
+
+def decision_changes(session: Session, instrument: str) -> dict[int, str]:
+    """The instrument's queued decision changes association has not taken: id -> block."""
+    query = select(DecisionChangeRow.id, DecisionChangeRow.ab_id).where(
+        DecisionChangeRow.instrument == instrument
+    )
+    return {int(row[0]): str(row[1]) for row in session.execute(query)}
+
+
+def take_decision_changes(session: Session, ids: Collection[int]) -> None:
+    """Remove queued decision changes association has taken."""
+    names = sorted(ids)
+    for start in range(0, len(names), 900):
+        session.execute(
+            delete(DecisionChangeRow).where(DecisionChangeRow.id.in_(names[start : start + 900]))
+        )
 
 
 def reopen_block(session: Session, ab_id: str, reason: str) -> None:
@@ -439,6 +508,8 @@ def remove_products_of_block(session: Session, ab_id: str) -> list[str]:
 
     rows = list(session.scalars(select(ProductRow).where(ProductRow.ab_id == ab_id)))
     for row in rows:
+        if decision_of(row.status) is not None:
+            _note_decision_change(session, row)
         session.execute(delete(ScoreRow).where(ScoreRow.product_id == row.id))
         session.execute(delete(QCValueRow).where(QCValueRow.product_id == row.id))
         session.delete(row)

@@ -3,16 +3,21 @@
 Idempotent: classifications and ABs that did not change are left untouched.
 
 Incremental: each instrument's association state (the rules digest, the newest frame
-associated, the QC decisions taken) says what the stored blocks reflect. When only
-new frames or new decisions came since, only the window of time they can change is
-associated again: their times widened by the reach of association (the widest
-validity window; no block sees a calibration farther away), and widened again for
-as long as a block whose products change (appears, goes, becomes complete or not)
-lies within reach of the window's edge. Blocks outside it stay as stored and offer
-their products to the blocks inside as a whole association would, so the result is
-the same (tests/workflow/test_bookkeeping_scale.py compares them). New rules, the
-first association, or an organisation group spanning more than the reach (which the
-window could cut) associate every frame again.
+associated) and the queue of QC decision changes not yet taken
+(``qclib.db.products.decision_changes``) say what the stored blocks reflect. When
+only new frames or new decisions came since, only the blocks they can change are
+associated again: each stored block has a horizon (``AssociationBlock.horizon_days``:
+the night distance of the last runner-up its logs show, or a tag's whole validity
+window while it has room for more), and only a candidate appearing, going or
+changing status within it can change its log. So the blocks redone are those with a
+new frame or a changed decision within their horizon, the groups new frames join,
+and, for as long as a redone block's products change (appear, go, become complete
+or not), the blocks with that change within their horizon. The other blocks within
+the reach (the widest validity window) of those redone stay as stored and offer
+their products as a whole association would, so the result is the same
+(tests/workflow/test_bookkeeping_scale.py compares them). New rules, the first
+association, or an organisation group spanning more than the reach (which the
+frames read could cut) associate every frame again.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from qclib.associate import (
     AssociationBlock,
     KnownBlock,
     RawFrame,
+    ab_id,
     association_reach,
     build_association_blocks,
+    organise,
 )
 from qclib.classify import UNCLASSIFIED, ClassifiedFrame, classify_header
 from qclib.config.instrument import InstrumentConfig
@@ -38,8 +45,6 @@ from qclib.db.ingest_log import StoredFrame
 from qclib.instruments import load_instrument, load_rules, rules_path
 from qclib.oca.rules import RuleSet
 from qclib.workspace import Workspace
-
-Decisions = dict[str, tuple[str, str]]
 
 
 @dataclass
@@ -102,12 +107,6 @@ def _signature(block: AssociationBlock | None) -> tuple[Any, ...] | None:
     return (block.mid_mjd, block.inputs, block.products)
 
 
-def _changed_decisions(old: Decisions, new: Decisions) -> set[str]:
-    """Block ids whose products' QC decisions differ."""
-    refs = {r for r in old.keys() | new.keys() if old.get(r) != new.get(r)}
-    return {ref.rsplit(":", 1)[0] for ref in refs}
-
-
 def _regrouped_by_fresh_frames(
     old: dict[str, AssociationBlock], new: dict[str, AssociationBlock], fresh: set[str]
 ) -> bool:
@@ -121,63 +120,103 @@ def _regrouped_by_fresh_frames(
     return all(block_id in new or set(block.inputs) <= regrouped for block_id, block in old.items())
 
 
-def _associate_window(
+def _first_frames(
+    session: Session, blocks: list[AssociationBlock], raw: dict[str, RawFrame | None],
+    fresh: dict[str, RawFrame],
+) -> list[KnownBlock] | None:  # fmt: skip
+    """Stored blocks with their first frames, as offered to the blocks planned again;
+    None when a first frame is gone or unclassified (the blocks cannot be trusted)."""
+    missing = [b.inputs[0] for b in blocks if raw.get(b.inputs[0]) is None]
+    for frame in ingest_log.frames_by_arcfile(session, missing):
+        raw[frame.arcfile] = fresh.get(frame.arcfile) or _stored_raw(frame)
+    known = []
+    for block in blocks:
+        first = raw.get(block.inputs[0])
+        if first is None:
+            return None
+        known.append(KnownBlock(block, first))
+    return known
+
+
+def _associate_changed(
     session: Session,
     config: InstrumentConfig,
     rules: RuleSet,
-    decisions: Decisions,
     fresh: dict[str, RawFrame],
     times: list[float],
     reach: float,
-) -> tuple[list[AssociationBlock], tuple[float, float]] | None:
-    """Blocks of the window around ``times`` (widened until closed, see the module
-    docstring) and the window; None when the window cannot be trusted."""
-    lo, hi = min(times) - reach, max(times) + reach
+) -> tuple[list[AssociationBlock], set[str]] | None:
+    """The blocks new frames and the changes at ``times`` can change, associated
+    again, and the ids of the stored blocks they replace (see the module docstring);
+    None when the result cannot be trusted."""
+    name = config.name
+    redo = {b.id: b for b in block_store.blocks_within_horizon(session, name, times, reach)}
+    spread = [r.mid_mjd for r in fresh.values()]
     while True:
+        mids = spread + [b.mid_mjd for b in redo.values()]
+        if not mids:
+            return [], set()
+        lo, hi = min(mids), max(mids)
         # Frames start up to a day before their mid-time (EXPTIME/2 < 1 d).
-        frames = ingest_log.frames_between(session, config.name, lo - reach - 1, hi + reach)
+        frames = ingest_log.frames_between(session, name, lo - reach - 1, hi + reach)
         raw = {f.arcfile: fresh.get(f.arcfile) or _stored_raw(f) for f in frames}
-        known_blocks = [
-            b
-            for b in block_store.blocks_between(session, config.name, lo - reach, hi + reach)
-            if not lo <= b.mid_mjd <= hi
-        ]
-        inside = block_store.blocks_between(session, config.name, lo, hi)
-        firsts = [b.inputs[0] for b in known_blocks if raw.get(b.inputs[0]) is None]
-        for frame in ingest_log.frames_by_arcfile(session, firsts):
-            raw[frame.arcfile] = fresh.get(frame.arcfile) or _stored_raw(frame)
-        known = []
-        for block in known_blocks:
-            first = raw.get(block.inputs[0])
-            if first is None:  # its first frame is gone or unclassified: redo everything
-                return None
-            known.append(KnownBlock(block, first))
+        stored = {
+            b.id: b for b in block_store.blocks_between(session, name, lo - reach, hi + reach)
+        }
         frames_in = [r for r in raw.values() if r is not None]
+        groups = [
+            (action, members)
+            for action, members in organise(rules, frames_in)
+            if ab_id(members[0].arcfile, action.name) in redo
+            or any(m.arcfile in fresh for m in members)
+        ]
+        group_mids = [sum(m.mid_mjd for m in ms) / len(ms) for _, ms in groups]
+        if group_mids and (min(group_mids) < lo or max(group_mids) > hi):
+            spread += group_mids  # a new frame joined a group reaching farther: read more
+            continue
+        # A frame is in one group per action: the stored blocks a planned group takes
+        # frames from are replaced by it.
+        owner = {(b.action, a): b.id for b in stored.values() for a in b.inputs}
+        replaced = set(redo) | {ab_id(ms[0].arcfile, a.name) for a, ms in groups} & set(stored)
+        replaced |= {
+            owner[(a.name, m.arcfile)]
+            for a, ms in groups
+            for m in ms
+            if (a.name, m.arcfile) in owner
+        }
+        known = _first_frames(
+            session, [b for b in stored.values() if b.id not in replaced], raw, fresh
+        )
+        if known is None:
+            return None
+        planned = {ab_id(ms[0].arcfile, a.name) for a, ms in groups}
+        decisions = product_store.qc_decisions(session, name, planned | set(stored))
         blocks = build_association_blocks(
-            rules, config.association, frames_in, decisions=decisions, window=(lo, hi), known=known
+            rules, config.association, frames_in, decisions=decisions, groups=groups, known=known
         )
         for block in blocks:
-            mids = [raw[a].mid_mjd for a in block.inputs if raw.get(a) is not None]
-            if len(mids) != len(block.inputs) or max(mids) - min(mids) > reach:
+            spans = [raw[a].mid_mjd for a in block.inputs if raw.get(a) is not None]
+            if len(spans) != len(block.inputs) or max(spans) - min(spans) > reach:
                 return None  # a group this wide may reach beyond the frames read
-        known_ids = {b.id for b in known_blocks}
-        old = {b.id: b for b in inside}
+        old = {i: stored[i] for i in replaced}
         new = {b.id: b for b in blocks}
         if not _regrouped_by_fresh_frames(old, new, set(fresh)):
-            return None  # groups changed with no new frame in them: cut by the window
-        moved = [old.get(i) or new[i] for i in new if i in known_ids]
-        moved += [b for b in known_blocks if b.id in new]
+            return None  # groups changed with no new frame in them
         changed = [
-            b
+            b.mid_mjd
             for i in old.keys() | new.keys()
             if _signature(old.get(i)) != _signature(new.get(i))
             for b in (old.get(i), new.get(i))
             if b is not None
         ]
-        mids = [b.mid_mjd for b in changed + moved]
-        if not mids or (min(mids) - reach >= lo and max(mids) + reach <= hi and not moved):
-            return blocks, (lo, hi)
-        lo, hi = min(lo, min(mids) - reach), max(hi, max(mids) + reach)
+        more = [
+            b
+            for b in block_store.blocks_within_horizon(session, name, changed, reach)
+            if b.id not in replaced and b.id not in new
+        ]
+        if not more:
+            return blocks, replaced
+        redo.update((b.id, b) for b in more)
 
 
 def _associate_instrument(
@@ -187,7 +226,7 @@ def _associate_instrument(
     rules = load_rules(name)
     digest = _digest(name)
     state = block_store.association_state(session, config.name)
-    decisions = product_store.qc_decisions(session, config.name)
+    queued = product_store.decision_changes(session, config.name)
     count, newest = ingest_log.frame_count(session, config.name)
     reach = association_reach(rules, config.association)
     result = None
@@ -197,28 +236,27 @@ def _associate_instrument(
         classified, raw = _classify(rules, new_frames)
         changed = block_store.set_classifications(session, classified)
         times = [r.mid_mjd for r in raw]
-        for block_id in _changed_decisions(state.decisions, decisions):
-            block = block_store.get_block(session, block_id)
-            if block is not None:
-                times.append(block.mid_mjd)
+        times += block_store.block_times(session, set(queued.values())).values()
         if not times:
             result = (0, 0, 0)
         else:
-            found = _associate_window(
-                session, config, rules, decisions, {r.arcfile: r for r in raw}, times, reach
+            found = _associate_changed(
+                session, config, rules, {r.arcfile: r for r in raw}, times, reach
             )
             if found is not None:
-                blocks, window = found
+                blocks, replaced = found
                 result = block_store.store_blocks(
-                    session, config.name, blocks, digest, window=window, reach=reach
+                    session, config.name, blocks, digest, replace=replaced, reach=reach
                 )
     if result is None:  # first association, new rules, or a window not to be trusted
         classified, raw = _classify(rules, ingest_log.list_frames(session, instrument=config.name))
         changed = block_store.set_classifications(session, classified)
+        decisions = product_store.qc_decisions(session, config.name)
         blocks = build_association_blocks(rules, config.association, raw, decisions=decisions)
         result = block_store.store_blocks(session, config.name, blocks, digest, reach=reach)
+    product_store.take_decision_changes(session, queued)
     block_store.save_association_state(
-        session, config.name, rules_digest=digest, last_frame_id=newest, decisions=decisions
+        session, config.name, rules_digest=digest, last_frame_id=newest
     )
     session.flush()
     for frame in ingest_log.frames_with_catg(session, config.name, UNCLASSIFIED):

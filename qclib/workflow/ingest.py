@@ -161,7 +161,7 @@ class Ingester:
     ) -> list[IngestOutcome]:
         sources = list(expand_sources(paths))
         for folder in (self.workspace.raw_dir, self.workspace.quarantine_dir):
-            sweep_stale_temporaries(folder)
+            sweep_stale_temporaries(folder, record=self.workspace.sweep_record(folder.name))
         outcomes = self.finish_pending_moves()
         # Moved files are only hashed (no copy): hash them ahead, one file per core,
         # while files are validated and indexed here in order. SHA-256 runs at about

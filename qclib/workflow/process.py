@@ -7,8 +7,10 @@ executor, and ``qclib.workflow.record`` records each block's products and QC val
 one transaction as the block completes. A block whose recipe does not exist yet, or
 whose parents have not produced, waits (with the reason); one whose data cannot give a
 product is marked failed with the reason; neither stops the others. Processing again
-does nothing for blocks that are done, and reads only the blocks not done. What a
-recipe needs and makes is declared in ``qclib.recipes.registry``.
+does nothing for blocks that are done, and reads only the blocks not done; a block
+recorded as waiting for a recipe that does not exist is reported once, and read again
+when the recipe exists (or when asked for by id). What a recipe needs and makes is
+declared in ``qclib.recipes.registry``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from qclib.db import products as product_store
 from qclib.errors import ConfigError, IncompleteBlockError, UnprocessableDataError
 from qclib.memory import retained_memory
 from qclib.recipes.base import ProductResult, RecipeContext, join_parts
-from qclib.recipes.registry import find_recipe, missing_recipe_reason
+from qclib.recipes.registry import find_recipe, missing_recipe_reason, recipe_names
 from qclib.workflow import record
 from qclib.workflow.inputs import resolve_inputs
 from qclib.workflow.scheduler import Plan, Report, RetryPolicy, Unit, run_units
@@ -208,12 +210,15 @@ def process_blocks(
                     f"no association block {', '.join(unknown)}"
                     f"{' on night ' + night.isoformat() if night else ''}; 'qc abs' lists them"
                 )
-        unfinished = product_store.unfinished_blocks(session, night=night, ids=ids or None)
+        unfinished = product_store.unfinished_blocks(
+            session, night=night, ids=ids or None, recipes=None if ids else recipe_names()
+        )
     policy = RetryPolicy(None if ids else max_retries)
     by_id = {u.block.id: u for u in unfinished}
     order = _ordered([u.block for u in unfinished])
     outcomes: dict[str, ProcessOutcome] = {}
     units = []
+    waits_for_recipe: list[tuple[str, str]] = []
     for block in order:
         state = by_id[block.id]
         unit = Unit(
@@ -231,11 +236,18 @@ def process_blocks(
         elif block.completeness != "complete":
             outcomes[block.id] = ProcessOutcome(block.id, "skipped", block.reason)
         elif find_recipe(block.recipe) is None:
-            outcomes[block.id] = ProcessOutcome(
-                block.id, "waiting", missing_recipe_reason(block.action, block.recipe)
-            )
+            reason = missing_recipe_reason(block.action, block.recipe)
+            outcomes[block.id] = ProcessOutcome(block.id, "waiting", reason)
+            if (state.state, state.reason) != ("waiting", reason):
+                # Recorded: later passes do not read it again until its recipe exists.
+                waits_for_recipe.append((block.id, reason))
         else:
             units.append(unit)
+
+    if waits_for_recipe:
+        with database.transaction() as session:
+            for ab_id, reason in waits_for_recipe:
+                product_store.set_block_state(session, ab_id, "waiting", reason)
 
     tasks = detector_tasks if executor is not None else 1
     with tqdm(

@@ -114,11 +114,12 @@ def _sweep_leftovers(workspace: Workspace) -> None:
     """Remove what a killed pass left: temporaries of dead processes, and product parts
     (none is live outside a pass, which holds the lock). Done at the start of a pass,
     and again at its end: the workers of a pass killed just before this one began may
-    still have been dying then."""
-    for folder in (workspace.products_dir, workspace.runs_dir):
-        sweep_stale_temporaries(folder)
-    for part in workspace.products_dir.rglob(f"{PART_PREFIX}*"):
-        part.unlink(missing_ok=True)
+    still have been dying then. Only folders changed since the last sweep are listed
+    (``sweep_stale_temporaries``), not every product and report of the history."""
+    sweep_stale_temporaries(
+        workspace.products_dir, also=(PART_PREFIX,), record=workspace.sweep_record("products")
+    )
+    sweep_stale_temporaries(workspace.runs_dir, record=workspace.sweep_record("runs"))
 
 
 def _reports_owed(workspace: Workspace, database: Database, pass_id: int) -> list[str]:

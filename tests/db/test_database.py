@@ -96,3 +96,59 @@ def test_unreachable_database_is_a_config_error() -> None:
 def test_bad_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="not usable"):
         open_database("nosuchdialect://x")
+
+
+def test_upgrade_queues_the_decisions_association_has_not_taken(db_url: str) -> None:
+    """Migration 0011 replaces the copy of decisions association kept by a queue: the
+    blocks whose decisions differ from the copy (a product certified since, one whose
+    decision went) are queued, those that agree are not."""
+    import json
+
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from qclib.db import products as product_store
+    from qclib.db.database import MIGRATIONS
+
+    engine = sa.create_engine(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0010")
+    taken = {
+        "A_MASTER_BIAS:MASTER_BIAS": ["certified", "a.fits certified"],  # still certified
+        "B_MASTER_BIAS:MASTER_BIAS": ["rejected", "b.fits rejected by QC: never used"],  # gone
+    }
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO association_state (instrument, rules_digest, last_frame_id, "
+                "decisions, updated_at) VALUES ('OMEGACAM', 'x', 0, :d, :t)"
+            ),
+            {"d": json.dumps(taken), "t": now},
+        )
+        for ab_id, status in (("A_MASTER_BIAS", "archived"), ("C_MASTER_BIAS", "certified")):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO products (ab_id, instrument, pro_catg, night, mid_mjd, path, "
+                    "sha256, status, header, provenance, created_at) VALUES (:ab, 'OMEGACAM', "
+                    "'MASTER_BIAS', :night, 61000.0, :path, :sha, :status, '{}', '{}', :t)"
+                ),
+                {
+                    "ab": ab_id,
+                    "night": dt.date(2026, 1, 1),
+                    "path": f"data/products/{ab_id}.fits",
+                    "sha": "0" * 64,
+                    "status": status,
+                    "t": now,
+                },
+            )
+    engine.dispose()
+    db = open_database(db_url)
+    with db.transaction() as session:
+        queued = product_store.decision_changes(session, "OMEGACAM")
+    assert sorted(queued.values()) == ["B_MASTER_BIAS", "C_MASTER_BIAS"]
+    db.close()

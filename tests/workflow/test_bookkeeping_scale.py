@@ -76,13 +76,22 @@ def _stored(db) -> dict[str, dict]:
 
 @contextmanager
 def _no_whole_history(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fail if association reads every frame of an instrument (its whole-history path)."""
+    """Fail if association reads every frame of an instrument (its whole-history path)
+    or every QC decision of its products."""
 
     def refuse(*_args, **_kwargs):
         raise AssertionError("association read the whole history")
 
+    decisions = product_store.qc_decisions
+
+    def some_decisions(session, instrument, ab_ids=None):
+        if ab_ids is None:
+            raise AssertionError("association read every QC decision")
+        return decisions(session, instrument, ab_ids)
+
     with monkeypatch.context() as patch:
         patch.setattr(ingest_log, "list_frames", refuse)
+        patch.setattr(product_store, "qc_decisions", some_decisions)
         yield
 
 
@@ -202,6 +211,103 @@ def test_one_more_night_costs_the_same_statements_on_a_4x_history(
         counts.append(_statements_for_one_more_night(workspace, db, folders[:-1], folders[-1]))
         db.close()
     assert counts[1] == counts[0] > 0, counts
+
+
+@pytest.mark.slow
+def test_one_more_night_redoes_the_same_blocks_on_a_2x_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One more night re-associates as many blocks (calibration tags selected) on a
+    history of 16 nights as on one of 8, although both lie within the reach of
+    association (30 d OmegaCAM, 60 d HAWK-I): only blocks with a new frame or a changed
+    block within their horizon are redone, not every block within the reach."""
+    from qclib import associate
+    from qclib.workspace import init_workspace
+
+    calls = []
+    select = associate._select
+
+    def counted(*args, **kwargs):
+        calls.append(args[2])  # the block's mid-time
+        return select(*args, **kwargs)
+
+    counts = []
+    for nights in (8, 16):
+        monkeypatch.setenv("QC_DB_URL", f"sqlite:///{tmp_path / f'{nights}.sqlite'}")
+        workspace = init_workspace(tmp_path / f"ws{nights}")
+        db = workspace.open_database()
+        folders = [write_night(tmp_path / f"raw{nights}", FIRST + dt.timedelta(days=i))
+                   for i in range(nights + 1)]  # fmt: skip
+        for folder in folders[:-1]:
+            ingest_paths(workspace, db, [folder])
+        associate_workspace(workspace, db)
+        ingest_paths(workspace, db, [folders[-1]])
+        calls.clear()
+        with monkeypatch.context() as patch:
+            patch.setattr(associate, "_select", counted)
+            step = associate_workspace(workspace, db)
+        counts.append(len(calls))
+        last = FIRST + dt.timedelta(days=nights)
+        assert hdr_mjd(last) - min(calls) < 8, nights  # no block older than a week redone
+        whole = associate_workspace(workspace, db, full=True)
+        assert whole.changes == dict.fromkeys(whole.changes, (0, 0, 0)), nights
+        assert step.changes["OMEGACAM"][0] > 0
+        db.close()
+    assert counts[0] == counts[1] > 0, counts
+
+
+def hdr_mjd(night: dt.date) -> float:
+    """MJD at noon UTC of a date (nights' frames come after it)."""
+    return (night - dt.date(1858, 11, 17)).days + 0.5
+
+
+def test_one_more_night_scans_no_history_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No statement that ingest, association and processing's look-up issue for one
+    more night reads every row of a table that grows with the history, or every row
+    of an instrument (SQLite's query plan of each: a SCAN of frames, ingest_sources,
+    association_blocks or products, or a SEARCH of one by instrument alone that is
+    not answered from the index; counting the index entries is)."""
+    import sqlite3
+
+    from qclib.recipes.registry import recipe_names
+    from qclib.workspace import init_workspace
+
+    path = tmp_path / "qc.sqlite"
+    monkeypatch.setenv("QC_DB_URL", f"sqlite:///{path}")
+    workspace = init_workspace(tmp_path / "ws")
+    db = workspace.open_database()
+    folders = [write_night(tmp_path / "raw", FIRST + dt.timedelta(days=i)) for i in range(3)]
+    for folder in folders[:-1]:
+        ingest_paths(workspace, db, [folder])
+    associate_workspace(workspace, db)
+    statements = []
+
+    def grab(_conn, _cursor, statement, parameters, _context, executemany) -> None:
+        statements.append((statement, parameters[0] if executemany else parameters))
+
+    event.listen(db.engine, "before_cursor_execute", grab)
+    try:
+        ingest_paths(workspace, db, [folders[-1]])
+        associate_workspace(workspace, db)
+        with db.transaction() as session:
+            product_store.unfinished_blocks(session, recipes=recipe_names())
+    finally:
+        event.remove(db.engine, "before_cursor_execute", grab)
+    db.close()
+    history = ("frames", "ingest_sources", "association_blocks", "products")
+    with sqlite3.connect(path) as connection:
+        scans = {
+            statement.split(" FROM ")[0][:60] + " ...": detail
+            for statement, parameters in statements
+            if statement.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE"))
+            for *_, detail in connection.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+            if (detail.startswith("SCAN") or detail.endswith(" (instrument=?)"))
+            and "COVERING INDEX" not in detail
+            and detail.split()[1] in history
+        }
+    assert len(statements) > 50 and scans == {}
 
 
 def _new_pg_database(url: str) -> str:
