@@ -7,10 +7,11 @@ costs about 2.2 s per GiB: 5 s for a 2.4 GB master bias. ``O_DIRECT`` writes go 
 the process's own buffers to the disk (about 2.15 GB/s, ../shared/STACK_NOTES.md) and
 need no pages at all.
 
-``DirectFile`` stages the stream in two page-aligned buffers. When one fills, a
-background thread writes its whole 4096-byte blocks with ``O_DIRECT`` and hashes the
-bytes (SHA-256, in stream order); the main thread goes on filling the other buffer,
-so writing and hashing overlap the computation of the next detector. The last partial
+``DirectFile`` stages the stream in two page-aligned buffers. A background thread
+hashes the bytes as they are staged (SHA-256, in stream order); when a buffer fills,
+another writes its whole 4096-byte blocks with ``O_DIRECT``; the main thread goes on
+filling the other buffer, so hashing and writing overlap each other and the
+computation of the next detector. The last partial
 block goes through an ordinary descriptor at the end. Where the file system refuses
 ``O_DIRECT`` (tmpfs), the same path uses the ordinary descriptor.
 """
@@ -52,8 +53,13 @@ class DirectFile:
         self._base = 0  # file offset of the current buffer's first byte (aligned)
         self._jobs: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="direct-file", daemon=True)
+        self._writes: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
+        # Hashing and writing overlap each other (and the caller): one thread each. A
+        # 2.4 GB product is 1.2 s of SHA-256 and 1.1 s of O_DIRECT writes.
+        self._thread = threading.Thread(target=self._work, name="direct-file-hash", daemon=True)
+        self._writer = threading.Thread(target=self._write, name="direct-file-write", daemon=True)
         self._thread.start()
+        self._writer.start()
         self._closed = False
 
     # -- the stream -------------------------------------------------------------
@@ -118,6 +124,7 @@ class DirectFile:
         self._closed = True
         self._jobs.put(None)
         self._thread.join()
+        self._writer.join()
         os.close(self._fd)
         if self._direct is not None:
             os.close(self._direct)
@@ -168,32 +175,38 @@ class DirectFile:
             os.pwrite(self._fd, self._view[: self._fill], self._base)
 
     def _work(self) -> None:
+        """The hashing thread: hashes in stream order and hands each write (and each
+        sync) on to the writing thread once every byte before it is hashed, so that a
+        buffer is free again only when both are done with it."""
         while (job := self._jobs.get()) is not None:
-            if self._error is not None:
-                if job[0] == "write":
-                    self._free[job[1]].set()
-                elif job[0] == "sync":
-                    job[1].set()
+            if job[0] == "hash":
+                if self._error is None:
+                    try:
+                        self._digest.update(job[1])
+                    except BaseException as error:  # handed to the main thread
+                        self._error = error
+            else:
+                self._writes.put(job)
+        self._writes.put(None)
+
+    def _write(self) -> None:
+        """The writing thread: whole blocks at their offsets, then the buffer is free."""
+        while (job := self._writes.get()) is not None:
+            if job[0] == "sync":
+                job[1].set()
                 continue
+            _, index, length, offset = job
             try:
-                if job[0] == "hash":
-                    self._digest.update(job[1])
-                elif job[0] == "write":
-                    _, index, length, offset = job
+                if self._error is None:
                     view = memoryview(self._buffers[index])[:length]
                     fd = self._direct if self._direct is not None else self._fd
                     while view:
                         n = os.pwrite(fd, view, offset)
                         view, offset = view[n:], offset + n
-                    self._free[index].set()
-                else:
-                    job[1].set()
             except BaseException as error:  # handed to the main thread
                 self._error = error
-                if job[0] == "write":
-                    self._free[job[1]].set()
-                elif job[0] == "sync":
-                    job[1].set()
+            finally:
+                self._free[index].set()
 
     def _raise_failure(self) -> None:
         if self._error is not None:
