@@ -210,7 +210,10 @@ class DirectFile:
 
     def _raise_failure(self) -> None:
         if self._error is not None:
-            raise OSError(f"writing {self.path.name} failed: {self._error}") from self._error
+            raise OSError(
+                f"writing {self.path.name} failed: {self._error} (the file is not kept and "
+                "nothing is recorded; free disk space, and the next pass writes it again)"
+            ) from self._error
 
 
 def _open_direct(path: Path) -> int | None:
