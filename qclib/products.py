@@ -156,7 +156,7 @@ def qc_card(name: str) -> str:
     return "HIERARCH ESO " + name.replace(".", " ")
 
 
-class _HashingWriter:
+class _HduWriter:
     """Writes HDUs to one ``DirectFile`` (page cache bypassed, hashed on the way).
 
     astropy's ``fits.append`` reopens the file and re-verifies every HDU already in it
@@ -235,7 +235,7 @@ def write_product(
         atomic_path(path, readonly=part_of is None, durable=part_of is None) as tmp,
         DirectFile(tmp) as handle,
     ):
-        writer = _HashingWriter(handle)
+        writer = _HduWriter(handle)
         primary = fits.PrimaryHDU(header=primary_header(spec, name))
         primary.header["EXTEND"] = True
         writer.image(primary)
@@ -263,7 +263,7 @@ def _detector_hdus(det: DetectorProduct) -> list[fits.ImageHDU]:
     return [image, error, dq]
 
 
-def _write_images(writer: _HashingWriter, hdus: list[fits.ImageHDU]) -> None:
+def _write_images(writer: _HduWriter, hdus: list[fits.ImageHDU]) -> None:
     for hdu in hdus:
         writer.image(hdu)
 
@@ -290,7 +290,7 @@ def join_product_parts(
     """
     scans = [scan_fits(p) for p in parts]
     with atomic_path(dest, readonly=True) as tmp, DirectFile(tmp) as handle:
-        writer = _HashingWriter(handle)
+        writer = _HduWriter(handle)
         first = scans[0]
         writer.copy(first.path, 0, first.hdus[1].header_offset)
         for scan in scans:

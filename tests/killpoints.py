@@ -132,7 +132,7 @@ POINTS: dict[str, KillPoint] = {
     ),
     "join": KillPoint(
         "qclib.products",
-        "_HashingWriter.copy",
+        "_HduWriter.copy",
         call=2,
         what="a worker joining a product's parts has copied the primary HDU only",
     ),

@@ -9,7 +9,7 @@ import pytest
 from astropy.io import fits
 
 from qclib.fitsio import verify_checksums
-from qclib.products import _CHECKSUM_COMMENT, _HashingWriter
+from qclib.products import _CHECKSUM_COMMENT, _HduWriter
 
 
 @pytest.mark.parametrize(
@@ -26,7 +26,7 @@ def test_written_image_matches_astropy(shape, dtype, tmp_path) -> None:
     ours = fits.ImageHDU(data, name="CCD_1")
     ours.header["HIERARCH ESO QC RON"] = (3.25, "[adu] read noise")
     buffer = io.BytesIO()
-    writer = _HashingWriter(buffer)
+    writer = _HduWriter(buffer)
     writer.image(fits.PrimaryHDU())
     writer.image(ours)
 
@@ -40,7 +40,7 @@ def test_written_image_matches_astropy(shape, dtype, tmp_path) -> None:
 
 def test_one_changed_byte_breaks_the_checksum(tmp_path) -> None:
     buffer = io.BytesIO()
-    writer = _HashingWriter(buffer)
+    writer = _HduWriter(buffer)
     writer.image(fits.PrimaryHDU())
     writer.image(fits.ImageHDU(np.arange(100, dtype=np.float32).reshape(10, 10)))
     raw = bytearray(buffer.getvalue())
