@@ -33,6 +33,16 @@ class QuarantineError(QCError):
         self.reason = reason
         self.code = code
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Raised in a worker, it crosses to the parent pickled: Exception's own
+        # pickling passes only ``args`` and loses the keyword-only ``code`` (the pool
+        # then reports a broken process instead of the error).
+        return (_quarantine_error, (self.reason, self.code))
+
+
+def _quarantine_error(reason: str, code: str) -> QuarantineError:
+    return QuarantineError(reason, code=code)
+
 
 class IncompleteBlockError(QCError):
     """A prerequisite of an association block is missing: wait, do not fail."""
