@@ -11,9 +11,13 @@ need no pages at all.
 hashes the bytes as they are staged (SHA-256, in stream order); when a buffer fills,
 another writes its whole 4096-byte blocks with ``O_DIRECT``; the main thread goes on
 filling the other buffer, so hashing and writing overlap each other and the
-computation of the next detector. The last partial
-block goes through an ordinary descriptor at the end. Where the file system refuses
-``O_DIRECT`` (tmpfs), the same path uses the ordinary descriptor.
+computation of the next detector. A partial block at either end of the stream goes
+through an ordinary descriptor, so a stream may start at any offset of an existing
+file and end anywhere: several writers fill disjoint byte ranges of one file (a
+product's detectors written in place by several tasks) without touching each other's
+bytes. Where the file system refuses ``O_DIRECT`` (tmpfs), the same path uses the
+ordinary descriptor. ``sha256_of`` hashes a whole file the same way round: read with
+``O_DIRECT`` a buffer ahead of the hashing.
 """
 
 from __future__ import annotations
@@ -34,14 +38,30 @@ CHUNK = 16 << 20
 
 
 class DirectFile:
-    """A write-only binary file with ``write``, ``tell``, ``copy_from`` and ``close``;
-    ``hexdigest()`` is the SHA-256 of everything written, once closed."""
+    """A write-only binary stream with ``write``, ``tell`` and ``close``; ``hexdigest()``
+    is the SHA-256 of everything written, once closed.
 
-    def __init__(self, path: str | os.PathLike[str], *, chunk: int = CHUNK) -> None:
+    ``offset``: the stream starts there in a file shared with other writers (created
+    if missing, never truncated), and writes no byte before it; None (default): the
+    file is truncated, the stream starts at 0.
+    ``hashed=False``: no SHA-256 (``hexdigest()`` refuses).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        offset: int | None = None,
+        hashed: bool = True,
+        chunk: int = CHUNK,
+    ) -> None:
         self.path = Path(path)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if offset is None else 0)
+        self._fd = os.open(self.path, flags, 0o644)
+        offset = offset or 0
         self._direct = _open_direct(self.path)
-        self._digest = hashlib.sha256()
+        self._digest = hashlib.sha256() if hashed else None
+        self._floor = offset  # no byte below this one is ours
         size = -(-chunk // ALIGN) * ALIGN
         self._buffers = [mmap.mmap(-1, size), mmap.mmap(-1, size)]
         self._free = [threading.Event(), threading.Event()]
@@ -49,8 +69,8 @@ class DirectFile:
             event.set()
         self._current = 0
         self._view = memoryview(self._buffers[0])
-        self._fill = 0  # bytes staged in the current buffer
-        self._base = 0  # file offset of the current buffer's first byte (aligned)
+        self._base = offset - offset % ALIGN  # file offset of the buffer's first byte
+        self._fill = offset - self._base  # bytes staged (or, below the floor, not ours)
         self._jobs: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
         self._error: BaseException | None = None
         self._writes: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
@@ -71,7 +91,8 @@ class DirectFile:
         while done < len(source):
             n = min(len(source) - done, len(self._view) - self._fill)
             self._view[self._fill : self._fill + n] = source[done : done + n]
-            self._jobs.put(("hash", self._view[self._fill : self._fill + n]))
+            if self._digest is not None:
+                self._jobs.put(("hash", self._view[self._fill : self._fill + n]))
             self._fill += n
             done += n
             if self._fill == len(self._view):
@@ -80,30 +101,6 @@ class DirectFile:
 
     def tell(self) -> int:
         return self._base + self._fill
-
-    def copy_from(self, path: Path, start: int, stop: int) -> None:
-        """Append bytes ``[start, stop)`` of another file, copied in the kernel
-        (``copy_file_range``) and hashed from there."""
-        self._drain_and_write_tail()
-        end = self.tell()
-        with open(path, "rb") as source:
-            left, offset = stop - start, start
-            while left:
-                n = os.copy_file_range(source.fileno(), self._fd, left, offset, end)
-                if not n:
-                    raise OSError(f"{path.name}: ends before byte {stop}")
-                left, offset, end = left - n, offset + n, end + n
-            source.seek(start)
-            left, buffer = stop - start, memoryview(bytearray(8 << 20))
-            while left:
-                n = source.readinto(buffer[: min(left, len(buffer))])
-                self._digest.update(buffer[:n])
-                left -= n
-        # Restage the partial block now at the end, so that later whole-block writes
-        # carry it.
-        self._base = end - end % ALIGN
-        self._fill = end - self._base
-        self._view[: self._fill] = os.pread(self._fd, self._fill, self._base)
 
     def close(self) -> None:
         """Write what is staged, wait for the writer thread, close the descriptors;
@@ -134,6 +131,8 @@ class DirectFile:
         self._buffers = []
 
     def hexdigest(self) -> str:
+        if self._digest is None:
+            raise ValueError(f"{self.path.name}: written without hashing")
         return self._digest.hexdigest()
 
     def __enter__(self) -> DirectFile:
@@ -157,7 +156,7 @@ class DirectFile:
         target = memoryview(self._buffers[other])
         target[:tail] = self._view[whole : self._fill]
         self._free[self._current].clear()
-        self._jobs.put(("write", self._current, whole, self._base))
+        self._jobs.put(("write", self._current, whole, self._base, self._own_start()))
         self._current, self._view = other, target
         self._base += whole
         self._fill = tail
@@ -171,8 +170,14 @@ class DirectFile:
         self._jobs.put(("sync", done))
         done.wait()
         self._raise_failure()
-        if self._fill:
-            os.pwrite(self._fd, self._view[: self._fill], self._base)
+        start = self._own_start()
+        if self._fill > start:
+            os.pwrite(self._fd, self._view[start : self._fill], self._base + start)
+
+    def _own_start(self) -> int:
+        """Where this stream's bytes start in the current buffer (above 0 only while
+        the stream's first, partial block is staged)."""
+        return max(0, self._floor - self._base)
 
     def _work(self) -> None:
         """The hashing thread: hashes in stream order and hands each write (and each
@@ -182,7 +187,7 @@ class DirectFile:
             if job[0] == "hash":
                 if self._error is None:
                     try:
-                        self._digest.update(job[1])
+                        self._digest.update(job[1])  # type: ignore[union-attr]
                     except BaseException as error:  # handed to the main thread
                         self._error = error
             else:
@@ -195,14 +200,14 @@ class DirectFile:
             if job[0] == "sync":
                 job[1].set()
                 continue
-            _, index, length, offset = job
+            _, index, length, offset, start = job
             try:
                 if self._error is None:
                     view = memoryview(self._buffers[index])[:length]
-                    fd = self._direct if self._direct is not None else self._fd
-                    while view:
-                        n = os.pwrite(fd, view, offset)
-                        view, offset = view[n:], offset + n
+                    if start:  # the first block is shared with bytes not ours
+                        _write_all(self._fd, view[start:ALIGN], offset + start)
+                        view, offset = view[ALIGN:], offset + ALIGN
+                    _write_all(self._direct if self._direct is not None else self._fd, view, offset)
             except BaseException as error:  # handed to the main thread
                 self._error = error
             finally:
@@ -216,13 +221,72 @@ class DirectFile:
             ) from self._error
 
 
-def _open_direct(path: Path) -> int | None:
+def _write_all(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
+def sha256_of(path: str | os.PathLike[str], *, chunk: int = CHUNK) -> str:
+    """The SHA-256 of a whole file, read with ``O_DIRECT`` where it can be (no page
+    cache: the file was written past it), one buffer read ahead of the hashing (a
+    reading thread; hashlib releases the GIL while it hashes)."""
+    path = Path(path)
+    fd = _open_direct(path, os.O_RDONLY)
+    if fd is None:
+        fd = os.open(path, os.O_RDONLY)
+    total = os.fstat(fd).st_size
+    size = -(-chunk // ALIGN) * ALIGN
+    buffers = [mmap.mmap(-1, size), mmap.mmap(-1, size)]
+    filled: queue.Queue[tuple[int, int] | BaseException] = queue.Queue()
+    free = [threading.Semaphore(1), threading.Semaphore(1)]
+    stop = threading.Event()
+
+    def read() -> None:
+        offset, index = 0, 0
+        try:
+            while offset < total:
+                free[index].acquire()
+                if stop.is_set():
+                    return
+                n = os.preadv(fd, [buffers[index]], offset)
+                if n == 0:
+                    raise OSError(f"ends at byte {offset}, not {total}")
+                filled.put((index, n))
+                offset, index = offset + n, 1 - index
+        except BaseException as error:  # handed to the hashing thread
+            filled.put(error)
+
+    digest = hashlib.sha256()
+    reader = threading.Thread(target=read, name="sha256-read", daemon=True)
+    reader.start()
+    try:
+        done = 0
+        while done < total:
+            item = filled.get()
+            if isinstance(item, BaseException):
+                raise OSError(f"reading {path.name}: {item}") from item
+            index, n = item
+            with memoryview(buffers[index]) as view:
+                digest.update(view[:n])
+            done += n
+            free[index].release()
+    finally:
+        stop.set()
+        for semaphore in free:
+            semaphore.release()
+        reader.join()
+        os.close(fd)
+    return digest.hexdigest()
+
+
+def _open_direct(path: Path, mode: int = os.O_WRONLY) -> int | None:
     """A second descriptor on ``path`` with ``O_DIRECT``, or None where the platform
     or the file system has none."""
     flag = getattr(os, "O_DIRECT", 0)
     if not flag:
         return None
     try:
-        return os.open(path, os.O_WRONLY | flag)
+        return os.open(path, mode | flag)
     except OSError:
         return None

@@ -8,11 +8,22 @@ the detector, ``HIERARCH ESO QC ...`` in its header), its 1-sigma uncertainty
 ``PROVENANCE`` table with every input's SHA-256 (too long for a header card), the
 recipe parameters, the configuration hash and the qclib version. Every HDU carries
 CHECKSUM/DATASUM. Memory holds one detector at a time.
+
+Every detector's HDUs have the same size: each header is padded with blank cards to a
+fixed number of blocks (``DETECTOR_HEADER_BLOCKS``), whatever QC values it holds, and
+the detectors of a product share one shape. So detector ``i`` starts at a known
+offset (the primary's size plus ``i`` detectors), and several tasks write one
+product's detectors in place, each its own byte range of one file
+(``write_product_part``), which ``finish_product`` hashes and renames: no task copies
+or rewrites another's bytes, and the file is byte for byte the one a single task
+writes (``write_product``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import itertools
 import json
 import os
 import warnings
@@ -26,8 +37,7 @@ from astropy.io import fits
 
 from qclib import __version__, fits_checksum
 from qclib.atomicfile import atomic_path
-from qclib.direct_file import DirectFile
-from qclib.fitsio import scan_fits
+from qclib.direct_file import DirectFile, sha256_of
 
 #: Raw keywords copied to products (the setup a product is matched on).
 _COPIED_PREFIXES = ("INS.", "DET.", "TEL.", "OBS.", "TPL.")
@@ -170,83 +180,188 @@ class _HduWriter:
         self.handle = handle
         self._scratch = np.empty(0, np.uint8)
 
-    def _write(self, payload: bytes | memoryview) -> None:
-        self.handle.write(payload)
-
-    def image(self, hdu: fits.PrimaryHDU | fits.ImageHDU) -> None:
-        if hdu.data is None:
-            hdu.add_checksum(when=_CHECKSUM_COMMENT)
-            self._write(hdu.header.tostring().encode("ascii"))
-            return
-        data = hdu.data
-        if self._scratch.nbytes < data.nbytes:
-            self._scratch = np.empty(data.nbytes, np.uint8)
-        stored = self._scratch[: data.nbytes]
-        np.copyto(stored.view(data.dtype.newbyteorder(">")).reshape(data.shape), data)
-        datasum = fits_checksum.ones_complement_sum(stored)
-        header = hdu.header
+    def image(self, hdu: fits.PrimaryHDU | fits.ImageHDU, blocks: int | None = None) -> None:
+        """Write an image HDU; ``blocks``: its header padded to that many blocks."""
+        header, data = hdu.header, hdu.data
+        stored = None
+        if data is not None:
+            if self._scratch.nbytes < data.nbytes:
+                self._scratch = np.empty(data.nbytes, np.uint8)
+            stored = self._scratch[: data.nbytes]
+            np.copyto(stored.view(data.dtype.newbyteorder(">")).reshape(data.shape), data)
+        datasum = 0 if stored is None else fits_checksum.ones_complement_sum(stored)
         header["CHECKSUM"] = (fits_checksum.ZERO_CHECKSUM, _CHECKSUM_COMMENT)
         header["DATASUM"] = (str(datasum), _CHECKSUM_COMMENT)
-        text = header.tostring().encode("ascii")
+        text = _header_bytes(header, blocks)
         total = fits_checksum.fold(fits_checksum.ones_complement_sum(text) + datasum)
         header["CHECKSUM"] = fits_checksum.encode(total)
-        self._write(header.tostring().encode("ascii"))
-        self._write(memoryview(stored))
-        self._write(bytes(-data.nbytes % _BLOCK))
-
-    def copy(self, path: Path, start: int, stop: int) -> None:
-        """Copy bytes ``[start, stop)`` of another file, in the kernel
-        (``copy_file_range``). Joining a 2.4 GB product's two parts: 3.6-4.8 s,
-        against 6.1-8.1 s through user space."""
-        self.handle.copy_from(path, start, stop)
+        self.handle.write(_header_bytes(header, blocks))
+        if stored is not None:
+            self.handle.write(memoryview(stored))
+            self.handle.write(bytes(-stored.nbytes % _BLOCK))
 
     def table(self, hdu: fits.BinTableHDU) -> None:
-        # Small: let astropy lay it out after an empty primary, keep the table's bytes.
-        buffer = io.BytesIO()
-        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buffer)
-        table = fits.open(io.BytesIO(buffer.getvalue()))[1]
-        table.add_checksum(when=_CHECKSUM_COMMENT)
-        buffer = io.BytesIO()
-        fits.HDUList([fits.PrimaryHDU(), table]).writeto(buffer)
-        self._write(buffer.getvalue()[_BLOCK:])
+        self.handle.write(_table_bytes(hdu))
+
+
+def _header_bytes(header: fits.Header, blocks: int | None) -> bytes:
+    """A header's bytes; ``blocks``: blank cards before END fill that many blocks.
+
+    Raises
+    ------
+    ValueError
+        The header's cards do not fit.
+    """
+    if blocks is None:
+        return header.tostring().encode("ascii")
+    cards = header.tostring(endcard=False, padding=False)
+    room = blocks * _BLOCK - _CARD
+    if len(cards) > room:
+        raise ValueError(
+            f"header of {header.get('EXTNAME', 'an HDU')}: {len(cards) // _CARD} cards, "
+            f"more than the {room // _CARD} a detector header holds "
+            "(products.DETECTOR_HEADER_BLOCKS)"
+        )
+    return (cards + " " * (room - len(cards)) + "END".ljust(_CARD)).encode("ascii")
+
+
+def _table_bytes(hdu: fits.BinTableHDU) -> bytes:
+    """A (small) table HDU's bytes, laid out by astropy, with its checksum."""
+    buffer = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buffer)
+    table = fits.open(io.BytesIO(buffer.getvalue()))[1]
+    table.add_checksum(when=_CHECKSUM_COMMENT)
+    buffer = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(buffer)
+    return buffer.getvalue()[_BLOCK:]
 
 
 _BLOCK = 2880
+_CARD = 80
+#: Blocks of each detector HDU header (36 cards a block): the image's holds its QC
+#: values (the largest today, a zeropoint's, about 40 cards), the uncertainty's and
+#: the flags' a dozen cards.
+DETECTOR_HEADER_BLOCKS = {"image": 4, "error": 1, "dq": 1}
 #: astropy's default CHECKSUM comment holds the time of writing: products would differ
 #: from run to run. Products are byte-reproducible (tested), so the comment is fixed.
 _CHECKSUM_COMMENT = "HDU checksum"
 
 
 def write_product(
-    path: str | os.PathLike[str],
-    spec: ProductSpec,
-    detectors: Iterable[DetectorProduct],
-    *,
-    part_of: str | os.PathLike[str] | None = None,
+    path: str | os.PathLike[str], spec: ProductSpec, detectors: Iterable[DetectorProduct]
 ) -> str:
-    """Write a product atomically (detector by detector); returns its SHA-256.
-
-    ``part_of``: ``path`` is one part (some of the detectors) of that product, to be
-    joined with the others by ``join_product_parts``; its headers name that product.
-    """
+    """Write a product atomically (detector by detector); returns its SHA-256."""
     path = Path(path)
-    name = Path(part_of).name if part_of is not None else path.name
-    with (
-        atomic_path(path, readonly=part_of is None, durable=part_of is None) as tmp,
-        DirectFile(tmp) as handle,
-    ):
+    with atomic_path(path, readonly=True) as tmp, DirectFile(tmp) as handle:
         writer = _HduWriter(handle)
-        primary = fits.PrimaryHDU(header=primary_header(spec, name))
-        primary.header["EXTEND"] = True
-        writer.image(primary)
+        writer.image(_primary(spec, path.name))
         for det in detectors:
-            _write_images(writer, _detector_hdus(det))
+            _write_detector(writer, _detector_hdus(det))
         writer.table(_provenance_table(spec))
     return handle.hexdigest()
 
 
-def _detector_hdus(det: DetectorProduct) -> list[fits.ImageHDU]:
-    """A detector's image (QC values in its header), uncertainty and flags."""
+@dataclass(frozen=True)
+class ProductPart:
+    """One task's share of a product: its detectors ``first`` to ``first + count - 1``,
+    written by task ``index`` of ``tasks`` into ``part_file(product)``."""
+
+    product: Path
+    index: int
+    tasks: int
+    first: int
+    count: int
+
+
+def write_product_part(
+    part: ProductPart, spec: ProductSpec, detectors: Iterable[DetectorProduct]
+) -> tuple[int, int]:
+    """Write one task's detectors of a product in place, into the file all its tasks
+    share; returns the byte range written (``finish_product`` checks that the ranges
+    tile the file). The first task also writes the primary HDU, the last the
+    PROVENANCE table; the file is not hashed here.
+
+    Raises
+    ------
+    ValueError
+        The task's detectors are not all of one size, or not ``part.count`` of them.
+    """
+    path = part_file(part.product)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    primary = _primary(spec, part.product.name)
+    primary_size = len(_header_bytes(primary.header, None))
+    start, size, written = 0, 0, 0
+    with contextlib.ExitStack() as stack:
+        writer: _HduWriter | None = None
+        for det in detectors:
+            hdus = _detector_hdus(det)
+            if writer is None:
+                size = _detector_size(hdus)
+                start = 0 if part.index == 0 else primary_size + part.first * size
+                handle = stack.enter_context(DirectFile(path, offset=start, hashed=False))
+                writer = _HduWriter(handle)
+                if part.index == 0:
+                    writer.image(primary)
+            elif _detector_size(hdus) != size:
+                raise ValueError(
+                    f"{part.product.name}: detector {det.extname} is {_detector_size(hdus)} "
+                    f"bytes, the first of its part {size}: a product's detectors are written "
+                    "in place only when they are all of one size"
+                )
+            _write_detector(writer, hdus)
+            written += 1
+        if writer is None or written != part.count:
+            raise ValueError(
+                f"{part.product.name}: {written} detectors made for a part of {part.count}"
+            )
+        if part.index == part.tasks - 1:
+            writer.table(_provenance_table(spec))
+        end = handle.tell()
+    return start, end
+
+
+def finish_product(product: str | os.PathLike[str], extents: Sequence[tuple[int, int]]) -> str:
+    """The product its tasks wrote in place (``write_product_part``), hashed, made
+    durable and read-only, and renamed to ``product``; returns its SHA-256.
+
+    Raises
+    ------
+    ValueError
+        The tasks' byte ranges do not tile one file from its first byte (they laid
+        the detectors out differently): nothing is renamed.
+    """
+    product = Path(product)
+    path = part_file(product)
+    ordered = sorted(extents)
+    gaps = [(a, b) for (_, a), (b, _) in itertools.pairwise(ordered) if a != b]
+    if not ordered or ordered[0][0] != 0 or gaps:
+        raise ValueError(
+            f"{product.name}: its tasks wrote bytes {ordered}, which do not follow each "
+            "other from the start of the file"
+        )
+    os.truncate(path, ordered[-1][1])  # nothing of an earlier attempt beyond the end
+    sha = sha256_of(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    path.chmod(0o444)
+    os.replace(path, product)
+    return sha
+
+
+def _primary(spec: ProductSpec, filename: str) -> fits.PrimaryHDU:
+    primary = fits.PrimaryHDU(header=primary_header(spec, filename))
+    primary.header["EXTEND"] = True
+    primary.header["CHECKSUM"] = (fits_checksum.ZERO_CHECKSUM, _CHECKSUM_COMMENT)
+    primary.header["DATASUM"] = ("0", _CHECKSUM_COMMENT)
+    return primary
+
+
+def _detector_hdus(det: DetectorProduct) -> list[tuple[fits.ImageHDU, int]]:
+    """A detector's image (QC values in its header), uncertainty and flags, each with
+    its header's size in blocks."""
     data = None if det.data is None else np.asarray(det.data, dtype=np.float32)
     image = fits.ImageHDU(data, name=det.extname)
     if data is not None:
@@ -254,51 +369,33 @@ def _detector_hdus(det: DetectorProduct) -> list[fits.ImageHDU]:
     for name, (value, comment) in det.qc.items():
         if value is not None and np.isfinite(value):
             _set(image.header, qc_card(name), value, comment)
+    blocks = DETECTOR_HEADER_BLOCKS
     if data is None:
-        return [image]
+        return [(image, blocks["image"])]
     error = fits.ImageHDU(np.asarray(det.error, dtype=np.float32), name=f"{det.extname}.ERR")
     error.header["BUNIT"] = det.unit
     dq = fits.ImageHDU(np.asarray(det.dq, dtype=np.uint8), name=f"{det.extname}.DQ")
     dq.header["COMMENT"] = "bits: 1 hot, 2 cold, 4 no data, 8 saturated"
-    return [image, error, dq]
+    return [(image, blocks["image"]), (error, blocks["error"]), (dq, blocks["dq"])]
 
 
-def _write_images(writer: _HduWriter, hdus: list[fits.ImageHDU]) -> None:
-    for hdu in hdus:
-        writer.image(hdu)
+def _detector_size(hdus: list[tuple[fits.ImageHDU, int]]) -> int:
+    """Bytes a detector's HDUs take in the file."""
+    data = sum(-(-(0 if h.data is None else h.data.nbytes) // _BLOCK) for h, _ in hdus)
+    return (sum(blocks for _, blocks in hdus) + data) * _BLOCK
 
 
-#: Parts of a product being made by several tasks (``.part-<product name>.<i>``): a
-#: pass removes those a killed run left (it holds the workspace lock, so none is live).
+def _write_detector(writer: _HduWriter, hdus: list[tuple[fits.ImageHDU, int]]) -> None:
+    for hdu, blocks in hdus:
+        writer.image(hdu, blocks)
+
+
+#: The file a product's tasks write in place (``.part-<product name>``): a pass removes
+#: those a killed run left (it holds the workspace lock, so none is live).
 PART_PREFIX = ".part-"
 
 
-def part_path(product: str | os.PathLike[str], index: int) -> Path:
-    """Where part ``index`` of ``product`` is written."""
+def part_file(product: str | os.PathLike[str]) -> Path:
+    """Where the tasks sharing ``product`` write it before ``finish_product``."""
     product = Path(product)
-    return product.with_name(f"{PART_PREFIX}{product.name}.{index}")
-
-
-def join_product_parts(
-    dest: str | os.PathLike[str], parts: Sequence[str | os.PathLike[str]]
-) -> str:
-    """Join the parts of a product (each: primary, some detectors, PROVENANCE) into
-    ``dest``, atomically, and return its SHA-256; the parts are removed.
-
-    The result is byte for byte the product one task would have written: the primary
-    and PROVENANCE of the first part, then every part's detector HDUs in order.
-    """
-    scans = [scan_fits(p) for p in parts]
-    with atomic_path(dest, readonly=True) as tmp, DirectFile(tmp) as handle:
-        writer = _HduWriter(handle)
-        first = scans[0]
-        writer.copy(first.path, 0, first.hdus[1].header_offset)
-        for scan in scans:
-            detectors = [h for h in scan.extensions if h.extname != "PROVENANCE"]
-            if detectors:
-                writer.copy(scan.path, detectors[0].header_offset, detectors[-1].end_offset)
-        (provenance,) = [h for h in first.extensions if h.extname == "PROVENANCE"]
-        writer.copy(first.path, provenance.header_offset, provenance.end_offset)
-    for part in parts:
-        Path(part).unlink()
-    return handle.hexdigest()
+    return product.with_name(f"{PART_PREFIX}{product.name}")

@@ -94,18 +94,17 @@ def _count_calls(point: str, spec: KillPoint, function: Callable[..., Any]) -> C
 
 
 def _during_product_write(point: str, spec: KillPoint, function: Callable[..., Any]) -> Any:
-    """``write_product`` that is killed once its first detector is in the temporary
-    file (the recipe is half-way through writing)."""
+    """``write_product_part`` that is killed once its task's first detector is in the
+    product's shared file (the recipe is half-way through writing)."""
 
     def detectors_then_kill(detectors: Iterable[Any]) -> Iterator[Any]:
-        for i, det in enumerate(detectors):
-            if i == 1:
-                reach(point)
+        for det in detectors:
             yield det
+            reach(point)  # the writer asks for the next: this one is written
 
     @functools.wraps(function)
-    def wrapper(path: Any, spec_: Any, detectors: Iterable[Any], **kwargs: Any) -> Any:
-        return function(path, spec_, detectors_then_kill(detectors), **kwargs)
+    def wrapper(part: Any, spec_: Any, detectors: Iterable[Any], **kwargs: Any) -> Any:
+        return function(part, spec_, detectors_then_kill(detectors), **kwargs)
 
     return wrapper
 
@@ -126,15 +125,14 @@ POINTS: dict[str, KillPoint] = {
     ),
     "recipe": KillPoint(
         "qclib.recipes.base",
-        "write_product",
+        "write_product_part",
         when="inside",
-        what="a worker's recipe has written one detector of its part of a product",
+        what="a worker's recipe has written one detector of its share of a product",
     ),
     "join": KillPoint(
         "qclib.products",
-        "_HduWriter.copy",
-        call=2,
-        what="a worker joining a product's parts has copied the primary HDU only",
+        "sha256_of",
+        what="a worker finishing a product its tasks wrote in place, before hashing it",
     ),
     "record": KillPoint(
         "qclib.workflow.record",

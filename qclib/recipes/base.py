@@ -20,11 +20,13 @@ from qclib.fitsio import FitsScan, read_image, scan_fits
 from qclib.products import (
     DetectorProduct,
     Input,
+    ProductPart,
     ProductSpec,
-    join_product_parts,
-    part_path,
+    finish_product,
+    part_file,
     setup_header,
     write_product,
+    write_product_part,
 )
 from qclib.qc.measures import measure_catalogue
 from qclib.recipes.registry import RecipeSpec
@@ -52,6 +54,17 @@ class CalibInput:
 
 
 @dataclass(frozen=True)
+class DetectorShare:
+    """The detectors task ``index`` of a block's ``tasks`` makes: ``detectors``, from
+    the block's detector ``first`` on."""
+
+    index: int
+    tasks: int
+    first: int
+    detectors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class RecipeContext:
     """Everything a recipe's ``run`` needs; built by the workflow."""
 
@@ -73,8 +86,8 @@ class RecipeContext:
     references: Mapping[str, Path] = field(default_factory=dict)
     """The product each category is compared with (QC '... difference to reference'):
     the newest earlier certified (else any earlier) product of the same setup."""
-    part: tuple[int, tuple[str, ...]] | None = None
-    """This task makes part ``i`` of the block's products: these detectors only (see
+    part: DetectorShare | None = None
+    """This task makes these detectors of the block's products, in place (see
     ``split_detectors``); None: all of them."""
 
     @property
@@ -85,13 +98,15 @@ class RecipeContext:
         return self.product_dir / f"{self.block.id}_{pro_catg}.fits"
 
     def output_path(self, pro_catg: str) -> Path:
-        """Where this task writes a product: the product, or this task's part of it."""
+        """Where this task writes a product: the product, or the file its tasks share."""
         path = self.product_path(pro_catg)
-        return path if self.part is None else part_path(path, self.part[0])
+        return path if self.part is None else part_file(path)
 
     def split_detectors(self, tasks: int) -> list[RecipeContext]:
         """Contexts for up to ``tasks`` tasks, each making the block's products for a
-        run of consecutive detectors (joined in order afterwards); ``[self]`` for one.
+        run of consecutive detectors, in place (``products.write_product_part``);
+        ``[self]`` for one, and where the raws' detectors differ in shape (their
+        products' detectors would differ in size, so none has a known offset).
 
         Raises
         ------
@@ -100,11 +115,19 @@ class RecipeContext:
         """
         detectors = self.detectors()
         tasks = max(1, min(tasks, len(detectors)))
-        if tasks == 1:
+        shapes = {
+            (h.header.get("NAXIS1"), h.header.get("NAXIS2"))
+            for h in self.raws[0].scan.extensions
+            if h.extname in detectors
+        }
+        if tasks == 1 or len(shapes) > 1:
             return [self]
         bounds = np.linspace(0, len(detectors), tasks + 1).round().astype(int)
         return [
-            dataclasses.replace(self, part=(i, tuple(detectors[lo:hi])))
+            dataclasses.replace(
+                self,
+                part=DetectorShare(i, tasks, int(lo), tuple(detectors[lo:hi])),
+            )
             for i, (lo, hi) in enumerate(itertools.pairwise(bounds))
         ]
 
@@ -202,7 +225,7 @@ class RecipeContext:
         if len(common) != len(names[0]) or any(len(n) != len(names[0]) for n in names):
             raise UnprocessableDataError(f"{self.block.id}: raws hold different detectors")
         if self.part is not None:
-            return list(self.part[1])
+            return list(self.part.detectors)
         return [n for n in common if n is not None]
 
 
@@ -218,6 +241,9 @@ class ProductResult:
     parameters: dict[str, Any] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
     """Detector -> why it has no QC values (e.g. no standard star could be measured)."""
+    extent: tuple[int, int] | None = None
+    """A task's share of a product written in place: the bytes it wrote (no SHA-256
+    yet: ``finish_parts`` hashes the whole); None for a whole product."""
 
 
 def _refuse_unmeasured(result: ProductResult) -> None:
@@ -382,9 +408,23 @@ def write(
     path = ctx.output_path(pro_catg)
     if qc is not None:
         detectors = _measured(ctx, pro_catg, detectors, qc)
-    sha = write_product(
-        path, spec, detectors, part_of=None if ctx.part is None else ctx.product_path(pro_catg)
-    )
+    extent = None
+    if ctx.part is None:
+        sha = write_product(path, spec, detectors)
+    else:
+        share = ctx.part
+        sha = ""
+        extent = write_product_part(
+            ProductPart(
+                ctx.product_path(pro_catg),
+                share.index,
+                share.tasks,
+                share.first,
+                len(share.detectors),
+            ),
+            spec,
+            detectors,
+        )
     result = ProductResult(
         pro_catg,
         path,
@@ -393,6 +433,7 @@ def write(
         setup_header(first.scan.primary),
         dict(parameters or {}),
         dict(problems or {}),
+        extent,
     )
     if ctx.part is None:  # a part's fellow parts may have measured other detectors
         _refuse_unmeasured(result)
@@ -404,19 +445,21 @@ def config_hash(instrument: InstrumentConfig) -> str:
     return hashlib.sha256(instrument.model_dump_json().encode()).hexdigest()
 
 
-def join_parts(ctx: RecipeContext, parts: Sequence[Sequence[ProductResult]]) -> list[ProductResult]:
-    """The block's products from its tasks' parts (``split_detectors``): files joined
-    in detector order, QC values merged. A task for any executor."""
-    joined = []
+def finish_parts(
+    ctx: RecipeContext, parts: Sequence[Sequence[ProductResult]]
+) -> list[ProductResult]:
+    """The block's products from its tasks' shares (``split_detectors``), each written
+    in place into one file: hashed and renamed (``products.finish_product``), QC
+    values merged. A task for any executor."""
+    finished = []
     for made in zip(*parts, strict=True):
         first = made[0]
         qc = {det: values for m in made for det, values in m.qc.items()}
         problems = {det: why for m in made for det, why in m.problems.items()}
-        if problems and not qc:
-            for m in made:
-                m.path.unlink(missing_ok=True)
         _refuse_unmeasured(dataclasses.replace(first, qc=qc, problems=problems))
         path = ctx.product_path(first.pro_catg)
-        sha = join_product_parts(path, [m.path for m in made])
-        joined.append(dataclasses.replace(first, path=path, sha256=sha, qc=qc, problems=problems))
-    return joined
+        sha = finish_product(path, [m.extent for m in made if m.extent is not None])
+        finished.append(
+            dataclasses.replace(first, path=path, sha256=sha, qc=qc, problems=problems, extent=None)
+        )
+    return finished

@@ -27,7 +27,6 @@ from qclib.calib.flat import (
 )
 from qclib.products import DetectorProduct
 from qclib.recipes.base import (
-    CalibInput,
     CalibrationReader,
     ProductResult,
     RecipeContext,
@@ -168,7 +167,9 @@ def run_ir(ctx: RecipeContext) -> list[ProductResult]:
     raws = ctx.raws_of()
     ctx.require_setup("MASTER_TWILIGHT_FLAT", raws, "flat")
     dark_input = ctx.calibration("MASTER_DARK")
-    confidences: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    # Each detector's confidence (per cent of the flat, 0 where flagged) and flags,
+    # kept as bytes until the confidence product is written: 4 MB a 2k x 2k detector.
+    confidences: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     qc: dict[str, dict[str, float]] = {}
     qc_conf: dict[str, dict[str, float]] = {}
 
@@ -177,21 +178,20 @@ def run_ir(ctx: RecipeContext) -> list[ProductResult]:
             dq = flat.dq | dark_dq
             values = {**flat.qc, "QC.FLAT.NBADPIX": float(np.count_nonzero(dq & _BAD))}
             qc[extname] = values
-            where = np.flatnonzero(dq & _BAD)
-            confidences[extname] = (where, dq.ravel()[where])
+            # From the flat as written (float32), as a reader of the product would see it.
+            percent = np.clip(np.rint(100.0 * np.asarray(flat.data, np.float32)), 0, 255)
+            bad = (dq & _BAD) != 0
+            undefined = np.flatnonzero(np.isnan(percent) & ~bad)  # kept as NaN
+            confidence = np.where(bad | np.isnan(percent), 0, percent).astype(np.uint8)
+            confidences[extname] = (confidence, undefined, np.where(bad, dq, np.uint8(0)))
             cards = qc_cards(ctx.instrument, "MASTER_TWILIGHT_FLAT", values)
             yield DetectorProduct(extname, flat.data, flat.error, dq, cards, unit="")
 
     def confidence_maps() -> Iterator[DetectorProduct]:
-        # Re-read each flat just written (one detector at a time) for its confidence map.
-        written = CalibrationReader(_as_calibration(flat_product))
         for extname in ctx.detectors():
-            where, bits = confidences.pop(extname)
-            data = written.data(extname)
-            confidence = np.clip(np.rint(100.0 * data), 0, 255).astype(np.float32)
-            confidence.ravel()[where] = 0.0
-            dq = np.zeros(data.shape, np.uint8)
-            dq.ravel()[where] = bits
+            stored, undefined, dq = confidences.pop(extname)
+            confidence = stored.astype(np.float32)
+            confidence.ravel()[undefined] = np.nan
             values = {"QC.CONF.NZERO": float(np.count_nonzero(confidence == 0))}
             qc_conf[extname] = values
             cards = qc_cards(ctx.instrument, "MASTER_CONF", values)
@@ -220,7 +220,3 @@ def run_ir(ctx: RecipeContext) -> list[ProductResult]:
         pro_type="CONFIDENCE",
     )
     return [flat_product, conf]
-
-
-def _as_calibration(product: ProductResult) -> CalibInput:
-    return CalibInput(product.pro_catg, product.pro_catg, product.path, product.sha256)

@@ -25,7 +25,7 @@ from qclib.db import Database
 from qclib.db import products as product_store
 from qclib.errors import ConfigError, IncompleteBlockError, UnprocessableDataError
 from qclib.memory import retained_memory
-from qclib.recipes.base import ProductResult, RecipeContext, join_parts
+from qclib.recipes.base import ProductResult, RecipeContext, finish_parts
 from qclib.recipes.registry import find_recipe, missing_recipe_reason, recipe_names
 from qclib.workflow import record
 from qclib.workflow.inputs import resolve_inputs
@@ -85,11 +85,11 @@ def _remove_parts(made: list[list[ProductResult]]) -> None:
             result.path.unlink(missing_ok=True)
 
 
-def _join(ctx: RecipeContext) -> Any:
-    def join(made: list[list[ProductResult]]) -> tuple[Any, tuple[Any, ...]]:
-        return join_parts, (ctx, made)
+def _finish(ctx: RecipeContext) -> Any:
+    def finish(made: list[list[ProductResult]]) -> tuple[Any, tuple[Any, ...]]:
+        return finish_parts, (ctx, made)
 
-    return join
+    return finish
 
 
 class _BlockProcessing:
@@ -119,7 +119,7 @@ class _BlockProcessing:
         self.contexts[unit.id] = ctx
         return Plan(
             [(run_recipe, (task,)) for task in tasks],
-            join=_join(ctx) if len(tasks) > 1 else None,
+            join=_finish(ctx) if len(tasks) > 1 else None,
             discard=_remove_parts,
         )
 
@@ -190,9 +190,10 @@ def process_blocks(
     recorded here, in one transaction, as it completes.
 
     ``detector_tasks``: on an executor, a block's detectors are shared among up to
-    this many tasks (each writes its part of every product; a last task joins them,
-    byte for byte what one task would write). ``slots``: tasks handed to the executor
-    at once (its workers; default ``detector_tasks``), the most urgent first.
+    this many tasks (each writes its detectors of every product in place; a last task
+    hashes and renames them: byte for byte what one task writes). ``slots``: tasks
+    handed to the executor at once (its workers; default ``detector_tasks``), the most
+    urgent first.
     ``progress``: a bar of blocks finished.
 
     Raises

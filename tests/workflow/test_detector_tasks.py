@@ -1,5 +1,6 @@
-"""A block's detectors shared among several tasks: the parts, joined, are byte for byte
-the products of one task; a part that fails fails its block and leaves no part behind."""
+"""A block's detectors shared among several tasks, each writing its own in place: byte
+for byte the products of one task; a part that fails fails its block and leaves no
+part behind."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def _process(root: Path, night: Path, tasks: int) -> tuple[dict[str, ProcessOutc
 
 
 @pytest.mark.parametrize("night_fixture", ["omegacam_night", "hawki_night"])
-def test_parts_join_into_the_products_of_one_task(
+def test_parts_written_in_place_are_the_products_of_one_task(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch, night_fixture: str
 ) -> None:
     monkeypatch.delenv("QC_DB_URL", raising=False)
