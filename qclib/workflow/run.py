@@ -173,7 +173,11 @@ def run_pass(
             night=night,
             max_retries=workspace.config.workflow.max_retries,
             executor=workers.executor,
-            detector_tasks=workers.count,
+            # Two tasks per worker: a worker that finishes its share early takes the
+            # next instead of waiting (OmegaCAM night, 2 Dask workers: 89.0 s -> 85.9 s;
+            # each more part costs about 0.2 s of calibration reads).
+            detector_tasks=2 * workers.count,
+            slots=workers.count,
             progress=progress,
         )
         done_ids = [o.ab_id for o in processed if o.status == "done"]
