@@ -10,7 +10,11 @@ its workers; then the same pass without reports on Dask with 1 and with 2 worker
 one numba thread each (fresh workspaces, same frames): with the cores shared out, one
 worker would already use both, and the ratio would measure numba, not the workers.
 
-    python bench/bench_night.py [--raw-dir DIR] [--skip-dask] [--no-reports]
+    python bench/bench_night.py [--raw-dir DIR] [--skip-dask] [--dask-only] [--no-reports]
+
+On Dask, each run also prints the workers' CPU time (user + system, all their threads)
+against the stage's wall time, and how long the tasks of each kind ran (recipes, parts'
+joins) from Dask's task stream: where the second worker's time goes.
 """
 
 from __future__ import annotations
@@ -61,6 +65,55 @@ def _pass(root_name: str, raw: Path, catalogues: Path, tmp: Path, workers, repor
     return summary, wall, second, again
 
 
+def _worker_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _dask_pass(
+    workers: int, raw: Path, catalogues: Path, tmp: Path, timeline: Path | None = None
+) -> dict[str, float]:
+    """One pass without reports on ``workers`` Dask workers of one numba thread each:
+    the process stage's wall time, the workers' CPU time, the task kinds' busy time."""
+    from distributed import default_client, get_task_stream
+
+    with open_executor("dask", workers=workers, threads_per_worker=1) as executor:
+        client = default_client()
+        before = sum(client.run(_worker_cpu_s).values())
+        with get_task_stream(client) as stream:
+            result, _, _, _ = _pass(f"dask{workers}", raw, catalogues, tmp, executor, False)
+        cpu = sum(client.run(_worker_cpu_s).values()) - before
+    if timeline is not None:  # one row per task: what, where, when (s from the first)
+        origin = min(span["start"] for task in stream.data for span in task["startstops"])
+        rows = [
+            {
+                "task": task["key"].split("-")[0],
+                "worker": task["worker"],
+                "start": round(span["start"] - origin, 2),
+                "stop": round(span["stop"] - origin, 2),
+            }
+            for task in stream.data
+            for span in task["startstops"]
+            if span["action"] == "compute"
+        ]
+        path = timeline.with_name(f"{timeline.stem}-x{workers}{timeline.suffix}")
+        path.write_text(json.dumps(sorted(rows, key=lambda r: r["start"]), indent=0))
+    busy: dict[str, float] = {}
+    for task in stream.data:
+        kind = task["key"].split("-")[0]
+        for span in task["startstops"]:
+            if span["action"] == "compute":
+                busy[kind] = busy.get(kind, 0.0) + span["stop"] - span["start"]
+    process = result.seconds["process"]
+    print(
+        f"process, dask x{workers}: {process:.1f} s; workers' CPU {cpu:.1f} s "
+        f"({cpu / process:.2f} cores); task time "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(busy.items())),
+        flush=True,
+    )
+    return {"process": process, "cpu": cpu, **{f"busy {k}": v for k, v in busy.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw-dir", type=Path, default=Path("demo-workspace/data/raw/2026-11-23"))
@@ -71,6 +124,13 @@ def main() -> None:
         help="The standard-field catalogues the night ships (the zeropoints need them).",
     )
     parser.add_argument("--skip-dask", action="store_true")
+    parser.add_argument("--dask-only", action="store_true", help="Only the Dask passes.")
+    parser.add_argument(
+        "--dask-workers", type=int, nargs="+", default=[1, 2], help="With --dask-only."
+    )
+    parser.add_argument(
+        "--timeline", type=Path, help="Write each Dask run's tasks (JSON) to FILE-x<workers>."
+    )
     parser.add_argument("--no-reports", action="store_true")
     args = parser.parse_args()
     raw = args.raw_dir.resolve()
@@ -78,6 +138,11 @@ def main() -> None:
     files = sorted(raw.glob("OMEGACAM*.fits"))
     print(f"{len(files)} raw files, {sum(f.stat().st_size for f in files) / 1e9:.1f} GB")
 
+    if args.dask_only:
+        for workers in args.dask_workers:
+            _dask_pass(workers, raw, args.catalogues, tmp, args.timeline)
+        shutil.rmtree(tmp)
+        return
     with open_executor("local", workers=2) as pool:
         summary, wall, second, again = _pass(
             "night", raw, args.catalogues, tmp, pool, not args.no_reports
@@ -93,12 +158,9 @@ def main() -> None:
     dask: dict[str, float] = {}
     if not args.skip_dask:
         for workers in (1, 2):
-            with open_executor("dask", workers=workers, threads_per_worker=1) as executor:
-                result, _, _, _ = _pass(
-                    f"dask{workers}", raw, args.catalogues, tmp, executor, False
-                )
-            dask[f"process dask x{workers}"] = round(result.seconds["process"], 2)
-            print(f"process, dask x{workers}: {result.seconds['process']:.1f} s", flush=True)
+            measured = _dask_pass(workers, raw, args.catalogues, tmp, args.timeline)
+            dask[f"process dask x{workers}"] = round(measured["process"], 2)
+            dask[f"workers' cpu x{workers}"] = round(measured["cpu"], 1)
         ratio = dask["process dask x1"] / dask["process dask x2"]
         print(f"Dask speed-up 1 -> 2 workers: {ratio:.2f}x")
     result = {

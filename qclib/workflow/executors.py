@@ -52,6 +52,23 @@ def run_in_threads(threads: int, fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
+@dataclass(frozen=True)
+class _OnThreads:
+    """``run_in_threads(threads, fn, ...)`` named after ``fn``: Dask names a task (its
+    dashboard, its task stream) after the function submitted, which would otherwise
+    be ``run_in_threads`` for every task."""
+
+    threads: int
+    fn: Callable[..., Any]
+
+    @property
+    def __name__(self) -> str:  # type: ignore[override]
+        return getattr(self.fn, "__name__", type(self.fn).__name__)
+
+    def __call__(self, *args: Any) -> Any:
+        return run_in_threads(self.threads, self.fn, *args)
+
+
 class ThreadLimitedExecutor(concurrent.futures.Executor):
     """An executor whose every task runs numba on ``threads`` threads (``run_in_threads``)."""
 
@@ -64,7 +81,7 @@ class ThreadLimitedExecutor(concurrent.futures.Executor):
     ) -> concurrent.futures.Future[Any]:
         if kwargs:
             raise TypeError("tasks take positional arguments only")
-        return self.executor.submit(run_in_threads, self.threads, fn, *args)
+        return self.executor.submit(_OnThreads(self.threads, fn), *args)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         if cancel_futures:
