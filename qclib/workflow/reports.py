@@ -171,13 +171,37 @@ def _kept_kernel_engine() -> str:
 
 async def _reset_namespace(km: Any) -> None:
     """What the last report defined is gone (``%reset -f``); imported modules stay."""
+    await _run_quietly(km, "%reset -f")
+
+
+async def _run_quietly(km: Any, code: str) -> None:
     client = km.client()
     client.start_channels()
     try:
         await client.wait_for_ready(timeout=60)
-        await client.execute_interactive("%reset -f", store_history=False, timeout=60)
+        await client.execute_interactive(code, store_history=False, timeout=60)
     finally:
         client.stop_channels()
+
+
+#: What a report's kernel imports before its first figure (about 5 s in a fresh kernel,
+#: half of it nbformat, which plotly's renderers load); modules outlive ``%reset -f``.
+_REPORT_IMPORTS = (
+    "import qclib.reports, pandas, astropy.io.fits\n"
+    "from qclib.reports.display import use_offline_renderer\n"
+    "use_offline_renderer()\n"
+    "%reset -f"
+)
+
+
+def warm_report_kernel(workspace_root: str) -> None:
+    """Start this process's kept kernel for a workspace's reports and import what
+    reports use, ahead of the first report: a task for workers that would otherwise
+    wait (``qc run`` gives it to each during ingest). A kernel that fails to start here
+    is started again by the first report, which reports the failure."""
+    from jupyter_core.utils import run_sync
+
+    run_sync(_run_quietly)(_kept_kernel(Path(workspace_root)), _REPORT_IMPORTS)
 
 
 def _shutdown(km: Any) -> None:

@@ -114,3 +114,22 @@ def test_the_html_page_draws_its_figures_offline(
         page.screenshot(path=str(ARTIFACTS / "report_offline_figures.png"), full_page=True)
     finally:
         page.close()
+
+
+def test_a_warmed_kernel_serves_the_first_report_with_its_imports_done(
+    tmp_path: Path, fresh_kernels
+) -> None:
+    """``qc run`` warms each worker's kernel while it ingests: the first report then
+    runs in that kernel, the reports' modules already imported, its namespace empty."""
+    reports.warm_report_kernel(str(tmp_path))
+    assert len(reports._KEPT_KERNELS) == 1
+    probe = _template(
+        tmp_path,
+        "probe",
+        "import sys\nprint(*(m in sys.modules for m in ('qclib.reports', 'nbformat')))",
+        "print(sorted(k for k in globals() if not k.startswith('_') and k not in "
+        "('In', 'Out', 'exit', 'quit', 'get_ipython', 'open', 'sys', 'value')))",
+    )
+    render_notebook(probe, tmp_path / "out" / "p.ipynb", {"value": "x"}, cwd=tmp_path)
+    assert [t.strip() for t in _outputs(tmp_path / "out" / "p.ipynb")] == ["True True", "[]"]
+    assert len(reports._KEPT_KERNELS) == 1  # the same kernel, not a second one
