@@ -7,16 +7,17 @@ renames, plus SHA-256 of every byte), classify + associate, process (every calib
 block, detectors shared among the workers), score, reports; then a second pass (which
 must find nothing to do). The raws are read once before each pass, untimed, as the
 transfer that delivers a night leaves them in memory. Wall time per stage and the peak
-memory of this process and
-its workers; then the same pass without reports on Dask with 1 and with 2 workers of
-one numba thread each (fresh workspaces, same frames): with the cores shared out, one
-worker would already use both, and the ratio would measure numba, not the workers.
+memory of this process and its workers; then the same pass without reports on Dask
+with 1 and with 2 workers of one numba thread each (fresh workspaces, same frames):
+with the cores shared out, one worker would already use both, and the ratio would
+measure numba, not the workers.
 
     python bench/bench_night.py [--raw-dir DIR] [--skip-dask] [--dask-only] [--no-reports]
 
 On Dask, each run also prints the workers' CPU time (user + system, all their threads)
-against the stage's wall time, and how long the tasks of each kind ran (recipes, parts'
-joins) from Dask's task stream: where the second worker's time goes.
+against the stage's wall time, and how long the tasks of each kind ran (recipes, the
+finishing of products written in place) from Dask's task stream: where the second
+worker's time goes.
 """
 
 from __future__ import annotations
