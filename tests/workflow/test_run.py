@@ -3,6 +3,7 @@ retried up to a limit, their dependents waiting with the reason; qc watch."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import shutil
 from pathlib import Path
 
@@ -13,8 +14,16 @@ from qclib.cli import main
 from qclib.db import products as product_store
 from qclib.errors import UnprocessableDataError
 from qclib.recipes import master_flat
+from qclib.workflow.executors import Workers
 from qclib.workflow.process import process_blocks
-from qclib.workflow.run import PassLockedError, run_pass, watch, workspace_lock
+from qclib.workflow.reports import warm_report_kernel
+from qclib.workflow.run import (
+    PassLockedError,
+    _warm_report_kernels,
+    run_pass,
+    watch,
+    workspace_lock,
+)
 
 
 def _fill_inbox(workspace, night: Path) -> None:
@@ -144,3 +153,31 @@ def test_a_block_that_gains_frames_is_processed_again(workspace, omegacam_night:
         assert hdul[0].header["HIERARCH ESO PRO DATANCOM"] == 4
     assert not run_pass(workspace, db, write_reports=False).did_something
     db.close()
+
+
+class _Recording(concurrent.futures.Executor):
+    """Records what it is given; runs nothing."""
+
+    def __init__(self) -> None:
+        self.submitted: list[object] = []
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.submitted.append(fn)
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        future.set_result(None)
+        return future
+
+
+def test_report_kernels_are_warmed_only_for_files_to_ingest(workspace) -> None:
+    """Each worker gets a kernel warm-up while the pass ingests, but only when there is
+    a FITS file to ingest: an hourly pass over an inbox holding only catalogues (or
+    nothing) starts no kernel."""
+    executor = _Recording()
+    workers = Workers(executor, 2, 1)
+    (workspace.inbox / "night" / "catalogues").mkdir(parents=True)
+    (workspace.inbox / "night" / "catalogues" / "SA95.csv").write_text("ra,dec\n")
+    assert _warm_report_kernels(workspace, workers) == []
+    (workspace.inbox / "night" / "OMEGACAM.2026-11-23T17:00:00.000.fits").write_bytes(b"")
+    assert len(_warm_report_kernels(workspace, workers)) == 2
+    assert executor.submitted == [warm_report_kernel, warm_report_kernel]
+    assert _warm_report_kernels(workspace, Workers(None, 1)) == []
