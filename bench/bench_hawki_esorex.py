@@ -77,10 +77,10 @@ def main() -> None:
             first = next(
                 e
                 for e in truth["exposures"]
-                if e["arcfile"] == b["inputs"][0] + ".fits" or e["arcfile"] == b["inputs"][0]
+                if e["arcfile"] == b.inputs[0] + ".fits" or e["arcfile"] == b.inputs[0]
             )
-            if b["action"] == action and all(first[k] == v for k, v in header.items()):
-                return b["id"]
+            if b.action == action and all(first[k] == v for k, v in header.items()):
+                return b.id
         raise LookupError(action)
 
     def timed(ab_id: str) -> float:
