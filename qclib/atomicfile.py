@@ -34,16 +34,30 @@ def atomic_path(
     tmp = dest.with_name(f"{TEMP_PREFIX}{os.getpid()}-{dest.name}")
     try:
         yield tmp
-        if durable:
-            with open(tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
-        if readonly:
-            tmp.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        os.replace(tmp, dest)
+        commit_file(tmp, dest, readonly=readonly, durable=durable)
     finally:
         if tmp.exists():
             tmp.chmod(stat.S_IRUSR | stat.S_IWUSR)
             tmp.unlink()
+
+
+def commit_file(
+    written: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    readonly: bool = False,
+    durable: bool = True,
+) -> None:
+    """Make a fully written file ``dest``: fsync-ed (``durable``), read-only if asked,
+    renamed in one step. ``atomic_path`` ends with it; so do products written in place
+    by several tasks (``qclib.products.finish_product``)."""
+    written = Path(written)
+    if durable:
+        with open(written, "rb") as handle:
+            os.fsync(handle.fileno())
+    if readonly:
+        written.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    os.replace(written, dest)
 
 
 def write_bytes_atomic(dest: str | os.PathLike[str], data: bytes) -> None:

@@ -36,7 +36,7 @@ import numpy as np
 from astropy.io import fits
 
 from qclib import __version__, fits_checksum
-from qclib.atomicfile import atomic_path
+from qclib.atomicfile import atomic_path, commit_file
 from qclib.direct_file import DirectFile, sha256_of
 
 #: Raw keywords copied to products (the setup a product is matched on).
@@ -341,13 +341,7 @@ def finish_product(product: str | os.PathLike[str], extents: Sequence[tuple[int,
         )
     os.truncate(path, ordered[-1][1])  # nothing of an earlier attempt beyond the end
     sha = sha256_of(path)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    path.chmod(0o444)
-    os.replace(path, product)
+    commit_file(path, product, readonly=True)
     return sha
 
 
