@@ -99,7 +99,8 @@ def _set(header: fits.Header, key: str, value: Any, comment: str = "") -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             image = str(fits.Card(key, value, comment))
-        if not image.endswith(comment.strip()[-8:]) or len(image) > 80:
+        # astropy truncates a comment that does not fit: read the card back.
+        if len(image) > 80 or fits.Card.fromstring(image).comment != comment.strip():
             comment = ""
     header[key] = (value, comment)
 

@@ -109,3 +109,18 @@ def test_parts_that_do_not_tile_the_file_are_not_renamed(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="do not follow each other"):
         finish_product(product, [first, second])
     assert not product.exists()
+
+
+def test_qc_cards_keep_their_comment_where_it_fits(tmp_path: Path) -> None:
+    """A QC value's unit and meaning stay on its card (an operations astronomer reads
+    the header); a comment too long for the card is dropped, never the value."""
+    (det,) = _detectors(1)
+    long_key = "QC.A.VERY.LONG.PARAMETER.NAME.THAT.FILLS.THE.CARD"
+    qc = {"QC.RON": (2.1, "[ADU] read noise"), long_key: (1.5, "x" * 60)}
+    write_product(
+        tmp_path / "P.fits", SPEC, [DetectorProduct("CCD_1", det.data, det.error, det.dq, qc)]
+    )
+    header = fits.getheader(tmp_path / "P.fits", "CCD_1")
+    assert header.comments["HIERARCH ESO QC RON"] == "[ADU] read noise"
+    assert header["HIERARCH ESO QC A VERY LONG PARAMETER NAME THAT FILLS THE CARD"] == 1.5
+    assert header.comments["HIERARCH ESO QC A VERY LONG PARAMETER NAME THAT FILLS THE CARD"] == ""
