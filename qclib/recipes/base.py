@@ -17,6 +17,7 @@ from qclib.calib.stats import clipped_stats
 from qclib.config.instrument import Geometry, InstrumentConfig, parse_section
 from qclib.errors import IncompleteBlockError, UnprocessableDataError
 from qclib.fitsio import FitsScan, read_image, scan_fits
+from qclib.previews import DetectorPreview, make_preview, write_previews
 from qclib.products import (
     DetectorProduct,
     Input,
@@ -244,6 +245,9 @@ class ProductResult:
     extent: tuple[int, int] | None = None
     """A task's share of a product written in place: the bytes it wrote (no SHA-256
     yet: ``finish_parts`` hashes the whole); None for a whole product."""
+    previews: tuple[DetectorPreview, ...] = ()
+    """A task's share: the previews of its detectors (``finish_parts`` keeps them
+    with the product); a whole product's are kept when it is written."""
 
 
 def _refuse_unmeasured(result: ProductResult) -> None:
@@ -369,6 +373,16 @@ def _measured(
         yield dataclasses.replace(det, qc={**cards, **qc_cards(ctx.instrument, pro_catg, merged)})
 
 
+def _previewed(
+    detectors: Iterable[DetectorProduct], previews: list[DetectorPreview]
+) -> Iterator[DetectorProduct]:
+    """The detectors, each image's preview added to ``previews`` as it passes."""
+    for det in detectors:
+        if det.data is not None:
+            previews.append(make_preview(det.extname, det.data, det.unit))
+        yield det
+
+
 def write(
     ctx: RecipeContext,
     pro_catg: str,
@@ -408,9 +422,12 @@ def write(
     path = ctx.output_path(pro_catg)
     if qc is not None:
         detectors = _measured(ctx, pro_catg, detectors, qc)
+    previews: list[DetectorPreview] = []
+    detectors = _previewed(detectors, previews)
     extent = None
     if ctx.part is None:
         sha = write_product(path, spec, detectors)
+        write_previews(path, sha, previews)
     else:
         share = ctx.part
         sha = ""
@@ -434,6 +451,7 @@ def write(
         dict(parameters or {}),
         dict(problems or {}),
         extent,
+        () if ctx.part is None else tuple(previews),
     )
     if ctx.part is None:  # a part's fellow parts may have measured other detectors
         _refuse_unmeasured(result)
@@ -459,7 +477,10 @@ def finish_parts(
         _refuse_unmeasured(dataclasses.replace(first, qc=qc, problems=problems))
         path = ctx.product_path(first.pro_catg)
         sha = finish_product(path, [m.extent for m in made if m.extent is not None])
+        write_previews(path, sha, [p for m in made for p in m.previews])
         finished.append(
-            dataclasses.replace(first, path=path, sha256=sha, qc=qc, problems=problems, extent=None)
+            dataclasses.replace(
+                first, path=path, sha256=sha, qc=qc, problems=problems, extent=None, previews=()
+            )
         )
     return finished

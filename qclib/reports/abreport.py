@@ -4,13 +4,11 @@ and where each value stands in the instrument's history."""
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from pandas.io.formats.style import Styler
@@ -22,8 +20,16 @@ from qclib.db import blocks as block_store
 from qclib.db import products as product_store
 from qclib.db import qc1
 from qclib.errors import ConfigError
-from qclib.fitsio import read_image_sample, scan_fits
+from qclib.fitsio import FitsScan, scan_fits
 from qclib.instruments import load_instrument
+from qclib.previews import (
+    PREVIEW_STEP,
+    DetectorPreview,
+    display_range,
+    image_hdus,
+    previews_from_file,
+    read_previews,
+)
 from qclib.reports.display import NOTEBOOK_RENDERER, message_figure, use_offline_renderer
 from qclib.reports.grades import (
     GRADE_LABELS,
@@ -54,6 +60,9 @@ class ABReport:
     products: list[product_store.StoredProduct]
     rows: list[dict[str, Any]]  # QC1 rows (values, grades) of the instrument, HISTORY_DAYS back
     events: list[dict[str, Any]]
+    _scans: list[tuple[product_store.StoredProduct, FitsScan]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     # ------------------------------------------------------------------ tables
     def summary(self) -> Styler:
@@ -176,27 +185,42 @@ class ABReport:
         return ", ".join(f"{int(n)} {label}" for label, n in counts.items() if n) or "none"
 
     # ------------------------------------------------------------------ figures
-    def _image_products(self) -> list[product_store.StoredProduct]:
-        return [
-            p for p in self.products if _detector_hdus(scan_fits(self.workspace.confine(p.path)))
-        ]
+    def _image_products(self) -> list[tuple[product_store.StoredProduct, FitsScan]]:
+        """The block's products that hold detector images, each with its file's scan."""
+        if self._scans is None:
+            self._scans = [
+                (p, scan)
+                for p in self.products
+                if image_hdus(scan := scan_fits(self.workspace.confine(p.path)))
+            ]
+        return self._scans
+
+    def _previews(
+        self, pro_catg: str | None, bin_px: int | None = None
+    ) -> tuple[product_store.StoredProduct, FitsScan, list[DetectorPreview]] | None:
+        """The first image product (of ``pro_catg``) and its previews: those kept with
+        it when they are its content's, else read from its file."""
+        candidates = [(p, s) for p, s in self._image_products() if pro_catg in (None, p.pro_catg)]
+        if not candidates:
+            return None
+        product, scan = candidates[0]
+        path = self.workspace.confine(product.path)
+        kept = None if bin_px else read_previews(path, product.sha256)
+        return product, scan, kept or previews_from_file(path, image_hdus(scan), bin_px=bin_px)
 
     def mosaic(self, pro_catg: str | None = None, *, bin_px: int | None = None) -> go.Figure:
-        """Each detector's image as a thumbnail, placed as on the sky."""
-        candidates = [p for p in self._image_products() if pro_catg in (None, p.pro_catg)]
-        if not candidates:
+        """Each detector's image as a thumbnail (block means of about 128 pixels on
+        a side, or of ``bin_px``), placed as on the sky, on one grey scale (the 1-99 %
+        range of the thumbnails)."""
+        found = self._previews(pro_catg, bin_px)
+        if found is None:
             return message_figure(f"{self.block.id}: no product image to show")
-        product = candidates[0]
-        path = self.workspace.confine(product.path)
-        scan = scan_fits(path)
+        product, _, previews = found
         layout = self.instrument.layout
         rows, cols = len(layout), len(layout[0])
-        hdus = _detector_hdus(scan)
-        if not hdus:
-            return message_figure(f"{product.pro_catg}: no detector images")
         # Empty panels need a word: the product has no image of those detectors.
         total = sum(len(row) for row in layout)
-        shown = "detectors" if len(hdus) >= total else f"{len(hdus)} of {total} detectors"
+        shown = "detectors" if len(previews) >= total else f"{len(previews)} of {total} detectors"
         fig = make_subplots(
             rows=rows,
             cols=cols,
@@ -204,20 +228,13 @@ class ABReport:
             horizontal_spacing=0.01,
             vertical_spacing=0.04,
         )
-        # Thumbnails of about 128 pixels: block means of every PREVIEW_STEP-th pixel.
-        size = max(int(hdus[0].header["NAXIS1"]), int(hdus[0].header["NAXIS2"]))
-        step = bin_px or max(1, size // 128)
-        read_step = math.gcd(step, PREVIEW_STEP)
-        images = {str(h.extname): read_image_sample(path, h, read_step) for h in hdus}
-        sample = np.concatenate([im[::4, ::4].ravel() for im in images.values()])
-        sample = sample[np.isfinite(sample)]
-        low, high = np.percentile(sample, [1, 99]) if sample.size else (0.0, 1.0)
-        for name, image in images.items():
-            row, col = self.instrument.layout_position(name)
-            small = _bin(image, step // read_step)
+        low, high = display_range(previews)
+        for preview in previews:
+            row, col = self.instrument.layout_position(preview.extname)
+            name = preview.extname
             fig.add_trace(
                 go.Heatmap(
-                    z=small,
+                    z=preview.thumbnail,
                     zmin=low,
                     zmax=high,
                     colorscale="Gray",
@@ -239,24 +256,20 @@ class ABReport:
 
     def histograms(self, pro_catg: str | None = None) -> go.Figure:
         """Pixel-value histograms of each detector (central 0.1-99.9 %)."""
-        candidates = [p for p in self._image_products() if pro_catg in (None, p.pro_catg)]
-        if not candidates:
+        found = self._previews(pro_catg)
+        if found is None:
             return message_figure("no product image to show")
-        product = candidates[0]
-        path = self.workspace.confine(product.path)
+        product, _, previews = found
         fig = go.Figure()
-        unit = ""
-        for hdu in _detector_hdus(scan_fits(path)):
-            unit = str(hdu.header.get("BUNIT", "") or "")
-            values = read_image_sample(path, hdu, PREVIEW_STEP).ravel()
-            values = values[np.isfinite(values)]
-            if values.size:
-                # Counted here, not in the browser: 32 CCDs of raw values made a 200-MB page.
-                lo, hi = np.percentile(values, [0.1, 99.9])
-                counts, edges = np.histogram(values, bins=100, range=(lo, hi))
-                centres = 0.5 * (edges[:-1] + edges[1:])
-                step = go.Scatter(x=centres, y=counts, mode="lines", line_shape="hvh")
-                fig.add_trace(step.update(name=hdu.extname))
+        for preview in previews:
+            if preview.counts.size:
+                # Counted beforehand, not in the browser: 32 CCDs of raw values made a
+                # 200-MB page.
+                step = go.Scatter(
+                    x=preview.centres, y=preview.counts, mode="lines", line_shape="hvh"
+                )
+                fig.add_trace(step.update(name=preview.extname))
+        unit = previews[-1].unit if previews else ""
         fig.update_layout(
             title=f"{product.pro_catg}: pixel values per detector",
             xaxis_title=unit or "value",
@@ -313,30 +326,6 @@ class ABReport:
 def _show(figures: list[go.Figure]) -> None:
     for figure in figures:
         figure.show()
-
-
-#: Previews (thumbnails, histograms) read every 4th pixel of every 4th row.
-PREVIEW_STEP = 4
-
-
-def _detector_hdus(scan: Any) -> list[Any]:
-    """The detector images of a product (not their .ERR / .DQ planes, not tables)."""
-    return [
-        h
-        for h in scan.extensions
-        if h.extname
-        and not h.extname.endswith((".ERR", ".DQ"))
-        and h.header.get("XTENSION") == "IMAGE"
-        and int(h.header.get("NAXIS", 0) or 0) == 2
-    ]
-
-
-def _bin(image: np.ndarray, step: int) -> np.ndarray:
-    ny, nx = (image.shape[0] // step) * step, (image.shape[1] // step) * step
-    if step == 1:
-        return image
-    with np.errstate(all="ignore"):
-        return np.nanmean(image[:ny, :nx].reshape(ny // step, step, nx // step, step), axis=(1, 3))
 
 
 def _text(value: Any) -> str:

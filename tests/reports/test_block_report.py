@@ -9,7 +9,9 @@ import re
 import pytest
 
 from qclib.db import blocks as block_store
-from qclib.reports import load_report
+from qclib.fitsio import scan_fits
+from qclib.previews import image_hdus, preview_path
+from qclib.reports import abreport, load_report
 from qclib.reports.grades import GRADE_STYLES
 from qclib.workflow.reports import render_report
 
@@ -83,3 +85,41 @@ def test_report_html_shows_outputs_and_figures_without_code(omegacam_scored) -> 
     book = json.loads(outcome.notebook.read_text())
     code = "".join("".join(c["source"]) for c in book["cells"] if c["cell_type"] == "code")
     assert "load_report(" in code and "report.grade_table()" in code
+
+
+def _figure_data(fig) -> list[tuple]:
+    return [(t.name, json.dumps(t.to_plotly_json(), sort_keys=True, default=str)) for t in fig.data]
+
+
+def test_figures_come_from_the_kept_previews_without_reading_pixels(
+    omegacam_scored, monkeypatch
+) -> None:
+    report = load_report(BIAS, omegacam_scored.root)
+    (product,) = report.products
+    path = omegacam_scored.confine(product.path)
+    kept = preview_path(path)
+    assert kept.exists()
+    mosaic, histograms = report.mosaic(), report.histograms()
+    images = image_hdus(scan_fits(path))
+    assert len(mosaic.data) == len(histograms.data) == len(images) >= 4
+    assert mosaic.data[0].z.shape == (128, 64)  # a thumbnail's longer side: 128 pixels
+
+    # Without the kept previews (a product from elsewhere, or from before them), the
+    # same figures from the product's pixels.
+    saved = kept.read_bytes()
+    kept.unlink()
+    try:
+        again = load_report(BIAS, omegacam_scored.root)
+        assert _figure_data(again.mosaic()) == _figure_data(mosaic)
+        assert _figure_data(again.histograms()) == _figure_data(histograms)
+    finally:
+        kept.write_bytes(saved)
+
+    # With them, no pixel is read.
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the product's pixels were read")
+
+    monkeypatch.setattr(abreport, "previews_from_file", no_reading)
+    fresh = load_report(BIAS, omegacam_scored.root)
+    assert _figure_data(fresh.mosaic()) == _figure_data(mosaic)
+    assert _figure_data(fresh.histograms()) == _figure_data(histograms)

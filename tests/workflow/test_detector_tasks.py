@@ -14,6 +14,7 @@ import pytest
 
 from qclib.db import products as product_store
 from qclib.fitsio import scan_fits
+from qclib.previews import image_hdus, previews_from_file, read_previews
 from qclib.products import PART_PREFIX
 from qclib.workflow.association import associate_workspace
 from qclib.workflow.ingest import ingest_paths
@@ -38,7 +39,7 @@ def _process(root: Path, night: Path, tasks: int) -> tuple[dict[str, ProcessOutc
             outcomes = process_blocks(workspace, database, executor=pool, detector_tasks=tasks)
     with database.transaction() as session:
         products = {
-            p.path: (p.sha256, product_store.qc_values(session, p.id))
+            p.path: (p.sha256, product_store.qc_values(session, p.id), _kept_previews(root, p))
             for p in product_store.list_products(session)
         }
     database.close()
@@ -59,7 +60,29 @@ def test_parts_written_in_place_are_the_products_of_one_task(
         k: o.status for k, o in one_outcomes.items()
     }
     assert sum(o.status == "done" for o in one_outcomes.values()) >= 5
-    assert three == one  # same files, same SHA-256, same QC values per detector
+    assert three == one  # same files, SHA-256, QC values per detector and previews
+
+
+def _kept_previews(root: Path, product: product_store.StoredProduct) -> list[tuple]:
+    """The previews kept with a product image: those of its file, whichever task
+    wrote which detector."""
+    path = root / product.path
+    images = image_hdus(scan_fits(path))
+    kept = read_previews(path, product.sha256)
+    if not images:
+        assert kept in (None, [])
+        return []
+    assert kept is not None, f"{product.path}: no previews kept"
+    made = previews_from_file(path, images)
+    comparable = [
+        (p.extname, p.unit, p.thumbnail.tobytes(), p.counts.tobytes(), repr((p.low, p.high)))
+        for p in kept
+    ]
+    assert comparable == [
+        (p.extname, p.unit, p.thumbnail.tobytes(), p.counts.tobytes(), repr((p.low, p.high)))
+        for p in made
+    ]
+    return comparable
 
 
 def _saturate_last_detector(path: Path) -> None:
