@@ -32,6 +32,8 @@ import pytest
 from qclib.atomicfile import TEMP_PREFIX
 from qclib.db import ingest_log, qc1
 from qclib.db import products as product_store
+from qclib.fitsio import scan_fits
+from qclib.previews import PREVIEW_FOLDER, image_hdus, read_previews
 from qclib.products import PART_PREFIX
 from qclib.workspace import init_workspace, load_workspace
 from tests.archive.conftest import _nights as simulated_nights
@@ -94,10 +96,17 @@ def end_state(root: Path) -> EndState:
     raw = {str(workspace.confine(f.path).relative_to(workspace.raw_dir)) for f in frames}
     assert _files(workspace.raw_dir) == raw, "raw files and the frame index differ"
     products = {p.path: p.sha256 for p in rows}
-    on_disk = {str(Path("data/products") / f) for f in _files(workspace.products_dir)}
+    files = _files(workspace.products_dir)
+    kept = {f for f in files if f"/{PREVIEW_FOLDER}/" in f"/{f}"}
+    on_disk = {str(Path("data/products") / f) for f in files - kept}
     assert on_disk == set(products), "product files and product rows differ"
     for path, sha in products.items():
         assert hashlib.sha256((root / path).read_bytes()).hexdigest() == sha, path
+        # Every product image's previews, those of its content.
+        if image_hdus(scan_fits(root / path)):
+            assert read_previews(root / path, sha), f"{path}: no previews of its content"
+    previewed = {str(Path("data/products") / Path(f).parent.parent / Path(f).stem) for f in kept}
+    assert previewed <= set(products), "previews of no product"
     leftovers = [p for p in root.rglob("*") if p.name.startswith((TEMP_PREFIX, PART_PREFIX))]
     assert not leftovers, f"left behind: {leftovers}"
     assert not list(workspace.inbox.rglob("*.fits")), "raw files left in the inbox"
