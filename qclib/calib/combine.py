@@ -218,6 +218,66 @@ def _median_kernel(stack, mask, offsets, background, inverse, rows, out, err, co
         _median_row(stack, mask, offsets, background, inverse, rows[r], values, out, err, count)
 
 
+@numba.njit(cache=True, inline="always")
+def _clipped_mean_pixel(
+    stack,
+    mask,
+    offsets,
+    background,
+    scales,
+    sigma,
+    maxiters,
+    y,
+    x,
+    values,
+    kept,
+    work,
+    out,
+    err,
+    count,
+):  # type: ignore[no-untyped-def]
+    """The clipped mean of pixel (y, x), masks and NaNs allowed."""
+    n = _gather(stack, mask, offsets, background, scales, y, x, values)
+    if n == 0:
+        out[y, x] = math.nan
+        err[y, x] = math.nan
+        count[y, x] = 0
+        return
+    # Clip around the median with a robust scale (1.4826 MAD; the standard
+    # deviation where the MAD is 0, as on quantised data), until nothing changes
+    # (or maxiters). With the plain standard deviation one outlier among n
+    # frames can never lie beyond (n-1)/sqrt(n) sigma: 2.7 for ten frames.
+    m = n
+    for i in range(n):
+        kept[i] = values[i]
+    for _ in range(maxiters):
+        if m < 3:
+            break
+        for i in range(m):
+            values[i] = kept[i]
+        _sort_small(values, m)
+        centre = _median_sorted(values, m)
+        sd = _mad_sigma(values, m, centre, work)
+        if sd == 0.0:
+            sd = _std(kept, m)
+        lo = centre - sigma * sd
+        hi = centre + sigma * sd
+        new = 0
+        for i in range(m):
+            if lo <= kept[i] <= hi:
+                kept[new] = kept[i]
+                new += 1
+        if new == m:
+            break
+        m = new
+    total = 0.0
+    for i in range(m):
+        total += kept[i]
+    out[y, x] = total / m
+    err[y, x] = _std(kept, m) / math.sqrt(m) if m > 1 else math.nan
+    count[y, x] = m
+
+
 @numba.njit(parallel=True, cache=True)
 def _clipped_mean_kernel(
     stack, mask, offsets, background, scales, sigma, maxiters, out, err, count
@@ -228,45 +288,97 @@ def _clipped_mean_kernel(
         kept = np.empty(nf, dtype=np.float64)
         work = np.empty(nf, dtype=np.float64)
         for x in range(nx):
-            n = _gather(stack, mask, offsets, background, scales, y, x, values)
-            if n == 0:
-                out[y, x] = math.nan
-                err[y, x] = math.nan
-                count[y, x] = 0
-                continue
-            # Clip around the median with a robust scale (1.4826 MAD; the standard
-            # deviation where the MAD is 0, as on quantised data), until nothing changes
-            # (or maxiters). With the plain standard deviation one outlier among n
-            # frames can never lie beyond (n-1)/sqrt(n) sigma: 2.7 for ten frames.
-            m = n
-            for i in range(n):
-                kept[i] = values[i]
-            for _ in range(maxiters):
-                if m < 3:
-                    break
-                for i in range(m):
-                    values[i] = kept[i]
-                _sort_small(values, m)
-                centre = _median_sorted(values, m)
-                sd = _mad_sigma(values, m, centre, work)
-                if sd == 0.0:
-                    sd = _std(kept, m)
-                lo = centre - sigma * sd
-                hi = centre + sigma * sd
-                new = 0
-                for i in range(m):
-                    if lo <= kept[i] <= hi:
-                        kept[new] = kept[i]
-                        new += 1
-                if new == m:
-                    break
-                m = new
+            _clipped_mean_pixel(
+                stack, mask, offsets, background, scales, sigma, maxiters, y, x,
+                values, kept, work, out, err, count,
+            )  # fmt: skip
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _clipped_mean_network_kernel(
+    stack, mask, offsets, background, scales, pairs, sigma, maxiters, out, err, count
+):  # type: ignore[no-untyped-def]
+    """The clipped mean with its first round run across a whole row at a time: the
+    values sorted by a sorting network for the median, their distances to it the
+    same way for the MAD, in the float64 arithmetic of ``_clipped_mean_pixel``. A
+    pixel whose first round keeps every value (nearly all: the round then ends the
+    clipping) gets its mean and uncertainty here, bit for bit those of
+    ``_clipped_mean_pixel``, which does the others (and any pixel with a NaN).
+    HAWK-I dark, 5 frames of 2048x2048: 0.25 s per detector pixel by pixel, about
+    0.03 s this way."""
+    nf, ny, nx = stack.shape
+    half = nf // 2
+    for y in numba.prange(ny):
+        original = np.empty((nf, nx))
+        ordered = np.empty((nf, nx))
+        centre = np.empty(nx)
+        for f in range(nf):
+            for x in range(nx):
+                v = (stack[f, y, x] - offsets[f] - background[y, x]) / scales[f]
+                original[f, x] = v
+                ordered[f, x] = v
+        for c in range(pairs.shape[0]):
+            a = pairs[c, 0]
+            b = pairs[c, 1]
+            for x in range(nx):
+                lo = min(ordered[a, x], ordered[b, x])
+                hi = max(ordered[a, x], ordered[b, x])
+                ordered[a, x] = lo
+                ordered[b, x] = hi
+        for x in range(nx):
+            if nf % 2 == 1:
+                centre[x] = ordered[half, x]
+            else:
+                centre[x] = 0.5 * (ordered[half - 1, x] + ordered[half, x])
+        for f in range(nf):
+            for x in range(nx):
+                ordered[f, x] = abs(original[f, x] - centre[x])
+        for c in range(pairs.shape[0]):
+            a = pairs[c, 0]
+            b = pairs[c, 1]
+            for x in range(nx):
+                lo = min(ordered[a, x], ordered[b, x])
+                hi = max(ordered[a, x], ordered[b, x])
+                ordered[a, x] = lo
+                ordered[b, x] = hi
+        values = np.empty(nf)
+        kept = np.empty(nf)
+        work = np.empty(nf)
+        for x in range(nx):
             total = 0.0
-            for i in range(m):
-                total += kept[i]
-            out[y, x] = total / m
-            err[y, x] = _std(kept, m) / math.sqrt(m) if m > 1 else math.nan
-            count[y, x] = m
+            finite = True
+            for f in range(nf):
+                total += original[f, x]
+                finite = finite and not math.isnan(original[f, x])
+            mean = total / nf
+            variance = 0.0
+            for f in range(nf):
+                d = original[f, x] - mean
+                variance += d * d
+            keep_all = finite
+            if finite and nf >= 3 and maxiters > 0:
+                mad = (
+                    ordered[half, x]
+                    if nf % 2 == 1
+                    else 0.5 * (ordered[half - 1, x] + ordered[half, x])
+                )
+                sd = 1.482602218505602 * mad
+                if sd == 0.0:
+                    sd = math.sqrt(variance / (nf - 1))
+                lo = centre[x] - sigma * sd
+                hi = centre[x] + sigma * sd
+                for f in range(nf):
+                    if not (lo <= original[f, x] <= hi):
+                        keep_all = False
+            if keep_all:
+                out[y, x] = mean
+                err[y, x] = math.sqrt(variance / (nf - 1)) / math.sqrt(nf) if nf > 1 else math.nan
+                count[y, x] = nf
+            else:
+                _clipped_mean_pixel(
+                    stack, mask, offsets, background, scales, sigma, maxiters, y, x,
+                    values, kept, work, out, err, count,
+                )  # fmt: skip
 
 
 def _prepare(
@@ -368,7 +480,13 @@ def clipped_mean_combine(
     out = np.empty((ny, nx), np.float32)
     err = np.empty((ny, nx), np.float32)
     count = np.empty((ny, nx), np.int16)
-    _clipped_mean_kernel(
-        data, bad, shifts, under, factors, float(sigma), int(maxiters), out, err, count
-    )
+    if mask is None and data.shape[0] <= _NETWORK_MAX_FRAMES:
+        pairs = sorting_network(data.shape[0])
+        _clipped_mean_network_kernel(
+            data, bad, shifts, under, factors, pairs, float(sigma), int(maxiters), out, err, count
+        )
+    else:
+        _clipped_mean_kernel(
+            data, bad, shifts, under, factors, float(sigma), int(maxiters), out, err, count
+        )
     return out, err, count

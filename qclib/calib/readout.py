@@ -104,9 +104,45 @@ def clipped_means(
     >>> means.round(6).tolist(), kept.tolist()
     ([0.5, 2.5], [100, 100])
     """
+    return _clipped_means_kernel(values, _bounds(values, groups), float(sigma), int(maxiters))
+
+
+def group_medians(values: np.ndarray, groups: Sequence[slice]) -> np.ndarray:
+    """Median of the finite values of each group of columns of a 2D array (``groups``:
+    column slices, any step); NaN for a group without one. One compiled call for
+    all of a detector's readout channels: 128 groups of a HAWK-I difference image
+    took 83 ms as numpy ``nanmedian`` calls (strided columns are copied first).
+
+    >>> column = np.r_[np.zeros(50), np.ones(51), np.nan]
+    >>> group_medians(np.c_[column, column + 2], [slice(0, 1), slice(1, 2)]).tolist()
+    [1.0, 3.0]
+    """
+    return _group_medians_kernel(values, _bounds(values, groups))
+
+
+def _bounds(values: np.ndarray, groups: Sequence[slice]) -> np.ndarray:
+    """(start, stop, step) of each column slice, for the compiled kernels."""
     nx = values.shape[1]
-    bounds = np.array([g.indices(nx) for g in groups], dtype=np.int64).reshape(-1, 3)
-    return _clipped_means_kernel(values, bounds, float(sigma), int(maxiters))
+    return np.array([g.indices(nx) for g in groups], dtype=np.int64).reshape(-1, 3)
+
+
+@numba.njit(parallel=True, cache=True)
+def _group_medians_kernel(values, bounds):  # type: ignore[no-untyped-def]
+    ny = values.shape[0]
+    medians = np.empty(bounds.shape[0])
+    for g in numba.prange(bounds.shape[0]):
+        start, stop, step = bounds[g, 0], bounds[g, 1], bounds[g, 2]
+        width = max(0, (stop - start + step - 1) // step) if step > 0 else 0
+        kept = np.empty(ny * width, dtype=np.float64)
+        n = 0
+        for y in range(ny):
+            for x in range(start, stop, step):
+                v = values[y, x]
+                if math.isfinite(v):
+                    kept[n] = v
+                    n += 1
+        medians[g] = np.median(kept[:n]) if n else math.nan
+    return medians
 
 
 @numba.njit(parallel=True, cache=True)
@@ -262,8 +298,11 @@ def read_noise_from_pair(
         spread = clipped_stats(first, minus=second, sigma=5).std
     else:
         difference = np.subtract(first, second, dtype=np.float32)
-        for group in columns:
-            difference[:, group] -= np.float32(np.nanmedian(difference[:, group]))
+        # Medians of every 4th row (8,000 values per HAWK-I channel and parity): an
+        # offset off by 1.25 sigma / sqrt(n) adds 1.6 / n to the variance (2e-4).
+        medians = group_medians(difference[::4], columns)
+        for group, median in zip(columns, medians, strict=True):
+            difference[:, group] -= np.float32(median)
         spread = clipped_stats(difference, sigma=5).std
     variance = spread**2 / 2 - (QUANTISATION_VARIANCE_ADU2 if is_integer_valued(first) else 0.0)
     variance *= ndit
