@@ -33,6 +33,7 @@ from qclib.atomicfile import TEMP_PREFIX, write_text_atomic
 from qclib.config.instrument import Geometry, InstrumentConfig, parse_section
 from qclib.errors import ConfigError
 from qclib.instruments import load_instrument
+from qclib.memory import retained_memory
 from qclib.simulate import headers as hdr
 from qclib.simulate.noise import share_cores, stream_key
 from qclib.simulate.pixels import (
@@ -135,7 +136,14 @@ def _exposure_light(
 
 
 def _fill_detector(task: _DetectorTask) -> list[dict[str, float | int]]:
-    """Synthesise one detector in every exposure and write it into place."""
+    """Synthesise one detector in every exposure and write it into place, its
+    temporaries served from memory the process keeps (``qclib.memory``: a full CCD's
+    maps and charge images are 34-MB blocks, each fresh pages otherwise)."""
+    with retained_memory():
+        return _synthesize_detector(task)
+
+
+def _synthesize_detector(task: _DetectorTask) -> list[dict[str, float | int]]:
     instrument, geometry, truth = task.instrument, task.geometry, task.truth
     sim = instrument.simulator
     maps = build_detector_maps(

@@ -16,6 +16,7 @@ import numpy as np
 
 from qclib.config.instrument import Geometry, InstrumentConfig
 from qclib.errors import ConfigError
+from qclib.simulate.noise import standard_normal, stream_key
 
 #: IR arrays are read out in channels of this many columns, each with its own offset.
 IR_CHANNEL_COLUMNS = 64
@@ -278,10 +279,15 @@ def build_detector_maps(
     structure = structure.astype(np.float32)
 
     dark = np.full(shape, truth.dark_current_e_per_s, dtype=np.float32)
-    for px, py, rate in truth.hot_pixels:
-        dark[py, px] += rate
+    if truth.hot_pixels:
+        px, py, rate = (np.asarray(v) for v in zip(*truth.hot_pixels, strict=True))
+        np.add.at(dark, (py, px), rate.astype(np.float32))  # in order, repeats add up
 
-    response = (1.0 + rng.normal(0, truth.prnu_rms, shape)).astype(np.float32)
+    # The pixel response's noise from the compiled counter-based generator (its own
+    # stream of this tuple): numpy's generator took 0.14 s per 2048x4100 CCD, 4.4 s
+    # of every simulated OmegaCAM night.
+    prnu = standard_normal(stream_key(seed, 6, truth.index), shape)
+    response = (np.float32(1.0) + np.float32(truth.prnu_rms) * prnu).astype(np.float32)
     for px, start, stop, value in truth.bad_columns:
         response[start:stop, px] = value
     for px, py, value in truth.cold_pixels:
