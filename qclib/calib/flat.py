@@ -60,6 +60,19 @@ def _median_level(image: np.ndarray) -> float:
     return float(np.nanmedian(image[::step]))
 
 
+#: A flat frame whose level above bias is under this many times its pixels' spread
+#: has no light.
+NO_LIGHT_NOISES = 3.0
+
+
+def _level_and_noise(image: np.ndarray) -> tuple[float, float]:
+    """``_median_level`` and the pixels' spread (interquartile range / 1.349, the
+    standard deviation of Gaussian values) from the same rows, in one selection."""
+    step = max(1, image.shape[0] // _LEVEL_ROWS)
+    low, median, high = np.nanpercentile(image[::step], [25, 50, 75])
+    return float(median), float(high - low) / 1.349
+
+
 def make_master_flat(
     raws: np.ndarray,
     geometry: Geometry,
@@ -90,13 +103,17 @@ def make_master_flat(
     )
     levels = frame_levels(raws, geometry)
     under = 0.0 if background is None else _median_level(background)
-    scales = np.array(
-        [_median_level(frame) - level - under for frame, level in zip(data, levels, strict=True)]
-    )
-    for name, scale in zip(names, scales, strict=True):
-        if not scale > 0:
+    scales = np.empty(len(data))
+    for i, (name, frame, level) in enumerate(zip(names, data, levels, strict=True)):
+        median, noise = _level_and_noise(frame)
+        scales[i] = median - level - under
+        # A flat's level stands far above its pixels' spread (10,000 ADU against
+        # about 100); a frame of bias and noise has a level of 0 within a few
+        # thousandths of it, either side.
+        if not scales[i] > NO_LIGHT_NOISES * noise:
             raise UnprocessableDataError(
-                f"flat frame {name} has no light (median level {scale:.1f} ADU above bias)"
+                f"flat frame {name} has no light (median level {scales[i]:.1f} ADU above "
+                f"bias, not {NO_LIGHT_NOISES:g} times its pixels' spread of {noise:.1f} ADU)"
             )
     combined, error, count = median_combine(
         data, offsets=levels, background=background, scales=scales
