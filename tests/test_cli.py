@@ -125,6 +125,11 @@ def test_demo_at_test_scale(tmp_path: Path) -> None:
     assert " OK" in scored and "MONITORED" in scored
     # The history before the night: a pass per night, each followed by the review.
     assert "history: 10 test-scale nights of OMEGACAM and HAWKI" in out
+    # The night was simulated beside the history, then moved into the inbox whole.
+    assert "the night simulated beside it" in out
+    for name in ("omegacam_2026-11-23", "hawki_2026-11-23"):
+        assert (tmp_path / "demo" / "inbox" / name / "truth.json").exists()
+        assert not (tmp_path / "demo" / "simulated" / name).exists()
     review = out.split("the QC scientist's review: ")[1].splitlines()[0]
     assert "certify" in review and "certified by auto" in review
     assert "review queue: " in out and "wait for a QC scientist" in out
