@@ -304,81 +304,112 @@ def _clipped_mean_network_kernel(
     pixel whose first round keeps every value (nearly all: the round then ends the
     clipping) gets its mean and uncertainty here, bit for bit those of
     ``_clipped_mean_pixel``, which does the others (and any pixel with a NaN).
-    HAWK-I dark, 5 frames of 2048x2048: 0.25 s per detector pixel by pixel, about
-    0.03 s this way."""
+    Five frames of 2048x2048 on 2 threads: 0.27 s pixel by pixel, 0.11 s this way."""
     nf, ny, nx = stack.shape
     half = nf // 2
-    for y in numba.prange(ny):
+    # Rows in runs, each run's buffers made once.
+    runs = min(ny, 64)
+    for run in numba.prange(runs):
         original = np.empty((nf, nx))
         ordered = np.empty((nf, nx))
         centre = np.empty(nx)
-        for f in range(nf):
-            for x in range(nx):
-                v = (stack[f, y, x] - offsets[f] - background[y, x]) / scales[f]
-                original[f, x] = v
-                ordered[f, x] = v
-        for c in range(pairs.shape[0]):
-            a = pairs[c, 0]
-            b = pairs[c, 1]
-            for x in range(nx):
-                lo = min(ordered[a, x], ordered[b, x])
-                hi = max(ordered[a, x], ordered[b, x])
-                ordered[a, x] = lo
-                ordered[b, x] = hi
-        for x in range(nx):
-            if nf % 2 == 1:
-                centre[x] = ordered[half, x]
-            else:
-                centre[x] = 0.5 * (ordered[half - 1, x] + ordered[half, x])
-        for f in range(nf):
-            for x in range(nx):
-                ordered[f, x] = abs(original[f, x] - centre[x])
-        for c in range(pairs.shape[0]):
-            a = pairs[c, 0]
-            b = pairs[c, 1]
-            for x in range(nx):
-                lo = min(ordered[a, x], ordered[b, x])
-                hi = max(ordered[a, x], ordered[b, x])
-                ordered[a, x] = lo
-                ordered[b, x] = hi
+        total = np.empty(nx)
+        mean = np.empty(nx)
+        variance = np.empty(nx)
+        clips = np.empty(nx, dtype=np.bool_)
+        lo = np.empty(nx)
+        hi = np.empty(nx)
         values = np.empty(nf)
         kept = np.empty(nf)
         work = np.empty(nf)
+        for y in range(run * ny // runs, (run + 1) * ny // runs):
+            _clipped_mean_network_row(
+                stack, mask, offsets, background, scales, pairs, sigma, maxiters, out, err,
+                count, y, half, original, ordered, centre, total, mean, variance, clips, lo,
+                hi, values, kept, work,
+            )  # fmt: skip
+
+
+@numba.njit(cache=True, inline="always")
+def _clipped_mean_network_row(
+    stack, mask, offsets, background, scales, pairs, sigma, maxiters, out, err,
+    count, y, half, original, ordered, centre, total, mean, variance, clips, lo,
+    hi, values, kept, work,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Row ``y`` of ``_clipped_mean_network_kernel``, in the buffers given."""
+    nf, _, nx = stack.shape
+    for f in range(nf):
         for x in range(nx):
-            total = 0.0
-            finite = True
-            for f in range(nf):
-                total += original[f, x]
-                finite = finite and not math.isnan(original[f, x])
-            mean = total / nf
-            variance = 0.0
-            for f in range(nf):
-                d = original[f, x] - mean
-                variance += d * d
-            keep_all = finite
-            if finite and nf >= 3 and maxiters > 0:
-                mad = (
-                    ordered[half, x]
-                    if nf % 2 == 1
-                    else 0.5 * (ordered[half - 1, x] + ordered[half, x])
-                )
-                sd = 1.482602218505602 * mad
-                if sd == 0.0:
-                    sd = math.sqrt(variance / (nf - 1))
-                lo = centre[x] - sigma * sd
-                hi = centre[x] + sigma * sd
-                for f in range(nf):
-                    if not (lo <= original[f, x] <= hi):
-                        keep_all = False
-            if keep_all:
-                out[y, x] = mean
-                err[y, x] = math.sqrt(variance / (nf - 1)) / math.sqrt(nf) if nf > 1 else math.nan
-                count[y, x] = nf
+            v = (stack[f, y, x] - offsets[f] - background[y, x]) / scales[f]
+            original[f, x] = v
+            ordered[f, x] = v
+    for c in range(pairs.shape[0]):
+        a = pairs[c, 0]
+        b = pairs[c, 1]
+        for x in range(nx):
+            small = min(ordered[a, x], ordered[b, x])
+            large = max(ordered[a, x], ordered[b, x])
+            ordered[a, x] = small
+            ordered[b, x] = large
+    for x in range(nx):
+        if nf % 2 == 1:
+            centre[x] = ordered[half, x]
+        else:
+            centre[x] = 0.5 * (ordered[half - 1, x] + ordered[half, x])
+    for f in range(nf):
+        for x in range(nx):
+            ordered[f, x] = abs(original[f, x] - centre[x])
+    for c in range(pairs.shape[0]):
+        a = pairs[c, 0]
+        b = pairs[c, 1]
+        for x in range(nx):
+            small = min(ordered[a, x], ordered[b, x])
+            large = max(ordered[a, x], ordered[b, x])
+            ordered[a, x] = small
+            ordered[b, x] = large
+    # Mean, spread and the first round's verdict for the whole row, in loops
+    # without branches; then the pixels it clips (or that hold a NaN) one by one.
+    total[:] = 0.0
+    for f in range(nf):
+        for x in range(nx):
+            total[x] += original[f, x]
+    for x in range(nx):
+        mean[x] = total[x] / nf
+    variance[:] = 0.0
+    for f in range(nf):
+        for x in range(nx):
+            d = original[f, x] - mean[x]
+            variance[x] += d * d
+    clips[:] = False
+    if nf >= 3 and maxiters > 0:
+        for x in range(nx):
+            if nf % 2 == 1:
+                mad = ordered[half, x]
             else:
-                _clipped_mean_pixel(
-                    stack, mask, offsets, background, scales, sigma, maxiters, y, x,
-                    values, kept, work, out, err, count,
-                )  # fmt: skip
+                mad = 0.5 * (ordered[half - 1, x] + ordered[half, x])
+            sd = 1.482602218505602 * mad
+            if sd == 0.0:
+                sd = math.sqrt(variance[x] / (nf - 1))
+            lo[x] = centre[x] - sigma * sd
+            hi[x] = centre[x] + sigma * sd
+        for f in range(nf):
+            for x in range(nx):
+                v = original[f, x]
+                clips[x] |= not (lo[x] <= v <= hi[x])  # a NaN fails too
+    else:
+        for x in range(nx):
+            clips[x] = math.isnan(total[x])
+    root_n = math.sqrt(nf)
+    for x in range(nx):
+        out[y, x] = mean[x]
+        err[y, x] = math.sqrt(variance[x] / (nf - 1)) / root_n if nf > 1 else math.nan
+        count[y, x] = nf
+    for x in range(nx):
+        if clips[x]:
+            _clipped_mean_pixel(
+                stack, mask, offsets, background, scales, sigma, maxiters, y, x,
+                values, kept, work, out, err, count,
+            )  # fmt: skip
 
 
 def _prepare(
