@@ -46,19 +46,21 @@ def fresh_kernels():  # type: ignore[no-untyped-def]
 def test_the_next_report_reuses_the_kernel_with_an_empty_namespace(
     tmp_path: Path, fresh_kernels
 ) -> None:
-    first = _template(tmp_path, "first", "import os\nleftover = os.getpid()\nprint(leftover)")
+    first = _template(
+        tmp_path, "first", "import os\nleftover = os.getpid()\nprint(leftover)", "leftover"
+    )  # the last cell's value goes to the output cache (Out)
     second = _template(
         tmp_path,
         "second",
         "import os\nprint(os.getpid())",
-        "print('leftover' in globals(), value)",
+        "print('leftover' in globals(), value, len(Out))",
     )
     render_notebook(first, tmp_path / "out" / "a.ipynb", {"value": "a"}, cwd=tmp_path)
     render_notebook(second, tmp_path / "out" / "b.ipynb", {"value": "b"}, cwd=tmp_path)
     pid_first = _outputs(tmp_path / "out" / "a.ipynb")[0].strip()
     pid_second, namespace = (t.strip() for t in _outputs(tmp_path / "out" / "b.ipynb"))
     assert pid_first == pid_second  # one kernel...
-    assert namespace == "False b"  # ...emptied between reports, the new parameters in
+    assert namespace == "False b 0"  # ...emptied between reports (its output cache too)
     counts = [
         c.execution_count
         for c in nbformat.read(tmp_path / "out" / "b.ipynb", as_version=4).cells
