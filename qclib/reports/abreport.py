@@ -209,9 +209,9 @@ class ABReport:
         return product, scan, kept or previews_from_file(path, image_hdus(scan), bin_px=bin_px)
 
     def mosaic(self, pro_catg: str | None = None, *, bin_px: int | None = None) -> go.Figure:
-        """Each detector's image as a thumbnail (block means of about 128 pixels on
-        a side, or of ``bin_px``), placed as on the sky, on one grey scale (the 1-99 %
-        range of the thumbnails)."""
+        """Each detector's image as a thumbnail (about 128 pixels on its longer side,
+        each the mean of a block of the image; blocks of ``bin_px`` when given),
+        placed as on the sky, on one grey scale (the 1-99 % range of the thumbnails)."""
         found = self._previews(pro_catg, bin_px)
         if found is None:
             return message_figure(f"{self.block.id}: no product image to show")
