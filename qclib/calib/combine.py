@@ -113,6 +113,20 @@ def sorting_network(n: int) -> np.ndarray:
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
+@numba.njit(cache=True, inline="always")
+def _sort_columns(work, pairs):  # type: ignore[no-untyped-def]
+    """Sort each column of ``work`` (frames, pixels) in place with the comparator
+    ``pairs`` of a sorting network, a whole row of pixels per comparator."""
+    for c in range(pairs.shape[0]):
+        a = pairs[c, 0]
+        b = pairs[c, 1]
+        for x in range(work.shape[1]):
+            lo = min(work[a, x], work[b, x])
+            hi = max(work[a, x], work[b, x])
+            work[a, x] = lo
+            work[b, x] = hi
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _median_network_kernel(stack, offsets, background, inverse, pairs, out, err, count):  # type: ignore[no-untyped-def]
     """Median of unmasked stacks with a sorting network run across a whole row at a
@@ -150,14 +164,7 @@ def _median_network_kernel(stack, offsets, background, inverse, pairs, out, err,
             for x in range(nx):
                 count[y, x] = -1
             continue
-        for c in range(pairs.shape[0]):
-            a = pairs[c, 0]
-            b = pairs[c, 1]
-            for x in range(nx):
-                lo = min(work[a, x], work[b, x])
-                hi = max(work[a, x], work[b, x])
-                work[a, x] = lo
-                work[b, x] = hi
+        _sort_columns(work, pairs)
         for x in range(nx):
             if nf % 2 == 1:
                 out[y, x] = work[half, x]
@@ -343,14 +350,7 @@ def _clipped_mean_network_row(
             v = (stack[f, y, x] - offsets[f] - background[y, x]) / scales[f]
             original[f, x] = v
             ordered[f, x] = v
-    for c in range(pairs.shape[0]):
-        a = pairs[c, 0]
-        b = pairs[c, 1]
-        for x in range(nx):
-            small = min(ordered[a, x], ordered[b, x])
-            large = max(ordered[a, x], ordered[b, x])
-            ordered[a, x] = small
-            ordered[b, x] = large
+    _sort_columns(ordered, pairs)
     for x in range(nx):
         if nf % 2 == 1:
             centre[x] = ordered[half, x]
@@ -359,14 +359,7 @@ def _clipped_mean_network_row(
     for f in range(nf):
         for x in range(nx):
             ordered[f, x] = abs(original[f, x] - centre[x])
-    for c in range(pairs.shape[0]):
-        a = pairs[c, 0]
-        b = pairs[c, 1]
-        for x in range(nx):
-            small = min(ordered[a, x], ordered[b, x])
-            large = max(ordered[a, x], ordered[b, x])
-            ordered[a, x] = small
-            ordered[b, x] = large
+    _sort_columns(ordered, pairs)
     # Mean, spread and the first round's verdict for the whole row, in loops
     # without branches; then the pixels it clips (or that hold a NaN) one by one.
     total[:] = 0.0
