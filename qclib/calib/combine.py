@@ -23,6 +23,8 @@ import math
 import numba
 import numpy as np
 
+from qclib.calib.networks import contiguous_window, median_kernel, sorting_network
+
 _MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
 #: Stacks up to this many frames take the sorting-network path (the network grows as
 #: n log^2 n comparators).
@@ -87,32 +89,6 @@ def _gather(stack, mask, offsets, background, scales, y, x, values):  # type: ig
     return n
 
 
-def sorting_network(n: int) -> np.ndarray:
-    """Comparator pairs (i, j), i < j, of Batcher's odd-even merge sort for ``n``
-    values: the network for the next power of two with every comparator that touches
-    a padding slot dropped (padding is +inf, so those never swap).
-
-    >>> sorting_network(3).tolist()
-    [[0, 1], [0, 2], [1, 2]]
-    """
-    size = 1
-    while size < n:
-        size *= 2
-    pairs = []
-    p = 1
-    while p < size:
-        k = p
-        while k >= 1:
-            for j in range(k % p, size - k, 2 * k):
-                for i in range(min(k, size - j - k)):
-                    a, b = i + j, i + j + k
-                    if a // (2 * p) == b // (2 * p) and b < n:
-                        pairs.append((a, b))
-            k //= 2
-        p *= 2
-    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
-
-
 @numba.njit(cache=True, inline="always")
 def _sort_columns(work, pairs):  # type: ignore[no-untyped-def]
     """Sort each column of ``work`` (frames, pixels) in place with the comparator
@@ -125,57 +101,6 @@ def _sort_columns(work, pairs):  # type: ignore[no-untyped-def]
             hi = max(work[a, x], work[b, x])
             work[a, x] = lo
             work[b, x] = hi
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _median_network_kernel(stack, offsets, background, inverse, pairs, out, err, count):  # type: ignore[no-untyped-def]
-    """Median of unmasked stacks with a sorting network run across a whole row at a
-    time: no branches, and every inner loop runs over pixels in float32, so it
-    vectorises 8 wide (60 ms for 10 frames of a 2048x4100 CCD, against 125 ms with
-    float64 arithmetic; the median is the same value either way, being one of the
-    inputs or the mean of two). The spread for the uncertainty is summed about each
-    pixel's first value, so float32 loses nothing to cancellation. Rows holding a NaN
-    are left to the general kernel (count = -1). Runs without the GIL, so a writer
-    thread can work meanwhile."""
-    nf, ny, nx = stack.shape
-    half = nf // 2
-    shift = offsets.astype(np.float32)
-    scale = inverse.astype(np.float32)
-    efficiency = np.float32(_MEDIAN_EFFICIENCY)
-    for y in numba.prange(ny):
-        work = np.empty((nf, nx), dtype=np.float32)
-        for f in range(nf):
-            s = shift[f]
-            c = scale[f]
-            for x in range(nx):
-                work[f, x] = (stack[f, y, x] - s - background[y, x]) * c
-        total = np.zeros(nx, dtype=np.float32)
-        squares = np.zeros(nx, dtype=np.float32)
-        for f in range(1, nf):
-            for x in range(nx):
-                d = work[f, x] - work[0, x]
-                total[x] += d
-                squares[x] += d * d
-        nan = False
-        for x in range(nx):
-            if math.isnan(total[x]) or math.isnan(work[0, x]):
-                nan = True
-        if nan:
-            for x in range(nx):
-                count[y, x] = -1
-            continue
-        _sort_columns(work, pairs)
-        for x in range(nx):
-            if nf % 2 == 1:
-                out[y, x] = work[half, x]
-            else:
-                out[y, x] = np.float32(0.5) * (work[half - 1, x] + work[half, x])
-            count[y, x] = nf
-            if nf > 1:
-                variance = (squares[x] - total[x] * total[x] / nf) / (nf - 1)
-                err[y, x] = efficiency * math.sqrt(max(variance, np.float32(0.0)) / nf)
-            else:
-                err[y, x] = math.nan
 
 
 @numba.njit(cache=True, inline="always")
@@ -466,10 +391,11 @@ def median_combine(
     count = np.empty((ny, nx), np.int16)
     inverse = 1.0 / factors
     if mask is None and data.shape[0] <= _NETWORK_MAX_FRAMES:
-        # Branch-free sorting network over whole rows (bench/bench_master_bias.py
-        # has the figures); rows holding a NaN go to the general kernel.
-        _median_network_kernel(
-            data, shifts, under, inverse, sorting_network(data.shape[0]), out, err, count
+        # A sorting network compiled for this many frames (qclib.calib.networks);
+        # rows holding a NaN go to the general kernel.
+        parent, y0, x0 = contiguous_window(data)
+        median_kernel(data.shape[0], background=background is not None)(
+            parent, y0, x0, shifts, under, inverse, np.float32(_MEDIAN_EFFICIENCY), out, err, count
         )
         rows = np.flatnonzero((count < 0).any(axis=1))
     else:

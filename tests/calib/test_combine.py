@@ -137,7 +137,7 @@ def test_sorting_networks_sort_every_zero_one_input(n: int) -> None:
     """The 0-1 principle: a comparator network sorting all 2^n 0/1 inputs sorts all."""
     import itertools
 
-    from qclib.calib.combine import sorting_network
+    from qclib.calib.networks import sorting_network
 
     pairs = sorting_network(n)
     for bits in itertools.product([0, 1], repeat=n):
@@ -146,6 +146,45 @@ def test_sorting_networks_sort_every_zero_one_input(n: int) -> None:
             if values[a] > values[b]:
                 values[a], values[b] = values[b], values[a]
         assert values == sorted(values)
+
+
+@pytest.mark.parametrize("n", range(1, 14))
+def test_selection_networks_place_the_middle_of_every_zero_one_input(n: int) -> None:
+    """The 0-1 principle holds for selection too: the pruned network puts the right
+    values at the median's positions for every 0/1 input, hence for every input."""
+    import itertools
+
+    from qclib.calib.networks import selection_network
+
+    middle = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+    pairs = selection_network(n, middle)
+    for bits in itertools.product([0, 1], repeat=n):
+        values = list(bits)
+        for a, b in pairs:
+            if values[a] > values[b]:
+                values[a], values[b] = values[b], values[a]
+        assert [values[i] for i in middle] == [sorted(bits)[i] for i in middle]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 10, 16])
+def test_generated_median_kernel_equals_the_general_one(n: int) -> None:
+    """The kernel compiled for n frames against the general (masked) kernel, which an
+    all-False mask selects and which works in float64: the same medians to float32
+    rounding, the same uncertainties to 1e-4, and a row with a NaN handed over whole."""
+    rng = np.random.default_rng(n)
+    stack = rng.normal(100, 5, (n, 9, 37)).astype(np.float32)
+    offsets = rng.normal(0, 2, n)
+    scales = rng.uniform(0.5, 2, n)
+    fast = median_combine(stack, offsets=offsets, scales=scales)
+    unmasked = np.zeros(stack.shape, bool)
+    general = median_combine(stack, offsets=offsets, scales=scales, mask=unmasked)
+    np.testing.assert_allclose(fast[0], general[0], rtol=2e-7, atol=0)
+    np.testing.assert_allclose(fast[1], general[1], rtol=1e-4, equal_nan=True)
+    np.testing.assert_array_equal(fast[2], general[2])
+    stack[n - 1, 4, 5] = np.nan
+    _, _, count = median_combine(stack, offsets=offsets, scales=scales)
+    assert count[4, 5] == n - 1 and (count[4, np.arange(37) != 5] == n).all()
+    assert (count[np.arange(9) != 4] == n).all()
 
 
 def test_network_median_equals_numpy_and_falls_back_on_nan() -> None:
