@@ -337,10 +337,16 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 _DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 
-def _to_physical(out: np.ndarray, header: dict[str, HeaderValue]) -> np.ndarray:
-    """Apply BSCALE / BZERO to stored values, in place."""
+def _scaling(header: dict[str, HeaderValue]) -> tuple[float, float]:
+    """(BSCALE, BZERO) of an image HDU."""
     bscale = float(header.get("BSCALE", 1.0) or 1.0)  # type: ignore[arg-type]
     bzero = float(header.get("BZERO", 0.0) or 0.0)  # type: ignore[arg-type]
+    return bscale, bzero
+
+
+def _to_physical(out: np.ndarray, header: dict[str, HeaderValue]) -> np.ndarray:
+    """Apply BSCALE / BZERO to stored values, in place."""
+    bscale, bzero = _scaling(header)
     if bscale != 1.0:
         out *= np.float32(bscale)
     if bzero:
@@ -397,6 +403,11 @@ def read_image(
         out = np.empty((ny, nx), np.float32)
     elif out.shape != (ny, nx) or out.dtype != np.float32:
         raise ValueError(f"out must be float32 of shape {(ny, nx)}")
+    if raw.dtype == np.dtype(">i2"):
+        from qclib.stored_pixels import int16_be_to_physical  # numba: not for header scans
+
+        int16_be_to_physical(raw, out, *_scaling(header))
+        return out
     np.copyto(out, raw, casting="unsafe")
     return _to_physical(out, header)
 

@@ -163,3 +163,21 @@ def test_sampled_read_is_every_step_th_pixel(omegacam_night: Path, tmp_path: Pat
         sampled = read_image_sample(path, hdu, step)
         assert sampled.dtype == np.float32 and sampled.dtype.isnative
         np.testing.assert_array_equal(sampled, read_image(path, hdu)[::step, ::step])
+
+
+@pytest.mark.parametrize(("bscale", "bzero"), [(1.0, 32768.0), (1.0, 0.0), (2.5, -7.0)])
+def test_int16_images_read_as_astropy_scales_them(tmp_path: Path, bscale, bzero) -> None:
+    """The one-pass conversion of stored big-endian int16 (with BSCALE/BZERO) gives
+    what astropy gives, every value of the int16 range included."""
+    from qclib.fitsio import read_image
+
+    stored = np.arange(-32768, 32768, dtype=np.int16).reshape(256, 256)
+    hdu = fits.ImageHDU(stored, name="D", do_not_scale_image_data=True)
+    hdu.header["BSCALE"], hdu.header["BZERO"] = bscale, bzero
+    path = tmp_path / "int16.fits"
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+    with fits.open(path) as hdus:
+        expected = hdus["D"].data.astype(np.float32)
+    image = read_image(path, scan_fits(path).extensions[0])
+    assert image.dtype == np.float32 and image.dtype.isnative
+    np.testing.assert_array_equal(image, expected)
