@@ -86,9 +86,7 @@ def find_hot_pixels(image: np.ndarray, *, sigma: float) -> np.ndarray:
     """
     image = np.asarray(image)
     ny, nx = image.shape
-    columns = bn.nanmedian(image[:: max(1, ny // 1000)], axis=0).astype(np.float64)
-    step_x = max(1, nx // 500)
-    rows = bn.nanmedian(image[:, ::step_x] - columns[None, ::step_x], axis=1).astype(np.float64)
+    columns, rows = _column_and_row_medians(image, max(1, ny // 1000), max(1, nx // 500))
     step_y = max(1, ny * nx // 500_000)
     # In float32, like the image: the clipped statistics of 500,000 float64 residuals
     # (a fifteenth of them exactly 0, the running median's own pixel) took 20 ms, 6 ms
@@ -97,6 +95,36 @@ def find_hot_pixels(image: np.ndarray, *, sigma: float) -> np.ndarray:
     spread = clipped_stats(remove_local_level(sample), sigma=4)
     threshold = spread.mean + sigma * spread.std
     return _hot_sweep(image, columns, rows, LOCAL_WINDOW_PX // 2, threshold)
+
+
+@numba.njit(parallel=True, cache=True)
+def _column_and_row_medians(image, step_y, step_x):  # type: ignore[no-untyped-def]
+    """Medians of each column over every ``step_y``-th row, then of each row, less
+    those, over every ``step_x``-th column (NaNs left out; NaN where none is left), in
+    float64. One compiled call, parallel over columns and then rows: bottleneck's
+    ``nanmedian`` along the strided axis took 34 + 30 ms for a 2048x4100 CCD, this 13."""
+    ny, nx = image.shape
+    taken_y = (ny + step_y - 1) // step_y
+    taken_x = (nx + step_x - 1) // step_x
+    columns = np.empty(nx)
+    # Sixteen columns at a time (a cache line of float32): gathering one column down
+    # thousands of rows touched a line per value.
+    for chunk in numba.prange((nx + 15) // 16):
+        first = 16 * chunk
+        width = min(16, nx - first)
+        block = np.empty((width, taken_y))
+        for j in range(taken_y):
+            for i in range(width):
+                block[i, j] = image[j * step_y, first + i]
+        for i in range(width):
+            columns[first + i] = np.nanmedian(block[i])
+    rows = np.empty(ny)
+    for y in numba.prange(ny):
+        values = np.empty(taken_x)
+        for i in range(taken_x):
+            values[i] = image[y, i * step_x] - columns[i * step_x]
+        rows[y] = np.nanmedian(values)
+    return columns, rows
 
 
 @numba.njit(parallel=True, cache=True)
