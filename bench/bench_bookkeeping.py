@@ -303,9 +303,17 @@ def _per_block(result: dict[str, Any], blocks: int) -> dict[str, float]:
 
 
 def measure(
-    work_dir: Path, size: int, kind: str, url: str, nights: list[Path], extra: list[Path]
+    work_dir: Path,
+    size: int,
+    kind: str,
+    url: str,
+    nights: list[Path],
+    extra: list[Path],
+    *,
+    keep: bool = False,
 ) -> dict[str, Any]:
-    """The whole history in one pass, then one pass per extra night."""
+    """The whole history in one pass, then one pass per extra night (the workspace is
+    removed afterwards unless ``keep``)."""
     from qclib.workflow import run as run_module
 
     root = work_dir / "workspaces" / f"{kind}-{size}-{uuid.uuid4().hex[:6]}"
@@ -326,7 +334,10 @@ def measure(
     finally:
         RecipeSpec.load = original  # type: ignore[method-assign]
         database.close()
-        shutil.rmtree(root, ignore_errors=True)
+        if keep:
+            print(f"workspace kept: {root}", flush=True)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
     del run_module
     best = min(marginal, key=lambda m: m["per_block_ms"]["total"])
     return {
@@ -388,6 +399,9 @@ def main() -> None:
     parser.add_argument("--extra-nights", type=int, default=2, help="marginal nights measured")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep each workspace (to inspect its database)"
+    )
     args = parser.parse_args()
     work_dir = args.work_dir.resolve()
     (work_dir / "db").mkdir(parents=True, exist_ok=True)
@@ -409,7 +423,9 @@ def main() -> None:
             for kind in args.databases:
                 if kind not in urls:
                     continue
-                row = measure(work_dir, size, kind, urls[kind](), folders[:n], extra)
+                row = measure(
+                    work_dir, size, kind, urls[kind](), folders[:n], extra, keep=args.keep
+                )
                 rows.append(row)
                 print(
                     f"{kind} {row['blocks']} blocks: history {row['history']['total_s']:.1f} s, "
