@@ -1,17 +1,20 @@
 """Atomic file writes: a temporary file in the destination folder, then a rename.
 
 A reader (or a process killed half-way) never sees a half-written file under its
-final name: either the old content, or the complete new one.
+final name: either the old content, or the complete new one. What a killed writer
+leaves is removed by ``sweep_stale_temporaries``; in a tree it sweeps with a record,
+every writer first names its folder in the tree's journal (``note_writing``), so that a
+sweep lists the folders written into since the last one, not the whole history.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +34,7 @@ def atomic_path(
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    note_writing(dest.parent)
     tmp = dest.with_name(f"{TEMP_PREFIX}{os.getpid()}-{dest.name}")
     try:
         yield tmp
@@ -119,78 +123,135 @@ def sweep_stale_temporaries(
     renamed into place, so the temporary holds nothing worth keeping. ``also``: name
     prefixes of other leftovers, removed whichever process made them.
 
-    ``record``: a file where the sweep keeps the folder's directories and when it
-    began, so that the next sweep lists only the directories changed since (making
-    or renaming a file in a directory changes the directory's time; a new directory
-    changes its parent's) instead of every file below ``folder``. A temporary kept
-    because its process still ran keeps its directory listed next time.
+    ``record``: a file where the sweep keeps the folders the next sweep must list,
+    which makes ``folder`` a journaled tree (``note_writing``): the sweep then lists
+    only the folders written into since the last sweep, those of the sweep before
+    (a writer journals its folder just before it makes its temporary, so that may
+    appear after this sweep listed the folder) and those holding a temporary whose
+    process still ran, not every folder of the history. Without a valid record (the
+    first sweep, or another folder's) or without the journal, every folder is listed.
     """
     root = Path(folder)
-    began = time.time()
-    since, known, again = _sweep_record(record, root)
-    removed: list[Path] = []
-    live: set[Path] = set()  # folders holding a temporary whose process still runs
-    seen: set[Path] = set()
-    todo = [root, *known]
-    while todo:
-        directory = todo.pop()
-        if directory in seen:
-            continue
-        try:
-            changed = directory.stat().st_mtime
-        except FileNotFoundError:
-            continue
-        seen.add(directory)
-        if directory in known and directory not in again and changed < since - _SWEEP_SLACK_S:
-            continue  # nothing made or renamed in it since the last sweep
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                path = Path(entry.path)
-                if entry.is_dir(follow_symlinks=False):
-                    todo.append(path)
-                elif also and entry.name.startswith(also):
-                    path.unlink(missing_ok=True)
-                    removed.append(path)
-                elif entry.name.startswith(TEMP_PREFIX):
-                    pid = entry.name[len(TEMP_PREFIX) :].split("-", 1)[0]
-                    if not pid.isdigit():
-                        continue
-                    if int(pid) != os.getpid() and not _process_alive(int(pid)):
-                        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
-                        path.unlink(missing_ok=True)
-                        removed.append(path)
-                    else:  # its process runs: look again next time
-                        live.add(directory)
-    if record is not None:
-        state = json.dumps(
-            {
-                "folder": str(root.resolve()),
-                "since": began,
-                "dirs": sorted(str(d.relative_to(root)) for d in seen if d != root),
-                "again": sorted(str(d.relative_to(root)) for d in live),
-            }
-        )
-        with atomic_path(record, durable=False) as tmp:
-            tmp.write_text(state)
+    if record is None or not root.parent.is_dir():
+        return _remove_stale(_walk(root), also, live=set())
+    journal = journal_of(root)
+    existed = journal.exists()
+    journal.touch()
+    listed = _read_record(record, root)
+    with open(journal, "r+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        written = {root / d for d in _journal_lines(handle.read())}
+        if listed is not None and existed:
+            # Kept before the journal is emptied: a sweep killed after this still
+            # finds these folders in its record next time.
+            _write_record(record, root, listed | written)
+        handle.truncate(0)
+    folders = _walk(root) if listed is None or not existed else sorted(listed | written)
+    live: set[Path] = set()
+    removed = _remove_stale(folders, also, live=live)
+    _write_record(record, root, written | live)
     return removed
 
 
-#: Slack on directory times (file systems that keep them to the second or coarser).
-_SWEEP_SLACK_S = 2.0
+def journal_of(folder: str | os.PathLike[str]) -> Path:
+    """The journal of a swept tree: ``.writing-<folder>`` beside it, one JSON string per
+    line, each a folder (relative to the tree) that a writer made a temporary in."""
+    folder = Path(folder)
+    return folder.parent / f"{JOURNAL_PREFIX}{folder.name}"
 
 
-def _sweep_record(
-    record: str | os.PathLike[str] | None, root: Path
-) -> tuple[float, set[Path], set[Path]]:
-    """When the last sweep of ``root`` began, the directories it saw, and those where it
-    left a live process's temporary; (0, none, none) without a record of that folder."""
-    if record is None:
-        return 0.0, set(), set()
+def note_writing(directory: str | os.PathLike[str]) -> None:
+    """Journal ``directory`` in the tree it lies in (its nearest ancestor, itself
+    included, that has a journal: ``journal_of``) before a temporary is made in it,
+    so that the tree's next sweep lists it. Outside a journaled tree, nothing."""
+    directory = Path(directory).absolute()
+    for tree in (directory, *directory.parents):
+        try:
+            fd = os.open(journal_of(tree), os.O_WRONLY | os.O_APPEND)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            os.write(fd, (json.dumps(str(directory.relative_to(tree))) + "\n").encode())
+        finally:
+            os.close(fd)
+        return
+
+
+#: Name prefix of a swept tree's journal (``journal_of``).
+JOURNAL_PREFIX = ".writing-"
+
+
+def _journal_lines(data: bytes) -> set[str]:
+    """The folders a journal names (a line that is not a JSON string is skipped)."""
+    out = set()
+    for line in data.splitlines():
+        with contextlib.suppress(ValueError):
+            name = json.loads(line)
+            if isinstance(name, str):
+                out.add(name)
+    return out
+
+
+def _walk(root: Path) -> list[Path]:
+    """``root`` and every folder below it (symbolic links not followed)."""
+    if not root.is_dir():
+        return []
+    folders = [root]
+    for directory in folders:
+        with contextlib.suppress(FileNotFoundError), os.scandir(directory) as entries:
+            folders.extend(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False))
+    return folders
+
+
+def _remove_stale(folders: list[Path], also: tuple[str, ...], *, live: set[Path]) -> list[Path]:
+    """Remove the dead processes' temporaries (and ``also`` leftovers) found directly in
+    ``folders``; adds to ``live`` each folder where a running process's temporary is."""
+    removed: list[Path] = []
+    for directory in folders:
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                continue
+            if also and entry.name.startswith(also):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+            elif entry.name.startswith(TEMP_PREFIX):
+                pid = entry.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+                if not pid.isdigit():
+                    continue
+                if int(pid) != os.getpid() and not _process_alive(int(pid)):
+                    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+                else:  # its process runs: look again next time
+                    live.add(directory)
+    return removed
+
+
+def _read_record(record: str | os.PathLike[str], root: Path) -> set[Path] | None:
+    """The folders the last sweep of ``root`` left to list; None without a record of
+    that folder."""
     try:
         state = json.loads(Path(record).read_text())
     except (FileNotFoundError, ValueError):
-        return 0.0, set(), set()
-    if state.get("folder") != str(root.resolve()):
-        return 0.0, set(), set()
-    known = {root, *(root / d for d in state["dirs"])}
-    return float(state["since"]), known, {root / d for d in state["again"]}
+        return None
+    if not isinstance(state, dict) or state.get("folder") != str(root.resolve()):
+        return None
+    listed = state.get("list")
+    if not isinstance(listed, list):
+        return None  # an older record's layout
+    return {root / d for d in listed if isinstance(d, str)}
+
+
+def _write_record(record: str | os.PathLike[str], root: Path, folders: set[Path]) -> None:
+    state = {
+        "folder": str(root.resolve()),
+        "list": sorted(str(d.relative_to(root)) for d in folders),
+    }
+    with atomic_path(record, durable=False) as tmp:
+        tmp.write_text(json.dumps(state))

@@ -36,7 +36,7 @@ import numpy as np
 from astropy.io import fits
 
 from qclib import __version__, fits_checksum
-from qclib.atomicfile import atomic_path, commit_file
+from qclib.atomicfile import atomic_path, commit_file, note_writing
 from qclib.direct_file import DirectFile, sha256_of
 
 #: Raw keywords copied to products (the setup a product is matched on).
@@ -289,6 +289,7 @@ def write_product_part(
     """
     path = part_file(part.product)
     path.parent.mkdir(parents=True, exist_ok=True)
+    note_writing(path.parent)
     primary = _primary(spec, part.product.name)
     primary_size = len(_header_bytes(primary.header, None))
     start, size, written = 0, 0, 0
