@@ -23,7 +23,7 @@ import math
 import numba
 import numpy as np
 
-from qclib.calib.networks import contiguous_window, median_kernel, sorting_network
+from qclib.calib.networks import clipped_mean_kernel, contiguous_window, median_kernel
 
 _MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
 #: Stacks up to this many frames take the sorting-network path (the network grows as
@@ -52,30 +52,6 @@ def _median_sorted(values: np.ndarray, n: int) -> float:
 
 
 @numba.njit(cache=True, inline="always")
-def _std(values: np.ndarray, n: int) -> float:
-    if n < 2:
-        return math.nan
-    mean = 0.0
-    for i in range(n):
-        mean += values[i]
-    mean /= n
-    var = 0.0
-    for i in range(n):
-        d = values[i] - mean
-        var += d * d
-    return math.sqrt(var / (n - 1))
-
-
-@numba.njit(cache=True, inline="always")
-def _mad_sigma(sorted_values: np.ndarray, n: int, centre: float, work: np.ndarray) -> float:
-    """1.4826 x median absolute deviation of sorted values around their median."""
-    for i in range(n):
-        work[i] = abs(sorted_values[i] - centre)
-    _sort_small(work, n)
-    return 1.482602218505602 * _median_sorted(work, n)
-
-
-@numba.njit(cache=True, inline="always")
 def _gather(stack, mask, offsets, background, scales, y, x, values):  # type: ignore[no-untyped-def]
     """Copy pixel (y, x) of every unmasked frame, less offsets, scaled, into values."""
     n = 0
@@ -87,20 +63,6 @@ def _gather(stack, mask, offsets, background, scales, y, x, values):  # type: ig
                 values[n] = v
                 n += 1
     return n
-
-
-@numba.njit(cache=True, inline="always")
-def _sort_columns(work, pairs):  # type: ignore[no-untyped-def]
-    """Sort each column of ``work`` (frames, pixels) in place with the comparator
-    ``pairs`` of a sorting network, a whole row of pixels per comparator."""
-    for c in range(pairs.shape[0]):
-        a = pairs[c, 0]
-        b = pairs[c, 1]
-        for x in range(work.shape[1]):
-            lo = min(work[a, x], work[b, x])
-            hi = max(work[a, x], work[b, x])
-            work[a, x] = lo
-            work[b, x] = hi
 
 
 @numba.njit(cache=True, inline="always")
@@ -151,6 +113,48 @@ def _median_kernel(stack, mask, offsets, background, inverse, rows, out, err, co
 
 
 @numba.njit(cache=True, inline="always")
+def _deviation_median(ordered: np.ndarray, first: int, m: int, centre: float) -> float:
+    """Median of ``|v - centre|`` over the sorted run ``ordered[first:first + m]`` whose
+    median is ``centre``: the deviations below and above the middle, each already in
+    order, merged outwards until the middle of them is reached (no sort)."""
+    low = first + (m - 1) // 2
+    high = low + 1
+    stop = first + m
+    previous = 0.0
+    current = 0.0
+    for _ in range(m // 2 + 1):
+        below = centre - ordered[low] if low >= first else math.inf
+        above = ordered[high] - centre if high < stop else math.inf
+        previous = current
+        if below <= above:
+            current = below
+            low -= 1
+        else:
+            current = above
+            high += 1
+    return current if m % 2 == 1 else 0.5 * (previous + current)
+
+
+@numba.njit(cache=True, inline="always")
+def _within(values: np.ndarray, n: int, lo: float, hi: float) -> tuple[float, float, int]:
+    """Sum and sum of squared deviations from their mean (in frame order) of the
+    values in ``[lo, hi]``, and how many."""
+    total = 0.0
+    m = 0
+    for f in range(n):
+        if lo <= values[f] <= hi:
+            total += values[f]
+            m += 1
+    mean = total / m
+    squares = 0.0
+    for f in range(n):
+        if lo <= values[f] <= hi:
+            d = values[f] - mean
+            squares += d * d
+    return total, squares, m
+
+
+@numba.njit(cache=True, inline="always")
 def _clipped_mean_pixel(
     stack,
     mask,
@@ -162,51 +166,56 @@ def _clipped_mean_pixel(
     y,
     x,
     values,
-    kept,
-    work,
+    ordered,
     out,
     err,
     count,
 ):  # type: ignore[no-untyped-def]
-    """The clipped mean of pixel (y, x), masks and NaNs allowed."""
+    """The clipped mean of pixel (y, x), masks and NaNs allowed.
+
+    Clip around the median with a robust scale (1.4826 MAD; the standard deviation
+    where the MAD is 0, as on quantised data), until nothing changes (or maxiters).
+    With the plain standard deviation one outlier among n frames can never lie
+    beyond (n-1)/sqrt(n) sigma: 2.7 for ten frames. What a round keeps lies in an
+    interval, so it is a run of the values sorted once: each round takes its median
+    by index and its MAD by a merge. The mean and spread of what is kept are summed
+    in frame order. The 1.2 million pixels of a HAWK-I chip's five darks that a first
+    round clips took 180 ms on 2 threads with a sort per round, this way 120 ms."""
     n = _gather(stack, mask, offsets, background, scales, y, x, values)
     if n == 0:
         out[y, x] = math.nan
         err[y, x] = math.nan
         count[y, x] = 0
         return
-    # Clip around the median with a robust scale (1.4826 MAD; the standard
-    # deviation where the MAD is 0, as on quantised data), until nothing changes
-    # (or maxiters). With the plain standard deviation one outlier among n
-    # frames can never lie beyond (n-1)/sqrt(n) sigma: 2.7 for ten frames.
-    m = n
-    for i in range(n):
-        kept[i] = values[i]
+    for f in range(n):
+        ordered[f] = values[f]
+    _sort_small(ordered, n)
+    first = 0
+    stop = n
     for _ in range(maxiters):
+        m = stop - first
         if m < 3:
             break
-        for i in range(m):
-            values[i] = kept[i]
-        _sort_small(values, m)
-        centre = _median_sorted(values, m)
-        sd = _mad_sigma(values, m, centre, work)
+        centre = _median_sorted(ordered[first:], m)
+        sd = 1.482602218505602 * _deviation_median(ordered, first, m, centre)
         if sd == 0.0:
-            sd = _std(kept, m)
+            _, squares, _ = _within(values, n, ordered[first], ordered[stop - 1])
+            sd = math.sqrt(squares / (m - 1))
         lo = centre - sigma * sd
         hi = centre + sigma * sd
-        new = 0
-        for i in range(m):
-            if lo <= kept[i] <= hi:
-                kept[new] = kept[i]
-                new += 1
-        if new == m:
+        low = first
+        while low < stop and not ordered[low] >= lo:
+            low += 1
+        high = stop
+        while high > low and not ordered[high - 1] <= hi:
+            high -= 1
+        if (low == first and high == stop) or low == high:
             break
-        m = new
-    total = 0.0
-    for i in range(m):
-        total += kept[i]
+        first = low
+        stop = high
+    total, squares, m = _within(values, n, ordered[first], ordered[stop - 1])
     out[y, x] = total / m
-    err[y, x] = _std(kept, m) / math.sqrt(m) if m > 1 else math.nan
+    err[y, x] = math.sqrt(squares / (m - 1)) / math.sqrt(m) if m > 1 else math.nan
     count[y, x] = m
 
 
@@ -217,117 +226,29 @@ def _clipped_mean_kernel(
     nf, ny, nx = stack.shape
     for y in numba.prange(ny):
         values = np.empty(nf, dtype=np.float64)
-        kept = np.empty(nf, dtype=np.float64)
-        work = np.empty(nf, dtype=np.float64)
+        ordered = np.empty(nf, dtype=np.float64)
         for x in range(nx):
             _clipped_mean_pixel(
                 stack, mask, offsets, background, scales, sigma, maxiters, y, x,
-                values, kept, work, out, err, count,
+                values, ordered, out, err, count,
             )  # fmt: skip
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _clipped_mean_network_kernel(
-    stack, mask, offsets, background, scales, pairs, sigma, maxiters, out, err, count
+def _clipped_mean_flagged(
+    stack, mask, offsets, background, scales, sigma, maxiters, out, err, count
 ):  # type: ignore[no-untyped-def]
-    """The clipped mean with its first round run across a whole row at a time: the
-    values sorted by a sorting network for the median, their distances to it the
-    same way for the MAD, in the float64 arithmetic of ``_clipped_mean_pixel``. A
-    pixel whose first round keeps every value (nearly all: the round then ends the
-    clipping) gets its mean and uncertainty here, bit for bit those of
-    ``_clipped_mean_pixel``, which does the others (and any pixel with a NaN).
-    Five frames of 2048x2048 on 2 threads: 0.27 s pixel by pixel, 0.11 s this way."""
+    """``_clipped_mean_pixel`` of the pixels whose count is negative."""
     nf, ny, nx = stack.shape
-    half = nf // 2
-    # Rows in runs, each run's buffers made once.
-    runs = min(ny, 64)
-    for run in numba.prange(runs):
-        original = np.empty((nf, nx))
-        ordered = np.empty((nf, nx))
-        centre = np.empty(nx)
-        total = np.empty(nx)
-        mean = np.empty(nx)
-        variance = np.empty(nx)
-        clips = np.empty(nx, dtype=np.bool_)
-        lo = np.empty(nx)
-        hi = np.empty(nx)
-        values = np.empty(nf)
-        kept = np.empty(nf)
-        work = np.empty(nf)
-        for y in range(run * ny // runs, (run + 1) * ny // runs):
-            _clipped_mean_network_row(
-                stack, mask, offsets, background, scales, pairs, sigma, maxiters, out, err,
-                count, y, half, original, ordered, centre, total, mean, variance, clips, lo,
-                hi, values, kept, work,
-            )  # fmt: skip
-
-
-@numba.njit(cache=True, inline="always")
-def _clipped_mean_network_row(
-    stack, mask, offsets, background, scales, pairs, sigma, maxiters, out, err,
-    count, y, half, original, ordered, centre, total, mean, variance, clips, lo,
-    hi, values, kept, work,
-):  # type: ignore[no-untyped-def]  # fmt: skip
-    """Row ``y`` of ``_clipped_mean_network_kernel``, in the buffers given."""
-    nf, _, nx = stack.shape
-    for f in range(nf):
+    for y in numba.prange(ny):
+        values = np.empty(nf, dtype=np.float64)
+        ordered = np.empty(nf, dtype=np.float64)
         for x in range(nx):
-            v = (stack[f, y, x] - offsets[f] - background[y, x]) / scales[f]
-            original[f, x] = v
-            ordered[f, x] = v
-    _sort_columns(ordered, pairs)
-    for x in range(nx):
-        if nf % 2 == 1:
-            centre[x] = ordered[half, x]
-        else:
-            centre[x] = 0.5 * (ordered[half - 1, x] + ordered[half, x])
-    for f in range(nf):
-        for x in range(nx):
-            ordered[f, x] = abs(original[f, x] - centre[x])
-    _sort_columns(ordered, pairs)
-    # Mean, spread and the first round's verdict for the whole row, in loops
-    # without branches; then the pixels it clips (or that hold a NaN) one by one.
-    total[:] = 0.0
-    for f in range(nf):
-        for x in range(nx):
-            total[x] += original[f, x]
-    for x in range(nx):
-        mean[x] = total[x] / nf
-    variance[:] = 0.0
-    for f in range(nf):
-        for x in range(nx):
-            d = original[f, x] - mean[x]
-            variance[x] += d * d
-    clips[:] = False
-    if nf >= 3 and maxiters > 0:
-        for x in range(nx):
-            if nf % 2 == 1:
-                mad = ordered[half, x]
-            else:
-                mad = 0.5 * (ordered[half - 1, x] + ordered[half, x])
-            sd = 1.482602218505602 * mad
-            if sd == 0.0:
-                sd = math.sqrt(variance[x] / (nf - 1))
-            lo[x] = centre[x] - sigma * sd
-            hi[x] = centre[x] + sigma * sd
-        for f in range(nf):
-            for x in range(nx):
-                v = original[f, x]
-                clips[x] |= not (lo[x] <= v <= hi[x])  # a NaN fails too
-    else:
-        for x in range(nx):
-            clips[x] = math.isnan(total[x])
-    root_n = math.sqrt(nf)
-    for x in range(nx):
-        out[y, x] = mean[x]
-        err[y, x] = math.sqrt(variance[x] / (nf - 1)) / root_n if nf > 1 else math.nan
-        count[y, x] = nf
-    for x in range(nx):
-        if clips[x]:
-            _clipped_mean_pixel(
-                stack, mask, offsets, background, scales, sigma, maxiters, y, x,
-                values, kept, work, out, err, count,
-            )  # fmt: skip
+            if count[y, x] < 0:
+                _clipped_mean_pixel(
+                    stack, mask, offsets, background, scales, sigma, maxiters, y, x,
+                    values, ordered, out, err, count,
+                )  # fmt: skip
 
 
 def _prepare(
@@ -430,10 +351,16 @@ def clipped_mean_combine(
     out = np.empty((ny, nx), np.float32)
     err = np.empty((ny, nx), np.float32)
     count = np.empty((ny, nx), np.int16)
-    if mask is None and data.shape[0] <= _NETWORK_MAX_FRAMES:
-        pairs = sorting_network(data.shape[0])
-        _clipped_mean_network_kernel(
-            data, bad, shifts, under, factors, pairs, float(sigma), int(maxiters), out, err, count
+    if mask is None and 3 <= data.shape[0] <= _NETWORK_MAX_FRAMES:
+        # A kernel compiled for this many frames (qclib.calib.networks) takes every
+        # pixel whose first clipping round keeps all its values (the round then ends
+        # the clipping); the others, and those with a NaN, go one by one.
+        parent, y0, x0 = contiguous_window(data)
+        clipped_mean_kernel(data.shape[0], background=background is not None)(
+            parent, y0, x0, shifts, under, factors, float(sigma), maxiters > 0, out, err, count
+        )
+        _clipped_mean_flagged(
+            data, bad, shifts, under, factors, float(sigma), int(maxiters), out, err, count
         )
     else:
         _clipped_mean_kernel(

@@ -199,8 +199,8 @@ def test_network_median_equals_numpy_and_falls_back_on_nan() -> None:
 
 
 @pytest.mark.parametrize("frames", [2, 3, 4, 5, 6, 9, 12])
-def test_clipped_mean_by_rows_is_bit_identical_to_pixel_by_pixel(frames: int) -> None:
-    """The sorting-network path (no mask) against the general kernel (an all-False
+def test_clipped_mean_by_network_is_bit_identical_to_pixel_by_pixel(frames: int) -> None:
+    """The compiled network path (no mask) against the general kernel (an all-False
     mask takes it): every value, uncertainty and count the same, with particle hits
     (clipped), quantised values (MAD 0), NaNs, offsets, a background and scales."""
     rng = np.random.default_rng(frames)
@@ -212,12 +212,19 @@ def test_clipped_mean_by_rows_is_bit_identical_to_pixel_by_pixel(frames: int) ->
     offsets = rng.normal(0, 3, frames)
     background = rng.normal(0, 1, stack.shape[1:]).astype(np.float32)
     scales = rng.uniform(0.5, 2.0, frames)
-    for kwargs in ({}, {"offsets": offsets, "background": background, "scales": scales}):
-        by_rows = clipped_mean_combine(stack, sigma=3.0, maxiters=5, **kwargs)
+    every = {"offsets": offsets, "background": background, "scales": scales}
+    trimmed = {**every, "background": background[2:-3, 1:-4]}
+    for data, kwargs, maxiters in (
+        (stack, {}, 5),
+        (stack, every, 5),
+        (stack[:, 2:-3, 1:-4], trimmed, 5),  # a trimmed view, read in its parent
+        (stack, every, 0),  # no clipping: NaNs still left out
+    ):
+        by_network = clipped_mean_combine(data, sigma=3.0, maxiters=maxiters, **kwargs)
         general = clipped_mean_combine(
-            stack, mask=np.zeros(stack.shape, bool), sigma=3.0, maxiters=5, **kwargs
+            data, mask=np.zeros(data.shape, bool), sigma=3.0, maxiters=maxiters, **kwargs
         )
-        for fast, slow in zip(by_rows, general, strict=True):
+        for fast, slow in zip(by_network, general, strict=True):
             np.testing.assert_array_equal(fast, slow)
-    if frames >= 3:
-        assert (by_rows[2] < frames).sum() > 50  # the clipping path was taken too
+        if frames >= 3 and maxiters:
+            assert (by_network[2] < frames).sum() > 50  # the clipping path was taken too
