@@ -34,10 +34,11 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from qclib.calib.combine import clipped_mean_combine, median_combine
-from qclib.calib.defects import count_events, find_hot_pixels
+from qclib.calib.defects import count_groups, find_hot_pixels
 from qclib.calib.dq import DQ_HOT, DQ_NO_DATA
 from qclib.calib.parameters import DarkConfig
 from qclib.calib.readout import (
@@ -127,10 +128,11 @@ def make_master_dark(
     events = 0
     n = len(data)
     for i, (frame, level) in enumerate(zip(data, levels, strict=True)):
-        noise = clipped_stats(frame, minus=data[(i + 1) % n], sigma=4).std / np.sqrt(2)
-        residual = frame - np.float32(level) - combined
-        hits = (residual > config.particle_sigma * noise) & ~hot
-        events += count_events(hits)
+        # Every 4th row: a million differences give the noise to 0.07 %.
+        difference = clipped_stats(frame[::4], minus=data[(i + 1) % n][::4], sigma=4)
+        threshold = config.particle_sigma * difference.std / np.sqrt(2)
+        hits = _hits_above(frame, np.float32(level), combined, np.float32(threshold), hot)
+        events += count_groups(hits, frame.shape[1])
     area_cm2 = master.size * (pixel_size_um * 1e-4) ** 2
     spread = clipped_stats(master, sigma=4)
     signal = dark_signal(master, hot, groups)
@@ -164,16 +166,22 @@ def make_master_dark(
     return MasterDark(master, error, dq, qc)
 
 
-def dark_signal(master: np.ndarray, hot: np.ndarray, groups: list[slice] | None) -> float:
+def dark_signal(
+    master: np.ndarray,
+    hot: np.ndarray,
+    groups: list[slice] | None,
+    *,
+    minus: np.ndarray | None = None,
+) -> float:
     """Mean dark signal of a master dark (ADU): hot pixels left out, the clipped mean
     (4 sigma) of each readout channel's even and odd columns (``groups``, from
     ``channel_columns``; the whole image where None), averaged over them weighted by
     the pixels kept. Per channel, so that clipping the tails of the whole image's
-    channel pattern cannot bias it."""
-    clean = np.where(hot, np.float32(np.nan), master)
+    channel pattern cannot bias it. ``minus``: a level per column taken off first."""
     if groups is None:
-        return clipped_stats(clean, sigma=4).mean
-    means, kept = clipped_means(clean, groups)
+        image = master if minus is None else master - minus[None, :]
+        return clipped_stats(np.where(hot, np.float32(np.nan), image), sigma=4).mean
+    means, kept = clipped_means(master, groups, minus=minus, exclude=hot)
     return float(np.sum(means * kept) / kept.sum())
 
 
@@ -181,12 +189,16 @@ def frame_dark_signal(
     frame: np.ndarray, geometry: Geometry, *, hot: np.ndarray, groups: list[slice] | None
 ) -> float:
     """``dark_signal`` of one raw dark (NAXIS2, NAXIS1) less its own reference levels
-    (or overscan level); its particle hits fall to the clipping."""
+    (or overscan level), from every second row of its data section; its particle hits
+    fall to the clipping. Half the rows of a HAWK-I chip (2 million pixels of about
+    6 ADU noise) give its mean to 0.005 ADU: 0.2 % of the 2.4 ADU a 60 s dark
+    gathers, and the slope over a series of DITs averages that down further."""
     rows, cols = parse_section(geometry.data_section)
+    section, hot = frame[rows, cols][::2], hot[::2]
     if groups is None:
         level = frame_level(frame, geometry)
-        return dark_signal(frame[rows, cols] - np.float32(level), hot, None)
-    return dark_signal(frame[rows, cols] - reference_levels(frame, geometry)[None, :], hot, groups)
+        return dark_signal(section - np.float32(level), hot, None)
+    return dark_signal(section, hot, groups, minus=reference_levels(frame, geometry))
 
 
 def dark_current_from_dits(
@@ -220,3 +232,32 @@ def dark_current_from_dits(
         )
     slope, _ = np.polyfit(times, signals, 1, w=np.sqrt(weights))
     return float(slope)
+
+
+@numba.njit(parallel=True, cache=True)
+def _hits_above(frame, level, combined, threshold, hot):  # type: ignore[no-untyped-def]
+    """Sorted flat indices of the pixels where ``frame - level - combined`` (float32)
+    exceeds ``threshold`` and ``hot`` is False: one pass to count per row, one to
+    fill, without the residual image (8 ms of numpy passes per frame before)."""
+    ny, nx = frame.shape
+    counts = np.zeros(ny + 1, dtype=np.int64)
+    for y in numba.prange(ny):
+        above = 0  # hot pixels counted too: a loop without branches
+        for x in range(nx):
+            above += np.int64(frame[y, x] - level - combined[y, x] > threshold)
+        if above:
+            for x in range(nx):
+                if hot[y, x] and frame[y, x] - level - combined[y, x] > threshold:
+                    above -= 1
+        counts[y + 1] = above
+    starts = np.cumsum(counts)
+    out = np.empty(starts[ny], dtype=np.int64)
+    for y in numba.prange(ny):
+        k = starts[y]
+        if k == starts[y + 1]:
+            continue
+        for x in range(nx):
+            if frame[y, x] - level - combined[y, x] > threshold and not hot[y, x]:
+                out[k] = y * nx + x
+                k += 1
+    return out

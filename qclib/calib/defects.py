@@ -13,7 +13,6 @@ import math
 import bottleneck as bn
 import numba
 import numpy as np
-from scipy import ndimage
 
 from qclib.calib.stats import clipped_stats
 
@@ -263,6 +262,49 @@ def find_cold_pixels(
 
 
 def count_events(hits: np.ndarray) -> int:
-    """Connected groups of flagged pixels (8-connected): particle events, not pixels."""
-    _, n = ndimage.label(hits, structure=np.ones((3, 3), bool))
-    return int(n)
+    """Connected groups of flagged pixels (8-connected): particle events, not pixels.
+
+    >>> hits = np.zeros((5, 6), bool)
+    >>> hits[0, 0] = hits[1, 1] = hits[0, 4] = hits[4, 0] = hits[4, 1] = True
+    >>> count_events(hits)
+    3
+    """
+    return count_groups(np.flatnonzero(hits), hits.shape[1])
+
+
+def count_groups(flat: np.ndarray, width: int) -> int:
+    """``count_events`` of the pixels at the sorted ``flat`` indices of an image
+    ``width`` pixels wide. Compiled, over the flagged pixels only: a HAWK-I chip's
+    particle hits (a few thousand pixels) in well under a millisecond, where
+    scipy's ``ndimage.label`` of the whole 2040x2040 image took 16 ms."""
+    return int(_count_groups(np.ascontiguousarray(flat, dtype=np.int64), int(width)))
+
+
+@numba.njit(cache=True)
+def _count_groups(flat, width):  # type: ignore[no-untyped-def]
+    """Union-find over the flagged pixels: each joins its flagged neighbours before it
+    in raster order (left, and the three above), found by binary search."""
+    n = flat.size
+    parent = np.arange(n)
+    groups = n
+    for k in range(n):
+        y, x = divmod(flat[k], width)
+        for dy, dx in ((0, -1), (-1, -1), (-1, 0), (-1, 1)):
+            ny_, nx_ = y + dy, x + dx
+            if ny_ < 0 or nx_ < 0 or nx_ >= width:
+                continue
+            target = ny_ * width + nx_
+            j = np.searchsorted(flat[:k], target)
+            if j < k and flat[j] == target:
+                a = k
+                while parent[a] != a:
+                    parent[a] = parent[parent[a]]
+                    a = parent[a]
+                b = j
+                while parent[b] != b:
+                    parent[b] = parent[parent[b]]
+                    b = parent[b]
+                if a != b:
+                    parent[a] = b
+                    groups -= 1
+    return groups

@@ -90,21 +90,40 @@ def channel_columns(geometry: Geometry, section: slice | None = None) -> list[sl
 
 
 def clipped_means(
-    values: np.ndarray, groups: Sequence[slice], *, sigma: float = 4.0, maxiters: int = 10
+    values: np.ndarray,
+    groups: Sequence[slice],
+    *,
+    sigma: float = 4.0,
+    maxiters: int = 10,
+    minus: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sigma-clipped mean of each group of columns of a 2D array (``groups``: column
     slices, any step), and how many values each kept: the finite values, then those
     more than ``sigma`` standard deviations from the mean dropped until none is (or
-    ``maxiters``). For the many small groups of a channel-by-channel statistic, one
-    compiled call for all of a detector's readout channels: 64 groups of a HAWK-I
-    array took 96 ms as a Python loop of numpy calls, 12 ms here.
+    ``maxiters``). ``minus``: a level per column taken off first (float32, as numpy
+    would); ``exclude``: pixels left out (True), as NaNs would be. For the many small
+    groups of a channel-by-channel statistic, one compiled call for all of a
+    detector's readout channels: 64 groups of a HAWK-I array took 96 ms as a Python
+    loop of numpy calls, 12 ms here; with ``minus`` and ``exclude`` read in place, a
+    raw dark's signal takes 8 ms, where subtracting and masking copies first took 25.
 
     >>> column = np.r_[np.zeros(50), np.ones(50), 1e6]
     >>> means, kept = clipped_means(np.c_[column, column + 2], [slice(0, 1), slice(1, 2)])
     >>> means.round(6).tolist(), kept.tolist()
     ([0.5, 2.5], [100, 100])
     """
-    return _clipped_means_kernel(values, _bounds(values, groups), float(sigma), int(maxiters))
+    ny, nx = values.shape
+    levels = np.zeros(nx, np.float32) if minus is None else np.asarray(minus, np.float32)
+    if levels.shape != (nx,):
+        raise ValueError(f"minus has shape {levels.shape}, not one level per column ({nx})")
+    if exclude is None:
+        exclude = np.broadcast_to(np.zeros((1, 1), np.bool_), (ny, nx))
+    elif exclude.shape != (ny, nx):
+        raise ValueError(f"exclude has shape {exclude.shape}, not that of the values")
+    return _clipped_means_kernel(
+        values, levels, exclude, _bounds(values, groups), float(sigma), int(maxiters)
+    )
 
 
 def group_medians(values: np.ndarray, groups: Sequence[slice]) -> np.ndarray:
@@ -146,7 +165,7 @@ def _group_medians_kernel(values, bounds):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(parallel=True, cache=True)
-def _clipped_means_kernel(values, bounds, sigma, maxiters):  # type: ignore[no-untyped-def]
+def _clipped_means_kernel(values, minus, exclude, bounds, sigma, maxiters):  # type: ignore[no-untyped-def]
     """One pass over a group's kept values per clipping round: the sums that give
     the next round's mean and spread are taken while the kept values are compacted
     (about the group's first value, so that float64 loses nothing to cancellation).
@@ -157,15 +176,15 @@ def _clipped_means_kernel(values, bounds, sigma, maxiters):  # type: ignore[no-u
     for g in numba.prange(bounds.shape[0]):
         start, stop, step = bounds[g, 0], bounds[g, 1], bounds[g, 2]
         width = max(0, (stop - start + step - 1) // step) if step > 0 else 0
-        kept = np.empty(ny * width)
+        kept = np.empty(ny * width, dtype=values.dtype)  # what v is: no rounding
         n = 0
         pivot = math.nan
         s1 = 0.0
         s2 = 0.0
         for y in range(ny):
             for x in range(start, stop, step):
-                v = values[y, x]
-                if math.isfinite(v):
+                v = values[y, x] - minus[x]
+                if math.isfinite(v) and not exclude[y, x]:
                     if n == 0:
                         pivot = v
                     kept[n] = v
@@ -307,12 +326,14 @@ def read_noise_from_pair(
     if columns is None:
         spread = clipped_stats(first, minus=second, sigma=5).std
     else:
-        difference = np.subtract(first, second, dtype=np.float32)
         # Medians of every 4th row (8,000 values per HAWK-I channel and parity): an
         # offset off by 1.25 sigma / sqrt(n) adds 1.6 / n to the variance (2e-4).
-        medians = group_medians(difference[::4], columns)
-        for group, median in zip(columns, medians, strict=True):
-            difference[:, group] -= np.float32(median)
+        sample = np.subtract(first[::4], second[::4], dtype=np.float32)
+        offsets = np.zeros(first.shape[1], np.float32)
+        for group, median in zip(columns, group_medians(sample, columns), strict=True):
+            offsets[group] = median
+        difference = np.subtract(first, second, dtype=np.float32)
+        difference -= offsets  # one pass; a strided pass per group took 11 ms a chip
         spread = clipped_stats(difference, sigma=5).std
     variance = spread**2 / 2 - (QUANTISATION_VARIANCE_ADU2 if is_integer_valued(first) else 0.0)
     variance *= ndit

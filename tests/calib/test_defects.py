@@ -5,8 +5,9 @@ is not a hot pixel, and every defect well above the threshold is found."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from qclib.calib.defects import find_hot_pixels, remove_local_level
+from qclib.calib.defects import count_events, find_hot_pixels, remove_local_level
 
 
 def _structured_bias(rng: np.random.Generator, *, noise: float = 1.0) -> np.ndarray:
@@ -83,3 +84,16 @@ def test_the_sweep_agrees_with_the_rule_on_a_full_ccd() -> None:
     # that of the threshold may differ, about 9 of the 4,000 (uniform over 28 sigma).
     assert (found ^ rule).sum() <= 0.01 * rule.sum()
     assert rule.sum() > 2000
+
+
+@pytest.mark.parametrize("density", [0.001, 0.05, 0.3, 0.7])
+def test_count_events_equals_scipy_label(density: float) -> None:
+    """Connected groups (8-connected) counted over the flagged pixels only, as scipy
+    labels the whole image: dense and sparse, touching every edge."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(int(density * 1000))
+    for shape in ((1, 1), (1, 40), (40, 1), (97, 131)):
+        hits = rng.random(shape) < density
+        expected = ndimage.label(hits, structure=np.ones((3, 3), bool))[1]
+        assert count_events(hits) == expected, shape
