@@ -42,7 +42,9 @@ def _fail(message: str, code: int) -> NoReturn:
 
 class QCGroup(click.Group):
     """Turns bad input and the errors qclib reports into one red line and exit code 2
-    (click's usage errors too: no usage text, no traceback)."""
+    (click's usage errors too: no usage text, no traceback), and an error of the
+    machine (``OSError``: a full disk, a folder that cannot be written) into one line
+    and exit code 1."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
@@ -61,6 +63,11 @@ class QCGroup(click.Group):
             _fail(str(err), 2)
         except click.ClickException as err:
             _fail(err.format_message(), err.exit_code)
+        except OSError as err:
+            # The machine, not the input (a full disk, a folder that cannot be
+            # written): what failed on which file, in the error's own words; the
+            # command stopped there, and running it again resumes.
+            _fail(f"{err} (stopped here; run the command again once this is fixed)", 1)
 
 
 def unknown(kind: str, value: object, known: Iterable[object], listing: str = "") -> str:

@@ -89,6 +89,27 @@ def test_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1  # no usage text, no traceback
 
 
+def test_an_error_of_the_machine_is_one_line_and_exit_1(tmp_path: Path, monkeypatch) -> None:
+    """A full disk in the middle of a command: the error's own line (the file it hit),
+    no traceback."""
+    import errno
+
+    monkeypatch.delenv("QC_DB_URL", raising=False)
+    ws = tmp_path / "ws"
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", str(ws)]).exit_code == 0
+    hit = ws / "data" / "raw" / "x.fits"
+
+    def full(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device", str(hit))
+
+    monkeypatch.setattr("qclib.workflow.ingest.ingest_paths", full)
+    result = runner.invoke(main, ["--workspace", str(ws), "ingest", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: [Errno 28] No space left on device: '{hit}'")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
 def test_simulate_json(tmp_path: Path) -> None:
     result = _run(
         "simulate",
