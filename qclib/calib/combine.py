@@ -219,21 +219,6 @@ def _clipped_mean_pixel(
     count[y, x] = m
 
 
-@numba.njit(parallel=True, cache=True)
-def _clipped_mean_kernel(
-    stack, mask, offsets, background, scales, sigma, maxiters, out, err, count
-):  # type: ignore[no-untyped-def]
-    nf, ny, nx = stack.shape
-    for y in numba.prange(ny):
-        values = np.empty(nf, dtype=np.float64)
-        ordered = np.empty(nf, dtype=np.float64)
-        for x in range(nx):
-            _clipped_mean_pixel(
-                stack, mask, offsets, background, scales, sigma, maxiters, y, x,
-                values, ordered, out, err, count,
-            )  # fmt: skip
-
-
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _clipped_mean_flagged(
     stack, mask, offsets, background, scales, sigma, maxiters, out, err, count
@@ -363,7 +348,8 @@ def clipped_mean_combine(
             data, bad, shifts, under, factors, float(sigma), int(maxiters), out, err, count
         )
     else:
-        _clipped_mean_kernel(
+        count.fill(-1)  # every pixel one by one
+        _clipped_mean_flagged(
             data, bad, shifts, under, factors, float(sigma), int(maxiters), out, err, count
         )
     return out, err, count
