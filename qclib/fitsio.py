@@ -373,15 +373,19 @@ def read_image(
     hdu: HDUInfo,
     *,
     out: np.ndarray | None = None,
-    scratch: np.ndarray | None = None,
 ) -> np.ndarray:
     """The pixels of one image HDU as native float32 physical values (BZERO/BSCALE applied).
 
-    Reads the bytes straight from the offset found by ``scan_fits``: with
+    Maps the bytes at the offset found by ``scan_fits``: with
     ``do_not_scale_image_data`` this is what astropy does too, minus the header parsing
     (astropy 8 cannot memory-map int16+BZERO images). ``out`` (float32, the image's
-    shape) and ``scratch`` (any buffer of at least the raw size in bytes) let a caller
-    reuse memory across detectors: fresh pages cost ~2 s per GB on this kind of VM.
+    shape) lets a caller reuse memory across detectors: fresh pages cost ~2 s per GB
+    on this kind of VM.
+
+    Raises
+    ------
+    ValueError
+        Not a 2D image, or the file ends before its data does.
     """
     header = hdu.header
     naxis = int(header.get("NAXIS", 0) or 0)
@@ -390,15 +394,18 @@ def read_image(
     nx, ny = int(header["NAXIS1"]), int(header["NAXIS2"])  # type: ignore[arg-type]
     dtype = np.dtype(_DTYPES[int(header["BITPIX"])])  # type: ignore[arg-type]
     nbytes = nx * ny * dtype.itemsize
-    if scratch is not None and scratch.nbytes >= nbytes:
-        raw = scratch.view(np.uint8)[:nbytes].view(dtype)
-        with open(path, "rb") as handle:
-            handle.seek(hdu.data_offset)
-            if handle.readinto(raw.view(np.uint8).data) != nbytes:
-                raise ValueError(f"{path}: HDU {hdu.index} is shorter than its header says")
-    else:
-        raw = np.fromfile(path, dtype=dtype, count=nx * ny, offset=hdu.data_offset)
-    raw = raw.reshape(ny, nx)
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size < hdu.data_offset + nbytes:
+            raise ValueError(f"{path}: HDU {hdu.index} is shorter than its header says")
+        # Mapped, not read into a buffer: the conversion below reads the page cache in
+        # place (the copy cost 23 ms, and 45 ms of CPU, per OmegaCAM CCD of 10 raws).
+        if nbytes:
+            mapped = np.memmap(
+                handle, dtype=dtype, mode="r", offset=hdu.data_offset, shape=(ny, nx)
+            )
+            raw = mapped.view(np.ndarray)
+        else:
+            raw = np.zeros((ny, nx), dtype)
     if out is None:
         out = np.empty((ny, nx), np.float32)
     elif out.shape != (ny, nx) or out.dtype != np.float32:

@@ -181,3 +181,23 @@ def test_int16_images_read_as_astropy_scales_them(tmp_path: Path, bscale, bzero)
     image = read_image(path, scan_fits(path).extensions[0])
     assert image.dtype == np.float32 and image.dtype.isnative
     np.testing.assert_array_equal(image, expected)
+
+
+def test_read_image_is_astropys_and_refuses_a_file_cut_short(tmp_path: Path) -> None:
+    """Pixels are mapped from the file: int16 with BZERO and big-endian float32 read as
+    astropy scales them; a file whose data ends early is an error, not a crash."""
+    from qclib.fitsio import read_image
+
+    rng = np.random.default_rng(5)
+    ints = fits.ImageHDU(rng.integers(0, 65535, (30, 20)).astype(np.uint16), name="A")
+    floats = fits.ImageHDU(rng.normal(0, 1, (30, 20)).astype(np.float32), name="B")
+    path = tmp_path / "x.fits"
+    fits.HDUList([fits.PrimaryHDU(), ints, floats]).writeto(path)
+    scan = scan_fits(path)
+    with fits.open(path) as hdus:
+        for hdu, info in zip(hdus[1:], scan.extensions, strict=True):
+            np.testing.assert_array_equal(read_image(path, info), hdu.data.astype(np.float32))
+    cut = tmp_path / "cut.fits"
+    cut.write_bytes(path.read_bytes()[: scan.extensions[1].data_offset + 100])
+    with pytest.raises(ValueError, match="shorter than its header says"):
+        read_image(cut, scan.extensions[1])

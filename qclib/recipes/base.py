@@ -274,12 +274,11 @@ class StackReader:
         self.raws = tuple(raws)
         self.scales = None if scales is None or all(s == 1 for s in scales) else list(scales)
         self.stack = np.empty((len(raws), geometry.naxis2, geometry.naxis1), np.float32)
-        self._scratch = np.empty(geometry.naxis1 * geometry.naxis2 * 8, np.uint8)
 
     def read(self, extname: str) -> np.ndarray:
         for i, raw in enumerate(self.raws):
             hdu = next(h for h in raw.scan.extensions if h.extname == extname)
-            read_image(raw.path, hdu, out=self.stack[i], scratch=self._scratch)
+            read_image(raw.path, hdu, out=self.stack[i])
             if self.scales is not None:
                 self.stack[i] *= np.float32(self.scales[i])
         return self.stack
