@@ -1,10 +1,11 @@
-"""Stored FITS integers to physical float32 values in one compiled pass. Pure.
+"""Pixels between their FITS storage and native arrays, in compiled passes. Pure.
 
 Raw frames are big-endian int16 with BZERO = 32768 (and BSCALE = 1). numpy converts
 them in three passes (byte swap and cast, then BSCALE, then BZERO: 3.3 + 2.2 ms per
-OmegaCAM CCD after the 2.4 ms read); this does the same arithmetic, in float32 and in
-the same order, in one pass over the pixels on every core, so the result is bit for
-bit numpy's.
+OmegaCAM CCD after the 2.4 ms read); ``int16_be_to_physical`` does the same
+arithmetic, in float32 and in the same order, in one pass over the pixels on every
+core, so the result is bit for bit numpy's. The other way, ``store_big_endian`` lays
+a product's image out as FITS stores it and sums it for its DATASUM in one pass.
 """
 
 from __future__ import annotations
@@ -40,3 +41,70 @@ def int16_be_to_physical(raw: np.ndarray, out: np.ndarray, bscale: float, bzero:
     _int16_be_to_float32(
         raw.view(np.uint16), out, np.float32(bscale), np.float32(bzero), bscale != 1.0
     )
+
+
+#: Words summed per block of the checksum's parallel sum: fixed, so that the blocks'
+#: partial sums are added in one order on any machine (they are exact integers anyway).
+_SUM_BLOCK = 1 << 20
+
+
+@numba.njit(cache=True, inline="always")
+def _bswap32(w):  # type: ignore[no-untyped-def]
+    """A uint32 with its bytes reversed (masked: numba widens shifted words)."""
+    return np.uint32(
+        (w >> np.uint32(24))
+        | ((w >> np.uint32(8)) & np.uint32(0xFF00))
+        | ((w << np.uint32(8)) & np.uint32(0xFF0000))
+        | ((w << np.uint32(24)) & np.uint32(0xFF000000))
+    )
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _sum_words(words, out, store):  # type: ignore[no-untyped-def]
+    """With ``store``: ``out[i]`` = ``words[i]`` byte-swapped (4-byte items stored
+    big-endian), and the sum of the words, which is the sum of the stored bytes read
+    as big-endian words. Without: the sum of ``words`` (stored bytes seen as native
+    words) read as big-endian words."""
+    n = words.size
+    blocks = (n + _SUM_BLOCK - 1) // _SUM_BLOCK
+    partial = np.zeros(blocks, dtype=np.uint64)
+    for b in numba.prange(blocks):
+        total = np.uint64(0)
+        for i in range(b * _SUM_BLOCK, min(n, (b + 1) * _SUM_BLOCK)):
+            w = words[i]
+            if store:
+                out[i] = _bswap32(w)
+                total += np.uint64(w)
+            else:
+                total += np.uint64(_bswap32(w))
+        partial[b] = total
+    return partial.sum()
+
+
+def store_big_endian(image: np.ndarray, out: np.ndarray) -> int:
+    """Write ``image`` (C-contiguous, native byte order) into the bytes ``out`` as FITS
+    stores it (big-endian) and return the sum of those bytes read as big-endian 32-bit
+    words, a trailing partial word padded with zeros (unfolded: the DATASUM is its
+    ones' complement fold, ``fits_checksum.fold``). One compiled pass for 4-byte items:
+    4.6 ms for a 34 MB float32 image, where numpy's byte-swapping copy and then its
+    sum took 12 ms.
+
+    >>> out = np.empty(8, np.uint8)
+    >>> store_big_endian(np.array([1.0, -2.0], np.float32), out) == 0x3F800000 + 0xC0000000
+    True
+    >>> out.tobytes() == np.array([1.0, -2.0], ">f4").tobytes()
+    True
+    """
+    data = np.ascontiguousarray(image).reshape(-1)
+    stored = out[: data.nbytes]
+    if out.dtype != np.uint8 or stored.nbytes != data.nbytes:
+        raise ValueError(f"out must be at least {data.nbytes} bytes (uint8)")
+    if data.dtype.itemsize == 4 and data.dtype.isnative and data.nbytes % 4 == 0:
+        return int(_sum_words(data.view(np.uint32), stored.view(np.uint32), True))
+    np.copyto(stored.view(data.dtype.newbyteorder(">")), data)
+    whole = data.nbytes - data.nbytes % 4
+    words = stored[:whole].view(np.uint32)
+    total = int(_sum_words(words, words, False)) if whole else 0
+    if whole < data.nbytes:
+        total += int.from_bytes(stored[whole:].tobytes().ljust(4, b"\0"), "big")
+    return total

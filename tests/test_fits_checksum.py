@@ -14,7 +14,15 @@ from qclib.products import _CHECKSUM_COMMENT, _HduWriter
 
 @pytest.mark.parametrize(
     ("shape", "dtype"),
-    [((41, 33), np.float32), ((7, 5), np.uint8), ((64, 64), np.int16), ((3, 1), np.float64)],
+    [
+        ((41, 33), np.float32),
+        ((7, 5), np.uint8),
+        ((64, 64), np.int16),
+        ((3, 1), np.float64),
+        # More than one block of the compiled sum (stored_pixels._SUM_BLOCK words):
+        ((1100, 1000), np.float32),
+        ((2100, 2047), np.uint8),
+    ],
 )
 def test_written_image_matches_astropy(shape, dtype, tmp_path) -> None:
     rng = np.random.default_rng(sum(shape))
