@@ -1,7 +1,7 @@
 """Fast robust statistics of whole detectors. Pure.
 
 ``clipped_stats`` is a sigma-clipped mean and standard deviation. The start is robust
-(median and 1.4826 MAD of an evenly strided subsample of at most 50,000 values: only a
+(median and 1.4826 MAD of an evenly strided subsample of about 20,000 values: only a
 start), then values beyond ``sigma`` standard deviations of the mean are dropped until
 the kept set stops changing (or ``maxiters``). Every value counts.
 
@@ -30,7 +30,9 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-_SUBSAMPLE = 50_000
+#: Values the start takes: with 50,000 a 200,000-pixel overscan took 5.2 ms (mostly
+#: the start's two float64 medians), with 20,000 2.0 ms; the results moved by 1e-12.
+_SUBSAMPLE = 20_000
 _BINS = 4096
 #: The histogram spans +- this many clipping windows of the start.
 _SPAN = 3.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qclib.calib.stats import clipped_stats
+from qclib.calib.stats import _SUBSAMPLE, clipped_stats
 
 
 def _reference(values: np.ndarray, sigma: float, maxiters: int = 10) -> tuple[float, float, int]:
@@ -13,7 +13,7 @@ def _reference(values: np.ndarray, sigma: float, maxiters: int = 10) -> tuple[fl
     subsample, keep values within sigma std of the mean until the kept set is stable."""
     a = values if values.ndim == 2 else values.reshape(1, -1)
     step_y = max(1, a.shape[0] // 1000)
-    step_x = max(1, a.size // 50_000 // step_y)
+    step_x = max(1, a.size // _SUBSAMPLE // step_y)
     sample = np.asarray(a[::step_y, ::step_x], np.float64)
     sample = sample[np.isfinite(sample)]
     centre = float(np.median(sample))
