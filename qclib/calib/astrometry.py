@@ -101,7 +101,7 @@ def local_peaks(image: np.ndarray, threshold: float, box: int) -> tuple[np.ndarr
     return rows, cols
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _peak_flags(image, threshold, half):  # type: ignore[no-untyped-def]
     ny, nx = image.shape
     flags = np.zeros((ny, nx), dtype=np.bool_)

@@ -103,7 +103,7 @@ def _median_row(stack, mask, offsets, background, inverse, y, values, out, err, 
             err[y, x] = math.nan
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _median_kernel(stack, mask, offsets, background, inverse, rows, out, err, count):  # type: ignore[no-untyped-def]
     """The general median, on the given rows."""
     nf = stack.shape[0]

@@ -234,7 +234,7 @@ def dark_current_from_dits(
     return float(slope)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _hits_above(frame, level, combined, threshold, hot):  # type: ignore[no-untyped-def]
     """Sorted flat indices of the pixels where ``frame - level - combined`` (float32)
     exceeds ``threshold`` and ``hot`` is False: one pass to count per row, one to

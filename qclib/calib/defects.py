@@ -97,7 +97,7 @@ def find_hot_pixels(image: np.ndarray, *, sigma: float) -> np.ndarray:
     return _hot_sweep(image, columns, rows, LOCAL_WINDOW_PX // 2, threshold)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _column_and_row_medians(image, step_y, step_x):  # type: ignore[no-untyped-def]
     """Medians of each column over every ``step_y``-th row, then of each row, less
     those, over every ``step_x``-th column (NaNs left out; NaN where none is left), in
@@ -128,7 +128,7 @@ def _column_and_row_medians(image, step_y, step_x):  # type: ignore[no-untyped-d
     return columns, rows
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _hot_sweep(image, columns, rows, half, threshold):  # type: ignore[no-untyped-def]
     """Pixels whose ``image - columns - rows`` exceeds the running median of the
     ``2 half + 1`` values about them on their row (fewer at the ends; NaNs left out)
@@ -225,7 +225,7 @@ def _interpolate_axis(values: np.ndarray, centres: np.ndarray, n: int, axis: int
     return a * (1 - weight) + b * weight
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _interpolate_columns(rows, lower, weight):  # type: ignore[no-untyped-def]
     ny = rows.shape[0]
     nx = lower.size
@@ -281,7 +281,7 @@ def count_groups(flat: np.ndarray, width: int) -> int:
     return int(_count_groups(np.ascontiguousarray(flat, dtype=np.int64), int(width)))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _count_groups(flat, width):  # type: ignore[no-untyped-def]
     """Union-find over the flagged pixels: each joins its flagged neighbours before it
     in raster order (left, and the three above), found by binary search."""

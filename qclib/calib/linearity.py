@@ -234,7 +234,7 @@ def linearise_levels(
     return level
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _linearise_kernel(image, c, out):  # type: ignore[no-untyped-def]
     """Newton's method per pixel for sum_m c[m, x] I^(m+1) = image[y, x]."""
     ny, nx = image.shape

@@ -28,6 +28,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -90,11 +91,20 @@ def kernel_cache() -> Path:
 def compiled_module(stem: str, source: str) -> ModuleType:
     """Import ``source`` as a module kept in the kernel cache (written atomically the
     first time; the file name holds the source's hash, so a changed generator makes a
-    new file). Imported once per process."""
+    new file). Imported once per process, by one thread at a time: another thread
+    would find the module in ``sys.modules`` before its kernel is defined."""
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     name = f"qc_kernel_{stem}_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
+    with _IMPORTING:
+        if name in sys.modules:
+            return sys.modules[name]
+        return _import_generated(name, source)
+
+
+_IMPORTING = threading.Lock()
+
+
+def _import_generated(name: str, source: str) -> ModuleType:
     folder = kernel_cache()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.py"

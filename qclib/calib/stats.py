@@ -52,7 +52,7 @@ class ClippedStats:
     count: int
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _histogram(a, b, use_b, origin, width, nbins, blocks):  # type: ignore[no-untyped-def]
     """Per-bin count, sum, sum of squares, least and greatest of ``v - origin`` for the
     values of ``a`` (or ``a - b``) in ``[origin, origin + nbins * width)``."""
@@ -94,7 +94,7 @@ def _histogram(a, b, use_b, origin, width, nbins, blocks):  # type: ignore[no-un
     return out_counts, out_sums, out_squares, out_lows, out_highs
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _clip_histogram(counts, sums, squares, lows, highs, centre, half_width):  # type: ignore[no-untyped-def]
     """Count, mean and std (relative to the histogram's origin) of the values within
     ``half_width`` of ``centre``: whole bins, a cut bin by the mean of its values."""
@@ -124,7 +124,7 @@ def _clip_histogram(counts, sums, squares, lows, highs, centre, half_width):  # 
     return n, mean, math.sqrt(max(var, 0.0)) if n > 1 else math.nan
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _pass(a, b, use_b, centre, half_width, blocks):  # type: ignore[no-untyped-def]
     """One exact clipping pass over a 2D array (or a - b): count, mean, std of kept
     values (the fallback when the window outgrows the histogram)."""
@@ -168,8 +168,8 @@ def _pass(a, b, use_b, centre, half_width, blocks):  # type: ignore[no-untyped-d
 
 #: The same sweeps compiled without threads, for arrays of one block (an overscan
 #: strip, a channel): waking the thread pool cost more than the sweep itself.
-_histogram_serial = numba.njit(cache=True)(_histogram.py_func)
-_pass_serial = numba.njit(cache=True)(_pass.py_func)
+_histogram_serial = numba.njit(cache=True, nogil=True)(_histogram.py_func)
+_pass_serial = numba.njit(cache=True, nogil=True)(_pass.py_func)
 
 
 def _start(a: np.ndarray, b: np.ndarray | None) -> tuple[float, float] | None:

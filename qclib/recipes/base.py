@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -30,7 +31,10 @@ from qclib.products import (
     write_product_part,
 )
 from qclib.qc.measures import measure_catalogue
+from qclib.recipes.ordered_threads import detector_threads, in_order
 from qclib.recipes.registry import RecipeSpec
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,24 @@ class RecipeContext:
         """Reads combined into the raw (1 where the instrument has no NDIT)."""
         return self.instrument.ndit(raw.scan.primary)
 
+    def each_detector(self, make: Callable[[str], T]) -> Iterator[T]:
+        """``make(extname)`` of each detector, handed on in detector order, made on as
+        many threads as this process has cores for (``ordered_threads``): ``make``
+        reads through a ``stack_reader`` (a stack per thread) or into new arrays, and
+        returns new arrays."""
+        return in_order(make, self.detectors(), detector_threads())
+
+    def made_per_detector(
+        self,
+        make: Callable[[str], tuple[dict[str, float], DetectorProduct]],
+        qc: dict[str, dict[str, float]],
+    ) -> Iterator[DetectorProduct]:
+        """Each detector's product, ``make(extname)`` returning its QC values and its
+        product (``each_detector``); ``qc`` gets the values as they are handed on."""
+        for values, product in self.each_detector(make):
+            qc[product.extname] = values
+            yield product
+
     def stack_reader(self, raws: Sequence[RawInput]) -> StackReader:
         """Reads one detector of ``raws`` at a time, each as the mean of its reads."""
         scales = [self.instrument.per_read_scale(r.scan.primary) for r in raws]
@@ -265,23 +287,28 @@ def _refuse_unmeasured(result: ProductResult) -> None:
 
 
 class StackReader:
-    """Reads one detector of many raws into a reused stack (fresh memory is slow to touch
-    on this kind of VM: ~2 s per GB)."""
+    """Reads one detector of many raws into a stack reused by each thread (fresh memory
+    is slow to touch on this kind of VM: ~2 s per GB): what ``read`` returns stays
+    valid until the same thread reads again."""
 
     def __init__(
         self, raws: Sequence[RawInput], geometry: Geometry, scales: Sequence[float] | None = None
     ) -> None:
         self.raws = tuple(raws)
         self.scales = None if scales is None or all(s == 1 for s in scales) else list(scales)
-        self.stack = np.empty((len(raws), geometry.naxis2, geometry.naxis1), np.float32)
+        self._shape = (len(raws), geometry.naxis2, geometry.naxis1)
+        self._local = threading.local()
 
     def read(self, extname: str) -> np.ndarray:
+        local = self._local
+        if not hasattr(local, "stack"):
+            local.stack = np.empty(self._shape, np.float32)
         for i, raw in enumerate(self.raws):
             hdu = next(h for h in raw.scan.extensions if h.extname == extname)
-            read_image(raw.path, hdu, out=self.stack[i])
+            read_image(raw.path, hdu, out=local.stack[i])
             if self.scales is not None:
-                self.stack[i] *= np.float32(self.scales[i])
-        return self.stack
+                local.stack[i] *= np.float32(self.scales[i])
+        return local.stack
 
 
 class CalibrationReader:

@@ -10,8 +10,6 @@ of their difference."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
 from qclib.calib.gain import measure_photon_transfer
@@ -47,32 +45,39 @@ def _run(
     flat_dits = [ctx.instrument.exposure_time(h) for h in flat_headers]
     qc: dict[str, dict[str, float]] = {}
 
-    def per_detector() -> Iterator[DetectorProduct]:
-        for extname in ctx.detectors():
-            stack = reader.read(extname)
-            pair = (stack[0], stack[1])
-            second = (readers[0].data(extname), readers[1].data(extname))
-            if geometry.readout_channel_px is not None:
-                pair = tuple(level_removed(f, geometry) for f in pair)  # type: ignore[assignment]
-                second = tuple(level_removed(f, geometry) for f in second)  # type: ignore[assignment]
-            flats, darks = (pair, second) if block_holds_flats else (second, pair)
-            if ctx.spec.takes(LINEARITY_TAG):
-                rows, cols = parse_section(geometry.data_section)
-                dark = (darks[0][rows, cols] + darks[1][rows, cols]) / 2
-                linear = np.stack(flats)
-                undo_nonlinearity(ctx, linear, dark, extname, flat_dits)
-                flats = (linear[0], linear[1])
-            # A dark pair's level is charge, whose shot noise leaves the read noise, only
-            # where pixels beside the data give the electronic level; biases have none.
-            charge = not block_holds_flats and geometry.has_level_pixels
-            transfer = measure_photon_transfer(
-                flats, darks, geometry, ndit=ndit, dark_signal_adu=None if charge else 0.0
-            )
-            qc[extname] = transfer.qc()
-            cards = qc_cards(ctx.instrument, pro_catg, qc[extname])
-            yield DetectorProduct(extname, None, None, None, cards)
+    def make(extname: str) -> tuple[dict[str, float], DetectorProduct]:
+        stack = reader.read(extname)
+        pair = (stack[0], stack[1])
+        second = (readers[0].data(extname), readers[1].data(extname))
+        if geometry.readout_channel_px is not None:
+            pair = tuple(level_removed(f, geometry) for f in pair)  # type: ignore[assignment]
+            second = tuple(level_removed(f, geometry) for f in second)  # type: ignore[assignment]
+        flats, darks = (pair, second) if block_holds_flats else (second, pair)
+        if ctx.spec.takes(LINEARITY_TAG):
+            rows, cols = parse_section(geometry.data_section)
+            dark = (darks[0][rows, cols] + darks[1][rows, cols]) / 2
+            linear = np.stack(flats)
+            undo_nonlinearity(ctx, linear, dark, extname, flat_dits)
+            flats = (linear[0], linear[1])
+        # A dark pair's level is charge, whose shot noise leaves the read noise, only
+        # where pixels beside the data give the electronic level; biases have none.
+        charge = not block_holds_flats and geometry.has_level_pixels
+        transfer = measure_photon_transfer(
+            flats, darks, geometry, ndit=ndit, dark_signal_adu=None if charge else 0.0
+        )
+        values = transfer.qc()
+        cards = qc_cards(ctx.instrument, pro_catg, values)
+        return values, DetectorProduct(extname, None, None, None, cards)
 
-    product = write(ctx, pro_catg, per_detector(), raws=raws, calibs=others, qc=qc, pro_type="QC")
+    product = write(
+        ctx,
+        pro_catg,
+        ctx.made_per_detector(make, qc),
+        raws=raws,
+        calibs=others,
+        qc=qc,
+        pro_type="QC",
+    )
     return [product]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict
 
 from qclib.calib.bias import make_master_bias
@@ -18,16 +17,19 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
     reader = ctx.stack_reader(raws)
     qc: dict[str, dict[str, float]] = {}
 
-    def per_detector() -> Iterator[DetectorProduct]:
-        for extname in ctx.detectors():
-            master = make_master_bias(
-                reader.read(extname), geometry, ctx.parameters, min_frames=ctx.min_frames
-            )
-            qc[extname] = master.qc
-            cards = qc_cards(ctx.instrument, "MASTER_BIAS", master.qc)
-            yield DetectorProduct(extname, master.data, master.error, master.dq, cards)
+    def make(extname: str) -> tuple[dict[str, float], DetectorProduct]:
+        master = make_master_bias(
+            reader.read(extname), geometry, ctx.parameters, min_frames=ctx.min_frames
+        )
+        cards = qc_cards(ctx.instrument, "MASTER_BIAS", master.qc)
+        return master.qc, DetectorProduct(extname, master.data, master.error, master.dq, cards)
 
     product = write(
-        ctx, "MASTER_BIAS", per_detector(), raws=raws, parameters=asdict(ctx.parameters), qc=qc
+        ctx,
+        "MASTER_BIAS",
+        ctx.made_per_detector(make, qc),
+        raws=raws,
+        parameters=asdict(ctx.parameters),
+        qc=qc,
     )
     return [product]

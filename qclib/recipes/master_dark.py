@@ -9,7 +9,7 @@ is the slope of the dark signal against DIT over them all."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 
 import numpy as np
@@ -47,31 +47,29 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
     reader = ctx.stack_reader(raws)
     qc: dict[str, dict[str, float]] = {}
 
-    def per_detector() -> Iterator[DetectorProduct]:
-        for extname in ctx.detectors():
-            master = make_master_dark(
-                reader.read(extname),
-                geometry,
-                exposure,
-                pixel_size_um=ctx.instrument.pixel_size_um,
-                master_bias=None if bias is None else bias.data(extname),
-                names=[r.arcfile for r in raws],
-                config=ctx.parameters,
-                min_frames=ctx.min_frames,
-                gain_e_per_adu=nominal_gain(raws[0].scan, extname),
-                other_dits=[
-                    (np.stack([r.data(extname) for r in group]), timing) for timing, group in others
-                ],
-            )
-            qc[extname] = master.qc
-            cards = qc_cards(ctx.instrument, "MASTER_DARK", master.qc)
-            yield DetectorProduct(extname, master.data, master.error, master.dq, cards)
+    def make(extname: str) -> tuple[dict[str, float], DetectorProduct]:
+        master = make_master_dark(
+            reader.read(extname),
+            geometry,
+            exposure,
+            pixel_size_um=ctx.instrument.pixel_size_um,
+            master_bias=None if bias is None else bias.data(extname),
+            names=[r.arcfile for r in raws],
+            config=ctx.parameters,
+            min_frames=ctx.min_frames,
+            gain_e_per_adu=nominal_gain(raws[0].scan, extname),
+            other_dits=[
+                (np.stack([r.data(extname) for r in group]), timing) for timing, group in others
+            ],
+        )
+        cards = qc_cards(ctx.instrument, "MASTER_DARK", master.qc)
+        return master.qc, DetectorProduct(extname, master.data, master.error, master.dq, cards)
 
     parameters = {**asdict(ctx.parameters), **asdict(exposure)}
     product = write(
         ctx,
         "MASTER_DARK",
-        per_detector(),
+        ctx.made_per_detector(make, qc),
         raws=raws,
         calibs=calibs,
         parameters=parameters,

@@ -47,7 +47,8 @@ def _flats(
     raws = ctx.raws_of()
     reader = ctx.stack_reader(raws)
     exptimes = [ctx.exposure_time(r) for r in raws]
-    for extname in ctx.detectors():
+
+    def make(extname: str) -> tuple[str, MasterFlat, np.ndarray]:
         stack, under = reader.read(extname), background.data(extname)
         undo_nonlinearity(ctx, stack, under, extname, exptimes)
         flat = make_master_flat(
@@ -60,7 +61,9 @@ def _flats(
             config=config,
             min_frames=ctx.min_frames,
         )
-        yield extname, flat, background.dq(extname)
+        return extname, flat, background.dq(extname)
+
+    return ctx.each_detector(make)
 
 
 def run_dome(ctx: RecipeContext) -> list[ProductResult]:
