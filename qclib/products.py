@@ -100,8 +100,9 @@ def _set(header: fits.Header, key: str, value: Any, comment: str = "") -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             image = str(fits.Card(key, value, comment))
-        # astropy truncates a comment that does not fit: read the card back.
-        if len(image) > 80 or fits.Card.fromstring(image).comment != comment.strip():
+        # astropy truncates a comment that does not fit (the card stays 80 characters):
+        # then the card no longer ends with the whole comment.
+        if len(image) > 80 or not image.rstrip().endswith("/ " + comment.strip()):
             comment = ""
     header[key] = (value, comment)
 

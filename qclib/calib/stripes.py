@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import bottleneck as bn
 import numpy as np
-from scipy.ndimage import median_filter
 
 #: 1 / Phi^-1(3/4): the MAD of a Gaussian times this is its standard deviation.
 MAD_TO_SIGMA = 1.482602218505602
@@ -84,6 +83,10 @@ def stripe_rms(image: np.ndarray, *, mask: np.ndarray | None = None, trend_rows:
     >>> stripe_rms(rows) < 1e-6  # a ramp is no stripe
     True
     """
+    # Imported here: scipy.ndimage costs about 0.2 s at import, paid by every recipe
+    # process that imports this module, while only a few products ask for stripes.
+    from scipy.ndimage import median_filter
+
     profile = measure_stripes(image, mask=mask).profile_adu
     good = np.isfinite(profile)
     if not good.any():
