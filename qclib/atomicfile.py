@@ -40,9 +40,9 @@ def atomic_path(
         yield tmp
         commit_file(tmp, dest, readonly=readonly, durable=durable)
     finally:
-        if tmp.exists():
-            tmp.chmod(stat.S_IRUSR | stat.S_IWUSR)
-            tmp.unlink()
+        # Unlinked as it is: a read-only file can be removed (the folder is writable),
+        # and a chmod would change the file it may be a hard link to.
+        tmp.unlink(missing_ok=True)
 
 
 def commit_file(
@@ -225,8 +225,7 @@ def _remove_stale(folders: list[Path], also: tuple[str, ...], *, live: set[Path]
                 if not pid.isdigit():
                     continue
                 if int(pid) != os.getpid() and not _process_alive(int(pid)):
-                    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
-                    path.unlink(missing_ok=True)
+                    path.unlink(missing_ok=True)  # no chmod: it may be a hard link
                     removed.append(path)
                 else:  # its process runs: look again next time
                     live.add(directory)

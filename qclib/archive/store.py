@@ -2,9 +2,10 @@
 
 ``data/archive/<INSTRUMENT>/<night>/M.<INSTRUMENT>.<timestamp>.fits``, read-only, with
 the report beside it (``.html``). Ingestion is atomic and survives a kill at any
-point: a ``pending`` row is committed first (what is about to appear), the copy is
-written under a hidden temporary name, its SHA-256 (computed from the bytes written)
-and FITS CHECKSUM/DATASUM are verified, then it is renamed into place and the row
+point: a ``pending`` row is committed first (what is about to appear), the file is
+put under a hidden temporary name (a hard link to the immutable product where the
+archive shares the workspace's file system, else a copy), its SHA-256 and FITS
+CHECKSUM/DATASUM are verified there, then it is renamed into place and the row
 becomes ``archived`` with the product's status, in one transaction. The next archive
 operation finishes or undoes whatever a killed one left pending. So a visible archive
 file always has its record, and a record its file.
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import shutil
-import stat
 from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,18 +81,28 @@ def _setup(product: StoredProduct) -> dict[str, Any]:
 
 
 def _copy_verified(source: Path, dest: Path, *, sha256: str | None, fits: bool) -> tuple[str, int]:
-    """Copy ``source`` to ``dest`` atomically, read-only; verify the bytes written
-    (SHA-256 against ``sha256`` if given, FITS checksums) before the rename."""
-    digest = hashlib.sha256()
+    """Put ``source`` at ``dest`` atomically, read-only, and verify the bytes now at
+    ``dest`` (SHA-256 against ``sha256`` if given, FITS checksums) before the rename.
+
+    Where ``dest``'s file system holds ``source``, ``dest`` is a hard link: products
+    and reports are never written in place (read-only, replaced only by renaming a
+    new file onto their name), so the archive's name keeps the bytes it verified
+    whatever later happens to the workspace's name. A copy of the demo night's
+    5.7 GB of masters took 12 s of the 13 s of certification, mostly in touching
+    fresh page-cache pages; a link costs only the verification's read. Elsewhere (the
+    archive on another file system) the file is copied.
+    """
     with atomic_path(dest, readonly=True) as tmp:
-        with open(source, "rb") as src, open(tmp, "wb") as out:
-            while chunk := src.read(_CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-        if sha256 is not None and digest.hexdigest() != sha256:
+        try:
+            os.link(source, tmp)
+        except OSError:  # another file system, or links not allowed: copy
+            digest = _copy_hashing(source, tmp)
+        else:
+            digest = sha256_file(tmp)
+        if sha256 is not None and digest != sha256:
             raise ArchiveError(
                 f"{source.name}: its content changed since it was made (SHA-256 "
-                f"{digest.hexdigest()[:12]}… is not the recorded {sha256[:12]}…); "
+                f"{digest[:12]}… is not the recorded {sha256[:12]}…); "
                 "reprocess its block, then certify again"
             )
         if fits:
@@ -99,7 +110,17 @@ def _copy_verified(source: Path, dest: Path, *, sha256: str | None, fits: bool) 
             if problems:
                 raise ArchiveError(f"{source.name}: not archived, {problems[0]}")
         size = tmp.stat().st_size
-    return digest.hexdigest(), size
+    return digest, size
+
+
+def _copy_hashing(source: Path, dest: Path) -> str:
+    """Copy ``source`` to ``dest``; the hex SHA-256 of the bytes copied."""
+    digest = hashlib.sha256()
+    with open(source, "rb") as src, open(dest, "wb") as out:
+        while chunk := src.read(_CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
 
 
 def recover_pending(workspace: Workspace, database: Database) -> list[str]:
@@ -125,8 +146,7 @@ def recover_pending(workspace: Workspace, database: Database) -> list[str]:
                 archive_store.remove(session, item.id)
                 done.append(f"{item.name}: half-done ingestion undone")
         if not intact and path.exists():
-            path.chmod(stat.S_IRUSR | stat.S_IWUSR)
-            path.unlink()
+            path.unlink()  # no chmod: it may be a hard link to a read-only product
     return done
 
 
@@ -244,8 +264,7 @@ def archive_product(
     except BaseException:
         for path in written:
             if path.exists():
-                path.chmod(stat.S_IRUSR | stat.S_IWUSR)
-                path.unlink()
+                path.unlink()  # no chmod: it may be a hard link to a read-only product
         with database.transaction() as session:
             archive_store.remove(session, product_row)
         raise

@@ -4,6 +4,8 @@ master of the same setup supersedes the older one (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import stat
 
@@ -56,6 +58,42 @@ def test_certified_masters_are_archived_read_only_and_the_older_superseded(
     assert verify_archive(workspace, archived).ok
     listed = _cli(workspace, "archive", "list", "--json")
     assert listed.exit_code == 0 and newer.name in listed.output
+
+
+def test_archive_links_the_immutable_product_and_copies_across_file_systems(
+    workspace, bias_nights, monkeypatch
+) -> None:
+    """On the workspace's file system an archived product is the product's own inode
+    (no bytes copied); where no link can be made, a verified copy."""
+    fill_inbox(workspace, bias_nights[:1])
+    db = workspace.open_database()
+    try:
+        run_pass(workspace, db, write_reports=False)
+        with db.transaction() as session:
+            (product,) = product_store.list_products(session)
+        decide(workspace, db, [product.id], decision="certify", comment="ok", reviewer="anna")
+        (linked,) = list_archive(db)
+        source = workspace.confine(product.path)
+        archived = workspace.confine(linked.path)
+        assert archived.stat().st_ino == source.stat().st_ino
+        assert archived.stat().st_nlink == 2
+
+        def no_link(*_args, **_kwargs):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        fill_inbox(workspace, bias_nights[1:2])
+        monkeypatch.setattr(os, "link", no_link)
+        run_pass(workspace, db, write_reports=False)
+        with db.transaction() as session:
+            newer = [p for p in product_store.list_products(session) if p.id != product.id]
+        decide(workspace, db, [newer[0].id], decision="certify", comment="ok", reviewer="anna")
+        copied = next(f for f in list_archive(db) if f.name != linked.name)
+        path = workspace.confine(copied.path)
+        assert path.stat().st_ino != workspace.confine(newer[0].path).stat().st_ino
+        assert path.stat().st_nlink == 1 and sha256_file(path) == copied.sha256
+        assert verify_archive(workspace, db).ok
+    finally:
+        db.close()
 
 
 def test_verify_names_a_changed_a_missing_and_an_unexpected_file(workspace, archived) -> None:
