@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from qclib.simulate import noise
 from qclib.simulate.noise import (
     POISSON_EXACT_BELOW,
     philox4x32,
@@ -172,6 +173,23 @@ def test_low_counts_are_exact_poisson(lam: float) -> None:
     wanted = np.append(expected[keep], n - expected[keep].sum())
     chi2 = ((observed - wanted) ** 2 / wanted).sum()
     assert stats.chi2.sf(chi2, observed.size - 1) > 1e-3, chi2
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 3.0, 17.25, 63.9])
+def test_table_of_a_repeating_mean_gives_the_counts_of_term_by_term_inversion(
+    lam: float,
+) -> None:
+    """The partial-sum table a repeating mean uses gives, word for word, the count the
+    term-by-term inversion gives, the extreme words included (u next to 0 and 1)."""
+    words = np.random.default_rng(7).integers(0, 2**32, 200_000, dtype=np.uint64)
+    words = np.concatenate([words, [0, 1, 2**31, 2**32 - 2, 2**32 - 1]]).astype(np.uint32)
+    p0 = math.exp(-lam)
+    cdf = np.empty(noise._POISSON_STEPS + 1)
+    state, sizes = np.empty(2), np.empty(2, dtype=np.int64)
+    noise._start_table(lam, p0, cdf, state, sizes)
+    table = [noise._poisson_table(lam, w, cdf, state, sizes) for w in words]
+    direct = [noise._poisson(lam, p0, w) for w in words]
+    assert table == direct
 
 
 def test_reads_average_poisson_counts_of_all_reads() -> None:
