@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# An editable install leaves qclib uncompiled; where PYTHONDONTWRITEBYTECODE is set
+	@# every process (pool workers, report kernels) would compile it again.
+	$(PY) -m compileall -q qclib
 	@touch $(STAMP)
 
 install: $(STAMP)
