@@ -13,6 +13,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from qclib.compile_once import call_compiled_once
+
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _int16_be_to_float32(raw, out, bscale, bzero, scaled):  # type: ignore[no-untyped-def]
@@ -38,8 +40,13 @@ def int16_be_to_physical(raw: np.ndarray, out: np.ndarray, bscale: float, bzero:
     """
     if raw.dtype != np.dtype(">i2") or out.dtype != np.float32 or raw.shape != out.shape:
         raise ValueError("raw must be big-endian int16 and out float32 of its shape")
-    _int16_be_to_float32(
-        raw.view(np.uint16), out, np.float32(bscale), np.float32(bzero), bscale != 1.0
+    call_compiled_once(
+        _int16_be_to_float32,
+        raw.view(np.uint16),
+        out,
+        np.float32(bscale),
+        np.float32(bzero),
+        bscale != 1.0,
     )
 
 
@@ -100,7 +107,9 @@ def store_big_endian(image: np.ndarray, out: np.ndarray) -> int:
     if out.dtype != np.uint8 or stored.nbytes != data.nbytes:
         raise ValueError(f"out must be at least {data.nbytes} bytes (uint8)")
     if data.dtype.itemsize == 4 and data.dtype.isnative and data.nbytes % 4 == 0:
-        return int(_sum_words(data.view(np.uint32), stored.view(np.uint32), True))
+        return int(
+            call_compiled_once(_sum_words, data.view(np.uint32), stored.view(np.uint32), True)
+        )
     np.copyto(stored.view(data.dtype.newbyteorder(">")), data)
     whole = data.nbytes - data.nbytes % 4
     words = stored[:whole].view(np.uint32)

@@ -24,6 +24,7 @@ import numba
 import numpy as np
 
 from qclib.calib.networks import clipped_mean_kernel, contiguous_window, median_kernel
+from qclib.compile_once import call_compiled_once
 
 _MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
 #: Stacks up to this many frames take the sorting-network path (the network grows as
@@ -300,8 +301,18 @@ def median_combine(
         # A sorting network compiled for this many frames (qclib.calib.networks);
         # rows holding a NaN go to the general kernel.
         parent, y0, x0 = contiguous_window(data)
-        median_kernel(data.shape[0], background=background is not None)(
-            parent, y0, x0, shifts, under, inverse, np.float32(_MEDIAN_EFFICIENCY), out, err, count
+        call_compiled_once(
+            median_kernel(data.shape[0], background=background is not None),
+            parent,
+            y0,
+            x0,
+            shifts,
+            under,
+            inverse,
+            np.float32(_MEDIAN_EFFICIENCY),
+            out,
+            err,
+            count,
         )
         rows = np.flatnonzero((count < 0).any(axis=1))
     else:

@@ -52,6 +52,7 @@ from qclib.calib.readout import (
     subtract_reference_levels,
 )
 from qclib.calib.stats import clipped_stats
+from qclib.compile_once import call_compiled_once
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
 
@@ -131,7 +132,9 @@ def make_master_dark(
         # Every 4th row: a million differences give the noise to 0.07 %.
         difference = clipped_stats(frame[::4], minus=data[(i + 1) % n][::4], sigma=4)
         threshold = config.particle_sigma * difference.std / np.sqrt(2)
-        hits = _hits_above(frame, np.float32(level), combined, np.float32(threshold), hot)
+        hits = call_compiled_once(
+            _hits_above, frame, np.float32(level), combined, np.float32(threshold), hot
+        )
         events += count_groups(hits, frame.shape[1])
     area_cm2 = master.size * (pixel_size_um * 1e-4) ** 2
     spread = clipped_stats(master, sigma=4)

@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from qclib.calib.stats import clipped_stats
+from qclib.compile_once import call_compiled_once
 
 
 def remove_row_column_pattern(image: np.ndarray) -> np.ndarray:
@@ -86,7 +87,9 @@ def find_hot_pixels(image: np.ndarray, *, sigma: float) -> np.ndarray:
     """
     image = np.asarray(image)
     ny, nx = image.shape
-    columns, rows = _column_and_row_medians(image, max(1, ny // 500), max(1, nx // 250))
+    columns, rows = call_compiled_once(
+        _column_and_row_medians, image, max(1, ny // 500), max(1, nx // 250)
+    )
     step_y = max(1, ny * nx // 250_000)
     # In float32, like the image: the clipped statistics of 500,000 float64 residuals
     # (a fifteenth of them exactly 0, the running median's own pixel) took 20 ms, 6 ms
@@ -94,7 +97,7 @@ def find_hot_pixels(image: np.ndarray, *, sigma: float) -> np.ndarray:
     sample = (image[::step_y] - columns[None, :] - rows[::step_y, None]).astype(np.float32)
     spread = clipped_stats(remove_local_level(sample), sigma=4)
     threshold = spread.mean + sigma * spread.std
-    return _hot_sweep(image, columns, rows, LOCAL_WINDOW_PX // 2, threshold)
+    return call_compiled_once(_hot_sweep, image, columns, rows, LOCAL_WINDOW_PX // 2, threshold)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)

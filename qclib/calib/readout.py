@@ -20,6 +20,7 @@ import numba
 import numpy as np
 
 from qclib.calib.stats import clipped_stats
+from qclib.compile_once import call_compiled_once
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
 
@@ -121,8 +122,14 @@ def clipped_means(
         exclude = np.broadcast_to(np.zeros((1, 1), np.bool_), (ny, nx))
     elif exclude.shape != (ny, nx):
         raise ValueError(f"exclude has shape {exclude.shape}, not that of the values")
-    return _clipped_means_kernel(
-        values, levels, exclude, _bounds(values, groups), float(sigma), int(maxiters)
+    return call_compiled_once(
+        _clipped_means_kernel,
+        values,
+        levels,
+        exclude,
+        _bounds(values, groups),
+        float(sigma),
+        int(maxiters),
     )
 
 
@@ -136,7 +143,7 @@ def group_medians(values: np.ndarray, groups: Sequence[slice]) -> np.ndarray:
     >>> group_medians(np.c_[column, column + 2], [slice(0, 1), slice(1, 2)]).tolist()
     [1.0, 3.0]
     """
-    return _group_medians_kernel(values, _bounds(values, groups))
+    return call_compiled_once(_group_medians_kernel, values, _bounds(values, groups))
 
 
 def _bounds(values: np.ndarray, groups: Sequence[slice]) -> np.ndarray:

@@ -44,6 +44,8 @@ import os
 import numba
 import numpy as np
 
+from qclib.compile_once import call_compiled_once
+
 #: Spawn key that makes a pixel-noise key differ from the numpy stream of the same tuple.
 _PHILOX_SPAWN = 0x51AE
 #: Counter lanes: the four-pixel blocks of Gaussian words; a pixel's extra Gaussian
@@ -323,7 +325,9 @@ def standard_normal(key: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """N(0, 1) deviates, float32, of the stream ``key`` at pixels (row, column) of
     ``shape``: the value at a pixel depends only on the key and the pixel."""
     out = np.empty(shape, dtype=np.float32)
-    _fill_normal(out, np.uint32(key[0]), np.uint32(key[1]), _ZIG_K, _ZIG_W, _ZIG_F, _ZIG_R)
+    call_compiled_once(
+        _fill_normal, out, np.uint32(key[0]), np.uint32(key[1]), _ZIG_K, _ZIG_W, _ZIG_F, _ZIG_R
+    )
     return out
 
 
@@ -478,7 +482,8 @@ def readout_into(
     if not ccd and out.dtype != np.float32:
         raise TypeError(f"readout_into writes uint16 (CCD) or float32 (IR), not {out.dtype}")
     c2, c3 = nonlinearity
-    _readout(
+    call_compiled_once(
+        _readout,
         _EMPTY_2D if ccd else out,
         out if ccd else np.zeros((0, 0), dtype=np.uint16),
         k0,
