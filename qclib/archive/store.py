@@ -18,7 +18,6 @@ tainted is marked ``withdrawn``.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import shutil
 from collections.abc import Container
@@ -34,11 +33,9 @@ from qclib.db import products as product_store
 from qclib.db.archive import PENDING, ArchivedFile
 from qclib.db.products import StoredProduct
 from qclib.errors import QCError
-from qclib.fitsio import sha256_file, verify_checksums
+from qclib.fitsio import copy_hashing, sha256_file, verify_checksums
 from qclib.instruments import load_instrument
 from qclib.workspace import Workspace
-
-_CHUNK = 8 * 1024 * 1024
 
 
 class ArchiveError(QCError):
@@ -96,7 +93,7 @@ def _copy_verified(source: Path, dest: Path, *, sha256: str | None, fits: bool) 
         try:
             os.link(source, tmp)
         except OSError:  # another file system, or links not allowed: copy
-            digest = _copy_hashing(source, tmp)
+            digest = copy_hashing(source, tmp)
         else:
             digest = sha256_file(tmp)
         if sha256 is not None and digest != sha256:
@@ -111,16 +108,6 @@ def _copy_verified(source: Path, dest: Path, *, sha256: str | None, fits: bool) 
                 raise ArchiveError(f"{source.name}: not archived, {problems[0]}")
         size = tmp.stat().st_size
     return digest, size
-
-
-def _copy_hashing(source: Path, dest: Path) -> str:
-    """Copy ``source`` to ``dest``; the hex SHA-256 of the bytes copied."""
-    digest = hashlib.sha256()
-    with open(source, "rb") as src, open(dest, "wb") as out:
-        while chunk := src.read(_CHUNK):
-            digest.update(chunk)
-            out.write(chunk)
-    return digest.hexdigest()
 
 
 def recover_pending(workspace: Workspace, database: Database) -> list[str]:

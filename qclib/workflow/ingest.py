@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-import hashlib
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -44,13 +43,12 @@ from qclib.classify import classify_header
 from qclib.db import Database
 from qclib.db import ingest_log as log
 from qclib.errors import QuarantineError
-from qclib.fitsio import scan_fits, sha256_file
+from qclib.fitsio import copy_hashing, scan_fits, sha256_file
 from qclib.frames import FrameInfo, frame_info_from_scan
 from qclib.instruments import load_rules
 from qclib.workspace import Workspace
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts")
-_CHUNK = 8 * 1024 * 1024
 
 Status = Literal["ingested", "already-ingested", "quarantined", "already-quarantined", "unreadable"]
 
@@ -122,16 +120,6 @@ def _check_unchanged(src: Path, before: _Stat) -> None:
 
 def _readonly(path: Path) -> None:
     path.chmod(S_IRUSR | S_IRGRP | S_IROTH)
-
-
-def _copy_hashing(src: Path, dest: Path) -> str:
-    """Copy ``src`` to ``dest`` and return the SHA-256 of the bytes written."""
-    digest = hashlib.sha256()
-    with open(src, "rb") as source, open(dest, "wb") as target:
-        while chunk := source.read(_CHUNK):
-            digest.update(chunk)
-            target.write(chunk)
-    return digest.hexdigest()
 
 
 def _stat_and_hash(path: Path) -> tuple[_Stat, str]:
@@ -298,7 +286,7 @@ class Ingester:
         try:
             # One read of the source: copy and hash together, check, then rename.
             with atomic_path(dest, readonly=True) as tmp:
-                sha = _copy_hashing(src, tmp)
+                sha = copy_hashing(src, tmp)
                 _check_unchanged(src, stat)
                 scan_fits(tmp)
                 self._check_duplicates(src, info.arcfile, sha, stat)
