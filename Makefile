@@ -11,20 +11,20 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
-	@# An editable install leaves qclib uncompiled; where PYTHONDONTWRITEBYTECODE is set
-	@# every process (pool workers, report kernels) would compile it again.
-	$(PY) -m compileall -q qclib
 	@touch $(STAMP)
 
+# An editable install leaves qclib uncompiled; where PYTHONDONTWRITEBYTECODE is set every
+# process (pool workers, report kernels) would compile it again. 0.25 s, so every time.
 install: $(STAMP)
+	@$(PY) -m compileall -q qclib
 
 system-deps:
 	@bash scripts/system-deps.sh
 
-demo: $(STAMP)
+demo: install
 	$(VENV)/bin/qc demo --scale $(SCALE)
 
-test: $(STAMP) system-deps
+test: install system-deps
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)

@@ -18,6 +18,7 @@ tainted is marked ``withdrawn``.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import shutil
 from collections.abc import Container
@@ -36,6 +37,10 @@ from qclib.errors import QCError
 from qclib.fitsio import copy_hashing, sha256_file, verify_checksums
 from qclib.instruments import load_instrument
 from qclib.workspace import Workspace
+
+#: Why a hard link cannot be made where a copy can: another file system, links not
+#: allowed or not supported, too many links.
+_NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP)
 
 
 class ArchiveError(QCError):
@@ -82,8 +87,8 @@ def _copy_verified(source: Path, dest: Path, *, sha256: str | None, fits: bool) 
     ``dest`` (SHA-256 against ``sha256`` if given, FITS checksums) before the rename.
 
     Where ``dest``'s file system holds ``source``, ``dest`` is a hard link: products
-    and reports are never written in place (read-only, replaced only by renaming a
-    new file onto their name), so the archive's name keeps the bytes it verified
+    and reports are never written in place (each is written under a temporary name
+    and renamed onto its own, products read-only), so the archive's name keeps the bytes it verified
     whatever later happens to the workspace's name. A copy of the demo night's
     5.7 GB of masters took 12 s of the 13 s of certification, mostly in touching
     fresh page-cache pages; a link costs only the verification's read. Elsewhere (the
@@ -92,7 +97,9 @@ def _copy_verified(source: Path, dest: Path, *, sha256: str | None, fits: bool) 
     with atomic_path(dest, readonly=True) as tmp:
         try:
             os.link(source, tmp)
-        except OSError:  # another file system, or links not allowed: copy
+        except OSError as err:
+            if err.errno not in _NO_LINK:
+                raise
             digest = copy_hashing(source, tmp)
         else:
             digest = sha256_file(tmp)
