@@ -192,6 +192,26 @@ def test_table_of_a_repeating_mean_gives_the_counts_of_term_by_term_inversion(
     assert table == direct
 
 
+@pytest.mark.parametrize("reads", [1, 3])
+def test_a_readout_switching_between_table_and_inversion_reads_the_inversion_counts(
+    reads: int,
+) -> None:
+    """Rows of repeating means interrupted by others (a dark's level, hot pixels, hits:
+    runs like A A B A A C), read without noise: every pixel is the count the
+    term-by-term inversion gives for its own word of the Poisson lane."""
+    pattern = np.array([2.5, 2.5, 17.0, 2.5, 2.5, 0.3, 0.3, 63.9, 63.9, 0.5, 0.0, 0.0])
+    charge = np.resize(pattern, (64, 1024)) / reads
+    charge[::7] = np.roll(charge[::7], 5, axis=1)  # runs starting elsewhere on some rows
+    frame = _ir_frame(charge, reads=reads, read_noise_e=0.0)
+    k0, k1 = (np.uint32(w) for w in stream_key(5, 2, 0, 0))
+    words = np.empty(1024, dtype=np.uint32)
+    lam = charge.astype(np.float32).astype(np.float64) * reads
+    for row in range(charge.shape[0]):
+        noise._row_words(words, row, noise._LANE_POISSON, k0, k1)
+        counts = [noise._poisson(m, math.exp(-m), w) for m, w in zip(lam[row], words, strict=True)]
+        assert np.array_equal(frame[row], (np.array(counts) / reads).astype(np.float32)), row
+
+
 def test_reads_average_poisson_counts_of_all_reads() -> None:
     """An IR raw of NDIT reads holds their mean: Poisson(NDIT q) / NDIT, whose variance
     is q / NDIT, plus read noise / sqrt(NDIT)."""
