@@ -40,7 +40,7 @@ from qclib.workspace import Workspace
 
 #: Why a hard link cannot be made where a copy can: another file system, links not
 #: allowed or not supported, too many links.
-_NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP)
+_NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP)
 
 
 class ArchiveError(QCError):
@@ -88,8 +88,8 @@ def _copy_verified(source: Path, dest: Path, *, sha256: str | None, fits: bool) 
 
     Where ``dest``'s file system holds ``source``, ``dest`` is a hard link: products
     and reports are never written in place (each is written under a temporary name
-    and renamed onto its own, products read-only), so the archive's name keeps the bytes it verified
-    whatever later happens to the workspace's name. A copy of the demo night's
+    and renamed onto its own, products read-only), so the archive's name keeps the
+    bytes it verified whatever later happens to the workspace's name. A copy of the demo night's
     5.7 GB of masters took 12 s of the 13 s of certification, mostly in touching
     fresh page-cache pages; a link costs only the verification's read. Elsewhere (the
     archive on another file system) the file is copied.
