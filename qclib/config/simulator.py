@@ -59,6 +59,29 @@ ExposureKind = Literal[
 NightPart = Literal["afternoon", "evening_twilight", "night", "morning_twilight", "morning"]
 
 
+#: ESO's sky transparency classes, as OBS.AMBI.TRANS codes them ('2CLR').
+TRANSPARENCY_CODES = {"PHO": "1PHO", "CLR": "2CLR", "THN": "3THN", "THK": "4THK"}
+
+
+class ObConstraints(Strict):
+    """An OB's requested conditions (ESO's constraint set), written to its raws as the
+    OBS.* keywords ESO's headers carry (types and comments as in real VLT headers)."""
+
+    seeing_arcsec: float = Field(
+        0.0, ge=0, description="OBS.AMBI.FWHM, 'Req. max. seeing' (arcsec; 0: any)"
+    )
+    airmass: float = Field(5.0, ge=1, description="OBS.AIRM, 'Req. max. airmass'")
+    transparency: Literal["PHO", "CLR", "THN", "THK"] = Field(
+        "CLR", description="OBS.AMBI.TRANS, 'Req. sky transparency'"
+    )
+    moon_fli: float = Field(
+        1.0, ge=0, le=1, description="OBS.MOON.FLI, 'Req. max. fractional lunar illum.'"
+    )
+    moon_distance_deg: int = Field(
+        30, ge=0, le=180, description="OBS.MOON.DIST, 'Req. min. angular dist. from moon'"
+    )
+
+
 class PlannedExposure(Strict):
     """One template of the simulated night: ``count`` exposures of one kind."""
 
@@ -107,6 +130,12 @@ class PlannedExposure(Strict):
         "through, in order (a tile's pawprints), each with its random jitter on top",
     )
     pair: bool = Field(False, description="Take exposures in equal-level pairs (gain)")
+    constraints: ObConstraints | None = Field(
+        None, description="The OB's constraint set (OBS.* keywords); none: not written"
+    )
+    seeing_arcsec: tuple[float, float] | None = Field(
+        None, description="Zenith seeing range of this template (default: the profile's)"
+    )
 
     @model_validator(mode="after")
     def _exposure_time(self) -> PlannedExposure:

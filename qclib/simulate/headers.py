@@ -12,10 +12,10 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from qclib import __version__
+from qclib import __version__, ephemeris
 from qclib.config.instrument import Geometry, InstrumentConfig, parse_section
+from qclib.config.simulator import TRANSPARENCY_CODES
 from qclib.nights import mjd_to_datetime
-from qclib.simulate import ephemeris
 from qclib.simulate.plan import Exposure, iso_millis
 
 _OBJECT_OF_KIND = {
@@ -81,6 +81,17 @@ def primary_header(instrument: InstrumentConfig, exposure: Exposure, n_ext: int)
         "DET CHIPS": (n_ext, "Number of chips in the mosaic"),
         "DET EXP NO": (exposure.index + 1, "Exposure number"),
     }
+    if tpl.constraints is not None:
+        c = tpl.constraints
+        eso.update(
+            {
+                "OBS AIRM": (c.airmass, "Req. max. airmass"),
+                "OBS AMBI FWHM": (c.seeing_arcsec, "Req. max. seeing"),
+                "OBS AMBI TRANS": (TRANSPARENCY_CODES[c.transparency], "Req. sky transparency"),
+                "OBS MOON DIST": (c.moon_distance_deg, "Req. min. angular dist. from moon [deg]"),
+                "OBS MOON FLI": (c.moon_fli, "Req. max. fractional lunar illum."),
+            }
+        )
     if instrument.infrared:
         dx, dy = exposure.offset_arcsec
         eso.update(

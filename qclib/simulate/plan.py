@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qclib import ephemeris
 from qclib.config.instrument import InstrumentConfig
 from qclib.config.simulator import PlannedExposure
 from qclib.nights import datetime_to_mjd, local_noon_utc, mjd_to_datetime
-from qclib.simulate import ephemeris
 
 _OVERHEAD_S = 20.0
 _TWILIGHT_DECAY_S = 240.0  # the evening sky fades by e every four minutes
@@ -207,7 +207,7 @@ def plan_night(
                 )
                 alt = _MIN_ALTITUDE_DEG
             x = float(ephemeris.airmass(max(alt, _MIN_ALTITUDE_DEG)))
-            seeing = float(rng.uniform(*sim.seeing_arcsec))
+            seeing = float(rng.uniform(*(item.seeing_arcsec or sim.seeing_arcsec)))
             if item.kind == "twilight_flat":
                 profile = sim.filters[filt] if filt else None
                 assert profile is not None

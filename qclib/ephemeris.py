@@ -1,9 +1,12 @@
-"""Low-precision sun position, sidereal time and airmass for planning simulated nights.
+"""Low-precision Sun and Moon positions, sidereal time and airmass: for planning
+simulated nights and for checking an OB's moon constraints.
 
 astropy.coordinates would need IERS tables for UT1, which it downloads at run
 time and which do not cover future dates; nothing may be downloaded here, and a
 simulated night in 2030 must work. The Astronomical Almanac's low-precision
-formulae are good to about 0.01 degree, far better than a night plan needs.
+formulae are good to about 0.01 degree for the Sun and 0.3 degree for the Moon
+(geocentric: the Moon's parallax, up to 1 degree, is left out), far better than a
+night plan or a moon-distance constraint of tens of degrees needs.
 """
 
 from __future__ import annotations
@@ -37,6 +40,62 @@ def sun_radec_deg(mjd: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     ra = np.arctan2(np.cos(obliquity) * np.sin(ecliptic_longitude), np.cos(ecliptic_longitude))
     dec = np.arcsin(np.sin(obliquity) * np.sin(ecliptic_longitude))
     return np.mod(ra / _DEG, 360.0), dec / _DEG
+
+
+def moon_radec_deg(mjd: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Geocentric right ascension and declination of the Moon, degrees (the
+    Astronomical Almanac's low-precision series)."""
+    t = (np.asarray(mjd, dtype=float) - _MJD_J2000) / 36525.0
+
+    def sin_deg(a: np.ndarray) -> np.ndarray:
+        return np.sin(a * _DEG)
+
+    longitude = (
+        218.32
+        + 481267.881 * t
+        + 6.29 * sin_deg(135.0 + 477198.87 * t)
+        - 1.27 * sin_deg(259.3 - 413335.36 * t)
+        + 0.66 * sin_deg(235.7 + 890534.22 * t)
+        + 0.21 * sin_deg(269.9 + 954397.74 * t)
+        - 0.19 * sin_deg(357.5 + 35999.05 * t)
+        - 0.11 * sin_deg(186.5 + 966404.03 * t)
+    ) * _DEG
+    latitude = (
+        5.13 * sin_deg(93.3 + 483202.02 * t)
+        + 0.28 * sin_deg(228.2 + 960400.89 * t)
+        - 0.28 * sin_deg(318.3 + 6003.15 * t)
+        - 0.17 * sin_deg(217.6 - 407332.21 * t)
+    ) * _DEG
+    obliquity = (23.439 - 0.0130 * t) * _DEG
+    x = np.cos(latitude) * np.cos(longitude)
+    y = np.cos(obliquity) * np.cos(latitude) * np.sin(longitude) - np.sin(obliquity) * np.sin(
+        latitude
+    )
+    z = np.sin(obliquity) * np.cos(latitude) * np.sin(longitude) + np.cos(obliquity) * np.sin(
+        latitude
+    )
+    return np.mod(np.arctan2(y, x) / _DEG, 360.0), np.arcsin(z) / _DEG
+
+
+def separation_deg(
+    ra1_deg: np.ndarray | float,
+    dec1_deg: np.ndarray | float,
+    ra2_deg: np.ndarray | float,
+    dec2_deg: np.ndarray | float,
+) -> np.ndarray:
+    """Angular distance between two positions, degrees (haversine)."""
+    ra1, dec1, ra2, dec2 = (
+        np.asarray(v, dtype=float) * _DEG for v in (ra1_deg, dec1_deg, ra2_deg, dec2_deg)
+    )
+    h = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
+    return 2 * np.arcsin(np.sqrt(np.clip(h, 0, 1))) / _DEG
+
+
+def moon_illumination(mjd: np.ndarray | float) -> np.ndarray:
+    """Fraction of the Moon's disc lit (ESO's FLI), from its elongation from the Sun:
+    (1 - cos elongation) / 2."""
+    moon, sun = moon_radec_deg(mjd), sun_radec_deg(mjd)
+    return (1 - np.cos(separation_deg(*moon, *sun) * _DEG)) / 2
 
 
 def altitude_deg(
