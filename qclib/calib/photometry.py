@@ -42,6 +42,7 @@ QC parameters:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import warnings
@@ -89,6 +90,13 @@ class FieldPhotometry:
     position_rms_px: float = math.nan
     """rms distance of the measured stars' centroids from their catalogue positions
     (the WCS shifted onto the image): what a shift leaves of the WCS's error."""
+    stars: tuple[int, ...] = ()
+    """The stars measured (S/N >= ``min_snr``), by index into the ``StarField``."""
+    star_zeropoints: tuple[float, ...] = ()
+    """Each one's zeropoint (reference magnitude + 2.5 log10 of its total flux per
+    second), before clipping."""
+    star_snr: tuple[float, ...] = ()
+    """Each one's S/N in the aperture."""
 
 
 class EllipticalMoffat2D(Fittable2DModel):
@@ -129,6 +137,28 @@ class EllipticalMoffat2D(Fittable2DModel):
         """1 - b/a."""
         return float(1 - np.exp(-np.hypot(self.s1.value, self.s2.value)))
 
+    @property
+    def major_axis_deg(self) -> float:
+        """Angle of the major axis from +x towards +y, 0-180 degrees. ``M``'s
+        exponent is ``lam [[cos 2p, sin 2p], [sin 2p, -cos 2p]]`` with ``2p =
+        atan2(s2, s1)``: the quadratic form is smallest, the profile widest, along
+        its eigenvector of eigenvalue ``-lam``, at ``p + 90`` degrees."""
+        return float((np.degrees(0.5 * np.arctan2(self.s2.value, self.s1.value)) + 90.0) % 180.0)
+
+
+@dataclass(frozen=True)
+class MoffatFit:
+    """An elliptical Moffat fitted to one star."""
+
+    fwhm_px: float  # geometric mean of the axes'
+    ellipticity: float  # 1 - b/a
+    gamma_px: float  # core width
+    alpha: float  # power index
+    major_axis_deg: float  # from +x towards +y
+    x_px: float  # the fitted centre (in the stamp from _fit_moffat, else in the image)
+    y_px: float
+    peak: float  # the fitted amplitude (image units)
+
 
 def _cutout(image: np.ndarray, x: float, y: float, half: int) -> tuple[np.ndarray, int, int] | None:
     ix, iy = round(x), round(y)
@@ -137,15 +167,16 @@ def _cutout(image: np.ndarray, x: float, y: float, half: int) -> tuple[np.ndarra
     return image[iy - half : iy + half + 1, ix - half : ix + half + 1], ix - half, iy - half
 
 
-def _fit_moffat(stamp: np.ndarray, noise: float) -> tuple[float, float, float, float] | None:
-    """FWHM (px, geometric mean), 1 - b/a, core width and power index of an elliptical
-    Moffat fitted to a background-free stamp; pixels far above a first fit (particle
-    hits) are left out of a second, started afresh. None when a fit diverges or gives no sensible
-    width."""
+def _fit_moffat(stamp: np.ndarray, noise: float, bad: np.ndarray | None = None) -> MoffatFit | None:
+    """An elliptical Moffat fitted to a background-free stamp, ``bad`` pixels left out;
+    pixels far above a first fit (particle hits) are left out of a second, started
+    afresh. None when a fit diverges or gives no sensible width."""
     half = stamp.shape[0] // 2
     yy, xx = np.mgrid[: stamp.shape[0], : stamp.shape[1]]
+    good = np.ones(stamp.shape, bool) if bad is None else ~bad
+    stamp = np.where(good, stamp, 0.0)
     start = EllipticalMoffat2D(float(stamp.max()), half, half, 3.0, 3.0, 0.0, 0.0)
-    weights = np.ones(stamp.shape)
+    weights = good.astype(float)
     fitted = None
     for _ in range(2):
         with warnings.catch_warnings():
@@ -162,7 +193,7 @@ def _fit_moffat(stamp: np.ndarray, noise: float) -> tuple[float, float, float, f
         outliers = stamp - fitted(xx, yy) > 5 * noise + 0.2 * abs(fitted.amplitude.value)
         if not outliers.any() or weights[outliers].sum() == 0:
             break
-        weights = np.where(outliers, 0.0, 1.0)
+        weights = np.where(outliers | ~good, 0.0, 1.0)
         # Start afresh without the outliers: a first fit that chased a hit is a start
         # from which the second diverges (as it did on tests' hit stamp).
         peak = float(np.where(outliers, -np.inf, stamp).max())
@@ -170,11 +201,20 @@ def _fit_moffat(stamp: np.ndarray, noise: float) -> tuple[float, float, float, f
     assert fitted is not None
     if not 0.5 < float(fitted.alpha.value) < 50:  # a power running off: no profile
         return None
-    fwhm = fitted.fwhm
-    values = (fwhm, fitted.ellipticity, abs(float(fitted.gamma.value)), float(fitted.alpha.value))
-    if not (all(math.isfinite(v) for v in values) and 0.5 < fwhm < stamp.shape[0]):
+    fit = MoffatFit(
+        fitted.fwhm,
+        fitted.ellipticity,
+        abs(float(fitted.gamma.value)),
+        float(fitted.alpha.value),
+        fitted.major_axis_deg,
+        float(fitted.x_0.value),
+        float(fitted.y_0.value),
+        float(fitted.amplitude.value),
+    )
+    values = dataclasses.astuple(fit)
+    if not (all(math.isfinite(v) for v in values) and 0.5 < fit.fwhm_px < stamp.shape[0]):
         return None
-    return values
+    return fit
 
 
 def measure_field(
@@ -197,13 +237,12 @@ def measure_field(
         Fewer than ``min_stars`` usable stars.
     """
     config = config or PhotometryConfig()
-    fits_done, positions = _fit_bright_stars(
-        image, stars, saturated, fwhm_guess_px, noise_adu, config
-    )
-    fwhm = float(np.median([f[0] for f in fits_done]))
-    ellipticity = float(np.median([f[1] for f in fits_done]))
-    gamma = float(np.median([f[2] for f in fits_done]))
-    power = float(np.median([f[3] for f in fits_done]))
+    fitted, positions = fit_bright_stars(image, stars, saturated, fwhm_guess_px, noise_adu, config)
+    fits_done = list(fitted.values())
+    fwhm = float(np.median([f.fwhm_px for f in fits_done]))
+    ellipticity = float(np.median([f.ellipticity for f in fits_done]))
+    gamma = float(np.median([f.gamma_px for f in fits_done]))
+    power = float(np.median([f.alpha for f in fits_done]))
     radius = config.aperture_fwhm * fwhm
     isolated = _isolated(stars, config.isolation_fwhm * fwhm)
     kept = [i for i in positions if isolated[i] and _inside(positions[i], radius + 1, image.shape)]
@@ -237,24 +276,42 @@ def measure_field(
     offsets = [np.hypot(positions[i][0] - stars.x[i], positions[i][1] - stars.y[i]) for i in index]
     position_rms = float(np.sqrt(np.mean(np.square(offsets))))
     return FieldPhotometry(
-        zp, err, n, fwhm, ellipticity, -2.5 * math.log10(correction), position_rms
+        zp,
+        err,
+        n,
+        fwhm,
+        ellipticity,
+        -2.5 * math.log10(correction),
+        position_rms,
+        tuple(int(i) for i in index),
+        tuple(float(z) for z in zps),
+        tuple(float(x) for x in snr[good]),
     )
 
 
-def _fit_bright_stars(
+def fit_bright_stars(
     image: np.ndarray,
     stars: StarField,
     saturated: np.ndarray,
     fwhm_guess_px: float,
     noise_adu: float,
     config: PhotometryConfig,
-) -> tuple[list[tuple[float, float, float, float]], dict[int, tuple[float, float]]]:
-    """Elliptical Moffat fits of the brightest isolated unsaturated stars, and every
-    unsaturated star's re-centred position."""
+    bad: np.ndarray | None = None,
+) -> tuple[dict[int, MoffatFit], dict[int, tuple[float, float]]]:
+    """Elliptical Moffat fits of the brightest isolated unsaturated stars (up to
+    ``config.max_fit_stars``), and every unsaturated star's re-centred position, by
+    index into ``stars``. ``bad``: pixels the fits leave out (a star with more than a
+    tenth of its stamp's central 3 x 3 FWHM bad is not fitted).
+
+    Raises
+    ------
+    UnprocessableDataError
+        No star could be fitted.
+    """
     half = max(8, int(3 * fwhm_guess_px))
     # The guess may be far off (seeing varies): stars for the fit are isolated generously.
     isolated = _isolated(stars, 2 * config.isolation_fwhm * fwhm_guess_px)
-    fits_done: list[tuple[float, float, float, float]] = []
+    fits_done: dict[int, MoffatFit] = {}
     positions: dict[int, tuple[float, float]] = {}
     for i in np.argsort(stars.mag):
         if not stars.is_star[i]:
@@ -269,16 +326,26 @@ def _fit_bright_stars(
         cx, cy = centroid_com(np.clip(stamp, 0, None))
         positions[int(i)] = (x0 + cx, y0 + cy)
         bright = stamp.max() > config.min_peak_snr * noise_adu
+        stamp_bad = None if bad is None else bad[y0 : y0 + stamp.shape[0], x0 : x0 + stamp.shape[1]]
+        if stamp_bad is not None and _core_too_bad(stamp_bad, fwhm_guess_px):
+            continue
         if isolated[i] and bright and len(fits_done) < config.max_fit_stars:
-            fit = _fit_moffat(stamp, noise_adu)
+            fit = _fit_moffat(stamp, noise_adu, stamp_bad)
             if fit is not None:
-                fits_done.append(fit)
+                fits_done[int(i)] = dataclasses.replace(fit, x_px=x0 + fit.x_px, y_px=y0 + fit.y_px)
     if not fits_done:
         raise UnprocessableDataError(
             f"no bright isolated unsaturated star to measure the FWHM on ({len(stars.x)} "
             "catalogue stars on the detector)"
         )
     return fits_done, positions
+
+
+def _core_too_bad(stamp_bad: np.ndarray, fwhm_px: float) -> bool:
+    """More than a tenth of the central 3 x 3 FWHM of a stamp is bad."""
+    half, reach = stamp_bad.shape[0] // 2, max(1, round(1.5 * fwhm_px))
+    core = stamp_bad[half - reach : half + reach + 1, half - reach : half + reach + 1]
+    return bool(core.mean() > 0.1)
 
 
 def sky_near_stars(

@@ -43,6 +43,6 @@ def test_a_star_beside_a_particle_hit_is_fitted_without_the_hit() -> None:
         fitting.LevMarLSQFitter()(start, xx, yy, stamp, maxiter=200)  # the plain fit fails
     fitted = _fit_moffat(stamp, noise=4.215)
     assert fitted is not None
-    fwhm, ellipticity, _, _ = fitted
+    fwhm, ellipticity = fitted.fwhm_px, fitted.ellipticity
     assert 2.8 < fwhm < 6.5
     assert ellipticity < 0.2
