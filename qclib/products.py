@@ -27,7 +27,7 @@ import itertools
 import json
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,8 @@ class DetectorProduct:
     dq: np.ndarray | None
     qc: Mapping[str, tuple[float | int | None, str]]  # name -> (value, comment)
     unit: str = "adu"
+    cards: Mapping[str, tuple[Any, str]] = field(default_factory=dict)
+    """Other cards of the image's header, as they are (a coadd's WCS)."""
 
 
 def setup_header(raw_header: Mapping[str, Any]) -> dict[str, Any]:
@@ -251,15 +253,23 @@ _CHECKSUM_COMMENT = "HDU checksum"
 
 
 def write_product(
-    path: str | os.PathLike[str], spec: ProductSpec, detectors: Iterable[DetectorProduct]
+    path: str | os.PathLike[str],
+    spec: ProductSpec,
+    detectors: Iterable[DetectorProduct],
+    tables: Callable[[], Sequence[fits.BinTableHDU]] = tuple,
 ) -> str:
-    """Write a product atomically (detector by detector); returns its SHA-256."""
+    """Write a product atomically (detector by detector); returns its SHA-256.
+
+    ``tables``: called once the detectors are written (their iterator may fill what it
+    returns), the product's binary tables, written before its PROVENANCE table."""
     path = Path(path)
     with atomic_path(path, readonly=True) as tmp, DirectFile(tmp) as handle:
         writer = _HduWriter(handle)
         writer.image(_primary(spec, path.name))
         for det in detectors:
             _write_detector(writer, _detector_hdus(det))
+        for table in tables():
+            writer.table(table)
         writer.table(_provenance_table(spec))
     return handle.hexdigest()
 
@@ -364,6 +374,8 @@ def _detector_hdus(det: DetectorProduct) -> list[tuple[fits.ImageHDU, int]]:
     image = fits.ImageHDU(data, name=det.extname)
     if data is not None:
         image.header["BUNIT"] = det.unit
+    for key, (value, comment) in det.cards.items():
+        image.header[key] = (value, comment)
     for name, (value, comment) in det.qc.items():
         if value is not None and np.isfinite(value):
             _set(image.header, qc_card(name), value, comment)

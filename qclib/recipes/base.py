@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from qclib.products import (
 from qclib.qc.measures import measure_catalogue
 from qclib.recipes.ordered_threads import detector_threads, in_order
 from qclib.recipes.registry import RecipeSpec
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 T = TypeVar("T")
 
@@ -347,6 +350,15 @@ def data_view(stack: np.ndarray, geometry: Geometry) -> np.ndarray:
     return stack[:, rows, cols]
 
 
+def nominal_gain(scan: FitsScan, extname: str) -> float | None:
+    """The conversion factor (e-/ADU) a raw file's detector extension states, if any."""
+    hdu = next((h for h in scan.extensions if h.extname == extname), None)
+    value = None if hdu is None else hdu.header.get("DET.OUT1.CONAD")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
+
+
 def qc_cards(
     instrument: InstrumentConfig, pro_catg: str, qc: Mapping[str, float]
 ) -> dict[str, tuple[float | int | None, str]]:
@@ -420,11 +432,14 @@ def write(
     qc: dict[str, dict[str, float]] | None = None,
     problems: dict[str, str] | None = None,
     pro_type: str = "REDUCED",
+    tables: Callable[[], Sequence[fits.BinTableHDU]] = tuple,
 ) -> ProductResult:
     """Write one product (detector by detector, atomically) and describe it.
 
     ``qc`` (and ``problems``: detector -> why it could not be measured) are filled by
-    the ``detectors`` iterator as it runs: they are read after.
+    the ``detectors`` iterator as it runs: they are read after. ``tables``: the
+    product's binary tables, asked for once the detectors are written (a whole
+    product only: a task's share has none).
 
     Raises
     ------
@@ -452,7 +467,7 @@ def write(
     detectors = _previewed(detectors, previews)
     extent = None
     if ctx.part is None:
-        sha = write_product(path, spec, detectors)
+        sha = write_product(path, spec, detectors, tables)
         write_previews(path, sha, previews)
     else:
         share = ctx.part

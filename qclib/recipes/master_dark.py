@@ -15,7 +15,6 @@ from dataclasses import asdict
 import numpy as np
 
 from qclib.calib.dark import Exposure, make_master_dark
-from qclib.fitsio import FitsScan
 from qclib.products import DetectorProduct
 from qclib.recipes.base import (
     CalibInput,
@@ -23,6 +22,7 @@ from qclib.recipes.base import (
     ProductResult,
     RawInput,
     RecipeContext,
+    nominal_gain,
     qc_cards,
     write,
 )
@@ -103,12 +103,3 @@ def _by_timing(
         (Exposure(integration_s=t, particle_s=p, ndit=n), readers)
         for (t, n, p), readers in sorted(groups.items())
     ]
-
-
-def nominal_gain(scan: FitsScan, extname: str) -> float | None:
-    """The conversion factor (e-/ADU) a raw file's detector extension states, if any."""
-    hdu = next((h for h in scan.extensions if h.extname == extname), None)
-    value = None if hdu is None else hdu.header.get("DET.OUT1.CONAD")
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    return None

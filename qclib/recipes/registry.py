@@ -35,6 +35,7 @@ from qclib.calib.parameters import (
     LinearityParameters,
     NoParameters,
     PhotometryConfig,
+    ScienceConfig,
 )
 from qclib.errors import ConfigError
 
@@ -72,6 +73,9 @@ class RecipeSpec:
     min_raws: int = 1
     template: str | None = None
     aliases: tuple[str, ...] = ()
+    detector_parts: bool = True
+    """Whether its products are made detector by detector, so that a block's detectors
+    may be shared among tasks (a coadd needs every detector in one task)."""
 
     def load(self) -> Recipe:
         """The recipe's ``run`` function (imports its module)."""
@@ -266,6 +270,32 @@ SPECS: tuple[RecipeSpec, ...] = (
         parameters=PhotometryConfig,
         template="zeropoint",
         aliases=("qc_hawki_zeropoint",),
+    ),
+    RecipeSpec(
+        name="qc_science_image",
+        does="an imaging OB reduced with its masters (cosmic rays, sky, astrometric "
+        "solution, photometric scale), coadded and measured: image quality and PSF maps, "
+        "limiting magnitude, astrometric and photometric residuals",
+        entry="qclib.recipes.science_image:run",
+        products=("SCIENCE_COADD",),
+        inputs=(
+            _BIAS,
+            InputSpec(("MASTER_FLAT",), "the master flat of the filter"),
+            InputSpec(
+                ("ZEROPOINT",),
+                "the night's zeropoint of the filter (each detector's, above the atmosphere)",
+                required=False,
+            ),
+            InputSpec(
+                ("EXTINCTION",),
+                "the night's certified extinction and zeropoints above the atmosphere, "
+                "fitted to all its standard fields (found by the workflow, not the rules)",
+                required=False,
+            ),
+        ),
+        parameters=ScienceConfig,
+        template="science_coadd",
+        detector_parts=False,
     ),
 )
 

@@ -16,14 +16,11 @@ simulated night ships).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
-from astropy.io import fits
-from astropy.wcs import WCS
 
 from qclib.calib.astrometry import find_catalogue_offset
 from qclib.calib.dq import DQ_SATURATED
@@ -31,98 +28,23 @@ from qclib.calib.photometry import FieldPhotometry, PhotometryConfig, StarField,
 from qclib.calib.readout import reference_levels
 from qclib.calib.stats import clipped_stats
 from qclib.config.instrument import parse_section
-from qclib.errors import IncompleteBlockError, UnprocessableDataError
+from qclib.errors import UnprocessableDataError
 from qclib.products import DetectorProduct
 from qclib.recipes.base import (
     CalibrationReader,
     ProductResult,
-    RawInput,
     RecipeContext,
     qc_cards,
     write,
 )
+from qclib.recipes.fields import airmass_of, filter_of, header_wcs, reference_catalogue
 from qclib.recipes.linearity import undo_nonlinearity
-
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-_WCS_KEYS = ("WCSAXES", "CRPIX", "CRVAL", "CTYPE", "CUNIT", "CDELT", "PC", "CD", "RADESYS")
-
-
-def _filter(ctx: RecipeContext, raw: RawInput) -> str:
-    filt = ctx.instrument.filter_name(raw.scan.primary)
-    if filt is None:
-        raise UnprocessableDataError(
-            f"{raw.arcfile}: no filter in {ctx.instrument.filter_keywords}"
-        )
-    return filt
-
-
-def _catalogue(ctx: RecipeContext, raw: RawInput, filt: str) -> pd.DataFrame:
-    target = str(raw.scan.primary.get("OBJECT") or "")
-    if not _SAFE_NAME.fullmatch(target):
-        raise UnprocessableDataError(
-            f"{raw.arcfile}: OBJECT {target!r} cannot name a catalogue file "
-            "(letters, digits, '.', '_', '+', '-' only)"
-        )
-    path = ctx.catalogues / f"{target}.csv"
-    if not path.is_file():
-        raise IncompleteBlockError(
-            f"{ctx.block_id}: no reference catalogue for {target!r}: put {path.name} "
-            f"(ra_deg, dec_deg, {ctx.instrument.photometry.magnitude_column}) in {ctx.catalogues}"
-        )
-    table = pd.read_csv(path)
-    settings = ctx.instrument.photometry
-    column = settings.magnitude_column.format(filter=filt)
-    term = settings.colour_terms.get(filt)
-    needed = [column] + (
-        [settings.magnitude_column.format(filter=f) for f in term.colour] if term else []
-    )
-    missing = [c for c in needed if c not in table]
-    if missing:
-        raise UnprocessableDataError(
-            f"catalogue {path.name} has no column {', '.join(missing)}"
-            + (
-                f" (the colour term of {filt} needs {term.colour[0]} - {term.colour[1]})"
-                if term
-                else ""
-            )
-        )
-    mag = table[column].to_numpy(float)
-    variance = _error(table, settings.error_column.format(filter=filt)) ** 2
-    if term is not None:
-        blue, red = (settings.magnitude_column.format(filter=f) for f in term.colour)
-        mag = mag + term.coefficient * (table[blue].to_numpy(float) - table[red].to_numpy(float))
-        for band in term.colour:
-            if band != filt:
-                error = _error(table, settings.error_column.format(filter=band))
-                variance = variance + (term.coefficient * error) ** 2
-    galaxy = table["is_galaxy"].to_numpy() if "is_galaxy" in table else np.zeros(len(table))
-    sources = pd.DataFrame(
-        {
-            "ra_deg": table["ra_deg"],
-            "dec_deg": table["dec_deg"],
-            "mag": mag,
-            "mag_err": np.sqrt(variance),
-            "is_star": galaxy == 0,
-        }
-    )
-    return sources[np.isfinite(sources["mag"])]
-
-
-def _error(table: pd.DataFrame, column: str) -> np.ndarray:
-    """A catalogue's magnitude errors (0 where it has none)."""
-    if column not in table:
-        return np.zeros(len(table))
-    return np.nan_to_num(table[column].to_numpy(float))
 
 
 def _stars(
     catalogue: pd.DataFrame, header: dict, origin: tuple[int, int], shape, margin: float
 ) -> StarField:  # type: ignore[no-untyped-def]
-    wcs_header = fits.Header()
-    for key, value in header.items():
-        if key.startswith(_WCS_KEYS):
-            wcs_header[key] = value
-    x, y = WCS(wcs_header).all_world2pix(catalogue["ra_deg"], catalogue["dec_deg"], 0)
+    x, y = header_wcs(header).all_world2pix(catalogue["ra_deg"], catalogue["dec_deg"], 0)
     x, y = x - origin[1], y - origin[0]
     near = (x > -margin) & (x < shape[1] + margin) & (y > -margin) & (y < shape[0] + margin)
     return StarField(
@@ -134,14 +56,6 @@ def _stars(
     )
 
 
-def _airmass(raw: RawInput) -> float:
-    start = raw.scan.primary.get("TEL.AIRM.START")
-    end = raw.scan.primary.get("TEL.AIRM.END", start)
-    if start is None:
-        raise UnprocessableDataError(f"{raw.arcfile} has no TEL.AIRM.START")
-    return (float(start) + float(end)) / 2  # type: ignore[arg-type]
-
-
 def run(ctx: RecipeContext) -> list[ProductResult]:
     """Zeropoint, image quality and WCS offset of a standard field, per detector: each
     raw's level removed (overscan or reference pixels), the background input (a master
@@ -150,8 +64,8 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
     geometry = ctx.geometry()
     raws = ctx.raws_of()
     rows, cols = parse_section(geometry.data_section)
-    filt = _filter(ctx, raws[0])
-    catalogue = _catalogue(ctx, raws[0], filt)
+    filt = filter_of(ctx, raws[0])
+    catalogue = reference_catalogue(ctx, raws[0], filt)
     extinction = ctx.instrument.photometry.extinction_mag_per_airmass.get(filt, math.nan)
     background_input = ctx.calibration("MASTER_BIAS")
     flat_input = ctx.calibration("MASTER_FLAT")
@@ -208,7 +122,7 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
                     failures[extname] = f"{raw.arcfile}: {err}"
                     continue
                 shift = float(np.hypot(offset.dx_px, offset.dy_px)) * pixel_scale
-                results.append((measured, _airmass(raw), shift))
+                results.append((measured, airmass_of(raw), shift))
             values: dict[str, float] = {}
             if results:
                 zps = np.array([r.zeropoint for r, _, _ in results])

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from qclib.reports.abreport import ABReport, load_report
 from qclib.reports.grades import grade_label
+from qclib.reports.science import ScienceReport, load_science_report
 from qclib.reports.trends import health_trends, trend_figure
 
-__all__ = ["ABReport", "grade_label", "health_trends", "load_report", "trend_figure"]
+__all__ = [
+    "ABReport",
+    "ScienceReport",
+    "grade_label",
+    "health_trends",
+    "load_report",
+    "load_science_report",
+    "trend_figure",
+]

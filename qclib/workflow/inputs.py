@@ -3,14 +3,20 @@
 A raw comes from the frame index; a calibration chosen as a raw frame too; a virtual
 calibration (a master not made when the block was associated) becomes the product its
 parent block made; a master the recipe makes is compared with the newest earlier one of
-the same setup (``QC.REFDIFF.*``). What is missing makes the block wait, saying which
-raw or which parent.
+the same setup (``QC.REFDIFF.*``); a recipe declaring ``EXTINCTION`` gets the night's
+certified extinction product of its filter, when there is one. What is missing makes the
+block wait, saying which raw or which parent.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
 from qclib.associate import AssociationBlock
-from qclib.db import Database, ingest_log
+from qclib.config.instrument import InstrumentConfig
+from qclib.db import Database, Session, ingest_log
 from qclib.db import products as product_store
 from qclib.errors import IncompleteBlockError
 from qclib.fitsio import scan_fits
@@ -19,6 +25,30 @@ from qclib.instruments.recipe_check import recipe_parameters
 from qclib.recipes.base import CalibInput, RawInput, RecipeContext, config_hash
 from qclib.recipes.registry import find_recipe
 from qclib.workspace import Workspace
+
+#: The input a recipe declares to get its night's certified extinction product
+#: (``qclib.workflow.extinction``), which no rule file selects: it is made after the
+#: night's blocks, from all of its standard fields.
+NIGHT_EXTINCTION = "EXTINCTION"
+
+
+def _night_extinction(
+    session: Session,
+    instrument: InstrumentConfig,
+    block: AssociationBlock,
+    header: Mapping[str, Any],
+) -> product_store.StoredProduct | None:
+    """The block's night's certified extinction product of the raws' setup (filter)."""
+    setup = instrument.setup_of(NIGHT_EXTINCTION, header)
+    for product in product_store.list_products(
+        session,
+        instrument=block.instrument,
+        pro_catgs=(NIGHT_EXTINCTION,),
+        nights=[dt.date.fromisoformat(block.night)],
+    ):
+        if product.certified and product_store.same_setup(product.header, setup):
+            return product
+    return None
 
 
 def resolve_inputs(
@@ -73,6 +103,17 @@ def resolve_inputs(
                 path = workspace.confine(made[0].path)
                 chosen.append(CalibInput(tag.tag, made[0].pro_catg, path, made[0].sha256))
             calibrations[tag.tag] = tuple(chosen)
+        if spec.takes(NIGHT_EXTINCTION) and raws:
+            found = _night_extinction(session, instrument, block, raws[0].scan.primary)
+            if found is not None:
+                calibrations[NIGHT_EXTINCTION] = (
+                    CalibInput(
+                        NIGHT_EXTINCTION,
+                        found.pro_catg,
+                        workspace.confine(found.path),
+                        found.sha256,
+                    ),
+                )
         references = {}
         # Master calibrations are compared with their predecessor (QC.REFDIFF.*).
         masters = [c for c in spec.products if c.startswith("MASTER_")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,12 +13,13 @@ from astropy.io import fits
 
 from qclib.db import products as product_store
 from qclib.instruments import load_instrument
+from qclib.simulate.night import simulate_night
 from qclib.simulate.sky import illumination
 from qclib.workflow.association import associate_workspace
 from qclib.workflow.ingest import ingest_paths
 from qclib.workflow.process import ProcessOutcome, process_blocks
 from qclib.workspace import Workspace, init_workspace
-from tests.conftest import load_truth
+from tests.conftest import NIGHT, load_truth
 
 
 @dataclass
@@ -61,6 +63,40 @@ def omegacam_processed(tmp_path_factory, omegacam_night: Path) -> ProcessedNight
         return _process(tmp_path_factory.mktemp("omegacam-processed"), omegacam_night, mp)
 
 
+#: Two full-size OmegaCAM CCDs (fixture ``omegacam_full_ccds``).
+FULL_SIZE_CCDS = ["ESO_CCD_#65", "ESO_CCD_#90"]
+
+
+@pytest.fixture(scope="session")
+def omegacam_full_ccds(tmp_path_factory) -> ProcessedNight:
+    """Two full CCDs of a full-size OmegaCAM night, only what the ZEROPOINT and science
+    blocks need (biases, dome flats, twilight flats, standards, the science OB),
+    through ingest, associate and process (the science block waits, on request)."""
+    night = tmp_path_factory.mktemp("omegacam-full-ccds")
+    simulate_night(
+        "OMEGACAM",
+        NIGHT,
+        night,
+        seed=3,
+        scale="full",
+        progress=False,
+        only={"bias", "dome_flat", "twilight_flat", "standard", "science"},
+        detectors=FULL_SIZE_CCDS,
+    )
+    # The instrument as loaded now (another test may have reloaded the cached one).
+    omegacam = load_instrument("OMEGACAM")
+    with pytest.MonkeyPatch.context() as mp:
+        # Ingest quarantines a full-size file without all 32 CCDs (an incomplete
+        # readout): for this night the full scale holds the two simulated ones. Only
+        # that check reads the list; the recipes take the detectors the raws hold.
+        mp.setitem(
+            omegacam.geometry,
+            "full",
+            omegacam.geometry["full"].model_copy(update={"detectors": FULL_SIZE_CCDS}),
+        )
+        return _process(tmp_path_factory.mktemp("omegacam-full-processed"), night, mp)
+
+
 @pytest.fixture(scope="session")
 def hawki_processed(tmp_path_factory, hawki_night: Path) -> ProcessedNight:
     with pytest.MonkeyPatch.context() as mp:
@@ -82,3 +118,43 @@ def expected_zeropoint(truth: dict, extname: str, filt: str, airmass: float) -> 
         - 2.5 * np.log10(det["gain_e_per_adu"])
         + 2.5 * np.log10(float(np.median(light)))
     )
+
+
+@dataclass
+class ProcessedScience:
+    """A processed night's science block, run once its masters were certified."""
+
+    processed: ProcessedNight
+    ab_id: str
+    outcome: ProcessOutcome
+    product: product_store.StoredProduct
+    qc: dict[str, dict[str, float | None]]
+    grade: Any
+
+    def hdul(self) -> fits.HDUList:
+        return fits.open(self.processed.workspace.root / self.product.path)
+
+
+def process_science(processed: ProcessedNight) -> ProcessedScience:
+    """Score and certify every product of a processed night (as a QC scientist would,
+    through ``decide``), then run its science block and grade it."""
+    from qclib.archive.certification import decide
+    from qclib.db import ob_grades
+    from qclib.workflow.grading import grade_science
+    from qclib.workflow.scoring import score_values
+
+    workspace = processed.workspace
+    database = workspace.open_database()
+    (ab_id,) = [ab for ab in processed.outcomes if ab.endswith("SCIENCE_REDUCED")]
+    score_values(database)
+    with database.transaction() as session:
+        ids = [p.id for p in product_store.list_products(session)]
+    decide(workspace, database, ids, decision="certify", comment="test", reviewer="tester")
+    (outcome,) = process_blocks(workspace, database, ids=[ab_id])
+    grade_science(database, [ab_id])
+    with database.transaction() as session:
+        (product,) = product_store.products_of_block(session, ab_id)
+        qc = product_store.qc_values(session, product.id)
+        grade = ob_grades.grade_of(session, ab_id)
+    database.close()
+    return ProcessedScience(processed, ab_id, outcome, product, qc, grade)

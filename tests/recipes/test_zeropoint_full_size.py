@@ -5,7 +5,8 @@ holds 3-19 measured stars of SA95, and the test-scale test
 the detector visits with five or more; a full CCD (2048 x 4100 pixels, 7.3 x 14.6
 arcmin) holds over a hundred. Two full CCDs of a full-size night, only what the
 ZEROPOINT blocks need (biases, dome flats, twilight flats, standards; the dome flats
-make a READ_GAIN block too), through the public path: ingest, associate, process.
+make a READ_GAIN block too; the science exposures wait, on request), through the
+public path: ingest, associate, process (fixture ``omegacam_full_ccds``).
 
 Measured (seed 3, three visits): ZPOINT - truth -0.0048 ... -0.0008 mag, 127-161
 stars per CCD and visit, FWHM within 0.4 % of the seeing; about 50 s on 2 cores.
@@ -15,47 +16,16 @@ from __future__ import annotations
 
 import pytest
 
-from qclib.instruments import load_instrument
-from qclib.simulate.night import simulate_night
-from tests.conftest import NIGHT
-from tests.recipes.conftest import ProcessedNight, _process, expected_zeropoint
+from tests.recipes.conftest import FULL_SIZE_CCDS as DETECTORS
+from tests.recipes.conftest import ProcessedNight, expected_zeropoint
 
 pytestmark = pytest.mark.slow
 
-DETECTORS = ["ESO_CCD_#65", "ESO_CCD_#90"]
-
-
-@pytest.fixture(scope="module")
-def full_size_standards(tmp_path_factory) -> ProcessedNight:
-    night = tmp_path_factory.mktemp("omegacam-full-standards")
-    simulate_night(
-        "OMEGACAM",
-        NIGHT,
-        night,
-        seed=3,
-        scale="full",
-        progress=False,
-        only={"bias", "dome_flat", "twilight_flat", "standard"},
-        detectors=DETECTORS,
-    )
-    # The instrument as loaded now (another test may have reloaded the cached one).
-    omegacam = load_instrument("OMEGACAM")
-    with pytest.MonkeyPatch.context() as mp:
-        # Ingest quarantines a full-size file without all 32 CCDs (an incomplete
-        # readout): for this night the full scale holds the two simulated ones. Only
-        # that check reads the list; the recipes take the detectors the raws hold.
-        mp.setitem(
-            omegacam.geometry,
-            "full",
-            omegacam.geometry["full"].model_copy(update={"detectors": DETECTORS}),
-        )
-        return _process(tmp_path_factory.mktemp("omegacam-full-processed"), night, mp)
-
 
 def test_zeropoint_within_three_hundredths_on_every_full_size_ccd(
-    full_size_standards: ProcessedNight,
+    omegacam_full_ccds: ProcessedNight,
 ) -> None:
-    processed = full_size_standards
+    processed = omegacam_full_ccds
     truth = processed.truth
     assert sorted(truth["detectors"]) == DETECTORS
     zeropoint_blocks = {ab: o for ab, o in processed.outcomes.items() if "ZEROPOINT" in ab}
