@@ -726,7 +726,9 @@ def process(ctx: click.Context, ids: tuple[str, ...], night: dt.date | None, as_
     colour = {"done": "green", "failed": "bold red", "waiting": "yellow", "skipped": "dim"}
     for o in outcomes:
         detail = ", ".join(o.products) if o.products else (o.reason or "")
-        console.print(f"[{colour[o.status]}]{o.status:<8}[/] {o.ab_id}  {detail}", highlight=False)
+        console.print(
+            f"[{colour[o.status]}]{o.status:<8}[/] {o.ab_id}  {escape(detail)}", highlight=False
+        )
     if not outcomes:
         console.print("nothing to process")
 
@@ -851,6 +853,7 @@ def _print_pass(summary: Any, as_json: bool) -> None:
                 "certified": summary.certified,
                 "archived": summary.archived,
                 "seconds": summary.seconds,
+                "science_programmes": summary.science_programmes,
             }
         )
         return
@@ -861,7 +864,9 @@ def _print_pass(summary: Any, as_json: bool) -> None:
     colour = {"done": "green", "failed": "bold red", "waiting": "yellow", "skipped": "dim"}
     for o in summary.outcomes:
         detail = ", ".join(o.products) if o.products else (o.reason or "")
-        console.print(f"[{colour[o.status]}]{o.status:<8}[/] {o.ab_id}  {detail}", highlight=False)
+        console.print(
+            f"[{colour[o.status]}]{o.status:<8}[/] {o.ab_id}  {escape(detail)}", highlight=False
+        )
     grades = ", ".join(f"{n} {g}" for g, n in sorted(summary.scored.items())) or "nothing new"
     console.print(f"scored: {grades}")
     for report in summary.reports:
@@ -1320,7 +1325,9 @@ if __name__ == "__main__":
 
     registered_main()
 else:
-    # Review, certification, audit log, archive, CalSelector: their own module.
-    from qclib import cli_certification
+    # Review, certification, audit log, archive, CalSelector; science and OB grades:
+    # their own modules.
+    from qclib import cli_certification, cli_science
 
     cli_certification.register(main)
+    cli_science.register(main)

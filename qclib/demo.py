@@ -446,4 +446,7 @@ def run_demo(
         f"{workspace.root / TOKEN_FILE}; `qc user add NAME` gives each reviewer their own)",
         highlight=False,
     )
-    console.print("Not yet built: science-frame recipes and PI packages; the demo grows with them")
+    console.print(
+        f"science: the night's OB waits, on request; once its masters are certified, "
+        f"{ws} science processes and grades it. Not yet built: PI packages"
+    )

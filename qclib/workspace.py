@@ -54,6 +54,11 @@ max_retries = 3
 # qc watch: minutes between passes (a pass also starts when new files arrive).
 interval_minutes = 60
 
+[science]
+# Science blocks are processed with certified masters only, on request ('qc science');
+# 'qc run' also processes those of these programmes (OBS.PROG.ID; "*": every one).
+programmes = []
+
 [certification]
 # Every product with a NOK value is reviewed; so is this fraction of the all-OK ones,
 # drawn at random (reproducibly, from the product's checksum).
@@ -81,6 +86,13 @@ class WorkflowSection(Strict):
     interval_minutes: float = Field(60.0, gt=0, description="qc watch: minutes between passes")
 
 
+class ScienceSection(Strict):
+    programmes: list[str] = Field(
+        default_factory=list,
+        description="Programmes (OBS.PROG.ID) whose science 'qc run' processes; '*': all",
+    )
+
+
 class CertificationSection(Strict):
     review_fraction: float = Field(
         0.1, ge=0, le=1, description="Fraction of all-OK products drawn for review"
@@ -95,6 +107,7 @@ class WorkspaceConfig(Strict):
     database: DatabaseSection = DatabaseSection()
     ingest: IngestSection = IngestSection()
     workflow: WorkflowSection = WorkflowSection()
+    science: ScienceSection = ScienceSection()
     certification: CertificationSection = CertificationSection()
 
 

@@ -104,6 +104,12 @@ CASES: dict[str, dict[str, list[Bad]]] = {
     "ingest": {"paths": [bad(NEW)]},
     "init": {"directory": [bad(A_FILE)]},
     "process": {"ids": [bad("NOPE")], "night": nights("--night")},
+    "science": {
+        "night": nights("--night"),
+        "prog_id": [bad("--prog-id", "NOPE")],
+        "ab_ids": [bad("--ab", "NOPE")],
+    },
+    "ob-grades": {"night": nights("--night"), "prog_id": [bad("--prog-id", "NOPE")]},
     "publish": {"directory": [bad(A_FILE)], "nights": [bad(NEW, "--nights", "0")]},
     "qc1": {SUBCOMMAND: [bad("nope")]},
     "qc1 export": {

@@ -159,6 +159,35 @@ class AssociationConfig(Strict):
     )
 
 
+class ObGrading(Strict):
+    """Where a science OB's requested and delivered conditions are in its raws'
+    headers, and how far a constraint may be missed for grade B (ESO: A, every
+    constraint met; B, some missed by up to 10 %; C, out of constraints)."""
+
+    seeing_keyword: str = Field(
+        "OBS.AMBI.FWHM",
+        description="Requested image quality (arcsec; 0: any), compared with the FWHM "
+        "measured on the science frames",
+    )
+    airmass_keyword: str = Field("OBS.AIRM", description="Requested largest airmass")
+    transparency_keyword: str = Field("OBS.AMBI.TRANS", description="Requested transparency")
+    moon_fli_keyword: str = Field("OBS.MOON.FLI", description="Requested largest lit fraction")
+    moon_distance_keyword: str = Field(
+        "OBS.MOON.DIST", description="Requested smallest distance from the Moon (deg)"
+    )
+    airmass_start_keyword: str = Field("TEL.AIRM.START", description="Airmass at start")
+    airmass_end_keyword: str = Field("TEL.AIRM.END", description="Airmass at end")
+    tolerance: float = Field(
+        0.10, ge=0, le=1, description="Fraction by which a constraint may be missed for B"
+    )
+    transparency_loss_mag: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per class (PHO, CLR, THN, THK), the largest light loss (mag) the "
+        "science's stars may show against the night's zeropoint; a class not listed is "
+        "not graded",
+    )
+
+
 class ColourTerm(Strict):
     """A filter's colour term against the reference catalogue."""
 
@@ -322,6 +351,7 @@ class InstrumentConfig(Strict):
         default_factory=dict, description="QC parameters by PRO.CATG, by ESO name"
     )
     photometry: PhotometrySettings = Field(default_factory=PhotometrySettings)
+    grading: ObGrading = Field(default_factory=ObGrading)
     setups: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Per PRO.CATG, the raw keywords that make a product's setup: its raws "

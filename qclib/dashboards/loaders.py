@@ -23,6 +23,7 @@ from qclib.instruments import load_instrument
 from qclib.qc.scoring import roll_up_levels
 from qclib.recipes.registry import find_recipe, missing_recipe_reason
 from qclib.workflow.calchecker import CalibrationStatus, calibration_status
+from qclib.workflow.science import ON_REQUEST
 from qclib.workspace import Workspace
 
 __all__ = ["CalibrationStatus", "calibration_status"]  # calChecker's, used here too
@@ -83,6 +84,8 @@ def _block_state(
         return "failed", f"{reason} (attempt {attempts}; retried by the next pass)"
     if state == "running":
         return "running", reason
+    if state == ON_REQUEST:  # science nobody asked for yet
+        return "waiting", reason
     if block.completeness != "complete":
         return "waiting", f"incomplete: {block.reason or 'frames missing'}"
     if find_recipe(block.recipe) is None:

@@ -315,3 +315,22 @@ class PassRow(Base):
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ObGradeRow(Base):
+    """A science OB's grade against its constraints (``qclib.qc.ob_grading``)."""
+
+    __tablename__ = "ob_grades"
+
+    ab_id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    instrument: Mapped[str] = mapped_column(String(40))
+    night: Mapped[dt.date] = mapped_column(Date, index=True)
+    prog_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    obs_id: Mapped[int | None] = mapped_column(BigInteger)
+    grade: Mapped[str] = mapped_column(String(1))
+    reason: Mapped[str] = mapped_column(Text)
+    #: Each constraint: {constraint, requested, delivered, grade, reason}.
+    checks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    #: The science product the grade was measured on.
+    product_sha256: Mapped[str] = mapped_column(String(64))
+    graded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

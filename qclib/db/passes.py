@@ -25,6 +25,14 @@ def finish_pass(session: Session, pass_id: int, summary: dict[str, Any]) -> None
         row.summary = summary
 
 
+def last_finished_summary(session: Session) -> dict[str, Any] | None:
+    """The summary of the newest finished pass (None: none finished)."""
+    row = session.scalars(
+        select(PassRow).where(PassRow.finished_at.is_not(None)).order_by(PassRow.id.desc()).limit(1)
+    ).first()
+    return None if row is None else row.summary
+
+
 def recent_passes(session: Session, n: int = 10) -> list[dict[str, Any]]:
     """The newest ``n`` passes, newest first (an unfinished one: still running or killed)."""
     rows = session.scalars(select(PassRow).order_by(PassRow.id.desc()).limit(n))

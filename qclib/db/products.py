@@ -198,19 +198,25 @@ def unfinished_blocks(
     night: dt.date | None = None,
     ids: list[str] | None = None,
     recipes: Collection[str] | None = None,
+    on_request: bool = False,
 ) -> list[UnfinishedBlock]:
     """The blocks not done (of a night, or with these ids), in time order. Done blocks
     are not read, so a pass costs what is left to do, not the size of the history.
 
     ``recipes``: the recipes that exist; a block recorded as waiting whose recipe is
     not among them (it waits for that recipe, not for a parent) is not read either.
+    ``on_request``: also the science blocks recorded as processed on request
+    (``qclib.workflow.science``); they are read anyway when ``ids`` name them.
     """
     waiting = AssociationBlockRow.state == "waiting"
     if recipes is not None:
         waiting = and_(waiting, AssociationBlockRow.recipe.in_(sorted(recipes)))
+    states = ["created", "running", "failed"]
+    if on_request or ids is not None:
+        states.append("on_request")
     query = (
         select(AssociationBlockRow)
-        .where(or_(AssociationBlockRow.state.in_(("created", "running", "failed")), waiting))
+        .where(or_(AssociationBlockRow.state.in_(states), waiting))
         .order_by(AssociationBlockRow.mid_mjd, AssociationBlockRow.id)
     )
     if night is not None:

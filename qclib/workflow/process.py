@@ -30,6 +30,8 @@ from qclib.recipes.registry import find_recipe, missing_recipe_reason, recipe_na
 from qclib.workflow import record
 from qclib.workflow.inputs import resolve_inputs
 from qclib.workflow.scheduler import Plan, Report, RetryPolicy, Unit, run_units
+from qclib.workflow.science import ScienceRequest, is_science
+from qclib.workflow.science import hold as science_hold
 from qclib.workspace import Workspace
 
 Status = Literal["done", "failed", "waiting", "skipped"]
@@ -113,7 +115,7 @@ class _BlockProcessing:
 
     def plan(self, unit: Unit) -> Plan:
         ctx = resolve_inputs(self.workspace, self.database, self.blocks[unit.id])
-        tasks = ctx.split_detectors(self.detector_tasks)
+        tasks = ctx.split_detectors(self.detector_tasks if ctx.spec.detector_parts else 1)
         with self.database.transaction() as session:  # the monitor shows it running
             product_store.set_block_state(session, unit.id, "running")
         self.contexts[unit.id] = ctx
@@ -178,8 +180,15 @@ def process_blocks(
     detector_tasks: int = 1,
     slots: int | None = None,
     progress: bool = False,
+    science: ScienceRequest | None = None,
+    on_request: bool = False,
 ) -> list[ProcessOutcome]:
     """Process the complete, not yet done blocks (of a night, or the given ids).
+
+    Science blocks (``qclib.workflow.science``) are processed when ``science`` requests
+    their programme or ``ids`` name them, and only once their masters are certified;
+    the others are recorded as on request. ``on_request``: also read the science
+    blocks recorded so (``qc science``; a pass does not read them again).
 
     A block that failed is tried again, up to ``max_retries`` more times (no limit when
     None); after that it stays failed, with its last reason, until asked for by id.
@@ -212,14 +221,27 @@ def process_blocks(
                     f"{' on night ' + night.isoformat() if night else ''}; 'qc abs' lists them"
                 )
         unfinished = product_store.unfinished_blocks(
-            session, night=night, ids=ids or None, recipes=None if ids else recipe_names()
+            session,
+            night=night,
+            ids=ids or None,
+            recipes=None if ids else recipe_names(),
+            on_request=on_request,
         )
+        held = {
+            u.block.id: reason
+            for u in unfinished
+            if u.block.completeness == "complete"
+            and find_recipe(u.block.recipe) is not None
+            and is_science(u.block)
+            and (reason := science_hold(session, u.block, science, asked_by_id=bool(ids)))
+        }
     policy = RetryPolicy(None if ids else max_retries)
     by_id = {u.block.id: u for u in unfinished}
     order = _ordered([u.block for u in unfinished])
     outcomes: dict[str, ProcessOutcome] = {}
     units = []
     waits_for_recipe: list[tuple[str, str]] = []
+    recorded: list[tuple[str, str, str]] = []
     for block in order:
         state = by_id[block.id]
         unit = Unit(
@@ -242,13 +264,19 @@ def process_blocks(
             if (state.state, state.reason) != ("waiting", reason):
                 # Recorded: later passes do not read it again until its recipe exists.
                 waits_for_recipe.append((block.id, reason))
+        elif block.id in held:
+            held_state, reason = held[block.id]
+            outcomes[block.id] = ProcessOutcome(block.id, "waiting", reason)
+            if (state.state, state.reason) != (held_state, reason):
+                recorded.append((block.id, held_state, reason))
         else:
             units.append(unit)
 
-    if waits_for_recipe:
+    recorded += [(ab_id, "waiting", reason) for ab_id, reason in waits_for_recipe]
+    if recorded:
         with database.transaction() as session:
-            for ab_id, reason in waits_for_recipe:
-                product_store.set_block_state(session, ab_id, "waiting", reason)
+            for ab_id, new_state, reason in recorded:
+                product_store.set_block_state(session, ab_id, new_state, reason)
 
     tasks = detector_tasks if executor is not None else 1
     with tqdm(

@@ -35,6 +35,7 @@ from qclib.products import PART_PREFIX
 from qclib.workflow.association import associate_workspace
 from qclib.workflow.executors import SERIAL, Workers
 from qclib.workflow.extinction import measure_extinction, nights_to_refit
+from qclib.workflow.grading import grade_science
 from qclib.workflow.ingest import expand_sources, ingest_paths
 from qclib.workflow.process import ProcessOutcome, process_blocks
 from qclib.workflow.reports import (
@@ -43,6 +44,7 @@ from qclib.workflow.reports import (
     template_for,
     warm_report_kernel,
 )
+from qclib.workflow.science import ScienceRequest
 from qclib.workflow.scoring import score_values
 from qclib.workspace import Workspace
 
@@ -63,6 +65,9 @@ class PassSummary:
     seconds: dict[str, float] = field(default_factory=dict)
     certified: int = 0
     archived: dict[int, str] = field(default_factory=dict)
+    science_programmes: list[str] = field(default_factory=list)
+    """qc.toml's [science] programmes during the pass (a change makes the next pass read
+    the science blocks recorded as on request again)."""
 
     @property
     def did_something(self) -> bool:
@@ -87,6 +92,7 @@ class PassSummary:
             "archived": {str(k): v for k, v in self.archived.items()},
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "did_something": self.did_something,
+            "science_programmes": self.science_programmes,
         }
 
 
@@ -173,8 +179,13 @@ def run_pass(
     the default: here, one after another."""
     seconds: dict[str, float] = {}
     with workspace_lock(workspace):
+        programmes = sorted(workspace.config.science.programmes)
         with database.transaction() as session:
+            before = pass_store.last_finished_summary(session)
             pass_id = pass_store.start_pass(session)
+        # Science blocks recorded as on request are read again when qc.toml names
+        # programmes it did not name at the last pass.
+        reread = bool(programmes) and (before or {}).get("science_programmes") != programmes
         _sweep_leftovers(workspace)
         warming = _warm_report_kernels(workspace, workers) if write_reports else []
         start = time.perf_counter()
@@ -199,9 +210,12 @@ def run_pass(
             detector_tasks=2 * workers.count if workers.count > 1 else 1,
             slots=workers.count,
             progress=progress,
+            science=ScienceRequest.of_programmes(programmes),
+            on_request=reread,
         )
         done_ids = [o.ab_id for o in processed if o.status == "done"]
         measure_extinction(workspace, database, nights=nights_to_refit(database, done_ids))
+        grade_science(database, done_ids)
         seconds["process"] = time.perf_counter() - start
         start = time.perf_counter()
         scoring = score_values(
@@ -239,6 +253,7 @@ def run_pass(
             seconds=seconds,
             certified=len(certified),
             archived={**{d.product_id: d.archived or "" for d in certified}, **archived},
+            science_programmes=programmes,
         )
         with database.transaction() as session:
             pass_store.finish_pass(session, pass_id, result.as_dict())

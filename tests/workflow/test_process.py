@@ -28,7 +28,8 @@ def test_master_bias_product_end_to_end(workspace, omegacam_night: Path) -> None
     bias_id = next(i for i in outcomes if i.endswith("_MASTER_BIAS"))
     assert outcomes[bias_id].status == "done"
     waiting = [o for o in outcomes.values() if o.status == "waiting"]
-    assert waiting and all("names no recipe" in o.reason for o in waiting)
+    # Science: processed on request only (qc science), and recorded so.
+    assert waiting and all("science is processed on request" in o.reason for o in waiting)
 
     with db.transaction() as session:
         (product,) = product_store.products_of_block(session, bias_id)
@@ -74,8 +75,10 @@ def test_master_bias_product_end_to_end(workspace, omegacam_night: Path) -> None
     again = process_blocks(workspace, db)
     assert bias_id not in {o.ab_id for o in again}  # done blocks are not redone
     assert again == []  # nor blocks recorded as waiting for a recipe that does not exist
-    by_id = process_blocks(workspace, db, ids=[waiting[0].ab_id])  # unless asked for
-    assert [(o.status, o.reason) for o in by_id] == [("waiting", waiting[0].reason)]
+    # Unless asked for: then it waits for its masters to be certified, naming them.
+    (by_id,) = process_blocks(workspace, db, ids=[waiting[0].ab_id])
+    assert by_id.status == "waiting" and "science uses certified masters only" in by_id.reason
+    assert "MASTER_BIAS.fits (candidate)" in by_id.reason
     with db.transaction() as session:
         assert len(product_store.products_of_block(session, bias_id)) == 1
     db.close()

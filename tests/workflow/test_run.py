@@ -46,13 +46,13 @@ def test_a_pass_does_everything_once_and_a_second_does_nothing(
     with db.transaction() as session:
         products = {p.path: p.sha256 for p in product_store.list_products(session)}
     waiting = {o.ab_id: o.reason for o in first.outcomes if o.status == "waiting"}
-    assert waiting  # science: no recipe yet (recorded, not read again)
+    assert waiting  # science: on request (recorded, not read again)
     second = run_pass(workspace, db)
     assert not second.did_something and not second.reports and second.outcomes == []
     with db.transaction() as session:
         assert {p.path: p.sha256 for p in product_store.list_products(session)} == products
         states = product_store.block_states(session)
-    assert {i: states[i] for i in waiting} == {i: ("waiting", r) for i, r in waiting.items()}
+    assert {i: states[i] for i in waiting} == {i: ("on_request", r) for i, r in waiting.items()}
     db.close()
 
 

@@ -1,0 +1,109 @@
+"""``qc science``, ``qc ob-grades``: science with certified masters, and OB grades. Thin."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from qclib.cli import _database, _print_json, _workspace, console, night_option, unknown
+from qclib.errors import ConfigError
+
+
+@click.command()
+@night_option("--night", help="Only this night's science (YYYY-MM-DD).")
+@click.option("--prog-id", help="Only this programme's science (OBS.PROG.ID).")
+@click.option("--ab", "ab_ids", multiple=True, help="Only this block (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def science(
+    ctx: click.Context,
+    night: dt.date | None,
+    prog_id: str | None,
+    ab_ids: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Process science blocks with certified masters only, and grade their OBs.
+
+    Every science block not done (of --night, of --prog-id, or the --ab blocks); one
+    whose masters are not all certified waits and names them ('qc review').
+    """
+    from qclib.workflow.grading import grade_science
+    from qclib.workflow.process import process_blocks
+    from qclib.workflow.science import science_blocks
+
+    workspace, database = _workspace(ctx), _database(ctx)
+    every = science_blocks(database)
+    for ab_id in ab_ids:
+        if ab_id not in {b.ab_id for b in every}:
+            raise ConfigError(
+                unknown("science block", ab_id, [b.ab_id for b in every], "'qc abs' lists them")
+            )
+    if prog_id is not None and prog_id not in {b.prog_id for b in every}:
+        raise ConfigError(unknown("programme", prog_id, [b.prog_id for b in every if b.prog_id]))
+    chosen = science_blocks(database, night=night) if night else every
+    ids = list(ab_ids) or [
+        b.ab_id for b in chosen if b.state != "done" and (prog_id is None or b.prog_id == prog_id)
+    ]
+    outcomes = process_blocks(workspace, database, ids=ids) if ids else []
+    grades = grade_science(database, [o.ab_id for o in outcomes if o.status == "done"])
+    if as_json:
+        _print_json(
+            {
+                "blocks": [o.as_dict() for o in outcomes],
+                "grades": [g.as_dict() for g in grades],
+            }
+        )
+        return
+    colour = {"done": "green", "failed": "bold red", "waiting": "yellow", "skipped": "dim"}
+    for o in outcomes:
+        detail = ", ".join(o.products) if o.products else (o.reason or "")
+        console.print(f"[{colour[o.status]}]{o.status:<8}[/] {o.ab_id}  {escape(detail)}")
+    for g in grades:
+        console.print(f"grade {g.grade}  {g.ab_id}  {escape(g.reason)}", highlight=False)
+    if not outcomes:
+        console.print("no science block to process")
+
+
+@click.command("ob-grades")
+@night_option("--night", help="Only this night (YYYY-MM-DD).")
+@click.option("--prog-id", help="Only this programme (OBS.PROG.ID).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def ob_grades(
+    ctx: click.Context, night: dt.date | None, prog_id: str | None, as_json: bool
+) -> None:
+    """Science OBs' grades against their constraints (A, B, C), with the reasons."""
+    from qclib.db import ob_grades as grade_store
+
+    with _database(ctx).transaction() as session:
+        if prog_id is not None:
+            graded = {g.prog_id for g in grade_store.list_grades(session) if g.prog_id}
+            if prog_id not in graded:
+                raise ConfigError(unknown("programme", prog_id, graded, "of a graded OB"))
+        found = grade_store.list_grades(session, prog_id=prog_id, nights=[night] if night else None)
+    if as_json:
+        _print_json([g.as_dict() for g in found])
+        return
+    if not found:
+        console.print("no graded OB")
+        return
+    table = Table("grade", "night", "programme", "OB", "block", "why")
+    for g in found:
+        table.add_row(
+            g.grade,
+            g.night.isoformat(),
+            g.prog_id or "",
+            str(g.obs_id or ""),
+            g.ab_id,
+            escape(g.reason),
+        )
+    console.print(table)
+
+
+def register(main: click.Group) -> None:
+    """Add these commands to ``qc``."""
+    for command in (science, ob_grades):
+        main.add_command(command)
