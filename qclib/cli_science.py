@@ -1,8 +1,10 @@
-"""``qc science``, ``qc ob-grades``: science with certified masters, and OB grades. Thin."""
+"""``qc science``, ``qc ob-grades``, ``qc package``: science with certified masters, OB
+grades, PI data packages. Thin."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import click
 from rich.markup import escape
@@ -103,7 +105,63 @@ def ob_grades(
     console.print(table)
 
 
+@click.group(invoke_without_command=True)
+@click.option("--prog-id", help="The programme (OBS.PROG.ID) to package.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="A new (or empty) folder, or a FILE.tar.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def package(ctx: click.Context, prog_id: str | None, out: Path | None, as_json: bool) -> None:
+    """A PI data package: qc package --prog-id ID --out DIR|FILE.tar.
+
+    The programme's raw science, the raw and master calibrations its science products
+    used (by provenance), those products, the QC reports, the OB grades, a README and
+    MANIFEST.sha256. 'qc package verify DIR|FILE.tar' checks one.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from qclib.archive.package import PackageError, plan_package, write_package
+
+    if prog_id is None or out is None:
+        raise click.UsageError("give --prog-id and --out (or 'qc package verify PATH')")
+    workspace, database = _workspace(ctx), _database(ctx)
+    plan = plan_package(workspace, database, prog_id)
+    try:
+        written = write_package(plan, out)
+    except PackageError as err:
+        raise ConfigError(str(err)) from None
+    counts: dict[str, int] = {}
+    for item in plan.files:
+        kind = item.path.split("/")[1] if item.path.count("/") >= 2 else "."
+        counts[kind] = counts.get(kind, 0) + 1
+    if as_json:
+        _print_json({"package": str(written), "files": [f.path for f in plan.files]})
+        return
+    summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    console.print(f"{written}: {len(plan.files)} files + manifest ({summary})", highlight=False)
+
+
+@package.command("verify")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+def verify(path: Path) -> None:
+    """Check a package against its manifest; name every altered, missing or extra file."""
+    from qclib.archive.package import PackageError, verify_package
+
+    try:
+        problems = verify_package(path)
+    except PackageError as err:
+        raise ConfigError(str(err)) from None
+    if problems:
+        for line in problems:
+            console.print(escape(line), highlight=False)
+        raise SystemExit(1)
+    console.print(f"{path}: every file matches its manifest")
+
+
 def register(main: click.Group) -> None:
     """Add these commands to ``qc``."""
-    for command in (science, ob_grades):
+    for command in (science, ob_grades, package):
         main.add_command(command)

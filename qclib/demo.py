@@ -448,5 +448,7 @@ def run_demo(
     )
     console.print(
         f"science: the night's OB waits, on request; once its masters are certified, "
-        f"{ws} science processes and grades it. Not yet built: PI packages"
+        f"{ws} science processes and grades it, and {ws} package --prog-id "
+        f"'198.A-2021(A)' --out pi-package.tar packs it for its PI",
+        highlight=False,
     )

@@ -110,6 +110,12 @@ CASES: dict[str, dict[str, list[Bad]]] = {
         "ab_ids": [bad("--ab", "NOPE")],
     },
     "ob-grades": {"night": nights("--night"), "prog_id": [bad("--prog-id", "NOPE")]},
+    "package": {
+        "prog_id": [bad("--out", NEW, "--prog-id", "NOPE")],
+        "out": [bad("--prog-id", "110.2345.001", "--out", A_FOLDER, named=A_FOLDER)],
+        SUBCOMMAND: [bad("nope")],
+    },
+    "package verify": {"path": [bad(NEW), bad(A_FILE, named="neither a package folder nor a tar")]},
     "publish": {"directory": [bad(A_FILE)], "nights": [bad(NEW, "--nights", "0")]},
     "qc1": {SUBCOMMAND: [bad("nope")]},
     "qc1 export": {

@@ -196,10 +196,11 @@ class ProductRow(Base):
     taint_reason: Mapped[str | None] = mapped_column(Text)
 
     # A pass looks up the newest earlier product of a category and the scored ones
-    # (migration 0009).
+    # (migration 0009); a PI package follows provenance by checksum (0014).
     __table_args__ = (
         Index("ix_products_instrument_pro_catg_mid_mjd", "instrument", "pro_catg", "mid_mjd"),
         Index("ix_products_status", "status"),
+        Index("ix_products_sha256", "sha256"),
     )
 
 

@@ -383,6 +383,12 @@ def product_by_name(session: Session, name: str) -> StoredProduct | None:
     return None
 
 
+def product_by_sha256(session: Session, sha256: str) -> StoredProduct | None:
+    """The product whose file has this SHA-256 (None: none)."""
+    row = session.scalars(select(ProductRow).where(ProductRow.sha256 == sha256)).first()
+    return _stored(row) if row else None
+
+
 def products_in(session: Session, statuses: tuple[str, ...]) -> list[StoredProduct]:
     query = (
         select(ProductRow)

@@ -1,5 +1,6 @@
 """The grade of each science OB against its constraints (ESO's A/B/C, with the reason
-and every constraint's check).
+and every constraint's check); products by checksum (a PI package follows provenance,
+which names files by SHA-256).
 
 Revision ID: 0014
 Revises: 0013
@@ -31,9 +32,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_ob_grades_prog_id", "ob_grades", ["prog_id"])
     op.create_index("ix_ob_grades_night", "ob_grades", ["night"])
+    op.create_index("ix_products_sha256", "products", ["sha256"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_products_sha256", "products")
     op.drop_index("ix_ob_grades_night", "ob_grades")
     op.drop_index("ix_ob_grades_prog_id", "ob_grades")
     op.drop_table("ob_grades")
