@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from qclib.associate import AssociationBlock
-from qclib.db import Database, ingest_log, qc1
+from qclib.db import Database, ingest_log, ob_grades, qc1
 from qclib.db import blocks as block_store
 from qclib.db import passes as pass_store
 from qclib.db import products as product_store
@@ -162,6 +162,12 @@ def quarantined(database: Database) -> list[QuarantineEntry]:
     with database.transaction() as session:
         entries = ingest_log.list_quarantine(session)
     return sorted(entries, key=lambda e: e.quarantined_at, reverse=True)
+
+
+def night_grades(database: Database, night: dt.date) -> list[ob_grades.StoredGrade]:
+    """The science OBs of a night graded against their constraints."""
+    with database.transaction() as session:
+        return ob_grades.list_grades(session, nights=[night])
 
 
 def recent_passes(database: Database, n: int = 5) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ import ipywidgets as widgets
 
 from qclib.dashboards.loaders import (
     monitor_nights,
+    night_grades,
     night_overview,
     quarantined,
     recent_passes,
@@ -17,6 +18,7 @@ from qclib.dashboards.panels import (
     message,
     night_panel,
     nights_panel,
+    ob_grades_panel,
     passes_panel,
     quarantine_panel,
 )
@@ -28,7 +30,8 @@ RECENT_NIGHTS = 7
 
 
 def dashboard(session: DashboardSession) -> widgets.Widget:
-    """Last pass, one night's blocks (newest night first in the selector), quarantine."""
+    """Last pass, one night's blocks and OB grades (newest night first in the selector),
+    quarantine."""
     if session.problem or session.workspace is None or session.database is None:
         return message_page(session, TITLE, session.problem or "no workspace")
     workspace, database = session.workspace, session.database
@@ -38,14 +41,17 @@ def dashboard(session: DashboardSession) -> widgets.Widget:
         style={"description_width": "initial"},
     )
     night.add_class("qc-night")
-    passes, recent, blocks, files = (widgets.HTML() for _ in range(4))
+    passes, recent, blocks, grades, files = (widgets.HTML() for _ in range(5))
 
     def draw_night() -> None:
         if night.value is None:
             blocks.value = message(empty_workspace_text(session, "association blocks"))
+            grades.value = ""
             return
         overview = night_overview(workspace, database, night.value)
         blocks.value = night_panel(overview, session.report_url)
+        graded = night_grades(database, night.value)
+        grades.value = ob_grades_panel(night.value, graded, session.report_url)
 
     def draw() -> None:
         nights = monitor_nights(database)
@@ -71,6 +77,7 @@ def dashboard(session: DashboardSession) -> widgets.Widget:
         recent,
         night,
         blocks,
+        grades,
         files,
     )
 

@@ -19,6 +19,7 @@ from qclib.dashboards.loaders import (
     ProductQC,
 )
 from qclib.db.ingest_log import QuarantineEntry
+from qclib.db.ob_grades import StoredGrade
 
 COLOURS = {
     # grades
@@ -32,6 +33,11 @@ COLOURS = {
     "queued": "#475569",
     "running": "#1d4ed8",
     "done": "#1a7f37",
+    # OB grades (ESO's A-D against the PI's constraints)
+    "A": "#1a7f37",
+    "B": "#b45309",
+    "C": "#b91c1c",
+    "D": "#6b7280",
 }
 
 STYLE = """
@@ -335,6 +341,35 @@ def _block_row(b: BlockLine, report_url: Callable[[str], str]) -> list[str]:
         str(b.attempts) if b.attempts else "",
         link,
     ]
+
+
+def ob_grades_panel(
+    night: dt.date, grades: Sequence[StoredGrade], report_url: Callable[[str], str]
+) -> str:
+    """The night's science OBs graded against their PIs' constraints, with why."""
+    if not grades:
+        return panel(
+            f"<h3>OB grades, night {esc(night)}</h3>"
+            "<p>No science OB graded this night ('qc science' processes and grades them).</p>"
+        )
+    rows = [
+        [
+            badge(g.grade),
+            esc(g.prog_id or ""),
+            esc(g.obs_id or ""),
+            f'<code class="nowrap">{esc(g.ab_id)}</code>',
+            esc(g.reason),
+            f'<a href="{esc(report_url(f"{g.night.isoformat()}/{g.ab_id}.html"))}" '
+            'target="_blank">report</a>',
+        ]
+        for g in grades
+    ]
+    return panel(
+        f"<h3>OB grades, night {esc(night)}</h3>"
+        '<p class="legend">A: every constraint met; B: some missed by up to 10 %; '
+        "C: out of constraints (repeat); D: a QC scientist's call.</p>",
+        table(["grade", "programme", "OB", "block", "why", "report"], rows),
+    )
 
 
 def quarantine_panel(entries: Sequence[QuarantineEntry]) -> str:

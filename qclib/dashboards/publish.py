@@ -25,6 +25,7 @@ from qclib.dashboards.loaders import (
     health_data,
     instruments_with_values,
     monitor_nights,
+    night_grades,
     night_overview,
     quarantined,
     recent_passes,
@@ -33,6 +34,7 @@ from qclib.dashboards.panels import (
     calchecker_panel,
     message,
     night_panel,
+    ob_grades_panel,
     passes_panel,
     quarantine_panel,
     utc,
@@ -97,6 +99,9 @@ def publish_pages(
                 _link_or_copy(workspace.runs_dir / block.report, out / "reports" / block.report)
                 written.append(out / "reports" / block.report)
         sections.append(night_panel(overview, lambda relative: f"reports/{relative}"))
+        graded = night_grades(database, night)
+        if graded:
+            sections.append(ob_grades_panel(night, graded, lambda relative: f"reports/{relative}"))
     if not shown:
         sections.append(message("No night processed yet."))
     sections.append(quarantine_panel(quarantined(database)))

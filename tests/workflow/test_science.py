@@ -122,6 +122,16 @@ def test_science_on_request_then_waits_for_certification_then_graded(
         assert science[extname]["QC.EXTINCTION"] == values["QC.EXTINCTION"] != 0.09
         assert science[extname]["QC.ZPOINT.X0"] == values["QC.ZPOINT.X0.FIT"]
 
+    # The monitor dashboard shows the night's OB grade, why, and the report's link.
+    from qclib.dashboards.loaders import night_grades
+    from qclib.dashboards.panels import ob_grades_panel
+
+    database = load_workspace(ws).open_database()
+    shown = ob_grades_panel(NIGHT, night_grades(database, NIGHT), lambda r: f"/reports/{r}")
+    database.close()
+    assert ">C</span>" in shown and "image quality" in shown
+    assert f"/reports/{NIGHT.isoformat()}/{grade['ab_id']}.html" in shown
+
     listed = _cli(ws, "ob-grades", "--prog-id", "198.A-2021(A)")
     assert "C" in listed and grade["ab_id"] in listed
     # Asked again: nothing left to do.
