@@ -67,6 +67,9 @@ class ProductSpec:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     config_hash: str = ""
     pro_type: str = "REDUCED"
+    primary_cards: Mapping[str, tuple[Any, str]] = field(default_factory=dict)
+    """Standard cards of the primary header after the raw's (Phase 3 keywords): they
+    replace a copied card of the same name (a coadd's EXPTIME is its total)."""
 
     @property
     def raws(self) -> list[Input]:
@@ -123,6 +126,8 @@ def primary_header(spec: ProductSpec, filename: str) -> fits.Header:
             continue  # would not fit one HIERARCH card; the raw keeps it
         _set(header, _card_key(key), value)
     _set(header, "PIPEFILE", filename, "product file name")
+    for key, (value, comment) in spec.primary_cards.items():
+        _set(header, key, value, comment)
     # No DATE card: a product is byte-reproducible (same inputs, configuration and
     # qclib version give the same SHA-256, so a re-run after a crash can be checked);
     # when it was made is in the database (products.created_at).
@@ -245,7 +250,7 @@ _BLOCK = 2880
 _CARD = 80
 #: Blocks of each detector HDU header (36 cards a block): the image's holds its QC
 #: values (the largest today, a zeropoint's, about 40 cards), the uncertainty's and
-#: the flags' a dozen cards.
+#: the flags' about 20 (with the HDUCLASS cards).
 DETECTOR_HEADER_BLOCKS = {"image": 4, "error": 1, "dq": 1}
 #: astropy's default CHECKSUM comment holds the time of writing: products would differ
 #: from run to run. Products are byte-reproducible (tested), so the comment is fixed.
@@ -369,24 +374,49 @@ def _primary(spec: ProductSpec, filename: str) -> fits.PrimaryHDU:
 
 def _detector_hdus(det: DetectorProduct) -> list[tuple[fits.ImageHDU, int]]:
     """A detector's image (QC values in its header), uncertainty and flags, each with
-    its header's size in blocks."""
+    its header's size in blocks; an image without either (a weight map) stands alone.
+
+    The three carry ESO's HDUCLASS cards (the DICD's data/error/quality triplet):
+    ``HDUCLAS2`` says which is which, ``ERRDATA``/``QUALDATA``/``SCIDATA`` name the
+    others, so a reader of ESO products finds them without knowing this layout."""
     data = None if det.data is None else np.asarray(det.data, dtype=np.float32)
     image = fits.ImageHDU(data, name=det.extname)
     if data is not None:
         image.header["BUNIT"] = det.unit
     for key, (value, comment) in det.cards.items():
         image.header[key] = (value, comment)
-    for name, (value, comment) in det.qc.items():
-        if value is not None and np.isfinite(value):
-            _set(image.header, qc_card(name), value, comment)
     blocks = DETECTOR_HEADER_BLOCKS
-    if data is None:
+    if data is None or (det.error is None and det.dq is None):
+        _qc_cards(image.header, det)
         return [(image, blocks["image"])]
-    error = fits.ImageHDU(np.asarray(det.error, dtype=np.float32), name=f"{det.extname}.ERR")
+    err_name, dq_name = f"{det.extname}.ERR", f"{det.extname}.DQ"
+    _hduclass(image.header, "DATA", ERRDATA=err_name, QUALDATA=dq_name)
+    _qc_cards(image.header, det)
+    error = fits.ImageHDU(np.asarray(det.error, dtype=np.float32), name=err_name)
     error.header["BUNIT"] = det.unit
-    dq = fits.ImageHDU(np.asarray(det.dq, dtype=np.uint8), name=f"{det.extname}.DQ")
+    _hduclass(error.header, "ERROR", SCIDATA=det.extname, QUALDATA=dq_name)
+    error.header["HDUCLAS3"] = ("RMSE", "the uncertainty is a 1-sigma error")
+    dq = fits.ImageHDU(np.asarray(det.dq, dtype=np.uint8), name=dq_name)
+    _hduclass(dq.header, "QUALITY", SCIDATA=det.extname, ERRDATA=err_name)
     dq.header["COMMENT"] = "bits: 1 hot, 2 cold, 4 no data, 8 saturated"
     return [(image, blocks["image"]), (error, blocks["error"]), (dq, blocks["dq"])]
+
+
+def _qc_cards(header: fits.Header, det: DetectorProduct) -> None:
+    for name, (value, comment) in det.qc.items():
+        if value is not None and np.isfinite(value):
+            _set(header, qc_card(name), value, comment)
+
+
+def _hduclass(header: fits.Header, kind: str, **others: str) -> None:
+    """ESO's HDU classification of one of a data/error/quality triplet."""
+    header["HDUCLASS"] = ("ESO", "class name (ESO format)")
+    header["HDUDOC"] = ("DICD", "document with class description")
+    header["HDUVERS"] = ("DICD version 6", "version number")
+    header["HDUCLAS1"] = ("IMAGE", "image data format")
+    header["HDUCLAS2"] = (kind, "this extension holds the " + kind.lower())
+    for key, extname in others.items():
+        header[key] = (extname, "its companion extension")
 
 
 def _detector_size(hdus: list[tuple[fits.ImageHDU, int]]) -> int:

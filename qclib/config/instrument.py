@@ -215,6 +215,11 @@ class PhotometrySettings(Strict):
         default_factory=lambda: ["OPEN", "FREE", "open", "free"],
         description="Filter-wheel names meaning 'no filter here'",
     )
+    system: Literal["AB", "Vega"] = Field(
+        "Vega",
+        description="Magnitude system of the reference catalogues (Phase 3 PHOTSYS; "
+        "ABMAGLIM and ABMAGSAT are written for AB only)",
+    )
 
 
 #: Generic measurements (qclib.qc.measures.MEASURES); "recipe": the recipe computes it.

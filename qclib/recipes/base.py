@@ -433,13 +433,15 @@ def write(
     problems: dict[str, str] | None = None,
     pro_type: str = "REDUCED",
     tables: Callable[[], Sequence[fits.BinTableHDU]] = tuple,
+    primary_cards: Mapping[str, tuple[Any, str]] | None = None,
 ) -> ProductResult:
     """Write one product (detector by detector, atomically) and describe it.
 
     ``qc`` (and ``problems``: detector -> why it could not be measured) are filled by
     the ``detectors`` iterator as it runs: they are read after. ``tables``: the
     product's binary tables, asked for once the detectors are written (a whole
-    product only: a task's share has none).
+    product only: a task's share has none). ``primary_cards``: standard cards of the
+    primary header (``products.ProductSpec.primary_cards``).
 
     Raises
     ------
@@ -459,6 +461,7 @@ def write(
         parameters=dict(parameters or {}),
         config_hash=ctx.config_hash,
         pro_type=pro_type,
+        primary_cards=dict(primary_cards or {}),
     )
     path = ctx.output_path(pro_catg)
     if qc is not None:

@@ -277,7 +277,7 @@ SPECS: tuple[RecipeSpec, ...] = (
         "solution, photometric scale), coadded and measured: image quality and PSF maps, "
         "limiting magnitude, astrometric and photometric residuals",
         entry="qclib.recipes.science_image:run",
-        products=("SCIENCE_COADD",),
+        products=("SCIENCE_COADD", "SCIENCE_COADD_WEIGHT"),
         inputs=(
             _BIAS,
             InputSpec(("MASTER_FLAT",), "the master flat of the filter"),

@@ -20,7 +20,11 @@ coadd's QC; one header-only extension per detector with the QC of its frames; ta
 ``SOURCES`` (the coadd's detected sources), table ``PSF`` (every star fitted on every
 frame: detector, exposure, position on the sky and in the detector, FWHM, 1 - b/a and
 major axis, for the PSF maps), tables ``STARS`` (astrometric offsets of the stars fitted
-on the coadd) and ``PHOTOMETRY`` (measured against reference magnitudes).
+on the coadd) and ``PHOTOMETRY`` (measured against reference magnitudes). Its primary
+header carries ESO's Phase 3 keywords of a science image (``qclib.recipes.phase3``).
+
+Product ``SCIENCE_COADD_WEIGHT``: the coadd's weight map (its inverse variance, s^2;
+0 where no frame reaches), the file the coadd's ``ASSON1`` names.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from astropy.io import fits
 
-from qclib.calib.coadd import CoaddSum, coadd_grid
+from qclib import __version__
+from qclib.calib.coadd import Coadd, CoaddSum, coadd_grid
 from qclib.calib.coadd_quality import CoaddQuality, SourceTable, measure_coadd
 from qclib.calib.dq import DQ_NO_DATA
 from qclib.calib.parameters import ScienceConfig
@@ -47,6 +52,7 @@ from qclib.calib.science import (
 from qclib.config.instrument import parse_section
 from qclib.errors import UnprocessableDataError
 from qclib.products import DetectorProduct
+from qclib.recipes import phase3
 from qclib.recipes.base import (
     CalibrationReader,
     ProductResult,
@@ -59,6 +65,7 @@ from qclib.recipes.base import (
 from qclib.recipes.fields import airmass_of, data_section_wcs, filter_of, reference_catalogue
 
 PRO_CATG = "SCIENCE_COADD"
+WEIGHT_CATG = "SCIENCE_COADD_WEIGHT"
 COADD_EXTNAME = "COADD"
 
 
@@ -156,6 +163,15 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
     if math.isnan(photzp):  # no night zeropoint: the field's stars calibrate the coadd
         quality = _calibrated_on_field(quality)
     coadd_qc = _coadd_qc(quality, per_detector, raws, photzp)
+    saturation = max(
+        (
+            _saturation_mag(ctx, raw, frame, *calibration.of(extname))
+            for extname, reduced in per_detector.items()
+            for raw, frame in reduced
+        ),
+        default=math.nan,
+    )
+    facts = _image_facts(ctx, raws, coadd, quality, coadd_qc, filt, config, saturation)
     qc: dict[str, dict[str, float]] = {}
 
     def products() -> Iterator[DetectorProduct]:
@@ -180,13 +196,15 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
                 extname, None, None, None, qc_cards(ctx.instrument, PRO_CATG, values)
             )
 
+    calibs = (bias_input, flat_input, *zeropoint_inputs, *night_inputs)
+    parameters = {**asdict(config), "filter": filt, "extinction": calibration.nominal}
     product = write(
         ctx,
         PRO_CATG,
         products(),
         raws=raws,
-        calibs=(bias_input, flat_input, *zeropoint_inputs, *night_inputs),
-        parameters={**asdict(config), "filter": filt, "extinction": calibration.nominal},
+        calibs=calibs,
+        parameters=parameters,
         qc=qc,
         problems=problems,
         tables=lambda: [
@@ -194,8 +212,85 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
             _psf_hdu(per_detector, raws),
             *_residual_hdus(quality, coadd.grid.wcs),
         ],
+        primary_cards=phase3.image_cards(facts),
     )
-    return [product]
+    weight = write(
+        ctx,
+        WEIGHT_CATG,
+        [DetectorProduct("WEIGHT", coadd.weight, None, None, {}, "s2", _wcs_cards(coadd))],
+        raws=raws,
+        calibs=calibs,
+        parameters=parameters,
+        primary_cards=phase3.weight_cards(),
+    )
+    return [product, weight]
+
+
+def _image_facts(
+    ctx: RecipeContext,
+    raws: tuple[RawInput, ...],
+    coadd: Coadd,
+    quality: CoaddQuality,
+    coadd_qc: dict[str, float],
+    filt: str,
+    config: ScienceConfig,
+    saturation_mag: float,
+) -> phase3.ImageFacts:
+    """What the coadd's Phase 3 keywords say."""
+    exptimes = [ctx.exposure_time(r) for r in raws]
+    covered = coadd.coverage[coadd.coverage > 0]
+    ny, nx = coadd.grid.shape
+    ra, dec = coadd.grid.wcs.pixel_to_world_values((nx - 1) / 2, (ny - 1) / 2)
+    offsets = quality.astrometric_offsets_arcsec
+    astrometry = [phase3.error_estimate(offsets[:, axis]) for axis in (0, 1)]
+    _, photzp_err = phase3.error_estimate(quality.photometric_residuals_mag)
+    primary = raws[0].scan.primary
+    return phase3.ImageFacts(
+        arcfiles=[r.arcfile for r in raws],
+        weight_file=ctx.product_path(WEIGHT_CATG).name,
+        exptimes_s=exptimes,
+        mjd_obs=[float(r.scan.primary["MJD-OBS"]) for r in raws],  # type: ignore[arg-type]
+        exptime_per_pixel_s=float(np.median(covered)) * float(np.mean(exptimes))
+        if covered.size
+        else 0.0,
+        prog_id=str(primary.get("OBS.PROG.ID") or "") or None,
+        ob_ids=[
+            int(ob)  # type: ignore[call-overload]
+            for ob in (r.scan.primary.get("OBS.ID") for r in raws)
+            if isinstance(ob, int | str) and str(ob).lstrip("-").isdigit()
+        ],
+        obstech=str(primary.get("DPR.TECH") or "IMAGE"),
+        filter=filt,
+        centre_deg=(float(ra) % 360.0, float(dec)),
+        photzp=coadd_qc["QC.PHOTZP"],
+        photzp_err=photzp_err,
+        system=ctx.instrument.photometry.system,
+        limiting_mag=quality.limiting_mag,
+        limit_sigma=config.limit_sigma,
+        saturation_mag=saturation_mag,
+        fwhm_arcsec=coadd_qc["QC.FWHM"],
+        ellipticity=coadd_qc["QC.ELLIPTICITY"],
+        random_error_deg=(astrometry[0][0] / 3600.0, astrometry[1][0] / 3600.0),
+        systematic_error_deg=(astrometry[0][1] / 3600.0, astrometry[1][1] / 3600.0),
+        software=f"qclib/{__version__}",
+    )
+
+
+def _saturation_mag(
+    ctx: RecipeContext, raw: RawInput, frame: FrameQuality, zp_x0: float, extinction: float
+) -> float:
+    """The magnitude at which a star's peak saturates on one detector of one exposure
+    (``phase3.saturation_mag``; the master bias level, under 1.5 % of the full well,
+    is not taken from the headroom); NaN without a zeropoint or fitted stars."""
+    if not frame.stars or not math.isfinite(zp_x0):
+        return math.nan
+    return phase3.saturation_mag(
+        zp_x0 - extinction * airmass_of(raw),
+        ctx.exposure_time(raw),
+        ctx.instrument.saturation_adu - frame.sky_adu,
+        float(np.median([s.gamma_px for s in frame.stars])),
+        float(np.median([s.alpha for s in frame.stars])),
+    )
 
 
 def _extension(raw: RawInput, extname: str):  # type: ignore[no-untyped-def]

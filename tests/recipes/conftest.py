@@ -127,12 +127,13 @@ class ProcessedScience:
     processed: ProcessedNight
     ab_id: str
     outcome: ProcessOutcome
-    product: product_store.StoredProduct
+    product: product_store.StoredProduct  # SCIENCE_COADD
+    weight: product_store.StoredProduct  # SCIENCE_COADD_WEIGHT
     qc: dict[str, dict[str, float | None]]
     grade: Any
 
-    def hdul(self) -> fits.HDUList:
-        return fits.open(self.processed.workspace.root / self.product.path)
+    def hdul(self, product: product_store.StoredProduct | None = None) -> fits.HDUList:
+        return fits.open(self.processed.workspace.root / (product or self.product).path)
 
 
 def process_science(processed: ProcessedNight) -> ProcessedScience:
@@ -153,8 +154,11 @@ def process_science(processed: ProcessedNight) -> ProcessedScience:
     (outcome,) = process_blocks(workspace, database, ids=[ab_id])
     grade_science(database, [ab_id])
     with database.transaction() as session:
-        (product,) = product_store.products_of_block(session, ab_id)
-        qc = product_store.qc_values(session, product.id)
+        made = {p.pro_catg: p for p in product_store.products_of_block(session, ab_id)}
+        assert sorted(made) == ["SCIENCE_COADD", "SCIENCE_COADD_WEIGHT"], (made, outcome)
+        qc = product_store.qc_values(session, made["SCIENCE_COADD"].id)
         grade = ob_grades.grade_of(session, ab_id)
     database.close()
-    return ProcessedScience(processed, ab_id, outcome, product, qc, grade)
+    return ProcessedScience(
+        processed, ab_id, outcome, made["SCIENCE_COADD"], made["SCIENCE_COADD_WEIGHT"], qc, grade
+    )
