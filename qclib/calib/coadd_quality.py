@@ -113,8 +113,11 @@ def measure_coadd(
     fwhm_guess_px: float,
     config: ScienceConfig,
     seed: int,
+    electrons_per_unit: float,
 ) -> CoaddQuality:
-    """Measure a coadd (see the module). ``seed``: of the empty apertures' positions.
+    """Measure a coadd (see the module). ``seed``: of the empty apertures' positions;
+    ``electrons_per_unit``: photo-electrons behind one unit of the coadd, the stars'
+    photon noise.
 
     Raises
     ------
@@ -148,6 +151,7 @@ def measure_coadd(
         fwhm_guess_px=fwhm_px,
         noise_adu=noise,
         config=PhotometryConfig(),
+        electrons_per_unit=electrons_per_unit,
     )
     measured = np.array(photometry.stars, dtype=int)
     clear = _uncontaminated(stars, measured, fwhm_px)

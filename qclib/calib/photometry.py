@@ -226,10 +226,13 @@ def measure_field(
     fwhm_guess_px: float,
     noise_adu: float,
     config: PhotometryConfig | None = None,
+    electrons_per_unit: float = 1.0,
 ) -> FieldPhotometry:
     """Zeropoint and image quality of one reduced detector image (ADU, bias removed,
     flat-fielded; sky still in). ``saturated``: True where the raw was saturated;
     ``stars`` at their positions on this image (see ``find_catalogue_offset``).
+    ``electrons_per_unit``: a star's photon noise is that of its flux times this (1:
+    counted as if each ADU were one electron; a coadd in other units gives its own).
 
     Raises
     ------
@@ -254,7 +257,9 @@ def measure_field(
     data = sky_near_stars(image, stars, fwhm, config).subtracted_near(image, centres, reach)
     apertures = CircularAperture(centres, r=radius)
     inside = np.atleast_1d(np.asarray(ApertureStats(data, apertures, sum_method="exact").sum))
-    snr = inside / np.sqrt(np.maximum(inside, 0) + apertures.area * noise_adu**2)
+    snr = inside / np.sqrt(
+        np.maximum(inside, 0) / electrons_per_unit + apertures.area * noise_adu**2
+    )
     order = np.argsort(-snr)
     bright = [kept[j] for j in order if snr[j] >= config.min_cog_snr][: config.max_cog_stars]
     correction = curve_of_growth(data, stars, bright, positions, fwhm, config)

@@ -4,7 +4,9 @@ The steps, in order:
 
 1. the instrument's signature: the frame's level (overscan, or an infrared array's
    reference pixels per readout channel), the master bias or dark, the master flat;
-   pixels the flat flags (hot, cold, no data) and saturated pixels are bad;
+   pixels the flat flags (hot, cold, no data) and saturated pixels are bad; where the
+   block has dithered frames enough, the sky flat and fringes they show
+   (``qclib.calib.dithered_sky``, done by the recipe over all of them);
 2. the field's reference catalogue placed with the raw's WCS, shifted onto the stars
    the image shows (``qclib.calib.astrometry``: the telescope's pointing error);
 3. cosmic rays: astroscrappy's L.A.Cosmic (van Dokkum 2001), with the detector's gain
@@ -250,19 +252,22 @@ def reduce_science(
     photzp: float,
     pixel_scale_arcsec: float,
     config: ScienceConfig,
+    signature: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ReducedScience:
     """One detector of one science exposure, reduced (see the module).
 
     ``raw_wcs``: the raw's WCS of the data section's 0-based pixels. ``zeropoint_mag``:
     the magnitude of 1 ADU/s on this detector at the exposure's airmass (NaN: not
-    calibrated, the data stay in ADU/s).
+    calibrated, the data stay in ADU/s). ``signature``: the frame's image and bad
+    pixels from ``remove_signature``, corrected further (a sky flat, fringes:
+    ``qclib.calib.dithered_sky``); made here when None.
 
     Raises
     ------
     UnprocessableDataError
         No catalogue star could be found on the image (no shift agrees), or none fitted.
     """
-    image, bad = remove_signature(frame, geometry, calib)
+    image, bad = signature if signature is not None else remove_signature(frame, geometry, calib)
     max_offset_px = config.max_wcs_offset_arcsec / pixel_scale_arcsec
     stars, index = stars_on_detector(reference, raw_wcs, image.shape, 50 + max_offset_px)
     seeing_guess_px = 1.0 / pixel_scale_arcsec

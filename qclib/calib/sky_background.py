@@ -95,12 +95,17 @@ def _spline_weights(coords: np.ndarray, n: int) -> np.ndarray:
 
 
 def sky_background(
-    image: np.ndarray, mask: np.ndarray, box_px: int, *, row_step: int = ROW_STEP
+    image: np.ndarray,
+    mask: np.ndarray,
+    box_px: int,
+    *,
+    row_step: int = ROW_STEP,
+    filter_size: int = 3,
 ) -> SkyBackground:
     """The sky of ``image`` with the pixels of ``mask`` left out: 3-sigma clipped
     medians (5 iterations) in boxes of ``box_px`` (of every ``row_step``-th row; a box
-    more than 90 % masked is filled from its neighbours), median-filtered over 3 x 3
-    boxes."""
+    more than 90 % masked is filled from its neighbours), median-filtered over
+    ``filter_size`` x ``filter_size`` boxes (1: not filtered)."""
     ny, nx = image.shape
     box_y, box_x = min(box_px, ny), min(box_px, nx)
     step = row_step if box_y % row_step == 0 and ny >= 2 * box_y else 1
@@ -110,7 +115,7 @@ def sky_background(
         np.asarray(image[::step], dtype=np.float64),
         (box_y // step, box_x),
         mask=mask[::step],
-        filter_size=3,
+        filter_size=filter_size,
         sigma_clip=SigmaClip(sigma=3.0, maxiters=5),
         bkg_estimator=MedianBackground(),
         exclude_percentile=90.0,

@@ -29,6 +29,15 @@ class FilterProfile(Strict):
     colour_term: float = Field(
         0.0, description="Instrumental minus catalogue magnitude per magnitude of colour"
     )
+    fringe_amplitude: float = Field(
+        0.0,
+        ge=0,
+        description="Peak of the fringe pattern in night exposures, a fraction of the sky "
+        "(the sky's emission lines interfering in a thin CCD: red filters)",
+    )
+    fringe_variation: float = Field(
+        0.0, ge=0, description="rms of the fringes' change from exposure to exposure, relative"
+    )
 
 
 class TargetField(Strict):

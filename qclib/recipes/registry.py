@@ -121,6 +121,15 @@ class RecipeSpec:
             wanted = hints[key]
             if wanted is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
+            if typing.get_origin(wanted) is tuple:  # tuple[str, ...]: a TOML list of str
+                (item, _) = typing.get_args(wanted)
+                if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
+                    raise ConfigError(
+                        f"{where} [recipes.{self.name}] {key} = {value!r}: expected a list "
+                        f"of {item.__name__}"
+                    )
+                values[key] = tuple(value)
+                continue
             if not isinstance(value, wanted) or isinstance(value, bool) != (wanted is bool):
                 raise ConfigError(
                     f"{where} [recipes.{self.name}] {key} = {value!r}: expected {wanted.__name__}"

@@ -40,6 +40,7 @@ from astropy.io import fits
 from qclib import __version__
 from qclib.calib.coadd import Coadd, CoaddSum, coadd_grid
 from qclib.calib.coadd_quality import CoaddQuality, SourceTable, measure_coadd
+from qclib.calib.dithered_sky import DitheredSky, measure_dithered_sky
 from qclib.calib.dq import DQ_NO_DATA
 from qclib.calib.parameters import ScienceConfig
 from qclib.calib.science import (
@@ -48,6 +49,7 @@ from qclib.calib.science import (
     ReducedScience,
     ReferenceStars,
     reduce_science,
+    remove_signature,
 )
 from qclib.config.instrument import parse_section
 from qclib.errors import UnprocessableDataError
@@ -100,6 +102,8 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
     reader = ctx.stack_reader(raws)
     photzp = config.photzp if calibration.calibrated else math.nan
 
+    fringes = filt in config.fringe_filters
+
     def make(extname: str) -> tuple[str, list[tuple[RawInput, ReducedScience]], str | None]:
         """A detector's frames reduced (their pixels, until coadded)."""
         zp_x0, extinction = calibration.of(extname)
@@ -114,7 +118,16 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
         reduced, problem = [], None
         calib = _detector_calibration(ctx, raws[0], extname, bias, flat)
         stack = reader.read(extname)
-        for raw, frame in zip(raws, stack, strict=True):
+        signatures = [remove_signature(frame, geometry, calib) for frame in stack]
+        if len(raws) >= config.sky_flat_min_frames:
+            sky = measure_dithered_sky(
+                [image for image, _ in signatures],
+                [bad for _, bad in signatures],
+                fringes=fringes,
+                config=config,
+            )
+            skies[extname] = (_sky_qc(sky), sky.fringes)  # the sky flat is not kept
+        for raw, frame, signature in zip(raws, stack, signatures, strict=True):
             try:
                 reduced.append(
                     (
@@ -130,6 +143,7 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
                             photzp=photzp,
                             pixel_scale_arcsec=pixel_scale,
                             config=config,
+                            signature=signature,
                         ),
                     )
                 )
@@ -140,6 +154,7 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
     # Each detector's frames are coadded as they are handed on; only what was measured
     # on them is kept (a full OB's pixels with their weights are 11 GB).
     per_detector: dict[str, list[tuple[RawInput, FrameQuality]]] = {}
+    skies: dict[str, tuple[dict[str, float], np.ndarray | None]] = {}
     problems: dict[str, str] = {}
     for extname, reduced, problem in ctx.each_detector(make):
         for _, frame in reduced:
@@ -159,6 +174,7 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
         fwhm_guess_px=float(np.median(fitted)) if fitted else 1.0 / pixel_scale,
         config=config,
         seed=zlib.crc32(ctx.block_id.encode()),
+        electrons_per_unit=_electrons_per_unit(per_detector),
     )
     if math.isnan(photzp):  # no night zeropoint: the field's stars calibrate the coadd
         quality = _calibrated_on_field(quality)
@@ -190,10 +206,17 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
             values = _detector_qc(
                 per_detector.get(extname, []), *calibration.of(extname), pixel_scale
             )
+            sky_qc, fringe_frame = skies.get(extname, ({}, None))
             if values:
+                values.update(sky_qc)
                 qc[extname] = values
             yield DetectorProduct(
-                extname, None, None, None, qc_cards(ctx.instrument, PRO_CATG, values)
+                extname,
+                fringe_frame,
+                None,
+                None,
+                qc_cards(ctx.instrument, PRO_CATG, values),
+                unit="",
             )
 
     calibs = (bias_input, flat_input, *zeropoint_inputs, *night_inputs)
@@ -274,6 +297,24 @@ def _image_facts(
         systematic_error_deg=(astrometry[0][1] / 3600.0, astrometry[1][1] / 3600.0),
         software=f"qclib/{__version__}",
     )
+
+
+def _electrons_per_unit(per_detector: dict[str, list[tuple[RawInput, FrameQuality]]]) -> float:
+    """Photo-electrons behind one unit of the coadd where its frames overlap: each
+    frame's conversion factor over its scale (``data = ADU x scale``), summed over the
+    frames, the median over the detectors."""
+    sums = [
+        sum(_gain(raw, extname) / frame.scale for raw, frame in reduced)
+        for extname, reduced in per_detector.items()
+        if reduced
+    ]
+    return float(np.median(sums))
+
+
+def _gain(raw: RawInput, extname: str) -> float:
+    gain = nominal_gain(raw.scan, extname)
+    assert gain is not None  # the frame was reduced with it (_detector_calibration)
+    return gain
 
 
 def _saturation_mag(
@@ -465,6 +506,17 @@ def _detector_qc(
     if math.isfinite(zp_x0):
         values["QC.ZPOINT.X0"] = zp_x0
         values["QC.EXTINCTION"] = extinction
+    return values
+
+
+def _sky_qc(sky: DitheredSky) -> dict[str, float]:
+    """A detector's sky flat (its spread about 1) and fringes (the fringe frame's rms
+    and each frame's scale, as fractions of the sky)."""
+    values = {"QC.SKYFLAT.RMS": float(np.std(sky.sky_flat))}
+    if sky.fringes is not None:
+        rms = float(np.sqrt(np.mean(np.square(sky.fringes))))
+        values["QC.FRINGE.RMS"] = rms
+        values["QC.FRINGE.SCALE"] = float(np.median(sky.fringe_scales))
     return values
 
 

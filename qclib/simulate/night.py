@@ -49,6 +49,7 @@ from qclib.simulate.sky import (
     StellarPsf,
     detector_wcs,
     field_origin,
+    fringe_pattern,
     illumination,
     make_catalogue,
     render_sources,
@@ -131,6 +132,11 @@ def _exposure_light(
             ),
             field=field_origin(instrument, geometry, extname),
         )
+        if exposure.fringe_scale:
+            if "fringes" not in cache:
+                cache["fringes"] = fringe_pattern(instrument, geometry, extname)
+            amplitude = exposure.sky_e_per_s * profile.fringe_amplitude * exposure.fringe_scale
+            light += np.float32(amplitude) * cache["fringes"]
     light *= cache[kind]
     return light, landed
 
@@ -654,6 +660,7 @@ def simulate_night(
                 "seeing_zenith_arcsec": e.seeing_zenith_arcsec,
                 "seeing_arcsec": e.seeing_arcsec,
                 "flux_e_per_s": e.sky_e_per_s,
+                **({"fringe_scale": e.fringe_scale} if e.fringe_scale else {}),
                 **({"check": True} if e.check else {}),
                 "notes": list(e.notes),
                 "detectors": {

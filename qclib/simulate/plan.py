@@ -16,7 +16,7 @@ import numpy as np
 
 from qclib import ephemeris
 from qclib.config.instrument import InstrumentConfig
-from qclib.config.simulator import PlannedExposure
+from qclib.config.simulator import FilterProfile, PlannedExposure
 from qclib.nights import datetime_to_mjd, local_noon_utc, mjd_to_datetime
 
 _OVERHEAD_S = 20.0
@@ -52,6 +52,7 @@ class Exposure:
     notes: tuple[str, ...] = field(default=())
     pointing_error_arcsec: tuple[float, float] = (0.0, 0.0)  # (east, north): WCS - truth
     check: bool = False  # a check exposure of a DIT sequence (lamp monitor)
+    fringe_scale: float = 0.0  # fringes: this x the filter's amplitude x the sky
 
     @property
     def wcs_ra_deg(self) -> float:
@@ -98,6 +99,16 @@ def _pointing_error(limit_arcsec: float, seed: int, index: int) -> tuple[float, 
     radius = limit_arcsec * np.sqrt(rng.uniform())
     angle = rng.uniform(0, 2 * np.pi)
     return (float(radius * np.cos(angle)), float(radius * np.sin(angle)))
+
+
+def _fringe_scale(kind: str, profile: FilterProfile | None, seed: int, index: int) -> float:
+    """How strong a night exposure's fringes are, relative to the filter's amplitude
+    (1 +- its variation: the sky lines' strength changes); 0 for any other exposure.
+    Its own random stream, so the rest of the plan does not depend on it."""
+    if kind not in ("standard", "science") or profile is None or profile.fringe_amplitude == 0:
+        return 0.0
+    rng = np.random.default_rng([seed, 11, index])
+    return float(max(1.0 + profile.fringe_variation * rng.standard_normal(), 0.0))
 
 
 def _sky_e_per_s(instrument: InstrumentConfig, filt: str | None) -> float:
@@ -259,6 +270,9 @@ def plan_night(
                         sim.pointing_error_arcsec, seed, len(exposures)
                     ),
                     check=check,
+                    fringe_scale=_fringe_scale(
+                        item.kind, sim.filters.get(filt) if filt else None, seed, len(exposures)
+                    ),
                 )
             )
     return exposures, events

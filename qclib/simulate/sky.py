@@ -100,11 +100,16 @@ def make_catalogue(
     u = rng.uniform(0, 1, n)
     a, b = 10 ** (0.3 * lo), 10 ** (0.3 * hi)
     base = np.log10(a + u * (b - a)) / 0.3
-    mags = {}
+    # Each filter's colour has its own stream: a filter added to the profile leaves
+    # the others' magnitudes as they were.
     filters = sorted(instrument.simulator.filters)
-    colours = rng.normal(0.0, 0.4, (len(filters), n))
-    for i, filt in enumerate(filters):
-        mags[filt] = base + colours[i] - colours.mean(axis=0)
+    mags = {
+        filt: base
+        + np.random.default_rng(
+            [seed, 12, zlib.crc32(name.encode()), zlib.crc32(filt.encode())]
+        ).normal(0.0, 0.4, n)
+        for filt in filters
+    }
     is_galaxy = np.zeros(n, dtype=bool)
     is_galaxy[n_star:] = True
     scale = np.where(is_galaxy, rng.uniform(0.4, 2.0, n), 0.0)
@@ -182,6 +187,34 @@ def focal_plane_radius(
     x = ((x0 + np.arange(nx, dtype=np.float32)) - half_w) / half_w
     y = ((y0 + np.arange(ny, dtype=np.float32)) - half_h) / half_h
     return y[:, None], x[None, :]
+
+
+def fringe_pattern(instrument: InstrumentConfig, geometry: Geometry, extname: str) -> np.ndarray:
+    """Fringes of one detector, -1..1 (float32): the interference the night sky's
+    emission lines make in the CCD's silicon, whose thickness varies smoothly over
+    each CCD. This function is the truth of the fringes (tests call it).
+
+    Each detector has its own pattern (seeded by its name, the same at every scale):
+    the phase is a bowl centred 3500-5000 pixels from the detector's centre, plus two
+    gentle waves, so the fringes are arcs whose period runs from about 35 to 200 pixels
+    (a bowl's local period is ``bowl / 2r``). A night exposure adds ``sky x amplitude x
+    its fringe scale x pattern`` (``FilterProfile``).
+    """
+    del instrument  # the pattern is the silicon's, whatever the instrument's layout
+    rng = np.random.default_rng([7, zlib.crc32(extname.encode())])
+    ny, nx = geometry.data_shape
+    distance, angle = rng.uniform(3500.0, 5000.0), rng.uniform(0, 2 * np.pi)
+    cx, cy = nx / 2 + distance * np.cos(angle), ny / 2 + distance * np.sin(angle)
+    bowl = 5.0e5
+    q = rng.uniform(0.8, 1.25)
+    wx, wy = rng.uniform(0, 2 * np.pi, 2)
+    x = np.arange(nx, dtype=np.float64)[None, :]
+    y = np.arange(ny, dtype=np.float64)[:, None]
+    phase = ((x - cx) ** 2 + q * (y - cy) ** 2) / bowl
+    phase = (
+        phase + 0.6 * np.sin(2 * np.pi * x / 1400 + wx) + 0.6 * np.sin(2 * np.pi * y / 1900 + wy)
+    )
+    return np.cos(2 * np.pi * phase).astype(np.float32)
 
 
 def illumination(
