@@ -100,16 +100,11 @@ def make_catalogue(
     u = rng.uniform(0, 1, n)
     a, b = 10 ** (0.3 * lo), 10 ** (0.3 * hi)
     base = np.log10(a + u * (b - a)) / 0.3
-    # Each filter's colour has its own stream: a filter added to the profile leaves
-    # the others' magnitudes as they were.
+    mags = {}
     filters = sorted(instrument.simulator.filters)
-    mags = {
-        filt: base
-        + np.random.default_rng(
-            [seed, 12, zlib.crc32(name.encode()), zlib.crc32(filt.encode())]
-        ).normal(0.0, 0.4, n)
-        for filt in filters
-    }
+    colours = rng.normal(0.0, 0.4, (len(filters), n))
+    for i, filt in enumerate(filters):
+        mags[filt] = base + colours[i] - colours.mean(axis=0)
     is_galaxy = np.zeros(n, dtype=bool)
     is_galaxy[n_star:] = True
     scale = np.where(is_galaxy, rng.uniform(0.4, 2.0, n), 0.0)
