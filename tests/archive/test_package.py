@@ -77,9 +77,13 @@ def test_a_package_holds_exactly_what_provenance_names(processed: Path, tmp_path
 
     # What the products' own PROVENANCE tables name, followed from the science product
     # down to the raw calibrations (read from the files, not the database).
-    (science,) = list(out.glob("*/sci_proc/*.fits"))
+    science, weight = sorted(out.glob("*/sci_proc/*.fits"))
+    assert science.name.endswith("_SCIENCE_COADD.fits")
+    assert weight.name.endswith("_SCIENCE_COADD_WEIGHT.fits")
+    assert fits.getheader(science)["ASSON1"] == weight.name  # the coadd's ASSON1 resolves
     ob = science.parent.parent.name
     raws, calibs = _provenance(science)
+    assert _provenance(weight) == (raws, calibs)
     products = processed / "data" / "products" / "2026-11-23"
     expected_masters, expected_raw_calibs, todo = set(), set(), set(calibs)
     while todo:
@@ -95,7 +99,8 @@ def test_a_package_holds_exactly_what_provenance_names(processed: Path, tmp_path
     assert len(reports) >= 3
     expected = (
         {f"{ob}/sci_raw/{r}" for r in raws}
-        | {f"{ob}/sci_proc/{science.name}", f"{ob}/reports/{_block_of(science)}.html"}
+        | {f"{ob}/sci_proc/{science.name}", f"{ob}/sci_proc/{weight.name}"}
+        | {f"{ob}/reports/{_block_of(science)}.html"}
         | {f"calib/cal_proc/{m}" for m in expected_masters}
         | {f"calib/cal_raw/{r}" for r in expected_raw_calibs}
         | {f"calib/reports/{name}" for name in reports}
@@ -127,7 +132,7 @@ def test_a_package_holds_exactly_what_provenance_names(processed: Path, tmp_path
 def test_one_altered_byte_is_named(processed: Path, tmp_path: Path) -> None:
     out = tmp_path / "pkg"
     _cli("-w", str(processed), "package", "--prog-id", PROGRAMME, "--out", str(out))
-    (victim,) = list(out.glob("*/sci_proc/*.fits"))
+    victim, _ = sorted(out.glob("*/sci_proc/*.fits"))
     victim.chmod(0o644)
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0x01
