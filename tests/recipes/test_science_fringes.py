@@ -1,12 +1,16 @@
-"""A z-band OmegaCAM OB: the fringe frame the science recipe builds from the dithered
-exposures against the fringes the simulator injected (``qclib.simulate.sky.
-fringe_pattern``: 3 % of the sky, each exposure's scale 1 +- 0.15), on one full-size CCD
-(2048 x 4100 pixels) in five 360 s exposures.
+"""A z-band OmegaCAM OB through the whole path (simulated, ingested, associated, its
+masters made and certified, its science on request): the fringe frame the science
+recipe builds from the dithered exposures against the fringes the simulator injected
+(``qclib.simulate.sky.fringe_pattern``: 3 % of the sky, each exposure's scale 1 +-
+0.15), on the four test-scale CCDs (256 x 512 pixels, the fringes' own 35-200 pixel
+periods) in five 360 s exposures. The algorithm on a larger field, with its residuals:
+tests/calib/test_dithered_sky.py.
 
-Tolerances: the fringe frame (the product's per-CCD image) correlates with the pattern
-at 0.95 or better, its amplitude (and QC.FRINGE.RMS) within 5 % (10 %) of the injected
-one, the median of the exposures' scales times 3 %. Without standard fields the coadd
-is calibrated on the field's own stars.
+Tolerances: on each CCD the fringe frame (the product's per-CCD image) correlates with
+the pattern at 0.95 or better, its amplitude (and QC.FRINGE.RMS) within 5 % (10 %) of
+the injected one, the mean of the exposures' scales times 3 %. Measured (seed 5): all
+four CCDs correlate at 0.976-0.979, amplitude 2.0-2.5 % low (the smoothing). Without
+standard fields the coadd is calibrated on the field's own stars.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from tests.recipes.conftest import ProcessedScience, _process, process_science
 
 pytestmark = pytest.mark.slow
 
-CCD = "ESO_CCD_#65"
 FILTER = "z_SDSS"
 
 
@@ -43,18 +46,13 @@ def science(tmp_path_factory) -> ProcessedScience:
         NIGHT,
         night,
         seed=5,
-        scale="full",
+        scale="test",
+        workers=1,
         progress=False,
         only={"bias", "dome_flat", "twilight_flat", "science"},
-        detectors=[CCD],
+        counts={"science": 5},
     )
     with pytest.MonkeyPatch.context() as mp:
-        # A full-size file with one CCD is otherwise quarantined as incomplete.
-        mp.setitem(
-            omegacam.geometry,
-            "full",
-            omegacam.geometry["full"].model_copy(update={"detectors": [CCD]}),
-        )
         processed = _process(tmp_path_factory.mktemp("omegacam-z-processed"), night, mp)
         return process_science(processed)
 
@@ -68,22 +66,25 @@ def test_fringe_frame_recovers_the_injected_fringes(science: ProcessedScience) -
     scales = np.array([e["fringe_scale"] for e in exposures])
     amplitude = truth["filters"][FILTER]["fringe_amplitude"]
     omegacam = load_instrument("OMEGACAM")
-    pattern = fringe_pattern(omegacam, omegacam.geometry["full"], CCD)
-    with science.hdul() as hdul:
-        fringes = hdul[CCD].data
-        header = hdul[CCD].header
-    measured = fringes != 0
-    f, p = fringes[measured], pattern[measured]
-    correlation = float(np.corrcoef(f, p)[0, 1])
-    slope = float(np.sum(f * p) / np.sum(p * p))
-    expected = amplitude * float(np.median(scales))
-    rms = header["HIERARCH ESO QC FRINGE RMS"]
-    print(
-        f"fringe frame: correlation {correlation:.4f}, amplitude {slope:.5f} vs {expected:.5f} "
-        f"({measured.mean():.1%} of the CCD); QC.FRINGE.RMS {rms:.5f}; "
-        f"QC.FRINGE.SCALE {science.qc[CCD]['QC.FRINGE.SCALE']}; scales {np.round(scales, 3)}"
-    )
-    assert measured.mean() > 0.95
-    assert correlation >= 0.95
-    assert slope == pytest.approx(expected, rel=0.05)
-    assert rms == pytest.approx(expected * float(np.sqrt(np.mean(p * p))), rel=0.1)
+    geometry = omegacam.geometry["test"]
+    # Each pixel of the fringe frame is a median over five frames whose noise is larger
+    # than their fringes' differences: it follows the mean of their scales.
+    expected = amplitude * float(np.mean(scales))
+    assert len(exposures) == 5
+    for ccd in geometry.detectors:
+        pattern = fringe_pattern(omegacam, geometry, ccd)
+        with science.hdul() as hdul:
+            fringes = hdul[ccd].data
+            rms = hdul[ccd].header["HIERARCH ESO QC FRINGE RMS"]
+        measured = fringes != 0
+        f, p = fringes[measured], pattern[measured]
+        correlation = float(np.corrcoef(f, p)[0, 1])
+        slope = float(np.sum(f * p) / np.sum(p * p))
+        print(
+            f"{ccd}: fringe frame correlation {correlation:.4f}, amplitude {slope:.5f} vs "
+            f"{expected:.5f} ({measured.mean():.1%} of the CCD); QC.FRINGE.RMS {rms:.5f}"
+        )
+        assert measured.mean() > 0.95
+        assert correlation >= 0.95
+        assert slope == pytest.approx(expected, rel=0.05)
+        assert rms == pytest.approx(expected * float(np.sqrt(np.mean(p * p))), rel=0.1)
