@@ -55,6 +55,7 @@ def resolve_inputs(
     workspace: Workspace, database: Database, block: AssociationBlock
 ) -> RecipeContext:
     """The context of ``block``'s recipe (its raws' headers scanned, no pixels read).
+    An optional calibration (OCA ``minRet = 0``) whose parent block failed is left out.
 
     Raises
     ------
@@ -96,7 +97,10 @@ def resolve_inputs(
                 ]
                 if not made:
                     state = product_store.block_state(session, choice.ab_id or "")
-                    why = f", which failed: {state[1]}" if state and state[0] == "failed" else ""
+                    failed = state is not None and state[0] == "failed"
+                    if failed and tag.min_ret == 0:
+                        continue  # optional, and its block failed: made without it
+                    why = f", which failed: {state[1]}" if failed and state else ""
                     raise IncompleteBlockError(
                         f"{block.id}: waits for {tag.category} from {choice.ab_id}{why}"
                     )

@@ -65,7 +65,9 @@ def hold(
     """Why a science block is not processed now, as (state, reason); None when it is.
 
     Not requested (``asked_by_id``: its id was named, which requests it): on request.
-    A chosen master not made yet or not certified: waiting, naming each.
+    A chosen master not made yet or not certified: waiting, naming each. An optional
+    one (OCA ``minRet = 0``) whose block failed is done without, as
+    ``resolve_inputs`` does.
     """
     prog_id = programme_of(session, block)
     if not asked_by_id and (request is None or not request.wants(prog_id)):
@@ -85,7 +87,14 @@ def hold(
                 if p.pro_catg == tag.category
             ]
             if not made:
-                pending.append(f"{tag.category} of {choice.ab_id} (not made yet)")
+                state = product_store.block_state(session, choice.ab_id or "")
+                failed = state is not None and state[0] == "failed"
+                if failed and tag.min_ret == 0:
+                    continue  # optional (a ZEROPOINT): processed without it
+                why = (
+                    f"its block failed: 'qc abs show {choice.ab_id}'" if failed else "not made yet"
+                )
+                pending.append(f"{tag.category} of {choice.ab_id} ({why})")
             elif not made[0].certified:
                 pending.append(f"{made[0].name} ({made[0].status})")
     if pending:
