@@ -150,6 +150,12 @@ _LINEARITY = InputSpec(
     "the detector's non-linearity (undone before anything is measured)",
     required=False,
 )
+#: Imaging of the sky (a CCD or an infrared array): the level under the light, the flat.
+_LEVEL = InputSpec(
+    ("MASTER_BIAS", "MASTER_DARK"),
+    "the level to remove: master bias (CCD) or master dark of the DIT",
+)
+_IMAGING_FLAT = InputSpec(("MASTER_FLAT", "MASTER_TWILIGHT_FLAT"), "the master flat of the filter")
 
 SPECS: tuple[RecipeSpec, ...] = (
     RecipeSpec(
@@ -268,14 +274,7 @@ SPECS: tuple[RecipeSpec, ...] = (
         does="standard-field photometry per detector: zeropoint, image quality, WCS offset",
         entry="qclib.recipes.zeropoint:run",
         products=("ZEROPOINT",),
-        inputs=(
-            InputSpec(
-                ("MASTER_BIAS", "MASTER_DARK"),
-                "the level to remove: master bias (CCD) or master dark of the DIT",
-            ),
-            InputSpec(("MASTER_FLAT", "MASTER_TWILIGHT_FLAT"), "the master flat of the filter"),
-            _LINEARITY,
-        ),
+        inputs=(_LEVEL, _IMAGING_FLAT, _LINEARITY),
         parameters=PhotometryConfig,
         template="zeropoint",
         aliases=("qc_hawki_zeropoint",),
@@ -288,8 +287,9 @@ SPECS: tuple[RecipeSpec, ...] = (
         entry="qclib.recipes.science_image:run",
         products=("SCIENCE_COADD", "SCIENCE_COADD_WEIGHT"),
         inputs=(
-            _BIAS,
-            InputSpec(("MASTER_FLAT",), "the master flat of the filter"),
+            _LEVEL,
+            _IMAGING_FLAT,
+            _LINEARITY,
             InputSpec(
                 ("ZEROPOINT",),
                 "the night's zeropoint of the filter (each detector's, above the atmosphere)",

@@ -65,6 +65,7 @@ from qclib.recipes.base import (
     write,
 )
 from qclib.recipes.fields import airmass_of, data_section_wcs, filter_of, reference_catalogue
+from qclib.recipes.linearity import undo_nonlinearity
 
 PRO_CATG = "SCIENCE_COADD"
 WEIGHT_CATG = "SCIENCE_COADD_WEIGHT"
@@ -118,6 +119,7 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
         reduced, problem = [], None
         calib = _detector_calibration(ctx, raws[0], extname, bias, flat)
         stack = reader.read(extname)
+        undo_nonlinearity(ctx, stack, calib.bias, extname, [ctx.exposure_time(r) for r in raws])
         signatures = [remove_signature(frame, geometry, calib) for frame in stack]
         if len(raws) >= config.sky_flat_min_frames:
             sky = measure_dithered_sky(
@@ -174,7 +176,7 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
         fwhm_guess_px=float(np.median(fitted)) if fitted else 1.0 / pixel_scale,
         config=config,
         seed=zlib.crc32(ctx.block_id.encode()),
-        electrons_per_unit=_electrons_per_unit(per_detector),
+        electrons_per_unit=_electrons_per_unit(ctx, per_detector),
     )
     if math.isnan(photzp):  # no night zeropoint: the field's stars calibrate the coadd
         quality = _calibrated_on_field(quality)
@@ -299,12 +301,14 @@ def _image_facts(
     )
 
 
-def _electrons_per_unit(per_detector: dict[str, list[tuple[RawInput, FrameQuality]]]) -> float:
+def _electrons_per_unit(
+    ctx: RecipeContext, per_detector: dict[str, list[tuple[RawInput, FrameQuality]]]
+) -> float:
     """Photo-electrons behind one unit of the coadd where its frames overlap: each
-    frame's conversion factor over its scale (``data = ADU x scale``), summed over the
-    frames, the median over the detectors."""
+    frame's electrons per ADU (times its NDIT reads) over its scale (``data = ADU x
+    scale``), summed over the frames, the median over the detectors."""
     sums = [
-        sum(_gain(raw, extname) / frame.scale for raw, frame in reduced)
+        sum(_gain(raw, extname) * ctx.ndit(raw) / frame.scale for raw, frame in reduced)
         for extname, reduced in per_detector.items()
         if reduced
     ]
@@ -357,8 +361,10 @@ def _detector_calibration(
     flat: CalibrationReader,
 ) -> DetectorCalibration:
     """A detector's masters and noise: the conversion factor and read noise its raw
-    header states (``DET.OUT1.CONAD``, ``DET.OUT1.RON``), else the master bias's
-    measured read noise (``QC.RON``)."""
+    header states (``DET.OUT1.CONAD``, ``DET.OUT1.RON``), else the master bias's (or
+    dark's) measured read noise (``QC.RON``). An infrared frame is the mean of NDIT
+    reads: its noise is that of NDIT times the electrons per ADU, and of the read
+    noise over the square root of NDIT."""
     gain = nominal_gain(raw.scan, extname)
     if gain is None:
         raise UnprocessableDataError(
@@ -376,12 +382,13 @@ def _detector_calibration(
         raise UnprocessableDataError(
             f"{raw.arcfile} [{extname}]: no read noise (DET.OUT1.RON, or the master bias's QC.RON)"
         )
+    reads = ctx.ndit(raw)
     return DetectorCalibration(
         bias.data(extname),
         flat.data(extname),
         flat.dq(extname),
-        gain,
-        ron_adu,
+        gain * reads,
+        ron_adu / math.sqrt(reads),
         ctx.instrument.saturation_adu,
     )
 
