@@ -90,15 +90,21 @@ class ScienceReport:
         )
 
     # ------------------------------------------------------------------ figures
-    def coadd(self) -> go.Figure:
-        """The coadd's thumbnail (each pixel the mean of a block of the coadd)."""
+    def _previews(self) -> list[Any] | None:
+        """The coadd product's image previews (None: no coadd yet)."""
         products = [p for p in self.report.products if p.pro_catg == "SCIENCE_COADD"]
         if not products:
-            return message_figure(f"{self.report.block.id}: no coadd yet")
+            return None
         path = self.report.workspace.confine(products[0].path)
-        previews = read_previews(path, products[0].sha256) or previews_from_file(
+        return read_previews(path, products[0].sha256) or previews_from_file(
             path, image_hdus(scan_fits(path))
         )
+
+    def coadd(self) -> go.Figure:
+        """The coadd's thumbnail (each pixel the mean of a block of the coadd)."""
+        previews = self._previews()
+        if previews is None:
+            return message_figure(f"{self.report.block.id}: no coadd yet")
         coadd = next((p for p in previews if p.extname == "COADD"), None)
         if coadd is None:
             return message_figure("the coadd has no preview")
@@ -111,6 +117,54 @@ class ScienceReport:
             title="the coadd (north up, east left; 1-99.5 % range)",
             yaxis={"scaleanchor": "x"},
             height=600,
+        )
+        return fig
+
+    def sky_and_fringes(self) -> go.Figure:
+        """Per detector, the fringe frame made from the OB's own exposures (a fraction
+        of the sky) where the filter makes fringes; else the sky flats' spread."""
+        previews = self._previews()
+        if previews is None:
+            return message_figure(f"{self.report.block.id}: no coadd yet")
+        frames = {p.extname: p for p in previews if p.extname != "COADD"}
+        spread = [q["QC.SKYFLAT.RMS"] for q in self.detector_qc.values() if "QC.SKYFLAT.RMS" in q]
+        flats = (
+            f"sky flats from the exposures: {min(spread):.2%}-{max(spread):.2%} rms about 1"
+            if spread
+            else "no sky flat (fewer exposures than the recipe's sky_flat_min_frames)"
+        )
+        if not frames:
+            return message_figure(f"no fringe frame (not a fringe filter); {flats}")
+        layout = self.report.instrument.layout
+        rows, cols = len(layout), len(layout[0])
+        values = np.concatenate([f.thumbnail[np.isfinite(f.thumbnail)] for f in frames.values()])
+        scale = float(np.percentile(np.abs(values), 99)) if values.size else 1.0
+        fig = make_subplots(
+            rows=rows,
+            cols=cols,
+            subplot_titles=[n for row in layout for n in row],
+            horizontal_spacing=0.02,
+            vertical_spacing=0.05,
+        )
+        for extname, frame in frames.items():
+            row, col = self.report.instrument.layout_position(extname)
+            fig.add_trace(
+                go.Heatmap(
+                    z=frame.thumbnail,
+                    zmin=-scale,
+                    zmax=scale,
+                    colorscale="RdBu",
+                    showscale=(row, col) == (0, 0),
+                    name=extname,
+                ),
+                row=row + 1,
+                col=col + 1,
+            )
+        fig.update_xaxes(showticklabels=False)
+        fig.update_yaxes(showticklabels=False)
+        fig.update_layout(
+            title=f"fringe frames (a fraction of the sky; +-{scale:.2%}); {flats}",
+            height=240 * rows + 60,
         )
         return fig
 

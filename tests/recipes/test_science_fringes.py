@@ -88,3 +88,17 @@ def test_fringe_frame_recovers_the_injected_fringes(science: ProcessedScience) -
         assert correlation >= 0.95
         assert slope == pytest.approx(expected, rel=0.05)
         assert rms == pytest.approx(expected * float(np.sqrt(np.mean(p * p))), rel=0.1)
+
+
+def test_the_report_shows_each_ccd_s_fringe_frame(science: ProcessedScience) -> None:
+    from qclib.workflow.reports import render_reports
+
+    database = science.processed.workspace.open_database()
+    try:
+        (report,) = render_reports(science.processed.workspace, database, [science.ab_id])
+    finally:
+        database.close()
+    assert report.status == "written", report.reason
+    html = report.html.read_text()
+    assert "fringe frames (a fraction of the sky" in html
+    assert "sky flats from the exposures" in html
