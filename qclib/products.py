@@ -4,7 +4,8 @@ Layout: a primary HDU (no data) with the setup keywords of the first raw input a
 ``HIERARCH ESO PRO ...`` (CATG, TYPE, REC1 ID / PIPE ID / RAWi NAME,CATG / CALi
 NAME,CATG / PARAMi NAME,VALUE, DATANCOM); then, per detector, the image (EXTNAME =
 the detector, ``HIERARCH ESO QC ...`` in its header), its 1-sigma uncertainty
-(``<det>.ERR``) and data-quality flags (``<det>.DQ``, bits below); last a
+(``<det>.ERR``) and data-quality flags (``<det>.DQ``, bits below), the three with
+ESO's HDUCLASS cards naming each other (an image alone: a weight map); last a
 ``PROVENANCE`` table with every input's SHA-256 (too long for a header card), the
 recipe parameters, the configuration hash and the qclib version. Every HDU carries
 CHECKSUM/DATASUM. Memory holds one detector at a time.
