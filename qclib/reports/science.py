@@ -135,17 +135,9 @@ class ScienceReport:
         )
         if not frames:
             return message_figure(f"no fringe frame (not a fringe filter); {flats}")
-        layout = self.report.instrument.layout
-        rows, cols = len(layout), len(layout[0])
         values = np.concatenate([f.thumbnail[np.isfinite(f.thumbnail)] for f in frames.values()])
         scale = float(np.percentile(np.abs(values), 99)) if values.size else 1.0
-        fig = make_subplots(
-            rows=rows,
-            cols=cols,
-            subplot_titles=[n for row in layout for n in row],
-            horizontal_spacing=0.02,
-            vertical_spacing=0.05,
-        )
+        fig = self._mosaic()
         for extname, frame in frames.items():
             row, col = self.report.instrument.layout_position(extname)
             fig.add_trace(
@@ -160,12 +152,7 @@ class ScienceReport:
                 row=row + 1,
                 col=col + 1,
             )
-        fig.update_xaxes(showticklabels=False)
-        fig.update_yaxes(showticklabels=False)
-        fig.update_layout(
-            title=f"fringe frames (a fraction of the sky; +-{scale:.2%}); {flats}",
-            height=240 * rows + 60,
-        )
+        fig.update_layout(title=f"fringe frames (a fraction of the sky; +-{scale:.2%}); {flats}")
         return fig
 
     def image_quality(self) -> go.Figure:
@@ -226,15 +213,7 @@ class ScienceReport:
         psf = self.tables.get("PSF")
         if psf is None or psf.empty:
             return message_figure("no star was fitted")
-        layout = self.report.instrument.layout
-        rows, cols = len(layout), len(layout[0])
-        fig = make_subplots(
-            rows=rows,
-            cols=cols,
-            subplot_titles=[n for row in layout for n in row],
-            horizontal_spacing=0.02,
-            vertical_spacing=0.05,
-        )
+        fig = self._mosaic()
         for extname, group in psf.groupby("DETECTOR"):
             row, col = self.report.instrument.layout_position(str(extname).strip())
             size = max(float(np.ptp(group["X"])), float(np.ptp(group["Y"])), 1.0)
@@ -255,13 +234,26 @@ class ScienceReport:
                 row=row + 1,
                 col=col + 1,
             )
-        fig.update_xaxes(showticklabels=False)
-        fig.update_yaxes(showticklabels=False)
         fig.update_layout(
             title="PSF ellipticity and orientation per detector (a whisker "
-            f"{_WHISKER_PER_TENTH:.0%} of the detector long is 1 - b/a = 0.1)",
-            height=240 * rows + 60,
+            f"{_WHISKER_PER_TENTH:.0%} of the detector long is 1 - b/a = 0.1)"
         )
+        return fig
+
+    def _mosaic(self) -> go.Figure:
+        """An empty figure with one panel per detector, laid out as on the sky."""
+        layout = self.report.instrument.layout
+        rows, cols = len(layout), len(layout[0])
+        fig = make_subplots(
+            rows=rows,
+            cols=cols,
+            subplot_titles=[n for row in layout for n in row],
+            horizontal_spacing=0.02,
+            vertical_spacing=0.05,
+        )
+        fig.update_xaxes(showticklabels=False)
+        fig.update_yaxes(showticklabels=False)
+        fig.update_layout(height=240 * rows + 60)
         return fig
 
     def number_counts(self) -> go.Figure:
