@@ -8,7 +8,9 @@ marker file (``QC_KILLPOINT_MARKER``: the point, the process that reached it, an
 descendant of the command's process at that moment), then kills the command's process
 (``QC_KILLPOINT_ROOT``, the first process that installed the point) with SIGKILL. A
 process other than the command then waits, doing nothing, so that only its parent's
-death can end it: a worker that outlives its parent is seen alive by the test.
+death can end it: a worker that outlives its parent is seen alive by the test. A
+process that reaches the point after another did waits too, whichever it is: nothing
+done after the point (a second worker's join) may be recorded before the kill lands.
 
 Production code holds no hook: the wrapped functions are found by name.
 """
@@ -57,7 +59,10 @@ def reach(point: str) -> None:
     try:
         fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
-        return  # another process reached it first; its kill stands
+        # Another process reached it first and is killing the command: going on would
+        # let this one's work (a second worker's join) be recorded before the kill lands.
+        time.sleep(LINGER_S)
+        return
     import psutil
 
     try:
