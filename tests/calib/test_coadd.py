@@ -1,13 +1,17 @@
 """The streaming coadd: weighted mean of reprojected frames, its background error, what a
-bad pixel does, and flux kept through the reprojection."""
+bad pixel does, flux kept through the reprojection, and the interpolated coordinates
+against the exact transform and reproject."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from astropy.wcs import WCS
+from astropy.wcs import WCS, Sip
+from astropy.wcs.utils import pixel_to_pixel
+from reproject import reproject_interp
 
-from qclib.calib.coadd import CoaddSum, coadd_grid
+from qclib.calib import coadd as coadd_module
+from qclib.calib.coadd import CoaddSum, coadd_grid, input_coordinates
 
 SCALE_DEG = 0.2 / 3600
 SHAPE = (160, 180)
@@ -85,3 +89,61 @@ def test_frames_are_added_in_order_reproducibly() -> None:
             total.add(frame, np.full(SHAPE, 1.0, np.float32), wcs)
         results.append(total.finish().image)
     assert np.array_equal(results[0], results[1], equal_nan=True)
+
+
+def _rotated_wcs(crval: tuple[float, float], angle_deg: float, crpix: tuple[float, float]) -> WCS:
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = list(crval)
+    wcs.wcs.crpix = list(crpix)
+    c, s = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
+    scale = 0.214 / 3600
+    wcs.wcs.cd = [[-scale * c, scale * s], [scale * s, scale * c]]
+    return wcs
+
+
+def test_interpolated_coordinates_follow_the_exact_transform() -> None:
+    # A full OmegaCAM CCD (4100 x 2048 px, 0.214"/px) in a corner of a 1-degree field:
+    # its own tangent point 0.45 deg from the grid's, rotated 0.3 deg against it.
+    frame = _rotated_wcs((150.45, -29.6), 0.3, (1024.0, 2050.0))
+    grid = _rotated_wcs((150.0, -30.0), 0.0, (-6000.0, -4000.0))
+    shape = (4200, 2150)
+    coords = input_coordinates(grid, frame, shape)
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, shape[0], 20_000)
+    x = rng.integers(0, shape[1], 20_000)
+    fx, fy = pixel_to_pixel(grid, frame, x.astype(float), y.astype(float))
+    assert np.max(np.abs(coords[0][y, x] - fy)) < 1e-4
+    assert np.max(np.abs(coords[1][y, x] - fx)) < 1e-4
+
+
+def test_a_distortion_too_strong_for_the_nodes_is_refused(monkeypatch) -> None:
+    # Nodes 1000 px apart (3 along 2000 px: a quadratic) against an x^3 distortion of
+    # 10 px at 1000 px; at the real spacing a bicubic spline follows it to 1e-9 px.
+    monkeypatch.setattr(coadd_module, "_NODE_STEP_PX", 1000)
+    frame = _rotated_wcs((150.0, -30.0), 0.0, (1.0, 1.0))
+    frame.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
+    a = np.zeros((4, 4))
+    a[3, 0] = 1e-8
+    frame.sip = Sip(a, np.zeros((4, 4)), None, None, frame.wcs.crpix)
+    grid = _rotated_wcs((150.0, -30.0), 0.0, (1.0, 1.0))
+    with pytest.raises(ValueError, match="bends by"):
+        input_coordinates(grid, frame, (40, 2000))
+    monkeypatch.setattr(coadd_module, "_NODE_STEP_PX", 32)
+    input_coordinates(grid, frame, (40, 2000))
+
+
+def test_the_coadd_agrees_with_reproject_interp() -> None:
+    # Within the frame, away from its border, the resampled frame is reproject's.
+    a_wcs = _rotated_wcs((150.0, -30.0), 0.4, (90.0, 80.0))
+    rng = np.random.default_rng(2)
+    data = (_frame(10.0, (70.3, 60.7), 800.0) + rng.normal(0, 1, SHAPE)).astype(np.float32)
+    grid = coadd_grid([(SHAPE, a_wcs)], margin_px=3)
+    total = CoaddSum(grid)
+    total.add(data, np.full(SHAPE, 1.0, np.float32), a_wcs)
+    coadd = total.finish()
+    expected, _ = reproject_interp((data, a_wcs), grid.wcs, shape_out=grid.shape)
+    core = (coadd.coverage == 1) & np.isfinite(expected)
+    core[:4], core[-4:], core[:, :4], core[:, -4:] = False, False, False, False
+    assert core.sum() > 0.8 * SHAPE[0] * SHAPE[1]
+    assert np.max(np.abs(coadd.image[core] - expected[core])) < 1e-3
