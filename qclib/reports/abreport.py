@@ -12,7 +12,6 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 from pandas.io.formats.style import Styler
-from plotly.subplots import make_subplots
 
 from qclib.associate import AssociationBlock
 from qclib.config.instrument import InstrumentConfig
@@ -30,7 +29,12 @@ from qclib.previews import (
     previews_from_file,
     read_previews,
 )
-from qclib.reports.display import NOTEBOOK_RENDERER, message_figure, use_offline_renderer
+from qclib.reports.display import (
+    NOTEBOOK_RENDERER,
+    message_figure,
+    mosaic_figure,
+    use_offline_renderer,
+)
 from qclib.reports.grades import (
     GRADE_LABELS,
     GRADE_STYLES,
@@ -217,17 +221,10 @@ class ABReport:
             return message_figure(f"{self.block.id}: no product image to show")
         product, _, previews = found
         layout = self.instrument.layout
-        rows, cols = len(layout), len(layout[0])
         # Empty panels need a word: the product has no image of those detectors.
         total = sum(len(row) for row in layout)
         shown = "detectors" if len(previews) >= total else f"{len(previews)} of {total} detectors"
-        fig = make_subplots(
-            rows=rows,
-            cols=cols,
-            subplot_titles=[name for row in layout for name in row],
-            horizontal_spacing=0.01,
-            vertical_spacing=0.04,
-        )
+        fig = mosaic_figure(layout, horizontal_spacing=0.01, vertical_spacing=0.04)
         low, high = display_range(previews)
         for preview in previews:
             row, col = self.instrument.layout_position(preview.extname)
@@ -244,12 +241,9 @@ class ABReport:
                 row=row + 1,
                 col=col + 1,
             )
-        fig.update_xaxes(showticklabels=False)
-        fig.update_yaxes(showticklabels=False)
         fig.update_layout(
             title=f"{product.pro_catg}: {shown} as on the sky (1-99 % range "
             f"{low:.4g} .. {high:.4g})",
-            height=240 * rows + 60,
             margin={"l": 10, "r": 10, "t": 70, "b": 10},
         )
         return fig

@@ -9,6 +9,8 @@ so a page is whole whichever kernel made it, one kept alive across reports inclu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.io._base_renderers import HtmlRenderer
@@ -42,4 +44,25 @@ def message_figure(text: str) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(height=120)
+    return fig
+
+
+def mosaic_figure(
+    layout: Sequence[Sequence[str]], *, horizontal_spacing: float, vertical_spacing: float
+) -> go.Figure:
+    """An empty figure with one titled panel per detector, laid out as ``layout`` (the
+    instrument's rows of detector names, as on the sky), without tick labels."""
+    from plotly.subplots import make_subplots
+
+    rows, cols = len(layout), len(layout[0])
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[name for row in layout for name in row],
+        horizontal_spacing=horizontal_spacing,
+        vertical_spacing=vertical_spacing,
+    )
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(height=240 * rows + 60)
     return fig

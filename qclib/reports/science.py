@@ -24,7 +24,7 @@ from qclib.db import ob_grades
 from qclib.fitsio import scan_fits
 from qclib.previews import image_hdus, previews_from_file, read_previews
 from qclib.reports.abreport import ABReport, load_report
-from qclib.reports.display import message_figure
+from qclib.reports.display import message_figure, mosaic_figure
 
 #: Magnitude bins of the number counts.
 COUNTS_BIN_MAG = 0.5
@@ -243,18 +243,7 @@ class ScienceReport:
     def _mosaic(self) -> go.Figure:
         """An empty figure with one panel per detector, laid out as on the sky."""
         layout = self.report.instrument.layout
-        rows, cols = len(layout), len(layout[0])
-        fig = make_subplots(
-            rows=rows,
-            cols=cols,
-            subplot_titles=[n for row in layout for n in row],
-            horizontal_spacing=0.02,
-            vertical_spacing=0.05,
-        )
-        fig.update_xaxes(showticklabels=False)
-        fig.update_yaxes(showticklabels=False)
-        fig.update_layout(height=240 * rows + 60)
-        return fig
+        return mosaic_figure(layout, horizontal_spacing=0.02, vertical_spacing=0.05)
 
     def number_counts(self) -> go.Figure:
         """Sources per magnitude bin, and the 5-sigma limiting magnitude."""
