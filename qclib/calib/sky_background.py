@@ -23,6 +23,8 @@ from astropy.utils.exceptions import AstropyUserWarning
 from photutils.background import Background2D, MedianBackground
 from scipy import ndimage
 
+from qclib.errors import UnprocessableDataError
+
 # Background2D makes its masked pixels NaN and silences astropy's warning about them
 # with warnings.catch_warnings, which is not thread-safe: from the recipes' detector
 # threads the warning escapes now and then (and fails a run where warnings are errors).
@@ -105,21 +107,37 @@ def sky_background(
     """The sky of ``image`` with the pixels of ``mask`` left out: 3-sigma clipped
     medians (5 iterations) in boxes of ``box_px`` (of every ``row_step``-th row; a box
     more than 90 % masked is filled from its neighbours), median-filtered over
-    ``filter_size`` x ``filter_size`` boxes (1: not filtered)."""
+    ``filter_size`` x ``filter_size`` boxes (1: not filtered).
+
+    Raises
+    ------
+    UnprocessableDataError
+        Every box is more than 90 % masked (a field crowded with sources, or a bad-pixel
+        mask covering it).
+    """
     ny, nx = image.shape
     box_y, box_x = min(box_px, ny), min(box_px, nx)
     step = row_step if box_y % row_step == 0 and ny >= 2 * box_y else 1
-    background = Background2D(
-        # float64: photutils' box medians of float32 take numpy's slower path (0.21 s
-        # for half a 2048x4100 CCD, 0.16 s in float64; the conversion costs 0.014 s).
-        np.asarray(image[::step], dtype=np.float64),
-        (box_y // step, box_x),
-        mask=mask[::step],
-        filter_size=filter_size,
-        sigma_clip=SigmaClip(sigma=3.0, maxiters=5),
-        bkg_estimator=MedianBackground(),
-        exclude_percentile=90.0,
-    )
+    try:
+        background = Background2D(
+            # float64: photutils' box medians of float32 take numpy's slower path (0.21 s
+            # for half a 2048x4100 CCD, 0.16 s in float64; the conversion costs 0.014 s).
+            np.asarray(image[::step], dtype=np.float64),
+            (box_y // step, box_x),
+            mask=mask[::step],
+            filter_size=filter_size,
+            sigma_clip=SigmaClip(sigma=3.0, maxiters=5),
+            bkg_estimator=MedianBackground(),
+            exclude_percentile=90.0,
+        )
+    except ValueError as err:
+        if "masked" not in str(err):
+            raise
+        raise UnprocessableDataError(
+            f"no sky to measure: {mask.mean():.0%} of the {nx}x{ny} pixels are masked "
+            f"(sources and bad pixels) and no {box_x}x{box_y} box has a tenth of its "
+            "pixels free"
+        ) from None
     mesh = np.asarray(background.background_mesh, dtype=np.float64)
     return SkyBackground(
         ndimage.spline_filter(mesh, order=3, mode="reflect", output=np.float64),

@@ -67,3 +67,13 @@ def test_every_second_row_gives_the_sky_within_its_noise() -> None:
     assert float(np.sqrt(np.mean(difference**2))) < 0.3
     assert float(np.abs(difference).max()) < 1.0
     assert float(np.abs(difference).max()) > 0  # the rows taken do differ
+
+
+def test_a_field_masked_everywhere_is_refused_with_the_reason() -> None:
+    from qclib.errors import UnprocessableDataError
+
+    image, mask = _image((256, 256))
+    mask[:, :] = True
+    mask[::20, ::20] = False  # a pixel free here and there: under a tenth of every box
+    with pytest.raises(UnprocessableDataError, match=r"no sky to measure: 100% of the 256x256"):
+        sky_background(image, mask, 64)
