@@ -314,30 +314,41 @@ def fit_bright_stars(
         No star could be fitted.
     """
     half = max(8, int(3 * fwhm_guess_px))
-    # The guess may be far off (seeing varies): stars for the fit are isolated generously.
-    isolated = _isolated(stars, 2 * config.isolation_fwhm * fwhm_guess_px)
     fits_done: dict[int, MoffatFit] = {}
     positions: dict[int, tuple[float, float]] = {}
-    for i in np.argsort(stars.mag):
-        if not stars.is_star[i]:
-            continue
-        cut = _cutout(image, stars.x[i], stars.y[i], half)
-        if cut is None:
-            continue
-        stamp, x0, y0 = cut
-        if saturated[y0 : y0 + stamp.shape[0], x0 : x0 + stamp.shape[1]].any():
-            continue
-        stamp = stamp - np.median(np.concatenate([stamp[0], stamp[-1], stamp[:, 0], stamp[:, -1]]))
-        cx, cy = centroid_com(np.clip(stamp, 0, None))
-        positions[int(i)] = (x0 + cx, y0 + cy)
-        bright = stamp.max() > config.min_peak_snr * noise_adu
-        stamp_bad = None if bad is None else bad[y0 : y0 + stamp.shape[0], x0 : x0 + stamp.shape[1]]
-        if stamp_bad is not None and _core_too_bad(stamp_bad, fwhm_guess_px):
-            continue
-        if isolated[i] and bright and len(fits_done) < config.max_fit_stars:
-            fit = _fit_moffat(stamp, noise_adu, stamp_bad)
-            if fit is not None:
-                fits_done[int(i)] = dataclasses.replace(fit, x_px=x0 + fit.x_px, y_px=y0 + fit.y_px)
+    # The guess may be far off (seeing varies): stars for the fit are isolated
+    # generously, and only where that leaves none (a crowded field, a small detector)
+    # by the nominal distance.
+    for factor in (2, 1):
+        if fits_done:
+            break
+        isolated = _isolated(stars, factor * config.isolation_fwhm * fwhm_guess_px)
+        for i in np.argsort(stars.mag):
+            if not stars.is_star[i]:
+                continue
+            cut = _cutout(image, stars.x[i], stars.y[i], half)
+            if cut is None:
+                continue
+            stamp, x0, y0 = cut
+            if saturated[y0 : y0 + stamp.shape[0], x0 : x0 + stamp.shape[1]].any():
+                continue
+            stamp = stamp - np.median(
+                np.concatenate([stamp[0], stamp[-1], stamp[:, 0], stamp[:, -1]])
+            )
+            cx, cy = centroid_com(np.clip(stamp, 0, None))
+            positions[int(i)] = (x0 + cx, y0 + cy)
+            bright = stamp.max() > config.min_peak_snr * noise_adu
+            stamp_bad = (
+                None if bad is None else bad[y0 : y0 + stamp.shape[0], x0 : x0 + stamp.shape[1]]
+            )
+            if stamp_bad is not None and _core_too_bad(stamp_bad, fwhm_guess_px):
+                continue
+            if isolated[i] and bright and len(fits_done) < config.max_fit_stars:
+                fit = _fit_moffat(stamp, noise_adu, stamp_bad)
+                if fit is not None:
+                    fits_done[int(i)] = dataclasses.replace(
+                        fit, x_px=x0 + fit.x_px, y_px=y0 + fit.y_px
+                    )
     if not fits_done:
         raise UnprocessableDataError(
             f"no bright isolated unsaturated star to measure the FWHM on ({len(stars.x)} "
