@@ -841,15 +841,7 @@ def _print_pass(summary: Any, as_json: bool) -> None:
                 "blocks": summary.blocks,
                 "processed": [o.as_dict() for o in summary.outcomes],
                 "scored": summary.scored,
-                "reports": [
-                    {
-                        "ab_id": r.ab_id,
-                        "status": r.status,
-                        "html": str(r.html or ""),
-                        "reason": r.reason,
-                    }
-                    for r in summary.reports
-                ],
+                "reports": [r.as_dict() for r in summary.reports],
                 "certified": summary.certified,
                 "archived": summary.archived,
                 "seconds": summary.seconds,

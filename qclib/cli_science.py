@@ -10,7 +10,16 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from qclib.cli import _database, _print_json, _workspace, console, night_option, unknown
+from qclib.cli import (
+    _database,
+    _executor_options,
+    _open_workers,
+    _print_json,
+    _workspace,
+    console,
+    night_option,
+    unknown,
+)
 from qclib.errors import ConfigError
 
 
@@ -18,6 +27,8 @@ from qclib.errors import ConfigError
 @night_option("--night", help="Only this night's science (YYYY-MM-DD).")
 @click.option("--prog-id", help="Only this programme's science (OBS.PROG.ID).")
 @click.option("--ab", "ab_ids", multiple=True, help="Only this block (repeatable).")
+@click.option("--no-reports", is_flag=True, help="Skip the report notebooks (qc report later).")
+@_executor_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def science(
@@ -25,15 +36,19 @@ def science(
     night: dt.date | None,
     prog_id: str | None,
     ab_ids: tuple[str, ...],
+    no_reports: bool,
+    executor: str,
+    workers: int | None,
+    scheduler: str | None,
     as_json: bool,
 ) -> None:
-    """Process science blocks with certified masters only, and grade their OBs.
+    """Process science blocks with certified masters only; grade their OBs, score and
+    report them as 'qc run' does.
 
     Every science block not done (of --night, of --prog-id, or the --ab blocks); one
     whose masters are not all certified waits and names them ('qc review').
     """
-    from qclib.workflow.grading import grade_science
-    from qclib.workflow.process import process_blocks
+    from qclib.workflow.run import run_science
     from qclib.workflow.science import science_blocks
 
     workspace, database = _workspace(ctx), _database(ctx)
@@ -49,13 +64,28 @@ def science(
     ids = list(ab_ids) or [
         b.ab_id for b in chosen if b.state != "done" and (prog_id is None or b.prog_id == prog_id)
     ]
-    outcomes = process_blocks(workspace, database, ids=ids) if ids else []
-    grades = grade_science(database, [o.ab_id for o in outcomes if o.status == "done"])
+    if not ids:
+        if as_json:
+            _print_json({"blocks": [], "grades": [], "reports": []})
+        else:
+            console.print("no science block to process")
+        return
+    with _open_workers(executor, workers, scheduler) as pool:
+        done = run_science(
+            workspace,
+            database,
+            ids,
+            progress=not as_json,
+            write_reports=not no_reports,
+            workers=pool,
+        )
+    outcomes, grades = done.outcomes, done.grades
     if as_json:
         _print_json(
             {
                 "blocks": [o.as_dict() for o in outcomes],
                 "grades": [g.as_dict() for g in grades],
+                "reports": [r.as_dict() for r in done.reports],
             }
         )
         return
@@ -65,8 +95,9 @@ def science(
         console.print(f"[{colour[o.status]}]{o.status:<8}[/] {o.ab_id}  {escape(detail)}")
     for g in grades:
         console.print(f"grade {g.grade}  {g.ab_id}  {escape(g.reason)}", highlight=False)
-    if not outcomes:
-        console.print("no science block to process")
+    for r in done.reports:
+        where = r.html if r.status == "written" else r.reason
+        console.print(f"report {r.status}  {r.ab_id}  {escape(str(where))}", highlight=False)
 
 
 @click.command("ob-grades")

@@ -47,6 +47,15 @@ class ReportOutcome:
     html: Path | None = None
     reason: str | None = None
 
+    def as_dict(self) -> dict[str, str | None]:
+        """For JSON output."""
+        return {
+            "ab_id": self.ab_id,
+            "status": self.status,
+            "html": str(self.html or ""),
+            "reason": self.reason,
+        }
+
 
 def template_for(recipe: str | None) -> Path | None:
     """The report template of a recipe (a block's), or None when it has none."""
@@ -373,7 +382,7 @@ def render_reports(
 
     with database.transaction() as session:
         blocks = [b for b in (block_store.get_block(session, i) for i in ab_ids) if b]
-    bar = tqdm(total=len(blocks), desc="reports", unit="report", disable=not progress)
+    bar = tqdm(total=len(blocks), desc="reports", unit="report", disable=not progress or not blocks)
     with bar:
         if executor is None:
             outcomes = []

@@ -28,6 +28,7 @@ from typing import Any
 from qclib.archive.certification import archive_certified, auto_certify
 from qclib.atomicfile import sweep_stale_temporaries
 from qclib.db import Database
+from qclib.db import ob_grades as grade_store
 from qclib.db import passes as pass_store
 from qclib.db import products as product_store
 from qclib.errors import ConfigError
@@ -258,6 +259,61 @@ def run_pass(
         with database.transaction() as session:
             pass_store.finish_pass(session, pass_id, result.as_dict())
     return result
+
+
+@dataclass(frozen=True)
+class ScienceSummary:
+    """What ``run_science`` did: each block's outcome, the OBs' grades, the QC values'
+    grades (counts), the reports, the products certified by ``auto``."""
+
+    outcomes: list[ProcessOutcome]
+    grades: list[grade_store.StoredGrade]
+    scored: dict[str, int]
+    reports: list[ReportOutcome]
+    certified: int
+
+
+def run_science(
+    workspace: Workspace,
+    database: Database,
+    ab_ids: list[str],
+    *,
+    progress: bool = False,
+    write_reports: bool = True,
+    workers: Workers = SERIAL,
+) -> ScienceSummary:
+    """Science blocks ``ab_ids`` processed on request (with certified masters only: a
+    block whose masters are not waits and names them), then finished as a pass finishes
+    what it processed: the OBs graded, the QC values scored, the reports written, the
+    all-OK products not drawn for review certified and archived. Raises
+    PassLockedError if a pass runs."""
+    with workspace_lock(workspace):
+        warming = _warm_report_kernels(workspace, workers) if write_reports else []
+        outcomes = process_blocks(
+            workspace,
+            database,
+            ids=ab_ids,
+            executor=workers.executor,
+            detector_tasks=2 * workers.count if workers.count > 1 else 1,
+            slots=workers.count,
+            progress=progress,
+        )
+        done = [o.ab_id for o in outcomes if o.status == "done"]
+        grades = grade_science(database, done)
+        scoring = score_values(
+            database, review_fraction=workspace.config.certification.review_fraction
+        )
+        for warm in concurrent.futures.as_completed(warming):
+            warm.exception()  # a kernel that did not start is started by the first report
+        reports = (
+            render_reports(workspace, database, done, executor=workers.executor, progress=progress)
+            if write_reports
+            else []
+        )
+        certified = auto_certify(workspace, database)
+        archive_certified(workspace, database)
+        _sweep_leftovers(workspace)
+    return ScienceSummary(outcomes, grades, scoring.grades, reports, len(certified))
 
 
 def _inbox_state(inbox: Path) -> tuple[tuple[str, int, int], ...]:

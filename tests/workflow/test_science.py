@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from qclib.cli import main
 from qclib.config.simulator import ObConstraints
 from qclib.db import blocks as block_store
-from qclib.db import ob_grades
+from qclib.db import ob_grades, qc1
 from qclib.db import products as product_store
 from qclib.instruments import load_instrument
 from qclib.simulate.night import simulate_night
@@ -98,9 +98,12 @@ def test_science_on_request_then_waits_for_certification_then_graded(
     queue = json.loads(_cli(ws, "review", "--all", "--json"))
     ids = [str(p["product_id"]) for p in queue]
     _cli(ws, "certify", *ids, "--ok", "--comment", "checked by eye")
-    done = json.loads(_cli(ws, "science", "--json"))
+    done = json.loads(_cli(ws, "science", "--executor", "serial", "--json"))
     (block,) = done["blocks"]
     assert block["status"] == "done", block
+    # Finished as a pass finishes what it made: its report written, its QC values graded.
+    (report,) = done["reports"]
+    assert report["status"] == "written" and Path(report["html"]).is_file(), report
     (grade,) = done["grades"]
     assert grade["grade"] == "C"
     assert grade["reason"].startswith("image quality ")
@@ -116,8 +119,12 @@ def test_science_on_request_then_waits_for_certification_then_graded(
         made = {p.pro_catg: p for p in product_store.list_products(session)}
         night_fit = product_store.qc_values(session, made["EXTINCTION"].id)
         science = product_store.qc_values(session, made["SCIENCE_COADD"].id)
+        graded = qc1.product_grades(session, made["SCIENCE_COADD"].id)
     database.close()
     assert made["EXTINCTION"].certified
+    assert graded and all(
+        g in {"OK", "NOK", "MONITORED"} for d in graded.values() for g in d.values()
+    )
     for extname, values in night_fit.items():
         assert science[extname]["QC.EXTINCTION"] == values["QC.EXTINCTION"] != 0.09
         assert science[extname]["QC.ZPOINT.X0"] == values["QC.ZPOINT.X0.FIT"]
