@@ -3,7 +3,9 @@
 First a history of test-scale nights (slow detector drifts, an intervention recorded
 as a quality event) arrives one night at a time; after each pass a QC scientist's
 review is made through the same code ``qc certify`` uses (``review_as_qc_scientist``),
-and the all-OK products nobody drew for review are certified by ``auto``. Then the
+and the all-OK products nobody drew for review are certified by ``auto``. The
+history's OmegaCAM science OBs are then processed with those certified masters (as
+``qc science`` does) and packaged for their PI (``qc package``). Then the
 demo night itself (at the scale asked for), whose review queue is left for the
 certification dashboard. Two damaged files are put beside the night on purpose (one
 truncated in transfer, one that is not FITS at all) to show that bad input is
@@ -16,6 +18,7 @@ import concurrent.futures
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -26,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from qclib.archive.certification import decide
+from qclib.archive.package import plan_package, verify_package, write_package
 from qclib.archive.review import ReviewItem, review_queue
 from qclib.associate import AssociationBlock
 from qclib.atomicfile import write_bytes_atomic, write_text_atomic
@@ -37,12 +41,18 @@ from qclib.instruments import load_instrument, load_rules
 from qclib.qc.scoring import roll_up
 from qclib.simulate.history import HISTORY_FILE, simulate_history
 from qclib.simulate.night import TRUTH_FILE, simulate_night
-from qclib.workflow.executors import open_executor
-from qclib.workflow.run import run_pass
+from qclib.workflow.executors import Workers, open_executor
+from qclib.workflow.run import run_pass, run_science
+from qclib.workflow.science import science_blocks
 from qclib.workspace import CONFIG_FILE, Workspace, init_workspace, load_workspace
 
 DEMO_INSTRUMENTS = ("OMEGACAM", "HAWKI")
 HISTORY_NIGHTS = 10
+#: Whose test-scale science OBs of the history the demo processes and packages. HAWK-I's
+#: test-scale detectors see 26" x 26" each, too little sky for its jitter science's
+#: astrometric match (its science is tested at full scale, tests/calib/test_science_hawki.py).
+DEMO_SCIENCE = {"OMEGACAM": "198.A-2021(A)"}
+PACKAGES_DIR = "packages"
 #: The demo reviewer; its token is kept (mode 600) in the workspace for `make dashboards`.
 DEMO_REVIEWER = "demo"
 TOKEN_FILE = ".demo-token"
@@ -141,7 +151,8 @@ def _run_history(
     workspace: Workspace, database: Database, first: dt.date, console: Console, pool
 ) -> None:
     """Simulate the test-scale history and let it arrive night by night, each pass
-    followed by the QC scientist's review."""
+    followed by the QC scientist's review (and a last pass, which remakes what the
+    last review's rejections tainted, reviewed as well)."""
     staged = workspace.root / "simulated"
     histories = {}
     for instrument in DEMO_INSTRUMENTS:
@@ -169,8 +180,11 @@ def _run_history(
                         text=step["text"],
                     )
     decided: dict[str, int] = {}
-    for i in range(HISTORY_NIGHTS):
+    # One pass more than nights: it remakes what the last night's rejections tainted.
+    for i in range(HISTORY_NIGHTS + 1):
         for instrument, history in histories.items():
+            if i == HISTORY_NIGHTS:
+                break
             night = history["nights"][i]
             source = staged / f"{instrument.lower()}_history" / night["dir"]
             target = workspace.inbox / f"{instrument.lower()}_{night['night']}"
@@ -192,6 +206,46 @@ def _run_history(
         + ", ".join(f"{n} {k}" for k, n in sorted(decided.items()))
         + f"; certified by auto: {automatic}; {len(statuses)} products in all"
     )
+
+
+def _history_science(
+    workspace: Workspace,
+    database: Database,
+    nights: Sequence[dt.date],
+    console: Console,
+    pool: Workers,
+) -> None:
+    """Process the ``DEMO_SCIENCE`` OBs of the history's ``nights`` (their masters
+    certified by the history's reviews) as ``qc science`` does, and write each
+    programme's PI package into ``packages/`` (again when re-run: the same inputs give
+    the same bytes), verified; say what was done."""
+    for instrument, prog_id in DEMO_SCIENCE.items():
+        ids = [
+            b.ab_id
+            for night in nights
+            for b in science_blocks(database, night=night)
+            if b.prog_id == prog_id and b.ab_id.startswith(f"{instrument}.") and b.state != "done"
+        ]
+        if ids:
+            done = run_science(workspace, database, ids, workers=pool)
+            grades = {g.ab_id: g for g in done.grades}
+            for o in done.outcomes:
+                said = f"{instrument} science {o.ab_id}: {o.status}"
+                if o.ab_id in grades:
+                    said += f", grade {grades[o.ab_id].grade} ({grades[o.ab_id].reason})"
+                elif o.reason:
+                    said += f" ({o.reason})"
+                console.print(said, highlight=False)
+        out = workspace.root / PACKAGES_DIR / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', prog_id)}.tar"
+        out.unlink(missing_ok=True)
+        plan = plan_package(workspace, database, prog_id)
+        write_package(plan, out)
+        problems = verify_package(out)
+        console.print(
+            f"PI package of {prog_id}: {out} ({len(plan.files)} files + manifest, "
+            + ("verified)" if not problems else f"does NOT verify: {problems[0]})"),
+            highlight=False,
+        )
 
 
 def _already_simulated(folder: Path, raw_night: Path, night: dt.date, scale: str) -> bool:
@@ -342,9 +396,10 @@ def run_demo(
     with concurrent.futures.ThreadPoolExecutor(1) as beside:
         simulated = beside.submit(_simulate_night, workspace, night, scale, night_dirs)
         with open_executor("local", workers=workers) as pool:
-            _run_history(
-                workspace, database, night - dt.timedelta(days=HISTORY_NIGHTS + 1), console, pool
-            )
+            first = night - dt.timedelta(days=HISTORY_NIGHTS + 1)
+            _run_history(workspace, database, first, console, pool)
+            history = [first + dt.timedelta(days=i) for i in range(HISTORY_NIGHTS)]
+            _history_science(workspace, database, history, console, pool)
         history_s = time.perf_counter() - start
         start = time.perf_counter()
         # Into the inbox only now: a history pass would have taken it.
@@ -427,6 +482,7 @@ def run_demo(
     for instrument, night_dir in night_dirs.items():
         console.print(f"truth            {night_dir / TRUTH_FILE} ({instrument})")
     console.print(f"products         {workspace.products_dir / night.isoformat()}")
+    console.print(f"PI packages      {workspace.root / PACKAGES_DIR}")
     console.print(f"reports          {workspace.runs_dir / night.isoformat()} (open the .html)")
     console.print(f"try              {ws} frames --night {night}")
     console.print(f"                 {ws} quarantine")
@@ -447,7 +503,9 @@ def run_demo(
         highlight=False,
     )
     console.print(
-        f"science: the night's OB waits, on request; once its masters are certified, "
+        f"science: the history's {', '.join(DEMO_SCIENCE)} OBs are processed, graded and "
+        f"packaged for their PI ({workspace.root / PACKAGES_DIR}); the night's OB waits, on "
+        "request: once its masters are certified, "
         f"{ws} science processes and grades it, and {ws} package --prog-id "
         f"'198.A-2021(A)' --out pi-package.tar packs it for its PI",
         highlight=False,

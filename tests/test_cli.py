@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -158,6 +159,22 @@ def test_demo_at_test_scale(tmp_path: Path) -> None:
         assert not (tmp_path / "demo" / "simulated" / name).exists()
     review = out.split("the QC scientist's review: ")[1].splitlines()[0]
     assert "certify" in review and "certified by auto" in review
+    # The history's two OmegaCAM science OBs: processed with its certified masters,
+    # graded, reported, and packaged for their PI with both OBs' products and reports.
+    science = [line for line in out.splitlines() if line.startswith("OMEGACAM science ")]
+    assert len(science) == 2 and all(": done, grade " in line for line in science), science
+    package = tmp_path / "demo" / "packages" / "198.A-2021_A_.tar"
+    assert f"PI package of 198.A-2021(A): {package} (" in out and "verified)" in out
+    verified = _run("package", "verify", str(package))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    with tarfile.open(package) as tar:
+        names = tar.getnames()
+    obs = {n.split("/")[0] for n in names if "/sci_proc/" in n}
+    assert len(obs) == 2
+    for ob in obs:
+        assert any(n.startswith(f"{ob}/reports/") and n.endswith(".html") for n in names)
+        assert sum(n.startswith(f"{ob}/sci_proc/") for n in names) == 2  # coadd, weight
+    assert any(n.startswith("calib/cal_proc/") and "MASTER_BIAS" in n for n in names)
     assert "review queue: " in out and "wait for a QC scientist" in out
     token = (tmp_path / "demo" / ".demo-token").read_text().strip()
     assert f"?token={token}" in out and "make dashboards" in out
@@ -174,3 +191,6 @@ def test_demo_at_test_scale(tmp_path: Path) -> None:
     assert "reusing it" in again.stdout
     assert "inbox: 2 already-quarantined" in again.stdout  # the damaged examples
     assert "a second pass" in again.stdout and "nothing new" in again.stdout
+    # The night's science is not the demo's to process (at full scale, 11 minutes).
+    assert "OMEGACAM science " not in again.stdout
+    assert "PI package of 198.A-2021(A)" in again.stdout

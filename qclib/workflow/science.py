@@ -65,7 +65,7 @@ def hold(
     """Why a science block is not processed now, as (state, reason); None when it is.
 
     Not requested (``asked_by_id``: its id was named, which requests it): on request.
-    A chosen master not made yet or not certified: waiting, naming each. An optional
+    A chosen master not made yet, not certified or rejected: waiting, naming each. An optional
     one (OCA ``minRet = 0``) whose block failed is done without, as
     ``resolve_inputs`` does.
     """
@@ -95,6 +95,11 @@ def hold(
                     f"its block failed: 'qc abs show {choice.ab_id}'" if failed else "not made yet"
                 )
                 pending.append(f"{tag.category} of {choice.ab_id} ({why})")
+            elif made[0].status == "rejected":
+                pending.append(
+                    f"{made[0].name} (rejected: the next 'qc run' associates the block "
+                    "with another master)"
+                )
             elif not made[0].certified:
                 pending.append(f"{made[0].name} ({made[0].status})")
     if pending:
