@@ -58,7 +58,6 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-from scipy.optimize import brentq
 
 from qclib.calib.readout import clipped_means
 from qclib.errors import UnprocessableDataError
@@ -304,6 +303,10 @@ def nonlinearity_at(
         ):
             return float("nan")
         low, high = high, 2.0 * high
+    # Imported here: scipy.optimize takes 0.36 s to import, and the flats and darks that
+    # import this module for ``undo_nonlinearity`` never call this.
+    from scipy.optimize import brentq
+
     dit = brentq(
         lambda t: _measured(coefficients, rate_adu_per_s, t, reset_read_s) - level_adu,
         low,
