@@ -108,6 +108,9 @@ CASES: dict[str, dict[str, list[Bad]]] = {
         "night": nights("--night"),
         "prog_id": [bad("--prog-id", "NOPE")],
         "ab_ids": [bad("--ab", "NOPE")],
+        "executor": [bad("--executor", "slurm")],
+        "workers": [bad("--workers", "0")],
+        "scheduler": [bad("--scheduler", "nope"), bad("--scheduler", "tcp://127.0.0.1")],
     },
     "ob-grades": {"night": nights("--night"), "prog_id": [bad("--prog-id", "NOPE")]},
     "package": {
