@@ -1317,9 +1317,10 @@ if __name__ == "__main__":
 
     registered_main()
 else:
-    # Review, certification, audit log, archive, CalSelector; science and OB grades:
-    # their own modules.
-    from qclib import cli_certification, cli_science
+    # Review, certification, audit log, archive, CalSelector; science and OB grades;
+    # ESO's pipelines: their own modules.
+    from qclib import cli_certification, cli_eso, cli_science
 
     cli_certification.register(main)
     cli_science.register(main)
+    cli_eso.register(main)

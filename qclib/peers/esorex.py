@@ -9,7 +9,6 @@ run where it cannot (shared/peers/hawki_esorex.md lists what each recipe expects
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -21,10 +20,9 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from qclib.errors import ConfigError
+from qclib.eso.pipelines import ESOREX_ENV, esorex_command, find_pipeline
 from qclib.fitsio import sha256_file
-
-#: Environment variable naming the esorex executable (default: ``esorex`` on PATH).
-ESOREX_ENV = "QC_ESOREX"
 
 
 @dataclass(frozen=True)
@@ -54,11 +52,6 @@ class EsorexRun:
         return self.by_catg[pro_catg]
 
 
-def esorex_command() -> str:
-    """The esorex executable: ``$QC_ESOREX`` if set, else ``esorex``."""
-    return os.environ.get(ESOREX_ENV) or "esorex"
-
-
 def available(plugin: str = "hawki") -> str | None:
     """None when esorex and the instrument's plugins are installed, else the reason."""
     command = esorex_command()
@@ -66,12 +59,10 @@ def available(plugin: str = "hawki") -> str | None:
         if ESOREX_ENV in os.environ:
             return f"esorex not found at {command!r} (named by ${ESOREX_ENV})"
         return "esorex is not installed (Debian: apt-get install esorex)"
-    if not glob.glob(f"/usr/lib/*/cpl/plugins/{plugin}-*/") and not glob.glob(
-        f"/usr/lib/cpl/plugins/{plugin}-*/"
-    ):
-        return (
-            f"the {plugin} pipeline is not installed (Debian: apt-get install cpl-plugin-{plugin})"
-        )
+    try:
+        find_pipeline(plugin)
+    except ConfigError as err:
+        return str(err)
     return None
 
 
