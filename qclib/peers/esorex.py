@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 from astropy.io import fits
 
 from qclib.errors import ConfigError
+from qclib.eso.job import run_job
 from qclib.eso.pipelines import ESOREX_ENV, esorex_command, find_pipeline
 from qclib.fitsio import sha256_file
 
@@ -74,39 +73,30 @@ def run_recipe(
     parameters: dict[str, str] | None = None,
     timeout_s: float = 600.0,
 ) -> EsorexRun:
-    """Run one recipe on ``(path, tag)`` frames; products land in ``out_dir``.
+    """Run one recipe on ``(path, tag)`` frames; products land in ``out_dir`` (new), as
+    ``qclib.eso.job.run_job`` runs every esorex job.
 
     Raises
     ------
-    RuntimeError
+    EsorexJobError
         esorex failed; the message ends with the tail of its log.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    sof = out / f"{recipe}.sof"
-    sof.write_text("".join(f"{Path(p).resolve()} {tag}\n" for p, tag in frames))
-    options = [f"--{k}={v}" for k, v in (parameters or {}).items()]
-    command = [
-        esorex_command(),
-        f"--output-dir={out.resolve()}",
-        f"--log-dir={out.resolve()}",
+    done = run_job(
         recipe,
-        *options,
-        str(sof),
-    ]
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
-        raise RuntimeError(f"esorex {recipe} failed (exit {done.returncode}):\n{tail}")
-    products = {p.name: p for p in sorted(out.glob("*.fits"))}
-    by_catg = {}
-    for path in products.values():
-        catg = fits.getheader(path).get("HIERARCH ESO PRO CATG")
-        if catg:
-            by_catg[str(catg)] = path
-    return EsorexRun(recipe, products, by_catg, out, wall, done.stdout)
+        [(Path(p), tag) for p, tag in frames],
+        Path(out_dir),
+        options=[f"--{k}={v}" for k, v in (parameters or {}).items()],
+        timeout_s=timeout_s,
+        threads=os.cpu_count() or 1,
+    )
+    return EsorexRun(
+        recipe,
+        {p.name: p for p in done.products},
+        {catg: paths[0] for catg, paths in done.by_catg.items()},
+        done.out_dir,
+        done.wall_s,
+        done.log.read_text(errors="replace"),
+    )
 
 
 def read_qc(path: str | os.PathLike[str]) -> dict[str, dict[str, float]]:

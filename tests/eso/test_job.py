@@ -1,0 +1,150 @@
+"""esorex jobs: ESO's GIRAFFE master bias on simulated frames, checked against the truth;
+and a recipe that crashes, one that outlives its time and one that writes no product,
+each refused with its log's last lines and nothing left where products go."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from qclib.eso.job import LOG_NAME, EsorexJobError, run_job, write_sof
+from qclib.eso.pipelines import ESOREX_ENV
+from tests.conftest import missing_dependency
+
+#: GIRAFFE's CCD as its recipes read it: one 2148 x 4096 image in the primary HDU.
+SHAPE = (4096, 2148)
+BIAS_ADU, RON_ADU = 200.0, 4.2  # the level must lie in 100-300 ADU (gimasterbias' QC windows)
+
+
+def _giraffe_biases(folder: Path, n: int = 3) -> list[Path]:
+    rng = np.random.default_rng(42)
+    paths = []
+    for i in range(n):
+        header = fits.Header()
+        header["MJD-OBS"] = 61367.5 + i * 0.001
+        header["EXPTIME"] = 0.0
+        header["HIERARCH ESO DPR CATG"] = "CALIB"
+        header["HIERARCH ESO DPR TYPE"] = "BIAS"
+        header["HIERARCH ESO DPR TECH"] = "IMAGE"
+        data = (BIAS_ADU + rng.normal(0.0, RON_ADU, SHAPE)).astype(np.float32)
+        path = folder / f"GIRAF.bias{i}.fits"
+        fits.PrimaryHDU(data, header).writeto(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def esorex_giraffe() -> None:
+    if shutil.which("esorex") is None or not list(Path("/usr/lib").glob("*/cpl/plugins/giraf-*")):
+        missing_dependency(
+            "ESOREX JOB TESTS SKIPPED: apt-get install esorex cpl-plugin-giraf "
+            "('make test' does as root)"
+        )
+
+
+def test_giraffe_master_bias_job_measures_the_true_read_noise(
+    esorex_giraffe, tmp_path: Path
+) -> None:
+    frames = [(p, "BIAS") for p in _giraffe_biases(tmp_path)]
+    out = tmp_path / "job"
+    done = run_job("gimasterbias", frames, out, options=["--stack-method=median"])
+    assert done.out_dir == out and set(done.by_catg) >= {"MASTER_BIAS"}
+    (master,) = done.by_catg["MASTER_BIAS"]
+    header = fits.getheader(master)
+    # ESO's read noise of the raw bias: rms in five 100x100 windows of the difference of
+    # two raws, over sqrt 2 (50,000 pixels: 0.3 % statistical error); 2 % allowed.
+    assert header["HIERARCH ESO QC OUT1 RON RAW"] == pytest.approx(RON_ADU, rel=0.02)
+    assert header["HIERARCH ESO QC BIAS MASTER MEDIAN"] == pytest.approx(BIAS_ADU, abs=0.1)
+    # The log and the SOF beside the products; what the recipe wrote into its current
+    # folder (qc0000.paf) stays in the job's folder, not the caller's.
+    assert (out / LOG_NAME).is_file() and "gimasterbias" in done.log.read_text()
+    assert (out / "gimasterbias.sof").read_text().splitlines()[0].endswith(" BIAS")
+    assert (out / "qc0000.paf").is_file() and not Path("qc0000.paf").exists()
+    assert done.wall_s > 0 and done.peak_rss_mb > 50  # three 35 MB frames and more
+    assert not list(tmp_path.glob(".job.work-*")) and not (tmp_path / "job.failed").exists()
+    with pytest.raises(FileExistsError):
+        run_job("gimasterbias", frames, out)
+
+
+def _fake_esorex(folder: Path, body: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = folder / "fake-esorex"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv(ESOREX_ENV, str(script))
+
+
+def _frame(folder: Path) -> list[tuple[Path, str]]:
+    path = folder / "raw.fits"
+    fits.PrimaryHDU(np.zeros((4, 4), np.float32)).writeto(path)
+    return [(path, "BIAS")]
+
+
+def test_a_crashing_recipe_fails_with_its_log(tmp_path: Path, monkeypatch) -> None:
+    _fake_esorex(
+        tmp_path,
+        'echo "[ INFO  ] esorex: loading"; echo "[ ERROR ] gimasterbias: bad pixel map"\n'
+        "echo partial > half.fits\nkill -SEGV $$\n",
+        monkeypatch,
+    )
+    out = tmp_path / "job"
+    with pytest.raises(EsorexJobError, match=r"failed \(exit -11\)") as raised:
+        run_job("gimasterbias", _frame(tmp_path), out)
+    assert "bad pixel map" in str(raised.value).splitlines()[-1]
+    assert str(tmp_path / "job.failed" / LOG_NAME) in str(raised.value)
+    assert not out.exists() and (tmp_path / "job.failed" / "half.fits").exists()
+
+
+def test_a_recipe_out_of_time_is_stopped_with_its_children(tmp_path: Path, monkeypatch) -> None:
+    _fake_esorex(tmp_path, "sleep 60 &\necho $! > child.pid\necho started\nsleep 60\n", monkeypatch)
+    out = tmp_path / "job"
+    with pytest.raises(EsorexJobError, match=r"ran out of its 0.5 s and was stopped"):
+        run_job("gimasterbias", _frame(tmp_path), out, timeout_s=0.5)
+    child = int((tmp_path / "job.failed" / "child.pid").read_text())
+    for _ in range(100):  # the killed group's orphan is reaped by init shortly
+        if not Path(f"/proc/{child}").exists() or "Z" in _state(child):
+            break
+        os.sched_yield()
+    assert not Path(f"/proc/{child}").exists() or "Z" in _state(child)
+    assert not out.exists()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return "Z"
+
+
+def _writes_fits(name: str, pro_catg: str | None) -> str:
+    """A fake esorex body writing one FITS file (with a PRO.CATG or without)."""
+    card = f"h['HIERARCH ESO PRO CATG'] = {pro_catg!r}; " if pro_catg else ""
+    return (
+        f'"{sys.executable}" -c "from astropy.io import fits; import numpy; h = fits.Header(); '
+        f"{card}fits.PrimaryHDU(numpy.zeros((2, 2)), h).writeto('{name}')\"\n"
+        'echo "[ INFO  ] done"\n'
+    )
+
+
+def test_a_recipe_that_writes_no_product_fails(tmp_path: Path, monkeypatch) -> None:
+    _fake_esorex(tmp_path, _writes_fits("no_catg.fits", None), monkeypatch)
+    out, frames = tmp_path / "job", _frame(tmp_path)
+    with pytest.raises(EsorexJobError, match="wrote no product"):
+        run_job("gimasterbias", frames, out)
+    assert not out.exists() and (tmp_path / "job.failed" / "no_catg.fits").exists()
+    # The next try, which succeeds, replaces the failed folder.
+    _fake_esorex(tmp_path, _writes_fits("master.fits", "MASTER_BIAS"), monkeypatch)
+    done = run_job("gimasterbias", frames, out)
+    assert done.by_catg == {"MASTER_BIAS": (out / "master.fits",)}
+    assert not (tmp_path / "job.failed").exists()
+
+
+def test_sof_tags_must_be_words(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="holds a space"):
+        write_sof(tmp_path / "x.sof", [(tmp_path / "a.fits", "MASTER BIAS")])
