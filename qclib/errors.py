@@ -50,3 +50,8 @@ class IncompleteBlockError(QCError):
 
 class UnprocessableDataError(QCError):
     """The inputs are valid, but no product can be made from them."""
+
+
+class RecipeBugError(UnprocessableDataError):
+    """A recipe stopped on an error of its own (not one of the above): a bug. Its
+    block fails with the error and where it was raised, and the pass goes on."""

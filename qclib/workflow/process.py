@@ -17,13 +17,21 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import logging
+import traceback
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from qclib.associate import AssociationBlock
 from qclib.db import Database
 from qclib.db import products as product_store
-from qclib.errors import ConfigError, IncompleteBlockError, UnprocessableDataError
+from qclib.errors import (
+    ConfigError,
+    IncompleteBlockError,
+    QCError,
+    RecipeBugError,
+    UnprocessableDataError,
+)
 from qclib.memory import retained_memory
 from qclib.recipes.base import ProductResult, RecipeContext, finish_parts
 from qclib.recipes.registry import find_recipe, missing_recipe_reason, recipe_names
@@ -55,9 +63,40 @@ class ProcessOutcome:
 
 def run_recipe(ctx: RecipeContext) -> list[ProductResult]:
     """Run one block's recipe (a task for any executor: picklable in, picklable out),
-    the memory it frees kept for its own reuse (``qclib.memory``)."""
+    the memory it frees kept for its own reuse (``qclib.memory``).
+
+    Raises
+    ------
+    RecipeBugError
+        The recipe stopped on an error that is none of the workflow's: the block fails
+        with it (and where it was raised) instead of the whole pass. Errors of the file
+        system (OSError: a full disk) still stop the pass: no block could do better.
+    """
     with retained_memory():
-        return ctx.spec.load()(ctx)
+        try:
+            return ctx.spec.load()(ctx)
+        except (QCError, OSError):
+            raise
+        except Exception as err:
+            raise RecipeBugError(_bug_report(ctx, err)) from err
+
+
+def _bug_report(ctx: RecipeContext, err: Exception) -> str:
+    """One line: the recipe, the error, the innermost line of qclib that raised it."""
+    frames = traceback.extract_tb(err.__traceback__)
+    ours = [f for f in frames if "/qclib/" in f.filename] or frames
+    where = ""
+    if ours:
+        last = ours[-1]
+        where = f" at {last.filename.split('/qclib/')[-1]}:{last.lineno} ({last.name})"
+    logging.getLogger(__name__).error(
+        "recipe %s stopped on a bug", ctx.spec.name, exc_info=(type(err), err, err.__traceback__)
+    )
+    return (
+        f"recipe {ctx.spec.name} stopped on an error of its own, a bug: "
+        f"{type(err).__name__}: {err}{where}; later passes retry the block, and "
+        "'qc process ID' tries it at once"
+    )
 
 
 def _ordered(blocks: list[AssociationBlock]) -> list[AssociationBlock]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from astropy.io import fits
 
@@ -104,6 +105,35 @@ def test_unprocessable_block_is_failed_with_reason_and_others_go_on(
     with db.transaction() as session:
         state, reason = product_store.block_states(session)[dark.id]
     assert state == "failed" and dark.id in reason
+    db.close()
+
+
+def test_a_recipe_bug_fails_its_block_not_the_pass(
+    workspace, omegacam_night: Path, monkeypatch
+) -> None:
+    import pickle
+
+    from qclib.errors import RecipeBugError
+
+    def buggy(ctx):
+        return np.zeros(3)[np.array([5])]  # IndexError inside numpy
+
+    db = workspace.open_database()
+    ingest_paths(workspace, db, [omegacam_night])
+    associate_workspace(workspace, db)
+    with db.transaction() as session:
+        blocks = block_store.list_blocks(session)
+    dark = next(b for b in blocks if b.action == "MASTER_DARK")
+    monkeypatch.setattr(master_dark, "run", buggy)
+    outcomes = {o.ab_id: o for o in process_blocks(workspace, db)}
+    reason = outcomes[dark.id].reason
+    assert outcomes[dark.id].status == "failed"
+    assert "recipe qc_master_dark stopped on an error of its own, a bug: IndexError:" in reason
+    assert "index 5 is out of bounds" in reason and "later passes retry the block" in reason
+    assert any(o.status == "done" for o in outcomes.values())  # the others went on
+    # It crosses process boundaries (pool and Dask workers) intact.
+    error = RecipeBugError("recipe x stopped")
+    assert str(pickle.loads(pickle.dumps(error))) == "recipe x stopped"
     db.close()
 
 
