@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,9 +68,8 @@ def write_sof(path: Path, frames: Sequence[tuple[Path, str]]) -> None:
     path.write_text("".join(lines))
 
 
-def _tail(log: Path, stdout: Path) -> str:
-    """The last lines of esorex's log (of what it printed, where it wrote no log)."""
-    source = log if log.exists() and log.stat().st_size else stdout
+def _tail(source: Path) -> str:
+    """The last lines of esorex's log (or of what it printed, where it wrote no log)."""
     text = source.read_text(errors="replace") if source.exists() else ""
     lines = [line for line in text.splitlines() if line.strip()]
     return "\n".join(lines[-LOG_TAIL:]) or "(esorex wrote nothing)"
@@ -97,18 +97,18 @@ def run_job(
     FileExistsError
         ``out_dir`` exists (a job's products are never mixed with others').
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} exists: a job writes into a folder of its own")
-    work = out_dir.with_name(f".{out_dir.name}.work-{os.getpid()}")
     failed = out_dir.with_name(f"{out_dir.name}.failed")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.work-", dir=out_dir.parent))
     sof = work / f"{recipe}.sof"
     write_sof(sof, frames)
+    esorex = shutil.which(esorex_command()) or esorex_command()
     command = [
-        esorex_command(),
-        *([f"--recipe-dir={recipe_dir}"] if recipe_dir else []),
+        str(Path(esorex).resolve()) if os.sep in esorex else esorex,
+        *([f"--recipe-dir={Path(recipe_dir).resolve()}"] if recipe_dir else []),
         f"--output-dir={work}",
         f"--log-dir={work}",
         f"--log-file={LOG_NAME}",
@@ -121,31 +121,41 @@ def run_job(
     def give_up(what: str) -> EsorexJobError:
         shutil.rmtree(failed, ignore_errors=True)
         work.rename(failed)
-        return EsorexJobError(
-            f"esorex {recipe} {what} (log: {failed / LOG_NAME}):\n"
-            f"{_tail(failed / LOG_NAME, failed / STDOUT_NAME)}"
-        )
+        log = failed / LOG_NAME
+        shown = log if log.exists() and log.stat().st_size else failed / STDOUT_NAME
+        return EsorexJobError(f"esorex {recipe} {what} (log: {shown}):\n{_tail(shown)}")
 
     start = time.perf_counter()
-    with open(work / STDOUT_NAME, "wb") as stdout:
-        process = subprocess.Popen(
-            command,
-            cwd=work,
-            env=env,
-            stdout=stdout,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    code, peak_mb = _wait(process, timeout_s)
+    try:
+        with open(work / STDOUT_NAME, "wb") as stdout:
+            process = subprocess.Popen(
+                command,
+                cwd=work,
+                env=env,
+                stdout=stdout,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+    except OSError as err:
+        (work / STDOUT_NAME).write_text(f"{command[0]}: {err}\n")
+        raise give_up(f"could not start ({err.strerror or err})") from None
+    try:
+        code, peak_mb = _wait(process, timeout_s)
+    except BaseException:  # interrupted: esorex, in a session of its own, would run on
+        _stop(process)
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     wall = time.perf_counter() - start
     if code is None:
         raise give_up(f"ran out of its {timeout_s:g} s and was stopped")
-    process.returncode = code
     if code != 0:
         raise give_up(f"failed (exit {code})")
     by_catg: dict[str, list[Path]] = {}
     for path in sorted(work.glob("*.fits")):
-        catg = fits.getheader(path).get("HIERARCH ESO PRO CATG")
+        try:
+            catg = fits.getheader(path).get("HIERARCH ESO PRO CATG")
+        except OSError as err:
+            raise give_up(f"wrote {path.name}, which is not readable FITS ({err})") from None
         if catg:
             by_catg.setdefault(str(catg), []).append(out_dir / path.name)
     if not by_catg:
@@ -162,6 +172,16 @@ def run_job(
     )
 
 
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Kill esorex's process group and reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+        _, status, _ = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
 def _wait(process: subprocess.Popen[bytes], timeout_s: float) -> tuple[int | None, float]:
     """Wait for esorex: its exit code (None: it outlived ``timeout_s``, and its process
     group was killed) and its peak resident memory in MB (``wait4``'s, Linux KB)."""
@@ -170,7 +190,8 @@ def _wait(process: subprocess.Popen[bytes], timeout_s: float) -> tuple[int | Non
     while True:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
-            return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024.0
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return process.returncode, usage.ru_maxrss / 1024.0
         if time.monotonic() > deadline:
             os.killpg(process.pid, signal.SIGKILL)
             _, status, usage = os.wait4(process.pid, 0)

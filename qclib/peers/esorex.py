@@ -72,8 +72,10 @@ def run_recipe(
     *,
     parameters: dict[str, str] | None = None,
     timeout_s: float = 600.0,
+    plugin: str = "hawki",
 ) -> EsorexRun:
-    """Run one recipe on ``(path, tag)`` frames; products land in ``out_dir`` (new), as
+    """Run one recipe of ESO's ``plugin`` pipeline (the one ``available`` found) on
+    ``(path, tag)`` frames; products land in ``out_dir`` (new), as
     ``qclib.eso.job.run_job`` runs every esorex job.
 
     Raises
@@ -88,6 +90,7 @@ def run_recipe(
         options=[f"--{k}={v}" for k, v in (parameters or {}).items()],
         timeout_s=timeout_s,
         threads=os.cpu_count() or 1,
+        recipe_dir=find_pipeline(plugin).plugin_dir,
     )
     return EsorexRun(
         recipe,

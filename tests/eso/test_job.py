@@ -4,17 +4,17 @@ each refused with its log's last lines and nothing left where products go."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
-from qclib.eso.job import LOG_NAME, EsorexJobError, run_job, write_sof
+from qclib.eso.job import LOG_NAME, STDOUT_NAME, EsorexJobError, run_job, write_sof
 from qclib.eso.pipelines import ESOREX_ENV
 from tests.conftest import missing_dependency
 
@@ -97,7 +97,8 @@ def test_a_crashing_recipe_fails_with_its_log(tmp_path: Path, monkeypatch) -> No
     with pytest.raises(EsorexJobError, match=r"failed \(exit -11\)") as raised:
         run_job("gimasterbias", _frame(tmp_path), out)
     assert "bad pixel map" in str(raised.value).splitlines()[-1]
-    assert str(tmp_path / "job.failed" / LOG_NAME) in str(raised.value)
+    # No esorex.log was written: the error names what esorex printed.
+    assert f"(log: {tmp_path / 'job.failed' / STDOUT_NAME})" in str(raised.value)
     assert not out.exists() and (tmp_path / "job.failed" / "half.fits").exists()
 
 
@@ -106,13 +107,18 @@ def test_a_recipe_out_of_time_is_stopped_with_its_children(tmp_path: Path, monke
     out = tmp_path / "job"
     with pytest.raises(EsorexJobError, match=r"ran out of its 0.5 s and was stopped"):
         run_job("gimasterbias", _frame(tmp_path), out, timeout_s=0.5)
-    child = int((tmp_path / "job.failed" / "child.pid").read_text())
-    for _ in range(100):  # the killed group's orphan is reaped by init shortly
-        if not Path(f"/proc/{child}").exists() or "Z" in _state(child):
-            break
-        os.sched_yield()
-    assert not Path(f"/proc/{child}").exists() or "Z" in _state(child)
+    _assert_gone(int((tmp_path / "job.failed" / "child.pid").read_text()))
     assert not out.exists()
+
+
+def _assert_gone(pid: int, within_s: float = 10.0) -> None:
+    """Process ``pid`` ends (or is left a zombie for init to reap) within ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if _state(pid) == "Z":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still runs ({_state(pid)})")
 
 
 def _state(pid: int) -> str:
@@ -120,6 +126,49 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split()[2]
     except FileNotFoundError:
         return "Z"
+
+
+def test_an_interrupted_caller_stops_esorex(tmp_path: Path, monkeypatch) -> None:
+    _fake_esorex(tmp_path, "echo $$ > esorex.pid\nsleep 60\n", monkeypatch)
+    from qclib.eso import job
+
+    def interrupted(process, timeout_s):  # type: ignore[no-untyped-def]
+        for _ in range(200):  # until the fake has started
+            if list(tmp_path.glob(".job.work-*/esorex.pid")):
+                break
+            time.sleep(0.01)
+        (pid_file,) = tmp_path.glob(".job.work-*/esorex.pid")
+        interrupted.pid = int(pid_file.read_text())  # type: ignore[attr-defined]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(job, "_wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_job("gimasterbias", _frame(tmp_path), tmp_path / "job", timeout_s=60)
+    _assert_gone(interrupted.pid)  # type: ignore[attr-defined]
+    assert not list(tmp_path.glob(".job.work-*")) and not (tmp_path / "job").exists()
+
+
+def test_an_esorex_that_cannot_start_or_writes_broken_fits(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv(ESOREX_ENV, str(tmp_path / "no-such-esorex"))
+    with pytest.raises(EsorexJobError, match=r"could not start"):
+        run_job("gimasterbias", _frame(tmp_path), tmp_path / "job")
+    _fake_esorex(tmp_path, "printf 'not FITS at all' > product.fits\n", monkeypatch)
+    with pytest.raises(EsorexJobError, match=r"wrote product.fits, which is not readable FITS"):
+        run_job("gimasterbias", _frame2(tmp_path), tmp_path / "job")
+    assert not (tmp_path / "job").exists()
+
+
+def test_a_relative_output_folder(tmp_path: Path, monkeypatch) -> None:
+    _fake_esorex(tmp_path, _writes_fits("master.fits", "MASTER_BIAS"), monkeypatch)
+    frames = _frame(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    done = run_job("gimasterbias", frames, Path("rel") / "job")
+    assert done.out_dir == tmp_path / "rel" / "job"
+    assert (tmp_path / "rel" / "job" / "master.fits").is_file()
+
+
+def _frame2(folder: Path) -> list[tuple[Path, str]]:
+    return [(folder / "raw.fits", "BIAS")]
 
 
 def _writes_fits(name: str, pro_catg: str | None) -> str:
