@@ -26,25 +26,29 @@ def eso_pipelines(as_json: bool) -> None:
 
     rows = []
     for pipeline in installed_pipelines():
-        actions = action_recipes(read_rules(pipeline.oca_path), pipeline)
-        keywords = sum(
-            len(parse_dictionary(path.read_text(encoding="latin-1")))
-            for path in pipeline.qc_dictionaries
-        )
-        rows.append(
-            {
-                "name": pipeline.name,
-                "version": pipeline.version,
-                "package": pipeline.package,
+        row: dict[str, object] = {
+            "name": pipeline.name,
+            "version": pipeline.version,
+            "package": pipeline.package,
+            "plugin_dir": str(pipeline.plugin_dir),
+            "qc_dictionaries": [str(p) for p in pipeline.qc_dictionaries],
+            "problem": None,
+        }
+        try:  # one broken install is shown as such; the others are still listed
+            actions = action_recipes(read_rules(pipeline.oca_path), pipeline)
+            row |= {
                 "recipes": len(pipeline.recipes()),
                 "actions": len(actions),
                 "actions_that_run": sum(a.runs is not None for a in actions),
                 "rules": str(pipeline.oca_path),
-                "qc_dictionaries": [str(p) for p in pipeline.qc_dictionaries],
-                "qc_keywords": keywords,
-                "plugin_dir": str(pipeline.plugin_dir),
+                "qc_keywords": sum(
+                    len(parse_dictionary(path.read_text(encoding="latin-1")))
+                    for path in pipeline.qc_dictionaries
+                ),
             }
-        )
+        except ConfigError as err:
+            row["problem"] = str(err)
+        rows.append(row)
     if as_json:
         _print_json(rows)
         return
@@ -53,13 +57,18 @@ def eso_pipelines(as_json: bool) -> None:
         return
     table = Table("pipeline", "version", "recipes", "actions that run", "QC keywords", "rules")
     for row in rows:
+        if row["problem"]:
+            table.add_row(
+                str(row["name"]), str(row["version"]), "", "", "", escape(str(row["problem"]))
+            )
+            continue
         table.add_row(
-            row["name"],
-            row["version"],
+            str(row["name"]),
+            str(row["version"]),
             str(row["recipes"]),
             f"{row['actions_that_run']} of {row['actions']}",
             str(row["qc_keywords"]),
-            row["rules"],
+            str(row["rules"]),
         )
     console.print(table)
 

@@ -68,7 +68,13 @@ def _versioned_folders(roots: Iterable[Path]) -> dict[str, list[tuple[str, Path]
 
 
 def _version_key(version: str) -> tuple[object, ...]:
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"[.+~-]", version))
+    """Orders versions: numbers as numbers, words after numbers, and a Debian
+    pre-release (``1.0~rc1``) before its release."""
+    release, _, pre = version.partition("~")
+    parts = tuple(
+        (0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.+-]", release)
+    )
+    return (parts, 0 if pre else 1, pre)
 
 
 @dataclass(frozen=True)
@@ -131,13 +137,16 @@ def _installed_recipes(esorex: str, plugin_dir: str) -> frozenset[str]:
             f"esorex not found ({esorex!r}): apt-get install esorex"
             + (f", or correct ${ESOREX_ENV}" if ESOREX_ENV in os.environ else "")
         )
-    done = subprocess.run(
-        [esorex, f"--recipe-dir={plugin_dir}", "--recipes"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            [esorex, f"--recipe-dir={plugin_dir}", "--recipes"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise ConfigError(f"esorex could not list the recipes in {plugin_dir}: {err}") from None
     if done.returncode != 0:
         tail = " / ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
         raise ConfigError(f"esorex could not list the recipes in {plugin_dir}: {tail}")
