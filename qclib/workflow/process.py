@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import errno
 import logging
 import traceback
 from dataclasses import dataclass
@@ -69,16 +70,27 @@ def run_recipe(ctx: RecipeContext) -> list[ProductResult]:
     ------
     RecipeBugError
         The recipe stopped on an error that is none of the workflow's: the block fails
-        with it (and where it was raised) instead of the whole pass. Errors of the file
-        system (OSError: a full disk) still stop the pass: no block could do better.
+        with it (and where it was raised) instead of the whole pass. What no block could
+        do better with still stops the pass: a full, read-only or failing disk, a
+        permission refused, a missing module.
     """
     with retained_memory():
         try:
             return ctx.spec.load()(ctx)
-        except (QCError, OSError):
+        except (QCError, ImportError):
             raise
+        except OSError as err:
+            if err.errno in _WORKSPACE_ERRNOS:
+                raise
+            raise RecipeBugError(_bug_report(ctx, err)) from err
         except Exception as err:
             raise RecipeBugError(_bug_report(ctx, err)) from err
+
+
+#: OSErrors of the workspace's disk, not of one block's data: they stop the pass.
+_WORKSPACE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
+)
 
 
 def _bug_report(ctx: RecipeContext, err: Exception) -> str:
@@ -92,10 +104,14 @@ def _bug_report(ctx: RecipeContext, err: Exception) -> str:
     logging.getLogger(__name__).error(
         "recipe %s stopped on a bug", ctx.spec.name, exc_info=(type(err), err, err.__traceback__)
     )
+    what = (
+        "ran out of memory"
+        if isinstance(err, MemoryError)
+        else "stopped on an error of its own, a bug"
+    )
     return (
-        f"recipe {ctx.spec.name} stopped on an error of its own, a bug: "
-        f"{type(err).__name__}: {err}{where}; later passes retry the block, and "
-        "'qc process ID' tries it at once"
+        f"recipe {ctx.spec.name} {what}: {type(err).__name__}: {err}{where}; later passes "
+        "retry the block (up to [workflow] max_retries), 'qc process ID' at once"
     )
 
 

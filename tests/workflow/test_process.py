@@ -111,10 +111,6 @@ def test_unprocessable_block_is_failed_with_reason_and_others_go_on(
 def test_a_recipe_bug_fails_its_block_not_the_pass(
     workspace, omegacam_night: Path, monkeypatch
 ) -> None:
-    import pickle
-
-    from qclib.errors import RecipeBugError
-
     def buggy(ctx):
         return np.zeros(3)[np.array([5])]  # IndexError inside numpy
 
@@ -131,9 +127,25 @@ def test_a_recipe_bug_fails_its_block_not_the_pass(
     assert "recipe qc_master_dark stopped on an error of its own, a bug: IndexError:" in reason
     assert "index 5 is out of bounds" in reason and "later passes retry the block" in reason
     assert any(o.status == "done" for o in outcomes.values())  # the others went on
-    # It crosses process boundaries (pool and Dask workers) intact.
-    error = RecipeBugError("recipe x stopped")
-    assert str(pickle.loads(pickle.dumps(error))) == "recipe x stopped"
+    # In a pool's worker process the same: the error crosses back as RecipeBugError.
+    import concurrent.futures
+    import dataclasses
+    import multiprocessing
+
+    from qclib.errors import RecipeBugError
+    from qclib.workflow.inputs import resolve_inputs
+    from qclib.workflow.process import run_recipe
+
+    ctx = resolve_inputs(workspace, db, dark)
+    ctx = dataclasses.replace(
+        ctx, spec=dataclasses.replace(ctx.spec, entry="tests.workflow.buggy_recipe:run")
+    )
+    spawn = multiprocessing.get_context("spawn")
+    with (
+        concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool,
+        pytest.raises(RecipeBugError, match=r"a bug: IndexError: index 5 is out of bounds"),
+    ):
+        pool.submit(run_recipe, ctx).result()
     db.close()
 
 
