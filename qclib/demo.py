@@ -182,9 +182,7 @@ def _run_history(
     decided: dict[str, int] = {}
     # One pass more than nights: it remakes what the last night's rejections tainted.
     for i in range(HISTORY_NIGHTS + 1):
-        for instrument, history in histories.items():
-            if i == HISTORY_NIGHTS:
-                break
+        for instrument, history in histories.items() if i < HISTORY_NIGHTS else ():
             night = history["nights"][i]
             source = staged / f"{instrument.lower()}_history" / night["dir"]
             target = workspace.inbox / f"{instrument.lower()}_{night['night']}"

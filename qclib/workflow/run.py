@@ -157,6 +157,11 @@ def _reports_owed(workspace: Workspace, database: Database, pass_id: int) -> lis
         if not previous or previous[0]["finished_at"] is not None:
             return []
         done = product_store.done_blocks(session)
+    return _without_report(workspace, done)
+
+
+def _without_report(workspace: Workspace, done: list[tuple[str, dt.date, str]]) -> list[str]:
+    """Of done blocks (id, night, recipe), those with a report template and no HTML report."""
     return [
         ab_id
         for ab_id, night, recipe in done
@@ -288,7 +293,6 @@ def run_science(
     all-OK products not drawn for review certified and archived. Raises
     PassLockedError if a pass runs."""
     with workspace_lock(workspace):
-        warming = _warm_report_kernels(workspace, workers) if write_reports else []
         outcomes = process_blocks(
             workspace,
             database,
@@ -303,8 +307,11 @@ def run_science(
         scoring = score_values(
             database, review_fraction=workspace.config.certification.review_fraction
         )
-        for warm in concurrent.futures.as_completed(warming):
-            warm.exception()  # a kernel that did not start is started by the first report
+        if write_reports:
+            # Also the reports a killed earlier run of these blocks did not write.
+            with database.transaction() as session:
+                asked = [b for b in product_store.done_blocks(session) if b[0] in set(ab_ids)]
+            done += [i for i in _without_report(workspace, asked) if i not in done]
         reports = (
             render_reports(workspace, database, done, executor=workers.executor, progress=progress)
             if write_reports
