@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.markup import escape
 from rich.table import Table
@@ -79,16 +81,10 @@ def eso_pipelines(as_json: bool) -> None:
 def eso_actions(name: str, as_json: bool) -> None:
     """The actions of pipeline NAME's rule file: the recipe each names, and the one
     that runs or why none does."""
-    from qclib.eso.pipelines import action_recipes, find_pipeline, installed_pipelines
+    from qclib.eso.pipelines import action_recipes
     from qclib.instruments import read_rules
 
-    known = [p.name for p in installed_pipelines()]
-    if name not in known:
-        raise ConfigError(
-            unknown("ESO pipeline", name, known, "'qc eso pipelines' lists them")
-            + f"; to install it: apt-get install esorex cpl-plugin-{name}"
-        )
-    pipeline = find_pipeline(name)
+    pipeline = _installed(name)
     actions = action_recipes(read_rules(pipeline.oca_path), pipeline)
     if as_json:
         _print_json([a.__dict__ for a in actions])
@@ -97,6 +93,64 @@ def eso_actions(name: str, as_json: bool) -> None:
     for a in actions:
         table.add_row(a.action, a.named or "", a.runs or "-", escape(a.reason))
     console.print(table)
+
+
+@eso.command("harvest")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--pipeline", "name", required=True, help="Whose QC1 dictionary (giraf, uves, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def eso_harvest(path: Path, name: str, as_json: bool) -> None:
+    """The QC1 values of a product (FITS, or a header text dump: its primary), each
+    with the type, unit and comment of pipeline NAME's QC1 dictionary; keywords the
+    dictionary lacks, or values of another type, are marked."""
+    from qclib.cli import _header_of
+    from qclib.dictionary import parse_dictionary
+    from qclib.eso.harvest import harvest_file, harvest_header
+
+    pipeline = _installed(name)
+    if not pipeline.qc_dictionaries:
+        raise ConfigError(f"ESO's {name} pipeline {pipeline.version} has no QC1 dictionary here")
+    entries = [
+        e
+        for dictionary in pipeline.qc_dictionaries
+        for e in parse_dictionary(dictionary.read_text(encoding="latin-1"))
+    ]
+    is_fits = path.suffix.lower() in (".fits", ".fit", ".fts")
+    found = harvest_file(path, entries) if is_fits else harvest_header(_header_of(path), entries)
+    if as_json:
+        _print_json([q.as_dict() for q in found])
+        return
+    if not found:
+        console.print(f"{path}: no QC keyword")
+        return
+    table = Table("keyword", "detector", "value", "unit", "dictionary", title=str(path))
+    for q in found:
+        if q.entry is None:
+            said = f"[red]not in {', '.join(d.name for d in pipeline.qc_dictionaries)}[/]"
+        elif not q.type_ok:
+            said = f"[yellow]{q.entry.type} expected[/]: {escape(q.entry.comment)}"
+        else:
+            said = escape(q.entry.comment)
+        table.add_row(q.keyword, q.detector, str(q.value), q.unit or "", said)
+    console.print(table)
+    missing = sum(q.entry is None for q in found)
+    console.print(
+        f"{len(found)} QC keyword(s); {missing} not in the dictionary, "
+        f"{sum(q.entry is not None and not q.type_ok for q in found)} of another type"
+    )
+
+
+def _installed(name: str):  # type: ignore[no-untyped-def]
+    """The installed pipeline NAME, or a one-line error naming what is and how to install."""
+    from qclib.eso.pipelines import find_pipeline, installed_pipelines
+
+    known = [p.name for p in installed_pipelines()]
+    if name not in known:
+        raise ConfigError(
+            unknown("ESO pipeline", name, known, "'qc eso pipelines' lists them")
+            + f"; to install it: apt-get install esorex cpl-plugin-{name}"
+        )
+    return find_pipeline(name)
 
 
 def register(main: click.Group) -> None:

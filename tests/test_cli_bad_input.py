@@ -101,6 +101,10 @@ CASES: dict[str, dict[str, list[Bad]]] = {
     "eso": {SUBCOMMAND: [bad("nope")]},
     "eso pipelines": {EXTRA: [bad("NOPE")]},
     "eso actions": {"name": [bad("NOPE")]},
+    "eso harvest": {
+        "path": [bad(NEW, "--pipeline", "giraf", named=NEW)],
+        "name": [bad(A_FILE, "--pipeline", "NOPE", named="NOPE")],
+    },
     "frames": {"night": nights("--night"), "instrument": [bad("--instrument", "NOPE")]},
     "grades": {"instrument": [bad("--instrument", "NOPE")], "night": nights("--night")},
     "health": {"instrument": [bad("NOPE")]},

@@ -4,7 +4,6 @@ each refused with its log's last lines and nothing left where products go."""
 
 from __future__ import annotations
 
-import shutil
 import stat
 import sys
 import time
@@ -16,43 +15,13 @@ from astropy.io import fits
 
 from qclib.eso.job import LOG_NAME, STDOUT_NAME, EsorexJobError, run_job, write_sof
 from qclib.eso.pipelines import ESOREX_ENV
-from tests.conftest import missing_dependency
-
-#: GIRAFFE's CCD as its recipes read it: one 2148 x 4096 image in the primary HDU.
-SHAPE = (4096, 2148)
-BIAS_ADU, RON_ADU = 200.0, 4.2  # the level must lie in 100-300 ADU (gimasterbias' QC windows)
-
-
-def _giraffe_biases(folder: Path, n: int = 3) -> list[Path]:
-    rng = np.random.default_rng(42)
-    paths = []
-    for i in range(n):
-        header = fits.Header()
-        header["MJD-OBS"] = 61367.5 + i * 0.001
-        header["EXPTIME"] = 0.0
-        header["HIERARCH ESO DPR CATG"] = "CALIB"
-        header["HIERARCH ESO DPR TYPE"] = "BIAS"
-        header["HIERARCH ESO DPR TECH"] = "IMAGE"
-        data = (BIAS_ADU + rng.normal(0.0, RON_ADU, SHAPE)).astype(np.float32)
-        path = folder / f"GIRAF.bias{i}.fits"
-        fits.PrimaryHDU(data, header).writeto(path)
-        paths.append(path)
-    return paths
-
-
-@pytest.fixture(scope="module")
-def esorex_giraffe() -> None:
-    if shutil.which("esorex") is None or not list(Path("/usr/lib").glob("*/cpl/plugins/giraf-*")):
-        missing_dependency(
-            "ESOREX JOB TESTS SKIPPED: apt-get install esorex cpl-plugin-giraf "
-            "('make test' does as root)"
-        )
+from tests.eso.conftest import BIAS_ADU, RON_ADU, giraffe_biases
 
 
 def test_giraffe_master_bias_job_measures_the_true_read_noise(
     esorex_giraffe, tmp_path: Path
 ) -> None:
-    frames = [(p, "BIAS") for p in _giraffe_biases(tmp_path)]
+    frames = [(p, "BIAS") for p in giraffe_biases(tmp_path)]
     out = tmp_path / "job"
     done = run_job("gimasterbias", frames, out, options=["--stack-method=median"])
     assert done.out_dir == out and set(done.by_catg) >= {"MASTER_BIAS"}
