@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
-from qclib.eso.pipelines import installed_pipelines
+from qclib.eso.pipelines import DATA_PATH_ENV, PLUGIN_PATH_ENV, installed_pipelines
 from tests.conftest import missing_dependency
+
+
+@pytest.fixture(scope="session", autouse=True)
+def debian_layout_only() -> Iterator[None]:
+    """These tests know Debian's pipelines: folders a user's environment adds are left out."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(PLUGIN_PATH_ENV, raising=False)
+        patch.delenv(DATA_PATH_ENV, raising=False)
+        yield
+
 
 #: GIRAFFE's CCD as its recipes read it: one 2148 x 4096 image in the primary HDU.
 SHAPE = (4096, 2148)
