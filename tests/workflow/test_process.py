@@ -85,18 +85,23 @@ def test_master_bias_product_end_to_end(workspace, omegacam_night: Path) -> None
     db.close()
 
 
+def _night_and_its_dark(workspace, night: Path):  # type: ignore[no-untyped-def]
+    """The workspace's database with ``night`` ingested and associated, and its dark block."""
+    db = workspace.open_database()
+    ingest_paths(workspace, db, [night])
+    associate_workspace(workspace, db)
+    with db.transaction() as session:
+        blocks = block_store.list_blocks(session)
+    return db, next(b for b in blocks if b.action == "MASTER_DARK")
+
+
 def test_unprocessable_block_is_failed_with_reason_and_others_go_on(
     workspace, omegacam_night: Path, monkeypatch
 ) -> None:
     def broken(ctx):
         raise UnprocessableDataError("all frames saturated")
 
-    db = workspace.open_database()
-    ingest_paths(workspace, db, [omegacam_night])
-    associate_workspace(workspace, db)
-    with db.transaction() as session:
-        blocks = block_store.list_blocks(session)
-    dark = next(b for b in blocks if b.action == "MASTER_DARK")
+    db, dark = _night_and_its_dark(workspace, omegacam_night)
     monkeypatch.setattr(master_dark, "run", broken)
     outcomes = {o.ab_id: o for o in process_blocks(workspace, db)}
     assert outcomes[dark.id].status == "failed"
@@ -114,12 +119,7 @@ def test_a_recipe_bug_fails_its_block_not_the_pass(
     def buggy(ctx):
         return np.zeros(3)[np.array([5])]  # IndexError inside numpy
 
-    db = workspace.open_database()
-    ingest_paths(workspace, db, [omegacam_night])
-    associate_workspace(workspace, db)
-    with db.transaction() as session:
-        blocks = block_store.list_blocks(session)
-    dark = next(b for b in blocks if b.action == "MASTER_DARK")
+    db, dark = _night_and_its_dark(workspace, omegacam_night)
     monkeypatch.setattr(master_dark, "run", buggy)
     outcomes = {o.ab_id: o for o in process_blocks(workspace, db)}
     reason = outcomes[dark.id].reason
