@@ -5,6 +5,8 @@ associate, process the complete blocks in dependency order, grade the new QC val
 execute the report of every block processed, certify (as ``auto``) the all-OK
 products not drawn for review once their delay is over, and archive what is certified.
 Each pass is recorded (start, end, what it did) for the monitor dashboard.
+``run_science`` (``qc science``) processes science blocks on request and finishes them
+the way a pass finishes what it processed.
 Every stage is idempotent, so a second pass over the same data does nothing, and a
 pass killed anywhere is finished by the next one (products are written atomically and
 recorded in one transaction with their block's state). A lock file keeps two passes
