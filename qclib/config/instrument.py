@@ -75,13 +75,6 @@ class Geometry(Strict):
         description="IR arrays: width (columns) of a vertical readout channel, whose "
         "level its reference rows measure; omitted means one level per frame",
     )
-    source_density_boost: float = Field(
-        8.0,
-        ge=1.0,
-        description="Simulator: sources are made denser by up to this factor (never more "
-        "than the full scale's area over this one's) so a small detector still holds "
-        "enough stars to measure",
-    )
 
     @field_validator("data_section", "prescan_section", "overscan_section")
     @classmethod

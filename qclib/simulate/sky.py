@@ -67,6 +67,11 @@ def mosaic_extent_arcmin(instrument: InstrumentConfig, geometry: Geometry) -> tu
     return width, height
 
 
+#: At the test scale detectors are tiny; sources are made denser (by up to this
+#: factor) so that a test detector still holds enough stars to measure.
+TEST_DENSITY_BOOST = 8.0
+
+
 def make_catalogue(
     instrument: InstrumentConfig, geometry: Geometry, name: str, target: TargetField, seed: int
 ) -> Catalogue:
@@ -74,10 +79,8 @@ def make_catalogue(
     rng = np.random.default_rng([seed, 4, zlib.crc32(name.encode())])
     width, height = mosaic_extent_arcmin(instrument, geometry)
     full = instrument.geometry["full"].data_shape
-    # At the test scale detectors are tiny: sources are made denser (the scale says how much).
     boost = min(
-        full[0] * full[1] / (geometry.data_shape[0] * geometry.data_shape[1]),
-        geometry.source_density_boost,
+        full[0] * full[1] / (geometry.data_shape[0] * geometry.data_shape[1]), TEST_DENSITY_BOOST
     )
     # Room for dithers, and for the offset pattern (a tile's pawprints) of any template
     # pointing here: the catalogue is centred on the target.
