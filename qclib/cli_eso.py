@@ -104,17 +104,12 @@ def eso_harvest(path: Path, name: str, as_json: bool) -> None:
     with the type, unit and comment of pipeline NAME's QC1 dictionary; keywords the
     dictionary lacks, or values of another type, are marked."""
     from qclib.cli import _header_of
-    from qclib.dictionary import parse_dictionary
     from qclib.eso.harvest import harvest_file, harvest_header
 
     pipeline = _installed(name)
     if not pipeline.qc_dictionaries:
         raise ConfigError(f"ESO's {name} pipeline {pipeline.version} has no QC1 dictionary here")
-    entries = [
-        e
-        for dictionary in pipeline.qc_dictionaries
-        for e in parse_dictionary(dictionary.read_text(encoding="latin-1"))
-    ]
+    entries = pipeline.qc_entries()
     is_fits = path.suffix.lower() in (".fits", ".fit", ".fts")
     found = harvest_file(path, entries) if is_fits else harvest_header(_header_of(path), entries)
     if as_json:

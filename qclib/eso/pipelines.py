@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from qclib.dictionary import DictionaryEntry, parse_dictionary
 from qclib.errors import ConfigError
 from qclib.oca import RuleSet
 
@@ -119,6 +120,10 @@ class EsoPipeline:
             return ()
         return tuple(sorted((self.data_dir / "dic").glob("ESO-DFS-DIC.*_QC")))
 
+    def qc_entries(self) -> list[DictionaryEntry]:
+        """Every entry of its QC1 dictionaries (empty when it has none)."""
+        return list(_dictionary_entries(self.qc_dictionaries))
+
     def recipes(self) -> frozenset[str]:
         """The recipes it installs, as esorex lists them.
 
@@ -129,30 +134,68 @@ class EsoPipeline:
         """
         return _installed_recipes(esorex_command(), str(self.plugin_dir))
 
+    def recipe_options(self, recipe: str) -> frozenset[str]:
+        """The parameters (``--name``, without the dashes) of one of its recipes, as
+        ``esorex --man-page`` lists them.
+
+        Raises
+        ------
+        ConfigError
+            esorex is missing or fails here.
+        """
+        return _recipe_options(esorex_command(), str(self.plugin_dir), recipe)
+
 
 @functools.cache
-def _installed_recipes(esorex: str, plugin_dir: str) -> frozenset[str]:
+def _dictionary_entries(paths: tuple[Path, ...]) -> tuple[DictionaryEntry, ...]:
+    return tuple(e for p in paths for e in parse_dictionary(p.read_text(encoding="latin-1")))
+
+
+def _esorex_says(esorex: str, plugin_dir: str, *arguments: str) -> str:
+    """What ``esorex --recipe-dir=<plugin_dir> ARGUMENTS`` prints.
+
+    Raises
+    ------
+    ConfigError
+        esorex is missing or fails.
+    """
     if shutil.which(esorex) is None:
         raise ConfigError(
             f"esorex not found ({esorex!r}): apt-get install esorex"
             + (f", or correct ${ESOREX_ENV}" if ESOREX_ENV in os.environ else "")
         )
+    what = " ".join(arguments)
     try:
         done = subprocess.run(
-            [esorex, f"--recipe-dir={plugin_dir}", "--recipes"],
+            # No log file: esorex would write esorex.log into the current folder.
+            [esorex, "--log-level=off", f"--recipe-dir={plugin_dir}", *arguments],
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as err:
-        raise ConfigError(f"esorex could not list the recipes in {plugin_dir}: {err}") from None
+        raise ConfigError(f"esorex {what} failed in {plugin_dir}: {err}") from None
     if done.returncode != 0:
         tail = " / ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
-        raise ConfigError(f"esorex could not list the recipes in {plugin_dir}: {tail}")
-    return frozenset(
-        m["name"] for line in done.stdout.splitlines() if (m := _RECIPE_LINE.match(line))
-    )
+        raise ConfigError(f"esorex {what} failed in {plugin_dir}: {tail}")
+    return done.stdout
+
+
+@functools.cache
+def _installed_recipes(esorex: str, plugin_dir: str) -> frozenset[str]:
+    listed = _esorex_says(esorex, plugin_dir, "--recipes")
+    return frozenset(m["name"] for line in listed.splitlines() if (m := _RECIPE_LINE.match(line)))
+
+
+#: An option line of ``esorex --man-page``: two spaces, ``--name``, spaces, a colon.
+_OPTION_LINE = re.compile(r"^  --(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)\s*:")
+
+
+@functools.cache
+def _recipe_options(esorex: str, plugin_dir: str, recipe: str) -> frozenset[str]:
+    page = _esorex_says(esorex, plugin_dir, "--man-page", recipe)
+    return frozenset(m["name"] for line in page.splitlines() if (m := _OPTION_LINE.match(line)))
 
 
 def installed_pipelines() -> list[EsoPipeline]:
