@@ -252,17 +252,63 @@ def _group_key(frame: RawFrame, keys: Sequence[str]) -> tuple[str, ...]:
     return tuple(str(frame.header.get(k, "")).strip() for k in keys)
 
 
+#: ESO's signals (Gasgano's rules): ``SIG.TEMPLATE == 1`` groups a template's frames
+#: (those sharing TPL.START) into one block, ``SIG.FRAME == 1`` makes a block of each
+#: frame; ``LF.<keyword>`` is the keyword of the last frame of the frame's template.
+SIGNALS = ("SIG.TEMPLATE", "SIG.FRAME")
+LAST_FRAME = "LF."
+
+
+def _template(frame: RawFrame) -> str:
+    """The template a frame belongs to: its TPL.START (alone without one)."""
+    start = str(frame.header.get("TPL.START") or "").strip()
+    return start or f"frame {frame.arcfile}"
+
+
+def _last_of_templates(frames: Sequence[RawFrame]) -> dict[str, RawFrame]:
+    """Each template's last frame (the latest mid-exposure), by template."""
+    last: dict[str, RawFrame] = {}
+    for frame in frames:
+        key = _template(frame)
+        if key not in last or (frame.mid_mjd, frame.arcfile) > (
+            last[key].mid_mjd,
+            last[key].arcfile,
+        ):
+            last[key] = frame
+    return last
+
+
 def organise(rules: RuleSet, frames: Sequence[RawFrame]) -> list[tuple[Action, list[RawFrame]]]:
-    """Group raw frames into blocks per the organisation rules, in rule order."""
+    """Group raw frames into blocks per the organisation rules, in rule order (ESO's
+    signals: ``SIGNALS``)."""
     out: list[tuple[Action, list[RawFrame]]] = []
+    last = _last_of_templates(frames)
     for org in rules.organisations:
         action = rules.action(org.action)
         if action is None:
             continue
+        names = {k.name for k in keywords_in(org.condition)}
+        per_template = "SIG.TEMPLATE" in names
+        per_frame = "SIG.FRAME" in names
+        of_last = sorted(n for n in names if n.startswith(LAST_FRAME))
+        signals = {s: 1 for s in SIGNALS if s in names}
         groups: dict[tuple[str, ...], list[RawFrame]] = {}
         for frame in frames:
-            if truthy(evaluate(org.condition, frame.header)):
-                groups.setdefault(_group_key(frame, org.group_by), []).append(frame)
+            header = frame.header
+            if signals or of_last:
+                final = last[_template(frame)].header
+                header = {
+                    **header,
+                    **signals,
+                    **{n: final.get(n[len(LAST_FRAME) :]) for n in of_last},
+                }
+            if truthy(evaluate(org.condition, header)):
+                key = _group_key(frame, org.group_by)
+                if per_frame:
+                    key = (frame.arcfile, *key)
+                elif per_template:
+                    key = (_template(frame), *key)
+                groups.setdefault(key, []).append(frame)
         for _key, members in sorted(groups.items(), key=lambda kv: min(f.mid_mjd for f in kv[1])):
             if len(members) < org.min_files:  # `minRet = n;` before `select execute`
                 continue
