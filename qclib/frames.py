@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from qclib.config.instrument import InstrumentConfig
+from qclib.config.instrument import InstrumentBase, InstrumentConfig
 from qclib.errors import QuarantineError
 from qclib.fitsio import FitsScan
 from qclib.nights import datetime_to_mjd, night_of_mjd
@@ -118,7 +119,17 @@ def check_geometry(scan: FitsScan, instrument: InstrumentConfig) -> tuple[str, .
     )
 
 
-def frame_info_from_scan(scan: FitsScan, instruments: dict[str, InstrumentConfig]) -> FrameInfo:
+def image_hdus(scan: FitsScan) -> tuple[str, ...]:
+    """The HDUs of a raw file that hold an image, by EXTNAME (``PRIMARY`` for the
+    primary): an instrument run by ESO's pipeline has no geometry of ours to check
+    them against (its recipes do)."""
+    names = ("PRIMARY",) if scan.primary.get("NAXIS", 0) != 0 else ()
+    return names + tuple(
+        h.extname or str(h.index) for h in scan.extensions if h.header.get("NAXIS", 0) != 0
+    )
+
+
+def frame_info_from_scan(scan: FitsScan, instruments: Mapping[str, InstrumentBase]) -> FrameInfo:
     """Validate a scanned raw file and extract its FrameInfo.
 
     Parameters
@@ -186,7 +197,11 @@ def frame_info_from_scan(scan: FitsScan, instruments: dict[str, InstrumentConfig
             f"{name}: ARCFILE {arcfile} does not match DATE-OBS {date_obs}: mislabelled",
             code="mislabelled",
         )
-    detectors = check_geometry(scan, instrument)
+    detectors = (
+        check_geometry(scan, instrument)
+        if isinstance(instrument, InstrumentConfig)
+        else image_hdus(scan)
+    )
     filters = [_text(header, k) for k in instrument.filter_keywords]
     return FrameInfo(
         arcfile=arcfile,

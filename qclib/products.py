@@ -153,7 +153,7 @@ def primary_header(spec: ProductSpec, filename: str) -> fits.Header:
     return header
 
 
-def _provenance_table(spec: ProductSpec) -> fits.BinTableHDU:
+def provenance_table(spec: ProductSpec) -> fits.BinTableHDU:
     names = [i.name for i in spec.inputs]
     table = fits.BinTableHDU.from_columns(
         [
@@ -276,7 +276,7 @@ def write_product(
             _write_detector(writer, _detector_hdus(det))
         for table in tables():
             writer.table(table)
-        writer.table(_provenance_table(spec))
+        writer.table(provenance_table(spec))
     return handle.hexdigest()
 
 
@@ -335,7 +335,7 @@ def write_product_part(
                 f"{part.product.name}: {written} detectors made for a part of {part.count}"
             )
         if part.index == part.tasks - 1:
-            writer.table(_provenance_table(spec))
+            writer.table(provenance_table(spec))
         end = handle.tell()
     return start, end
 

@@ -20,10 +20,10 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 
 from qclib.atomicfile import write_text_atomic
-from qclib.config.instrument import InstrumentConfig, Strict
+from qclib.config.instrument import InstrumentBase, Strict
 from qclib.db import Database, open_database
 from qclib.errors import ConfigError
-from qclib.instruments import available_instruments, load_instrument
+from qclib.instruments import available_instruments, load_instrument, ready_instruments
 
 CONFIG_FILE = "qc.toml"
 ENV_WORKSPACE = "QC_WORKSPACE"
@@ -161,9 +161,9 @@ class Workspace:
         url = os.environ.get(ENV_DB_URL) or self.config.database.url
         return url or f"sqlite:///{self.data_dir / 'qc.sqlite'}"
 
-    def instruments(self) -> dict[str, InstrumentConfig]:
+    def instruments(self) -> dict[str, InstrumentBase]:
         """The configured instruments, keyed by every INSTRUME value that means them."""
-        out: dict[str, InstrumentConfig] = {}
+        out: dict[str, InstrumentBase] = {}
         for name in self.config.workspace.instruments:
             config = load_instrument(name)
             for value in config.ingest.instrume_values:
@@ -243,7 +243,7 @@ def init_workspace(root: str | os.PathLike[str] | None = None) -> Workspace:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / CONFIG_FILE
     if not path.exists():
-        instruments = "[" + ", ".join(f'"{n}"' for n in available_instruments()) + "]"
+        instruments = "[" + ", ".join(f'"{n}"' for n in ready_instruments()) + "]"
         write_text_atomic(path, DEFAULT_CONFIG.format(instruments=instruments))
     workspace = load_workspace(folder)
     for sub in (

@@ -39,8 +39,8 @@ def test_missing_workspace_says_what_to_do(tmp_path: Path) -> None:
     ("old", "new", "phrase"),
     [
         (
-            'instruments = ["HAWKI", "OMEGACAM", "VIRCAM"]',
-            'instruments = ["NOPE"]',
+            "instruments = [",
+            'instruments = ["NOPE", ',
             "unknown instrument",
         ),
         ("settle_seconds = 10.0", "settle_seconds = -1", "ingest.settle_seconds"),

@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -20,6 +20,7 @@ from qclib.config.simulator import SimulatorProfile
 from qclib.config.strict import Strict
 from qclib.errors import ConfigError
 
+C = TypeVar("C", bound=Strict)
 _SECTION = re.compile(r"^\[(\d+):(\d+),(\d+):(\d+)\]$")
 
 
@@ -308,13 +309,56 @@ class ScoringRule(Strict):
         return self
 
 
-class InstrumentConfig(Strict):
-    """Everything QC Workbench knows about one instrument, apart from its OCA rules."""
+class InstrumentBase(Strict):
+    """What every instrument's configuration holds, whoever runs its recipes (QC
+    Workbench's own, ``InstrumentConfig``, or ESO's pipeline,
+    ``qclib.config.eso_instrument``): ingest, association, scoring, reports and the
+    archive need no more."""
 
     name: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="INSTRUME value, upper case")
     telescope: str
     origin: str = "ESO-PARANAL"
     arcfile_prefix: str
+    filter_keywords: list[str] = Field(
+        default_factory=list, description="Flattened keywords holding filter names"
+    )
+    site: Site
+    ingest: IngestRules
+    association: AssociationConfig
+    qc: dict[str, dict[str, QCParameter]] = Field(
+        default_factory=dict, description="QC parameters by PRO.CATG, by ESO name"
+    )
+    grading: ObGrading = Field(default_factory=ObGrading)
+    setups: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per PRO.CATG, the raw keywords that make a product's setup: its raws "
+        "must agree on them, and it is compared (reference, history, superseding) only "
+        "with products of the same values. A category not listed has no setup",
+    )
+    recipes: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Recipe parameters, [recipes.<name>] (checked against the recipe's "
+        "declared parameters when the instrument loads)",
+    )
+    scoring: dict[str, dict[str, list[ScoringRule]]] = Field(
+        default_factory=dict, description="Threshold rules by PRO.CATG, by QC parameter"
+    )
+
+    def setup_keys(self, pro_catg: str) -> list[str]:
+        """The keywords that make a product's setup (``setups``)."""
+        return list(self.setups.get(pro_catg, ()))
+
+    def setup_of(self, pro_catg: str, header: Mapping[str, Any]) -> dict[str, Any]:
+        """A product's setup: its category's setup keywords and their values in
+        ``header`` (None where the header lacks one)."""
+        return {key: header.get(key) for key in self.setup_keys(pro_catg)}
+
+
+class InstrumentConfig(InstrumentBase):
+    """An imaging instrument QC Workbench simulates and reduces with its own recipes:
+    its detectors, raw geometry, photometry and simulator profile, apart from its OCA
+    rules."""
+
     pixel_scale_arcsec: float = Field(gt=0)
     pixel_size_um: float = Field(gt=0, description="Physical pixel size (particle rates per cm2)")
     readout_time_s: float = Field(
@@ -346,31 +390,10 @@ class InstrumentConfig(Strict):
         "(VIRCAM); recipes see every raw as the mean",
     )
     filter_keywords: list[str] = Field(description="Flattened keywords holding filter names")
-    site: Site
     detectors: list[Detector] = Field(min_length=1, description="In raw-file extension order")
     layout: list[list[str]] = Field(description="Mosaic rows as seen on the sky, top first")
     geometry: dict[Literal["full", "test"], Geometry]
-    ingest: IngestRules
-    association: AssociationConfig
-    qc: dict[str, dict[str, QCParameter]] = Field(
-        default_factory=dict, description="QC parameters by PRO.CATG, by ESO name"
-    )
     photometry: PhotometrySettings = Field(default_factory=PhotometrySettings)
-    grading: ObGrading = Field(default_factory=ObGrading)
-    setups: dict[str, list[str]] = Field(
-        default_factory=dict,
-        description="Per PRO.CATG, the raw keywords that make a product's setup: its raws "
-        "must agree on them, and it is compared (reference, history, superseding) only "
-        "with products of the same values. A category not listed has no setup",
-    )
-    recipes: dict[str, dict[str, Any]] = Field(
-        default_factory=dict,
-        description="Recipe parameters, [recipes.<name>] (checked against the recipe's "
-        "declared parameters when the instrument loads)",
-    )
-    scoring: dict[str, dict[str, list[ScoringRule]]] = Field(
-        default_factory=dict, description="Threshold rules by PRO.CATG, by QC parameter"
-    )
     simulator: SimulatorProfile
 
     @model_validator(mode="after")
@@ -388,15 +411,6 @@ class InstrumentConfig(Strict):
         if "full" not in self.geometry:
             raise ValueError("geometry.full is required")
         return self
-
-    def setup_keys(self, pro_catg: str) -> list[str]:
-        """The keywords that make a product's setup (``setups``)."""
-        return list(self.setups.get(pro_catg, ()))
-
-    def setup_of(self, pro_catg: str, header: Mapping[str, Any]) -> dict[str, Any]:
-        """A product's setup: its category's setup keywords and their values in
-        ``header`` (None where the header lacks one)."""
-        return {key: header.get(key) for key in self.setup_keys(pro_catg)}
 
     def exposure_time(self, header: Mapping[str, Any]) -> float:
         """Seconds of light a raw's ADU are counted over (``exposure_time_keyword``).
@@ -444,6 +458,41 @@ class InstrumentConfig(Strict):
         raise KeyError(extname)
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """An instrument's TOML file as a dict.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or not TOML, naming it.
+    """
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: instrument configuration not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+
+
+def validated(model: type[C], data: Mapping[str, Any], path: str | Path) -> C:
+    """``data`` validated as ``model``.
+
+    Raises
+    ------
+    ConfigError
+        It breaks the schema: the file, the first key and what is wrong with it.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(
+            f"{path}: key '{key}': {first['msg']} ({err.error_count()} problem(s) in all)"
+        ) from None
+
+
 def load_instrument_config(path: str | Path) -> InstrumentConfig:
     """Read and validate an instrument TOML file.
 
@@ -453,18 +502,4 @@ def load_instrument_config(path: str | Path) -> InstrumentConfig:
         The file is missing, not TOML, or breaks the schema; the message names the
         file and the key.
     """
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: instrument configuration not found") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    try:
-        return InstrumentConfig.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(
-            f"{path}: key '{key}': {first['msg']} ({err.error_count()} problem(s) in all)"
-        ) from None
+    return validated(InstrumentConfig, read_toml(path), path)

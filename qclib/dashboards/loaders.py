@@ -88,8 +88,8 @@ def _block_state(
         return "waiting", reason
     if block.completeness != "complete":
         return "waiting", f"incomplete: {block.reason or 'frames missing'}"
-    if find_recipe(block.recipe) is None:
-        return "waiting", missing_recipe_reason(block.action, block.recipe)
+    if find_recipe(block.recipe, block.instrument) is None:
+        return "waiting", missing_recipe_reason(block.action, block.recipe, block.instrument)
     for parent in block.parents:
         parent_state, parent_reason = states.get(parent, ("created", None))
         if parent_state == "failed":

@@ -234,14 +234,19 @@ def unfinished_blocks(
     ]
 
 
-def done_blocks(session: Session) -> list[tuple[str, dt.date, str]]:
-    """(id, night, recipe) of every done block, without reading their content."""
+def done_blocks(session: Session) -> list[tuple[str, dt.date, str, str]]:
+    """(id, night, recipe, instrument) of every done block, without reading their content."""
     rows = session.execute(
-        select(AssociationBlockRow.id, AssociationBlockRow.night, AssociationBlockRow.recipe)
+        select(
+            AssociationBlockRow.id,
+            AssociationBlockRow.night,
+            AssociationBlockRow.recipe,
+            AssociationBlockRow.instrument,
+        )
         .where(AssociationBlockRow.state == "done")
         .order_by(AssociationBlockRow.mid_mjd, AssociationBlockRow.id)
     )
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 def existing_block_ids(

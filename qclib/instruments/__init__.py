@@ -1,18 +1,28 @@
 """The instruments QC Workbench knows: one folder each, ``<name>/<name>.toml`` (+ ``.oca``).
 
-Adding an instrument is adding a folder; nothing here lists them by hand.
+Adding an instrument is adding a folder; nothing here lists them by hand. An
+instrument whose TOML has an ``[eso]`` table is processed by its installed ESO
+pipeline, whose rule file it uses (``qclib.instruments.eso``); the others by QC
+Workbench's own recipes and their folder's rule file.
 """
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qclib.classify import RuleProblem, check_rules
-from qclib.config.instrument import InstrumentConfig, load_instrument_config
+from qclib.config.eso_instrument import EsoInstrumentConfig
+from qclib.config.instrument import InstrumentConfig, read_toml, validated
 from qclib.errors import ConfigError
 from qclib.instruments.recipe_check import check_actions, check_recipe_tables
 from qclib.oca import RuleSet, parse_oca
+
+if TYPE_CHECKING:
+    from qclib.eso.recipes import EsoRecipeSpec
+
+AnyInstrument = InstrumentConfig | EsoInstrumentConfig
 
 INSTRUMENTS_DIR = Path(__file__).parent
 
@@ -24,29 +34,95 @@ def available_instruments() -> list[str]:
     )
 
 
+def config_path(name: str) -> Path:
+    """An instrument's TOML file (which may not exist)."""
+    folder = name.lower()
+    return INSTRUMENTS_DIR / folder / f"{folder}.toml"
+
+
+def ready_instruments() -> list[str]:
+    """The instruments this machine can process: QC Workbench's own, and those of
+    ESO's pipelines that are installed (a new workspace takes these)."""
+    from qclib.eso.pipelines import installed_pipelines
+
+    installed = {p.name for p in installed_pipelines()}
+    ready = []
+    for name in available_instruments():
+        eso = read_toml(config_path(name)).get("eso")
+        if not isinstance(eso, dict) or eso.get("pipeline") in installed:
+            ready.append(name)
+    return ready
+
+
 @functools.cache
-def load_instrument(name: str) -> InstrumentConfig:
+def load_instrument(name: str) -> AnyInstrument:
     """The validated configuration of an instrument, by name (case-insensitive).
 
     Raises
     ------
     ConfigError
-        No such instrument, or its configuration is invalid.
+        No such instrument, its configuration is invalid, or (ESO pipeline) the
+        pipeline is not installed.
     """
-    folder = name.lower()
-    path = INSTRUMENTS_DIR / folder / f"{folder}.toml"
+    path = config_path(name)
     if not path.exists():
         raise ConfigError(
             f"unknown instrument {name!r}: known are {', '.join(available_instruments())}"
         )
-    config = load_instrument_config(path)
+    data = read_toml(path)
+    if "eso" in data:
+        from qclib.instruments.eso import load_eso_config
+
+        return load_eso_config(path, data)
+    config = validated(InstrumentConfig, data, path)
     check_recipe_tables(config, str(path))
     return config
 
 
+def is_eso(name: str) -> bool:
+    """Whether ESO's pipeline processes the instrument (its TOML has an ``[eso]`` table)."""
+    return isinstance(load_instrument(name), EsoInstrumentConfig)
+
+
+def load_native_instrument(name: str) -> InstrumentConfig:
+    """An instrument QC Workbench simulates and reduces itself.
+
+    Raises
+    ------
+    ConfigError
+        It is unknown, invalid, or processed by ESO's pipeline.
+    """
+    config = load_instrument(name)
+    if not isinstance(config, InstrumentConfig):
+        raise ConfigError(
+            f"{config.name} is processed by ESO's {config.eso.pipeline} pipeline, not by "
+            "QC Workbench's own recipes"
+        )
+    return config
+
+
 def rules_path(name: str) -> Path:
+    """The rule file an instrument's rules are read from (ESO's, in its package, for
+    an ESO-pipeline instrument)."""
+    config = load_instrument(name)
+    if isinstance(config, EsoInstrumentConfig):
+        from qclib.eso.pipelines import find_pipeline
+
+        return find_pipeline(config.eso.pipeline).oca_path
     folder = name.lower()
     return INSTRUMENTS_DIR / folder / f"{folder}.oca"
+
+
+@functools.cache
+def eso_recipes(name: str) -> tuple[dict[str, EsoRecipeSpec], dict[str, str]]:
+    """An ESO-pipeline instrument's recipes by the name its rules give them, and why
+    each other recipe they name cannot run; ({}, {}) for other instruments."""
+    config = load_instrument(name)
+    if not isinstance(config, EsoInstrumentConfig):
+        return {}, {}
+    from qclib.instruments.eso import eso_recipes as build
+
+    return build(config)
 
 
 def read_rules(path: str | Path) -> RuleSet:
@@ -67,7 +143,9 @@ def read_rules(path: str | Path) -> RuleSet:
 
 @functools.cache
 def load_rules(name: str) -> RuleSet:
-    """An instrument's own rules, checked against the categories its TOML declares.
+    """An instrument's rules: its folder's, checked against the categories its TOML
+    declares; for an ESO-pipeline instrument, its package's with the products the TOML
+    names (its recipe tables checked, the actions that cannot run logged).
 
     Raises
     ------
@@ -76,6 +154,11 @@ def load_rules(name: str) -> RuleSet:
         recipe does not exist or does not fit it (``recipe_check``), with the line.
     """
     config = load_instrument(name)
+    if isinstance(config, EsoInstrumentConfig):
+        from qclib.instruments.eso import eso_rules
+
+        eso_recipes(name)
+        return eso_rules(config)
     rules = read_rules(rules_path(name))
     declared = {
         "DO.CATG": set(config.association.raw_categories)

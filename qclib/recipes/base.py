@@ -273,6 +273,9 @@ class ProductResult:
     previews: tuple[DetectorPreview, ...] = ()
     """A task's share: the previews of its detectors (``finish_parts`` keeps them
     with the product); a whole product's are kept when it is written."""
+    units: dict[str, str] = field(default_factory=dict)
+    """QC name -> unit, for values the instrument's catalogue (``qc``) lacks: those
+    harvested from ESO's products, with the unit of ESO's dictionary."""
 
 
 def _refuse_unmeasured(result: ProductResult) -> None:

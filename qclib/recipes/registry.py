@@ -313,14 +313,24 @@ _BY_NAME: dict[str, RecipeSpec] = {
 }
 
 
-def find_recipe(name: str | None) -> RecipeSpec | None:
-    """The recipe a rule file names (by name or old alias); None if there is none."""
+def find_recipe(name: str | None, instrument: str | None = None) -> RecipeSpec | None:
+    """The recipe a rule file names (by name or old alias), or for an instrument run
+    by ESO's pipeline the ESO recipe its rules name; None if there is none."""
+    if instrument is not None:
+        from qclib.instruments import eso_recipes, is_eso
+
+        if is_eso(instrument):
+            return eso_recipes(instrument)[0].get(name or "")
     return _BY_NAME.get(name or "")
 
 
-def recipe_names() -> list[str]:
-    """Every recipe name and alias a rule file may use."""
-    return sorted(_BY_NAME)
+def recipe_names(instruments: typing.Iterable[str] = ()) -> list[str]:
+    """Every recipe name and alias a rule file may use, and the ESO recipes that run
+    for ``instruments``."""
+    from qclib.instruments import eso_recipes
+
+    eso = {n for i in instruments for n in eso_recipes(i)[0]}
+    return sorted({*_BY_NAME, *eso})
 
 
 def suggest_recipe(name: str) -> str:
@@ -328,7 +338,7 @@ def suggest_recipe(name: str) -> str:
     return did_you_mean(name, _BY_NAME)
 
 
-def missing_recipe_reason(action: str, recipe: str | None) -> str:
+def missing_recipe_reason(action: str, recipe: str | None, instrument: str | None = None) -> str:
     """Why a block of ``action`` is not processed when no recipe ``recipe`` exists."""
     if not recipe:
         return (
@@ -336,6 +346,15 @@ def missing_recipe_reason(action: str, recipe: str | None) -> str:
             "blocks yet (they are associated so that the calibration checker watches "
             "the calibrations they need)"
         )
+    if instrument is not None:
+        from qclib.instruments import eso_recipes
+
+        why = eso_recipes(instrument)[1].get(recipe)
+        if why is not None:
+            return (
+                f"ESO recipe {recipe} cannot run here: {why}; the block waits until it "
+                f"is installed or [eso.recipe_map] maps it to an installed recipe"
+            )
     return (
         f"recipe {recipe} does not exist (the rules that made this block name it); "
         "the block waits until a recipe of that name does"

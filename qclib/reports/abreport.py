@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from pandas.io.formats.style import Styler
 
 from qclib.associate import AssociationBlock
-from qclib.config.instrument import InstrumentConfig
+from qclib.config.instrument import InstrumentBase, InstrumentConfig
 from qclib.db import blocks as block_store
 from qclib.db import products as product_store
 from qclib.db import qc1
@@ -29,6 +29,7 @@ from qclib.previews import (
     previews_from_file,
     read_previews,
 )
+from qclib.reports import product_view
 from qclib.reports.display import (
     NOTEBOOK_RENDERER,
     message_figure,
@@ -58,7 +59,7 @@ class ABReport:
     """Everything stored about one block, ready to display."""
 
     workspace: Workspace
-    instrument: InstrumentConfig
+    instrument: InstrumentBase
     block: AssociationBlock
     state: tuple[str, str | None]
     products: list[product_store.StoredProduct]
@@ -217,8 +218,8 @@ class ABReport:
         each the mean of a block of the image; blocks of ``bin_px`` when given),
         placed as on the sky, on one grey scale (the 1-99 % range of the thumbnails)."""
         found = self._previews(pro_catg, bin_px)
-        if found is None:
-            return message_figure(f"{self.block.id}: no product image to show")
+        if found is None or not isinstance(self.instrument, InstrumentConfig):
+            return message_figure(f"{self.block.id}: no product image to show as on the sky")
         product, _, previews = found
         layout = self.instrument.layout
         # Empty panels need a word: the product has no image of those detectors.
@@ -282,6 +283,49 @@ class ABReport:
             fig.add_trace(go.Bar(x=group["detector"], y=group["value"], name=parameter))
         fig.update_layout(title="difference to the reference master", barmode="group")
         return fig
+
+    def product_images(self) -> None:
+        """Every product's 2-D images (each image HDU, the primary's included) and
+        their pixel values, product by product: for products in any layout (ESO's)."""
+        figures = []
+        for product in self.products:
+            path = self.workspace.confine(product.path)
+            previews = product_view.image_previews(path, product.sha256)
+            if previews:
+                title = f"{product.pro_catg} ({path.name})"
+                figures += [
+                    product_view.images_figure(title, previews),
+                    product_view.histogram_figure(title, previews),
+                ]
+        _show(figures or [message_figure(f"{self.block.id}: no product image to show")])
+
+    def spectra(self) -> None:
+        """Every product's 1-D data as plots (1-D images, tables with a wavelength)."""
+        figures = [
+            fig
+            for p in self.products
+            for fig in product_view.spectra_figures(p.pro_catg, self.workspace.confine(p.path))
+        ]
+        _show(figures or [message_figure("no 1-D data (spectrum, profile) in the products")])
+
+    def esorex_job(self) -> Styler:
+        """The ESO job that made the products: recipe, options, the recipe's own time
+        and the end of esorex's log."""
+        folder = self.workspace.products_dir / self.block.night
+        job = product_view.job_view(folder, self.block.id)
+        provenance = self.products[0].provenance if self.products else {}
+        options = provenance.get("parameters", {})
+        facts = {
+            "recipe": provenance.get("recipe", self.block.recipe),
+            "options": " ".join(f"--{k}={v}" for k, v in options.items()) or "ESO's defaults",
+            "recipe time": f"{job.recipe_s:.2f} s (esorex)" if job and job.recipe_s else "?",
+            "log": str(job.log) if job else "none (not run yet, or not an ESO job)",
+            "last lines": job.tail if job else "",
+        }
+        table = pd.DataFrame({"": list(facts.values())}, index=list(facts))
+        return table.style.hide(axis="columns").set_properties(
+            **{"text-align": "left", "white-space": "pre-wrap", "font-family": "monospace"}
+        )
 
     def show_trends(self, parameters: list[str] | None = None, *, days: int = 90) -> None:
         """Display every trend figure (for notebooks)."""

@@ -42,7 +42,7 @@ from qclib.db import Database, Session, ingest_log
 from qclib.db import blocks as block_store
 from qclib.db import products as product_store
 from qclib.db.ingest_log import StoredFrame
-from qclib.instruments import load_instrument, load_rules, rules_path
+from qclib.instruments import config_path, load_instrument, load_rules, rules_path
 from qclib.oca.rules import RuleSet
 from qclib.workspace import Workspace
 
@@ -60,9 +60,8 @@ class AssociationSummary:
 
 
 def _digest(instrument: str) -> str:
-    text = rules_path(instrument).read_bytes() + (
-        rules_path(instrument).with_suffix(".toml").read_bytes()
-    )
+    """What association depends on: the instrument's rule file and its TOML."""
+    text = rules_path(instrument).read_bytes() + config_path(instrument).read_bytes()
     return hashlib.sha256(text).hexdigest()
 
 

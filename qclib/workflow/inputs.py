@@ -64,7 +64,7 @@ def resolve_inputs(
         the calibration chosen from it (saying why, when that parent failed).
     """
     instrument = load_instrument(block.instrument)
-    spec = find_recipe(block.recipe)
+    spec = find_recipe(block.recipe, block.instrument)
     if spec is None:
         raise IncompleteBlockError(f"{block.id}: no recipe {block.recipe!r}")
     with database.transaction() as session:

@@ -196,7 +196,10 @@ class _BlockProcessing:
                     block.mid_mjd,
                     report.result,
                     record.Provenance.of_context(ctx),
-                    {n: q.unit for cat in ctx.instrument.qc.values() for n, q in cat.items()},
+                    {
+                        **{u: unit for r in report.result for u, unit in r.units.items()},
+                        **{n: q.unit for cat in ctx.instrument.qc.values() for n, q in cat.items()},
+                    },
                 ),
             )
             self.outcomes[block.id] = ProcessOutcome(block.id, "done", products=tuple(names))
@@ -279,14 +282,14 @@ def process_blocks(
             session,
             night=night,
             ids=ids or None,
-            recipes=None if ids else recipe_names(),
+            recipes=None if ids else recipe_names(workspace.config.workspace.instruments),
             on_request=on_request,
         )
         held = {
             u.block.id: reason
             for u in unfinished
             if u.block.completeness == "complete"
-            and find_recipe(u.block.recipe) is not None
+            and find_recipe(u.block.recipe, u.block.instrument) is not None
             and is_science(u.block)
             and (reason := science_hold(session, u.block, science, asked_by_id=bool(ids)))
         }
@@ -313,8 +316,8 @@ def process_blocks(
             )
         elif block.completeness != "complete":
             outcomes[block.id] = ProcessOutcome(block.id, "skipped", block.reason)
-        elif find_recipe(block.recipe) is None:
-            reason = missing_recipe_reason(block.action, block.recipe)
+        elif find_recipe(block.recipe, block.instrument) is None:
+            reason = missing_recipe_reason(block.action, block.recipe, block.instrument)
             outcomes[block.id] = ProcessOutcome(block.id, "waiting", reason)
             if (state.state, state.reason) != ("waiting", reason):
                 # Recorded: later passes do not read it again until its recipe exists.

@@ -57,9 +57,10 @@ class ReportOutcome:
         }
 
 
-def template_for(recipe: str | None) -> Path | None:
-    """The report template of a recipe (a block's), or None when it has none."""
-    spec = find_recipe(recipe)
+def template_for(recipe: str | None, instrument: str | None = None) -> Path | None:
+    """The report template of a recipe (a block's, of ``instrument``), or None when it
+    has none."""
+    spec = find_recipe(recipe, instrument)
     if spec is None or spec.template is None:
         return None
     path = TEMPLATES_DIR / f"{spec.template}.ipynb"
@@ -329,7 +330,7 @@ def render_report(workspace: Workspace, block: AssociationBlock) -> ReportOutcom
     """Execute and export one block's report."""
     import papermill
 
-    template = template_for(block.recipe)
+    template = template_for(block.recipe, block.instrument)
     if template is None:
         reason = f"no report template for {block.action}"
         return ReportOutcome(block.id, "no template", reason=reason)

@@ -162,13 +162,14 @@ def _reports_owed(workspace: Workspace, database: Database, pass_id: int) -> lis
     return _without_report(workspace, done)
 
 
-def _without_report(workspace: Workspace, done: list[tuple[str, dt.date, str]]) -> list[str]:
-    """Of done blocks (id, night, recipe), those with a report template and no HTML report."""
+def _without_report(workspace: Workspace, done: list[tuple[str, dt.date, str, str]]) -> list[str]:
+    """Of done blocks (id, night, recipe, instrument), those with a report template and
+    no HTML report."""
     return [
         ab_id
-        for ab_id, night, recipe in done
+        for ab_id, night, recipe, instrument in done
         if not (workspace.runs_dir / night.isoformat() / f"{ab_id}.html").exists()
-        and template_for(recipe) is not None
+        and template_for(recipe, instrument) is not None
     ]
 
 

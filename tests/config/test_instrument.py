@@ -12,7 +12,7 @@ from qclib.instruments import INSTRUMENTS_DIR, available_instruments, load_instr
 
 
 def test_instruments_are_discovered() -> None:
-    assert available_instruments() == ["HAWKI", "OMEGACAM", "VIRCAM"]
+    assert available_instruments() == ["GIRAFFE", "HAWKI", "OMEGACAM", "VIRCAM"]
 
 
 def test_omegacam_follows_the_real_instrument() -> None:
