@@ -76,6 +76,9 @@ class RecipeSpec:
     detector_parts: bool = True
     """Whether its products are made detector by detector, so that a block's detectors
     may be shared among tasks (a coadd needs every detector in one task)."""
+    memory_mb: int = 0
+    """Memory one of its tasks needs at most, which the scheduler keeps within the
+    machine's (0: not counted; the native recipes hold a few detectors at a time)."""
 
     def load(self) -> Recipe:
         """The recipe's ``run`` function (imports its module)."""

@@ -32,12 +32,28 @@ ExecutorKind = Literal["serial", "local", "dask"]
 
 @dataclass(frozen=True)
 class Workers:
-    """An executor (None: run here, serially), how many tasks it runs at once, and
-    numba's threads per task (None: numba's own setting)."""
+    """An executor (None: run here, serially), how many tasks it runs at once,
+    numba's threads per task (None: numba's own setting), and the memory its tasks
+    share (None: not limited)."""
 
     executor: concurrent.futures.Executor | None
     count: int = 1
     threads: int | None = None
+    memory_mb: int | None = None
+
+
+def machine_memory_mb() -> int | None:
+    """This machine's physical memory (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    except (ValueError, OSError):
+        return None
+
+
+def _cluster_memory_mb(client: Any) -> int | None:
+    """The memory of a Dask cluster's workers together (None: not limited)."""
+    limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
+    return sum(limits) // 2**20 if limits and all(limits) else None
 
 
 SERIAL = Workers(None, 1)
@@ -158,7 +174,7 @@ def open_executor(
             initializer=_start_local_worker,
             initargs=(per_worker, os.getpid()),
         ) as pool:
-            yield Workers(pool, n, per_worker)
+            yield Workers(pool, n, per_worker, machine_memory_mb())
         return
     if kind == "dask":
         from distributed import Client, LocalCluster
@@ -172,7 +188,12 @@ def open_executor(
                 n = len(client.scheduler_info()["workers"]) or 1
                 per_worker = share_threads(n, threads_per_worker)
                 executor = client.get_executor(pure=False)
-                yield Workers(ThreadLimitedExecutor(executor, per_worker), n, per_worker)
+                yield Workers(
+                    ThreadLimitedExecutor(executor, per_worker),
+                    n,
+                    per_worker,
+                    _cluster_memory_mb(client),
+                )
             return
         n = workers or min(2, cores)
         per_worker = share_threads(n, threads_per_worker)
@@ -183,6 +204,11 @@ def open_executor(
             Client(cluster) as client,
         ):
             executor = client.get_executor(pure=False)
-            yield Workers(ThreadLimitedExecutor(executor, per_worker), n, per_worker)
+            yield Workers(
+                ThreadLimitedExecutor(executor, per_worker),
+                n,
+                per_worker,
+                _cluster_memory_mb(client),
+            )
         return
     raise ConfigError(f"unknown executor {kind!r}: choose serial, local or dask")

@@ -178,6 +178,7 @@ class _BlockProcessing:
             [(run_recipe, (task,)) for task in tasks],
             join=_finish(ctx) if len(tasks) > 1 else None,
             discard=_remove_parts,
+            memory_mb=ctx.spec.memory_mb,
         )
 
     def on_report(self, report: Report) -> None:
@@ -205,6 +206,13 @@ class _BlockProcessing:
             self.outcomes[block.id] = ProcessOutcome(block.id, "done", products=tuple(names))
         elif isinstance(report.error, UnprocessableDataError):
             self._set(block.id, "failed", f"{block.id}: {report.error}")
+            attempt = report.unit.attempts + 1
+            self.outcomes[block.id] = ProcessOutcome(
+                block.id,
+                "failed",
+                f"{block.id} (failed attempt {attempt}; later passes retry it up to "
+                f"[workflow] max_retries times): {report.error}",
+            )
         elif report.status == "error":
             self._set(block.id, "waiting", str(report.error))
         elif report.status == "blocked":
@@ -240,6 +248,7 @@ def process_blocks(
     progress: bool = False,
     science: ScienceRequest | None = None,
     on_request: bool = False,
+    memory_mb: int | None = None,
 ) -> list[ProcessOutcome]:
     """Process the complete, not yet done blocks (of a night, or the given ids).
 
@@ -261,7 +270,9 @@ def process_blocks(
     hashes and renames them: byte for byte what one task writes). ``slots``: tasks
     handed to the executor at once (its workers; default ``detector_tasks``), the most
     urgent first.
-    ``progress``: a bar of blocks finished.
+    ``progress``: a bar of blocks finished. ``memory_mb``: the executor's memory,
+    within which tasks that state their need (ESO's jobs) run together (None: not
+    limited).
 
     Raises
     ------
@@ -349,6 +360,7 @@ def process_blocks(
             slots=slots or tasks,
             policy=policy,
             expected=(IncompleteBlockError, UnprocessableDataError),
+            memory_mb=memory_mb,
         )
     outcomes.update(processing.outcomes)
     return [outcomes[b.id] for b in order if b.id in outcomes]

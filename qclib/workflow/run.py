@@ -218,6 +218,7 @@ def run_pass(
             # no one to share with: its blocks stay whole (no product to finish).
             detector_tasks=2 * workers.count if workers.count > 1 else 1,
             slots=workers.count,
+            memory_mb=workers.memory_mb,
             progress=progress,
             science=ScienceRequest.of_programmes(programmes),
             on_request=reread,
@@ -303,6 +304,7 @@ def run_science(
             executor=workers.executor,
             detector_tasks=2 * workers.count if workers.count > 1 else 1,
             slots=workers.count,
+            memory_mb=workers.memory_mb,
             progress=progress,
         )
         done = [o.ab_id for o in outcomes if o.status == "done"]

@@ -14,7 +14,10 @@ there, and running it again over the units not reported finishes it.
 Tasks are handed to the executor no more than ``slots`` at a time (its workers), the
 most urgent first: joins (their unit's children wait for them), then the parts of
 units with the most descendants. So a join never queues behind parts submitted
-before it, and the executor holds no backlog that the order cannot reach.
+before it, and the executor holds no backlog that the order cannot reach. A plan may
+say how much memory each of its parts needs (an ESO job: MUSE's all-detector flat
+takes about 21 GB); tasks then run together only while their needs fit the memory
+budget, and one that needs more than the whole budget runs alone.
 
 No database and no recipes here: ``qclib.workflow.process`` gives the units and the
 plans, and records what is reported.
@@ -51,6 +54,8 @@ class Plan:
     parts: Sequence[Task]
     join: Callable[[list[Any]], Task] | None = None
     discard: Callable[[list[Any]], None] = field(default=lambda made: None)
+    memory_mb: int = 0
+    """Memory each part needs at most (0: not counted against the budget)."""
 
     def __post_init__(self) -> None:
         if not self.parts:
@@ -133,6 +138,7 @@ def run_units(
     slots: int | None = None,
     policy: RetryPolicy = RetryPolicy(),
     expected: tuple[type[BaseException], ...] = (),
+    memory_mb: int | None = None,
 ) -> dict[str, Report]:
     """Run ``units`` in dependency order; report each as it ends; return the reports.
 
@@ -154,6 +160,10 @@ def run_units(
         Which units that failed before are started again.
     expected
         Errors that end a unit; any other propagates.
+    memory_mb
+        The executor's memory: tasks whose plans state a need are handed out only
+        while the needs of those running fit it (one at a time when a need exceeds
+        it); None: not limited.
 
     Returns
     -------
@@ -180,6 +190,7 @@ def run_units(
     heapq.heapify(startable)
     ready: list[tuple[int, int, int, str, int | None]] = []  # a heap of tasks to submit
     running: dict[concurrent.futures.Future[Any], tuple[str, int | None]] = {}
+    in_use: dict[concurrent.futures.Future[Any], int] = {}  # memory of running tasks
 
     def report(rep: Report) -> None:
         reports[rep.unit.id] = rep
@@ -274,6 +285,7 @@ def run_units(
         for future, (owner, index) in list(running.items()):
             if owner == uid and index is not None and future.cancel():
                 del running[future]
+                in_use.pop(future, None)
                 run.outstanding -= 1
 
     def run_here(uid: str, index: int | None) -> None:
@@ -285,18 +297,31 @@ def run_units(
         else:
             settle(uid, index, result, None)
 
+    def fits(uid: str, index: int | None) -> bool:
+        """Whether the memory budget admits this task beside those running."""
+        need = started[uid].plan.memory_mb if index is not None else 0
+        if memory_mb is None or not need or not in_use:
+            return True
+        return sum(in_use.values()) + need <= memory_mb
+
     def hand_out() -> None:
-        """Hand ready tasks to the executor while it has free slots (here: run the
-        most urgent, report it, plan what it made ready, and so on)."""
+        """Hand ready tasks to the executor while it has free slots and memory (here:
+        run the most urgent, report it, plan what it made ready, and so on)."""
         while ready and (executor is None or slots is None or len(running) < slots):
-            _, _, _, uid, index = heapq.heappop(ready)
+            _, _, _, uid, index = ready[0]
+            if executor is not None and not fits(uid, index):
+                return  # the most urgent waits for memory; nothing overtakes it
+            heapq.heappop(ready)
             if executor is None:
                 run_here(uid, index)
                 report_ended()
                 start_ready_units()
             else:
                 fn, args = task_of(uid, index)
-                running[executor.submit(fn, *args)] = (uid, index)
+                future = executor.submit(fn, *args)
+                running[future] = (uid, index)
+                if index is not None and started[uid].plan.memory_mb:
+                    in_use[future] = started[uid].plan.memory_mb
 
     try:
         start_ready_units()
@@ -311,6 +336,7 @@ def run_units(
                 if future not in running:  # cancelled while settling a sibling
                     continue
                 uid, index = running.pop(future)
+                in_use.pop(future, None)
                 error = future.exception()
                 settle(uid, index, None if error is not None else future.result(), error)
             # Workers first: what is ready runs while the ended units are recorded.

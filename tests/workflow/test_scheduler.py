@@ -265,6 +265,38 @@ def test_tasks_run_at_once_up_to_the_slots() -> None:
     assert peak == 2
 
 
+def test_tasks_run_together_only_while_their_memory_fits() -> None:
+    """A budget of 10 GB on four workers: units needing 4 GB run two at a time, one
+    needing 21 GB (ESO's MUSE flat over 24 detectors) runs alone, and units that state
+    no need are not held back by it."""
+    running: dict[str, int] = {}
+    peaks: list[int] = []
+    together: list[set[str]] = []
+    lock = threading.Lock()
+    needs = {"small1": 4000, "small2": 4000, "small3": 4000, "huge": 21000, "free": 0}
+
+    def part(uid: str) -> str:
+        with lock:
+            running[uid] = needs[uid]
+            peaks.append(sum(running.values()))
+            together.append(set(running))
+        time.sleep(0.05)
+        with lock:
+            del running[uid]
+        return uid
+
+    def plan(unit: Unit) -> Plan:
+        return Plan([(part, (unit.id,))], memory_mb=needs[unit.id])
+
+    units = [Unit(u) for u in needs]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        reports = run_units(units, plan, lambda r: None, executor=pool, slots=4, memory_mb=10000)
+    assert {r.status for r in reports.values()} == {"done"}
+    assert all(peak <= 10000 for peak, seen in zip(peaks, together) if "huge" not in seen)
+    assert all(seen - {"free"} == {"huge"} for seen in together if "huge" in seen)
+    assert any(len(seen - {"free"}) == 2 for seen in together)  # two 4-GB jobs at once
+
+
 @pytest.mark.parametrize("kind", ["serial", "threads"])
 def test_a_killed_run_resumes_to_the_uninterrupted_end(kind: str) -> None:
     """The callback records into a store; the run dies as it records the 3rd unit.
