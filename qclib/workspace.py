@@ -23,7 +23,12 @@ from qclib.atomicfile import write_text_atomic
 from qclib.config.instrument import InstrumentBase, Strict
 from qclib.db import Database, open_database
 from qclib.errors import ConfigError
-from qclib.instruments import available_instruments, load_instrument, ready_instruments
+from qclib.instruments import (
+    available_instruments,
+    eso_instruments,
+    load_instrument,
+    native_instruments,
+)
 
 CONFIG_FILE = "qc.toml"
 ENV_WORKSPACE = "QC_WORKSPACE"
@@ -34,7 +39,7 @@ DEFAULT_CONFIG = """\
 
 [workspace]
 # Instruments this workspace takes (INSTRUME values); files of others are quarantined.
-instruments = {instruments}
+{eso}instruments = {instruments}
 # Folder (relative to the workspace) that `qc run` and `qc watch` ingest from.
 inbox = "inbox"
 
@@ -243,8 +248,14 @@ def init_workspace(root: str | os.PathLike[str] | None = None) -> Workspace:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / CONFIG_FILE
     if not path.exists():
-        instruments = "[" + ", ".join(f'"{n}"' for n in ready_instruments()) + "]"
-        write_text_atomic(path, DEFAULT_CONFIG.format(instruments=instruments))
+        instruments = "[" + ", ".join(f'"{n}"' for n in native_instruments()) + "]"
+        ready = [name for name, installed in eso_instruments().items() if installed]
+        eso = (
+            f"# Also available, processed by ESO's installed pipelines: {', '.join(ready)}.\n"
+            if ready
+            else ""
+        )
+        write_text_atomic(path, DEFAULT_CONFIG.format(instruments=instruments, eso=eso))
     workspace = load_workspace(folder)
     for sub in (
         workspace.inbox,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import warnings
 from pathlib import Path
 from typing import cast
 
@@ -34,6 +35,10 @@ from qclib.recipes.base import ProductResult, RecipeContext
 
 #: The QC values of a product's primary header go by this name.
 PRIMARY = "PRIMARY"
+#: The longest PIPEFILE value one card holds. A longer one would need the CONTINUE
+#: convention, which ESO's UVES recipes cannot read in a calibration ("Could not load
+#: header from extension 0"): such a product keeps ESO's PIPEFILE.
+PIPEFILE_MAX = 68
 
 
 def job_dir(ctx: RecipeContext) -> Path:
@@ -125,12 +130,18 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
 
 def adopt(made: Path, dest: Path, spec: ProductSpec) -> str:
     """Write ESO's product ``made`` as ``dest`` with the project's provenance table,
-    ``PIPEFILE`` and checksums (atomically; ``made`` is removed); its SHA-256."""
+    ``PIPEFILE`` (where it fits one card) and checksums (atomically; ``made`` is
+    removed); its SHA-256."""
     with (
         fits.open(made, do_not_scale_image_data=True, memmap=False) as hdus,
         atomic_path(dest) as tmp,
+        warnings.catch_warnings(),
     ):
-        hdus[0].header["PIPEFILE"] = dest.name
+        # A card of ESO's whose comment no longer fits is written with the comment
+        # cut, never its value: ESO's headers are kept, not judged.
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+        if len(dest.name) <= PIPEFILE_MAX:
+            hdus[0].header["PIPEFILE"] = dest.name
         hdus.append(provenance_table(spec))
         hdus.writeto(tmp, checksum=True)
     made.unlink()

@@ -40,7 +40,6 @@ class EsoRecipeSpec(RecipeSpec):
     """Per action: its esorex options (``--name=value``)."""
     timeout_s: float = 3600.0
     threads: int = 1
-    memory_mb: int = 2048
 
     def options_of(self, action: str) -> tuple[str, ...]:
         """The esorex options of a block of ``action``."""
@@ -58,9 +57,9 @@ def merged_options(named: tuple[str, ...], overrides: Mapping[str, Any]) -> tupl
     """The rule file's options (``--name=value``) with ``overrides`` (name -> value)
     replacing or added after them."""
     merged: dict[str, str] = {}
-    for option in named:
-        key, _, value = option.lstrip("-").partition("=")
-        merged[key] = value
+    for option in (word for text in named for word in text.split()):  # "--nifu=-1 --merge"
+        key, sep, value = option.lstrip("-").partition("=")
+        merged[key] = value if sep else "TRUE"
     merged.update({k: option_text(v) for k, v in overrides.items()})
     return tuple(f"--{k}={v}" for k, v in merged.items())
 

@@ -40,18 +40,25 @@ def config_path(name: str) -> Path:
     return INSTRUMENTS_DIR / folder / f"{folder}.toml"
 
 
-def ready_instruments() -> list[str]:
-    """The instruments this machine can process: QC Workbench's own, and those of
-    ESO's pipelines that are installed (a new workspace takes these)."""
+def eso_instruments() -> dict[str, bool]:
+    """The instruments ESO's pipelines process (an ``[eso]`` table), each with whether
+    its pipeline is installed here; read without loading them."""
     from qclib.eso.pipelines import installed_pipelines
 
     installed = {p.name for p in installed_pipelines()}
-    ready = []
+    found = {}
     for name in available_instruments():
         eso = read_toml(config_path(name)).get("eso")
-        if not isinstance(eso, dict) or eso.get("pipeline") in installed:
-            ready.append(name)
-    return ready
+        if isinstance(eso, dict):
+            found[name] = eso.get("pipeline") in installed
+    return found
+
+
+def native_instruments() -> list[str]:
+    """The instruments QC Workbench's own recipes process (a new workspace takes these;
+    ESO-pipeline instruments are added by name: loading ESO's rules takes a second)."""
+    eso = eso_instruments()
+    return [name for name in available_instruments() if name not in eso]
 
 
 @functools.cache

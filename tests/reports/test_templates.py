@@ -31,6 +31,8 @@ INVESTIGATE = TEMPLATES_DIR / "investigate.ipynb"
 HEALTH = TEMPLATES_DIR / "health_check.ipynb"
 #: Executed on a processed science block by tests/workflow/test_science.py.
 SCIENCE = TEMPLATES_DIR / "science_coadd.ipynb"
+#: Executed on blocks of ESO's recipes by tests/eso/test_workflow.py.
+ESO_PRODUCT = TEMPLATES_DIR / "eso_product.ipynb"
 FORBIDDEN = ("def ", "class ", "import numpy", "np.", "sqlalchemy", ".add(", "commit(")
 
 
@@ -73,7 +75,7 @@ def test_every_template_executes_on_processed_blocks(omegacam_processed) -> None
     assert {o.status for o in outcomes} == {"written"}, [o.reason for o in outcomes]
     used = {template_for(b.recipe) for b in blocks if b is not None}
     # Every block template is exercised (science's on its own processed block).
-    assert used == set(TEMPLATES) - {INVESTIGATE, HEALTH, SCIENCE}
+    assert used == set(TEMPLATES) - {INVESTIGATE, HEALTH, SCIENCE, ESO_PRODUCT}
     for outcome in outcomes:
         assert outcome.notebook.parent == workspace.runs_dir / "2026-11-23"
         book = json.loads(outcome.notebook.read_text())
