@@ -14,7 +14,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -23,6 +23,9 @@ from rich.table import Table
 
 from qclib import __version__
 from qclib.errors import ConfigError, QCError
+
+if TYPE_CHECKING:
+    from qclib.simulate.night import SimulationResult
 
 # Wide tables when piped (rich would wrap to 80 columns); a terminal sets its own width.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -228,6 +231,16 @@ def _check_simulated(ctx: click.Context, param: click.Parameter, value: str) -> 
     return _instrument_name(value, available_instruments(), ctx, param)
 
 
+def _simulate_eso_night(
+    instrument: str, night: dt.date, out_dir: Path, *, seed: int, scale: str, **_: object
+) -> SimulationResult:
+    """A calibration night of an instrument ESO's pipeline reduces (one process: its
+    few frames take seconds)."""
+    from qclib.simulate.eso import simulate_eso_night
+
+    return simulate_eso_night(instrument, night, out_dir, seed=seed, scale=scale)
+
+
 @main.command()
 @click.argument("instrument", callback=_check_simulated)
 @night_option("--night", indexed=False, required=True, help="ESO night (date of the evening).")
@@ -274,14 +287,26 @@ def simulate(
     science_every: int,
     as_json: bool,
 ) -> None:
-    """Simulate a raw night of INSTRUMENT (OMEGACAM, HAWKI) with recorded truth.
+    """Simulate a raw night of INSTRUMENT (OMEGACAM, HAWKI, VIRCAM) with recorded truth.
 
     With --nights N, a history of N nights whose detectors drift slowly and step
     after a recorded intervention (listed in OUT/history.json, to log as a quality
-    event); process the frames with qc ingest and qc run.
+    event); process the frames with qc ingest and qc run. For an instrument ESO's
+    pipeline reduces (GIRAFFE, UVES, NACO, VISIR): its detector calibrations of one
+    morning, which ESO's recipes accept.
     """
+    from qclib.instruments import is_eso
     from qclib.simulate.night import simulate_night
 
+    if is_eso(instrument):
+        simulate = _simulate_eso_night
+        if nights > 1 or only:
+            raise ConfigError(
+                f"{instrument} is simulated one calibration night at a time (ESO's "
+                "pipeline reduces it): drop --nights and --only"
+            )
+    else:
+        simulate = simulate_night
     if nights > 1:
         from qclib.simulate.history import simulate_history
 
@@ -321,7 +346,7 @@ def simulate(
             f"[bold]{history.out_dir}[/]; drifts and interventions in {history.history_path}"
         )
         return
-    result = simulate_night(
+    result = simulate(
         instrument,
         night,
         out_dir,

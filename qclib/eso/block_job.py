@@ -81,7 +81,9 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
         recipe_dir=Path(spec.recipe_dir),
     )
     entries = find_pipeline(spec.pipeline).qc_entries()
-    parameters = {k.lstrip("-"): v for k, _, v in (o.partition("=") for o in options)}
+    parameters = {
+        k.lstrip("-"): v if sep else "TRUE" for k, sep, v in (o.partition("=") for o in options)
+    }
     product_spec = ProductSpec(
         pro_catg="",
         recipe=spec.runs,
@@ -110,7 +112,10 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
                 value = found.value
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     continue  # text QC (a mode, a file name): kept in the header
-                qc.setdefault(found.detector or PRIMARY, {})[found.keyword] = float(value)
+                detector = detector_of(found.detector)
+                if detector is None:
+                    continue
+                qc.setdefault(detector, {})[found.keyword] = float(value)
                 if found.unit:
                     units[found.keyword] = found.unit
             write_previews(dest, sha, previews_of(dest))
@@ -126,6 +131,20 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
                 )
             )
     return results
+
+
+#: Planes beside a detector's data that repeat its QC cards (MUSE: CHANnn.DQ, .STAT).
+_COMPANION_PLANES = (".DQ", ".STAT", ".ERR")
+
+
+def detector_of(extname: str) -> str | None:
+    """The detector a QC card's HDU stands for: ``PRIMARY``, the EXTNAME (``CHAN07``
+    for ``CHAN07.DATA``); None for a plane that repeats its data's cards."""
+    if not extname:
+        return PRIMARY
+    if extname.endswith(_COMPANION_PLANES):
+        return None
+    return extname.removesuffix(".DATA")
 
 
 def adopt(made: Path, dest: Path, spec: ProductSpec) -> str:

@@ -56,12 +56,12 @@ def option_text(value: Any) -> str:
 def merged_options(named: tuple[str, ...], overrides: Mapping[str, Any]) -> tuple[str, ...]:
     """The rule file's options (``--name=value``) with ``overrides`` (name -> value)
     replacing or added after them."""
-    merged: dict[str, str] = {}
+    merged: dict[str, str | None] = {}
     for option in (word for text in named for word in text.split()):  # "--nifu=-1 --merge"
         key, sep, value = option.lstrip("-").partition("=")
-        merged[key] = value if sep else "TRUE"
+        merged[key] = value if sep else None  # a bare flag stays bare
     merged.update({k: option_text(v) for k, v in overrides.items()})
-    return tuple(f"--{k}={v}" for k, v in merged.items())
+    return tuple(f"--{k}" if v is None else f"--{k}={v}" for k, v in merged.items())
 
 
 def build_specs(

@@ -12,7 +12,15 @@ from qclib.instruments import INSTRUMENTS_DIR, available_instruments, load_instr
 
 
 def test_instruments_are_discovered() -> None:
-    assert available_instruments() == ["GIRAFFE", "HAWKI", "OMEGACAM", "VIRCAM"]
+    assert available_instruments() == [
+        "GIRAFFE",
+        "HAWKI",
+        "NACO",
+        "OMEGACAM",
+        "UVES",
+        "VIRCAM",
+        "VISIR",
+    ]
 
 
 def test_omegacam_follows_the_real_instrument() -> None:
