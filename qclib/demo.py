@@ -37,8 +37,9 @@ from qclib.calchecker import check_calibrations
 from qclib.db import Database, audit, ingest_log, qc1, reviewers
 from qclib.db import blocks as block_store
 from qclib.db import products as product_store
-from qclib.instruments import load_instrument, load_rules
+from qclib.instruments import eso_instruments, load_instrument, load_rules
 from qclib.qc.scoring import roll_up
+from qclib.simulate.eso import simulate_eso_night
 from qclib.simulate.history import HISTORY_FILE, simulate_history
 from qclib.simulate.night import TRUTH_FILE, simulate_night
 from qclib.workflow.executors import Workers, open_executor
@@ -47,6 +48,8 @@ from qclib.workflow.science import science_blocks
 from qclib.workspace import CONFIG_FILE, Workspace, init_workspace, load_workspace
 
 DEMO_INSTRUMENTS = ("OMEGACAM", "HAWKI")
+#: Instruments whose night ESO's installed pipeline processes (through esorex).
+DEMO_ESO = ("GIRAFFE",)
 HISTORY_NIGHTS = 10
 #: Whose test-scale science OBs of the history the demo processes and packages. HAWK-I's
 #: test-scale detectors see 26" x 26" each, too little sky for its jitter science's
@@ -122,15 +125,51 @@ def review_as_qc_scientist(
         counts[decision] = counts.get(decision, 0) + 1
 
 
-def _demo_settings(workspace: Workspace) -> Workspace:
-    """The demo certifies at once what nobody drew for review (the default waits 24 h)."""
+def _demo_settings(workspace: Workspace, eso: Sequence[str]) -> Workspace:
+    """The demo certifies at once what nobody drew for review (the default waits 24 h),
+    and takes the ESO-pipeline instruments ``eso`` too."""
     path = workspace.root / CONFIG_FILE
     text = path.read_text()
-    if "auto_certify_after_hours = 24" in text:
-        write_text_atomic(
-            path, text.replace("auto_certify_after_hours = 24", "auto_certify_after_hours = 0")
-        )
+    text = text.replace("auto_certify_after_hours = 24", "auto_certify_after_hours = 0")
+    listed = re.search(r"^instruments = \[(.*)\]$", text, flags=re.MULTILINE)
+    if listed is not None:
+        names = [n.strip().strip('"') for n in listed[1].split(",") if n.strip()]
+        names += [n for n in eso if n not in names]
+        line = "instruments = [" + ", ".join(f'"{n}"' for n in names) + "]"
+        text = text[: listed.start()] + line + text[listed.end() :]
+    if text != path.read_text():
+        write_text_atomic(path, text)
     return load_workspace(workspace.root)
+
+
+def _installed_eso(console: Console) -> tuple[str, ...]:
+    """The ``DEMO_ESO`` instruments whose pipeline is installed; a line for the others."""
+    ready = eso_instruments()
+    for name in DEMO_ESO:
+        if not ready.get(name):
+            console.print(
+                f"[yellow]{name} left out[/]: ESO's pipeline for it is not installed "
+                "(make system-deps installs esorex and ESO's pipelines)"
+            )
+    return tuple(n for n in DEMO_ESO if ready.get(n))
+
+
+def _eso_night(workspace: Workspace, night: dt.date, scale: str, night_dir: Path) -> str:
+    """An ESO-pipeline instrument's calibration night into its inbox folder, unless it
+    is there or ingested already; a line saying what was done."""
+    instrument = night_dir.name.split("_")[0].upper()
+    truth = night_dir / TRUTH_FILE
+    prefix = load_instrument(instrument).arcfile_prefix
+    if truth.exists() or any((workspace.raw_dir / night.isoformat()).glob(f"{prefix}.*")):
+        return f"{instrument}: simulated night already in {night_dir}: reusing it"
+    staged = workspace.root / "simulated" / night_dir.name
+    shutil.rmtree(staged, ignore_errors=True)
+    result = simulate_eso_night(instrument, night, staged, scale=scale)
+    _move_into_inbox(staged, night_dir)
+    return (
+        f"{instrument}: simulated {len(result.files)} raw files of its calibration night "
+        f"(ESO's pipeline processes them), truth in {truth}"
+    )
 
 
 def _demo_token(workspace: Workspace, database: Database) -> str:
@@ -380,11 +419,14 @@ def run_demo(
     """Run the demo into ``root`` (created if needed); safe to run again.
 
     Simulates an OmegaCAM and a HAWK-I night into the inbox (with two damaged files),
-    then makes one ``qc run`` pass on a local process pool (``workers``, default the
+    and a GIRAFFE calibration night that ESO's pipeline processes (where it is
+    installed), then makes one ``qc run`` pass on a local process pool (``workers``, default the
     cores) and a second one, which finds nothing to do; shows what each stage found.
     """
-    workspace = _demo_settings(init_workspace(root))
-    console.rule(f"QC Workbench demo: {' and '.join(DEMO_INSTRUMENTS)} night {night} ({scale})")
+    eso = _installed_eso(console)
+    workspace = _demo_settings(init_workspace(root), eso)
+    shown = (*DEMO_INSTRUMENTS, *eso)
+    console.rule(f"QC Workbench demo: {', '.join(shown)} night {night} ({scale})")
     database = workspace.open_database()
     start = time.perf_counter()
     night_dirs = {i: workspace.inbox / f"{i.lower()}_{night.isoformat()}" for i in DEMO_INSTRUMENTS}
@@ -405,6 +447,9 @@ def run_demo(
             if staged is not None:
                 _move_into_inbox(staged, night_dirs[instrument])
             console.print(line)
+        eso_dirs = {i: workspace.inbox / f"{i.lower()}_{night.isoformat()}" for i in eso}
+        for night_dir in eso_dirs.values():
+            console.print(_eso_night(workspace, night, scale, night_dir))
     simulated_s = time.perf_counter() - start
     example = next(night_dirs["OMEGACAM"].glob("*.fits"), None) or next(
         (workspace.raw_dir / night.isoformat()).glob("OMEGACAM*.fits")
@@ -422,7 +467,7 @@ def run_demo(
         frames = ingest_log.list_frames(session, night=night)
         blocks = block_store.list_blocks(session, night=night)
     outcomes = {o.ab_id: o for o in summary.outcomes}
-    for instrument in DEMO_INSTRUMENTS:
+    for instrument in shown:
         mine = [b for b in blocks if b.instrument == instrument]
         console.print(
             _frames_table([f for f in frames if f.instrument == instrument], instrument, night)
@@ -477,7 +522,7 @@ def run_demo(
     console.print(f"raw frames       {workspace.raw_dir / night.isoformat()}")
     console.print(f"quarantine       {workspace.quarantine_dir}")
     console.print(f"database         {database_url}")
-    for instrument, night_dir in night_dirs.items():
+    for instrument, night_dir in {**night_dirs, **eso_dirs}.items():
         console.print(f"truth            {night_dir / TRUTH_FILE} ({instrument})")
     console.print(f"products         {workspace.products_dir / night.isoformat()}")
     console.print(f"PI packages      {workspace.root / PACKAGES_DIR}")
@@ -500,6 +545,13 @@ def run_demo(
         f"{workspace.root / TOKEN_FILE}; `qc user add NAME` gives each reviewer their own)",
         highlight=False,
     )
+    if eso:
+        console.print(
+            f"ESO's pipelines: {', '.join(eso)}'s calibration night went through ESO's rule "
+            "file and ESO's recipes (esorex), its QC1 values harvested with ESO's dictionary; "
+            "each block's esorex log is beside its products",
+            highlight=False,
+        )
     console.print(
         f"science: the history's {', '.join(DEMO_SCIENCE)} OBs are processed, graded and "
         f"packaged for their PI ({workspace.root / PACKAGES_DIR}); the night's OB waits, on "
