@@ -292,7 +292,9 @@ def test_tasks_run_together_only_while_their_memory_fits() -> None:
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         reports = run_units(units, plan, lambda r: None, executor=pool, slots=4, memory_mb=10000)
     assert {r.status for r in reports.values()} == {"done"}
-    assert all(peak <= 10000 for peak, seen in zip(peaks, together) if "huge" not in seen)
+    assert all(
+        peak <= 10000 for peak, seen in zip(peaks, together, strict=True) if "huge" not in seen
+    )
     assert all(seen - {"free"} == {"huge"} for seen in together if "huge" in seen)
     assert any(len(seen - {"free"}) == 2 for seen in together)  # two 4-GB jobs at once
 
