@@ -55,7 +55,8 @@ def resolve_inputs(
     workspace: Workspace, database: Database, block: AssociationBlock
 ) -> RecipeContext:
     """The context of ``block``'s recipe (its raws' headers scanned, no pixels read).
-    An optional calibration (OCA ``minRet = 0``) whose parent block failed is left out.
+    An optional calibration (OCA ``minRet = 0``) whose parent block failed, or ended
+    without making it, is left out.
 
     Raises
     ------
@@ -98,8 +99,12 @@ def resolve_inputs(
                 if not made:
                     state = product_store.block_state(session, choice.ab_id or "")
                     failed = state is not None and state[0] == "failed"
-                    if failed and tag.min_ret == 0:
-                        continue  # optional, and its block failed: made without it
+                    ended = state is not None and state[0] == "done"
+                    if (failed or ended) and tag.min_ret == 0:
+                        # Optional, and its block failed or is done without it (ESO's
+                        # gimasterbias makes no bad-pixel map when given one): made
+                        # without it.
+                        continue
                     why = f", which failed: {state[1]}" if failed and state else ""
                     raise IncompleteBlockError(
                         f"{block.id}: waits for {tag.category} from {choice.ab_id}{why}"

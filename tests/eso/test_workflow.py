@@ -252,3 +252,25 @@ def test_a_failing_job_fails_its_block_and_the_next_pass_retries(
     second = run_pass(workspace, database, write_reports=False)
     assert {o.ab_id: o.status for o in second.outcomes} == {bias: "done", dark.ab_id: "done"}
     database.close()
+
+
+def test_an_optional_calibration_its_block_did_not_make_is_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, esorex_giraffe: None
+) -> None:
+    """giraf.oca gives a bias block the earlier nights' BAD_PIXEL_MAP (minRet = 0), and
+    gimasterbias given one makes none: the next night's blocks, which chose the one
+    announced, are made without it instead of waiting for ever."""
+    monkeypatch.delenv("QC_DB_URL", raising=False)
+    workspace = _workspace(tmp_path / "ws", ["GIRAFFE"])
+    nights = [NIGHT, NIGHT + dt.timedelta(days=1), NIGHT + dt.timedelta(days=2)]
+    raws = [
+        simulate_eso_night("GIRAFFE", n, tmp_path / str(n), seed=i, scale="test")
+        for i, n in enumerate(nights)
+    ]
+    database = workspace.open_database()
+    ingest_paths(workspace, database, [r.out_dir for r in raws])
+    summary = run_pass(workspace, database, write_reports=False)
+    database.close()
+    statuses = {o.ab_id: (o.status, o.reason) for o in summary.outcomes}
+    assert len(statuses) == 6
+    assert all(status == "done" for status, _ in statuses.values()), statuses
