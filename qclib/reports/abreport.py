@@ -22,7 +22,6 @@ from qclib.errors import ConfigError
 from qclib.fitsio import FitsScan, scan_fits
 from qclib.instruments import load_instrument
 from qclib.previews import (
-    PREVIEW_STEP,
     DetectorPreview,
     display_range,
     image_hdus,
@@ -255,22 +254,7 @@ class ABReport:
         if found is None:
             return message_figure("no product image to show")
         product, _, previews = found
-        fig = go.Figure()
-        for preview in previews:
-            if preview.counts.size:
-                # Counted beforehand, not in the browser: 32 CCDs of raw values made a
-                # 200-MB page.
-                step = go.Scatter(
-                    x=preview.centres, y=preview.counts, mode="lines", line_shape="hvh"
-                )
-                fig.add_trace(step.update(name=preview.extname))
-        unit = previews[-1].unit if previews else ""
-        fig.update_layout(
-            title=f"{product.pro_catg}: pixel values per detector",
-            xaxis_title=unit or "value",
-            yaxis_title=f"pixels (1 in {PREVIEW_STEP**2})",
-        )
-        return fig
+        return product_view.histogram_figure(product.pro_catg, previews)
 
     def reference_difference(self) -> go.Figure:
         """QC.REFDIFF.MED / RMS per detector: this master against the previous one."""
