@@ -4,7 +4,8 @@ A reader (or a process killed half-way) never sees a half-written file under its
 final name: either the old content, or the complete new one. What a killed writer
 leaves is removed by ``sweep_stale_temporaries``; in a tree it sweeps with a record,
 every writer first names its folder in the tree's journal (``note_writing``), so that a
-sweep lists the folders written into since the last one, not the whole history.
+sweep lists the folders written into since the last one, not the whole history. Work
+folders (``temporary_dir``) follow the same rules.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +46,18 @@ def atomic_path(
         # Unlinked as it is: a read-only file can be removed (the folder is writable),
         # and a chmod would change the file it may be a hard link to.
         tmp.unlink(missing_ok=True)
+
+
+def temporary_dir(dest: str | os.PathLike[str]) -> Path:
+    """A new empty folder beside ``dest`` (``.tmp-<pid>-<name>-<random>``), for work
+    that becomes ``dest`` by one rename, or is dropped; a sweep removes it whole once
+    its process is gone (``sweep_stale_temporaries``)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    note_writing(dest.parent)
+    return Path(
+        tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-{dest.name}-", dir=dest.parent)
+    )
 
 
 def commit_file(
@@ -215,7 +230,7 @@ def _remove_stale(folders: list[Path], also: tuple[str, ...], *, live: set[Path]
             continue
         for entry in entries:
             path = Path(entry.path)
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith(TEMP_PREFIX):
                 continue
             if also and entry.name.startswith(also):
                 path.unlink(missing_ok=True)
@@ -225,7 +240,10 @@ def _remove_stale(folders: list[Path], also: tuple[str, ...], *, live: set[Path]
                 if not pid.isdigit():
                     continue
                 if int(pid) != os.getpid() and not _process_alive(int(pid)):
-                    path.unlink(missing_ok=True)  # no chmod: it may be a hard link
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(path, ignore_errors=True)  # temporary_dir's
+                    else:
+                        path.unlink(missing_ok=True)  # no chmod: it may be a hard link
                     removed.append(path)
                 else:  # its process runs: look again next time
                     live.add(directory)

@@ -122,3 +122,16 @@ def test_a_record_of_another_folder_is_not_trusted(tmp_path: Path) -> None:
     dead = tmp_path / "b" / "old" / f"{TEMP_PREFIX}{_dead_pid()}-X.fits"  # not journaled
     dead.write_bytes(b"")
     assert sweep_stale_temporaries(tmp_path / "b", record=record) == [dead]
+
+
+def test_a_dead_process_work_folder_is_swept_whole(tmp_path: Path) -> None:
+    """temporary_dir's folders (an esorex job's work) go with their process: a dead
+    one's is removed, contents and all; a running one's stays for the next sweep."""
+    mine = atomicfile.temporary_dir(tmp_path / "night" / "block.esorex")
+    (mine / "esorex.log").write_text("running")
+    dead = tmp_path / "night" / f"{TEMP_PREFIX}{_dead_pid()}-other.esorex-x1y2"
+    (dead / "sub").mkdir(parents=True)
+    (dead / "sub" / "product.fits").write_bytes(b"half")
+    removed = sweep_stale_temporaries(tmp_path)
+    assert removed == [dead]
+    assert not dead.exists() and (mine / "esorex.log").read_text() == "running"

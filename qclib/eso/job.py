@@ -13,22 +13,26 @@ half-written ever sits where products are looked for.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from astropy.io import fits
 
+from qclib.atomicfile import temporary_dir
 from qclib.errors import UnprocessableDataError
 from qclib.eso.pipelines import esorex_command
 
 LOG_NAME = "esorex.log"
+#: What the job cost (``JobResult.cost``), kept beside the log.
+COST_NAME = "job.json"
 #: What esorex printed (its log's lines, and what it says before a log exists).
 STDOUT_NAME = "esorex.out"
 #: Lines of esorex's log an error ends with.
@@ -56,6 +60,17 @@ class JobResult:
     @property
     def products(self) -> tuple[Path, ...]:
         return tuple(sorted(p for paths in self.by_catg.values() for p in paths))
+
+    def cost(self) -> dict[str, object]:
+        """The recipe, esorex's wall time (s) and peak resident memory (MB)."""
+        return {"recipe": self.recipe, "wall_s": self.wall_s, "peak_rss_mb": self.peak_rss_mb}
+
+
+def job_cost(job_dir: Path) -> dict[str, Any] | None:
+    """What a finished job in ``job_dir`` cost (``JobResult.cost``); None when the
+    folder holds no record of it."""
+    path = job_dir / COST_NAME
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def write_sof(path: Path, frames: Sequence[tuple[Path, str]]) -> None:
@@ -102,7 +117,7 @@ def run_job(
         raise FileExistsError(f"{out_dir} exists: a job writes into a folder of its own")
     failed = out_dir.with_name(f"{out_dir.name}.failed")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.work-", dir=out_dir.parent))
+    work = temporary_dir(out_dir)  # a killed job's is swept once its process is gone
     sof = work / f"{recipe}.sof"
     write_sof(sof, frames)
     esorex = shutil.which(esorex_command()) or esorex_command()
@@ -160,9 +175,7 @@ def run_job(
             by_catg.setdefault(str(catg), []).append(out_dir / path.name)
     if not by_catg:
         raise give_up("wrote no product (no FITS file with a PRO.CATG)")
-    shutil.rmtree(failed, ignore_errors=True)
-    work.rename(out_dir)
-    return JobResult(
+    done = JobResult(
         recipe,
         out_dir,
         {k: tuple(v) for k, v in by_catg.items()},
@@ -170,6 +183,10 @@ def run_job(
         wall,
         peak_mb,
     )
+    (work / COST_NAME).write_text(json.dumps(done.cost()) + "\n")
+    shutil.rmtree(failed, ignore_errors=True)
+    work.rename(out_dir)
+    return done
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -293,8 +293,8 @@ class ABReport:
         _show(figures or [message_figure("no 1-D data (spectrum, profile) in the products")])
 
     def esorex_job(self) -> Styler:
-        """The ESO job that made the products: recipe, options, the recipe's own time
-        and the end of esorex's log."""
+        """The ESO job that made the products: recipe, options, the recipe's own time,
+        esorex's peak memory and the end of esorex's log."""
         folder = self.workspace.products_dir / self.block.night
         job = product_view.job_view(folder, self.block.id)
         provenance = self.products[0].provenance if self.products else {}
@@ -303,6 +303,7 @@ class ABReport:
             "recipe": provenance.get("recipe", self.block.recipe),
             "options": " ".join(f"--{k}={v}" for k, v in options.items()) or "ESO's defaults",
             "recipe time": f"{job.recipe_s:.2f} s (esorex)" if job and job.recipe_s else "?",
+            "peak memory": f"{job.peak_mb:.0f} MB (esorex)" if job and job.peak_mb else "?",
             "log": str(job.log) if job else "none (not run yet, or not an ESO job)",
             "last lines": job.tail if job else "",
         }

@@ -15,6 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from astropy.io import fits
 
+from qclib.eso.job import job_cost
 from qclib.previews import PREVIEW_STEP, DetectorPreview, display_range, read_previews
 from qclib.reports.display import message_figure
 
@@ -138,12 +139,20 @@ _RECIPE_TIME = re.compile(r"Recipe operation\(s\) took\s+([0-9.]+) seconds")
 
 @dataclasses.dataclass(frozen=True)
 class JobView:
-    """What the ESO job of a block left beside its products: its log's last lines and
-    the recipe's own time, as esorex states it (None when it does not)."""
+    """What the ESO job of a block left beside its products: its log's last lines,
+    the recipe's own time, as esorex states it (None when it does not), and esorex's
+    peak resident memory in MB (None for a job run before it was recorded)."""
 
     log: Path
     tail: str
     recipe_s: float | None
+    peak_mb: float | None = None
+
+
+def recipe_seconds(log_text: str) -> float | None:
+    """The recipe's own time, as esorex's log states it (None when it does not)."""
+    timed = _RECIPE_TIME.search(log_text)
+    return float(timed[1]) if timed else None
 
 
 def job_view(product_dir: Path, ab_id: str, lines: int = 25) -> JobView | None:
@@ -153,5 +162,6 @@ def job_view(product_dir: Path, ab_id: str, lines: int = 25) -> JobView | None:
         return None
     text = log.read_text(errors="replace")
     kept = [line for line in text.splitlines() if line.strip()]
-    timed = _RECIPE_TIME.search(text)
-    return JobView(log, "\n".join(kept[-lines:]), float(timed[1]) if timed else None)
+    cost = job_cost(log.parent)
+    peak = cost["peak_rss_mb"] if cost else None
+    return JobView(log, "\n".join(kept[-lines:]), recipe_seconds(text), peak)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from qclib.eso.job import LOG_NAME, STDOUT_NAME, EsorexJobError, run_job, write_sof
+from qclib.eso.job import LOG_NAME, STDOUT_NAME, EsorexJobError, job_cost, run_job, write_sof
 from qclib.eso.pipelines import ESOREX_ENV
 from tests.eso.conftest import BIAS_ADU, RON_ADU, giraffe_biases
 
@@ -37,7 +37,12 @@ def test_giraffe_master_bias_job_measures_the_true_read_noise(
     assert (out / "gimasterbias.sof").read_text().splitlines()[0].endswith(" BIAS")
     assert (out / "qc0000.paf").is_file() and not Path("qc0000.paf").exists()
     assert done.wall_s > 0 and done.peak_rss_mb > 50  # three 35 MB frames and more
-    assert not list(tmp_path.glob(".job.work-*")) and not (tmp_path / "job.failed").exists()
+    assert job_cost(out) == {
+        "recipe": "gimasterbias",
+        "wall_s": done.wall_s,
+        "peak_rss_mb": done.peak_rss_mb,
+    }
+    assert not list(tmp_path.glob(".tmp-*-job-*")) and not (tmp_path / "job.failed").exists()
     with pytest.raises(FileExistsError):
         run_job("gimasterbias", frames, out)
 
@@ -103,10 +108,10 @@ def test_an_interrupted_caller_stops_esorex(tmp_path: Path, monkeypatch) -> None
 
     def interrupted(process, timeout_s):  # type: ignore[no-untyped-def]
         for _ in range(200):  # until the fake has started
-            if list(tmp_path.glob(".job.work-*/esorex.pid")):
+            if list(tmp_path.glob(".tmp-*-job-*/esorex.pid")):
                 break
             time.sleep(0.01)
-        (pid_file,) = tmp_path.glob(".job.work-*/esorex.pid")
+        (pid_file,) = tmp_path.glob(".tmp-*-job-*/esorex.pid")
         interrupted.pid = int(pid_file.read_text())  # type: ignore[attr-defined]
         raise KeyboardInterrupt
 
@@ -114,7 +119,7 @@ def test_an_interrupted_caller_stops_esorex(tmp_path: Path, monkeypatch) -> None
     with pytest.raises(KeyboardInterrupt):
         run_job("gimasterbias", _frame(tmp_path), tmp_path / "job", timeout_s=60)
     _assert_gone(interrupted.pid)  # type: ignore[attr-defined]
-    assert not list(tmp_path.glob(".job.work-*")) and not (tmp_path / "job").exists()
+    assert not list(tmp_path.glob(".tmp-*-job-*")) and not (tmp_path / "job").exists()
 
 
 def test_an_esorex_that_cannot_start_or_writes_broken_fits(tmp_path: Path, monkeypatch) -> None:
