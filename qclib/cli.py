@@ -482,12 +482,15 @@ def rules() -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def rules_check(path: Path, as_json: bool) -> None:
-    """Parse FILE.oca; print its rule counts and any category typos, or the first error."""
+    """Parse FILE.oca; print its rule counts, any category typos and the organisation
+    rules no frame can reach, or the first error."""
     from qclib.classify import check_rules
     from qclib.instruments import read_rules
+    from qclib.oca.witness import unreachable_organisations
 
     ruleset = read_rules(path)
     problems = [str(p) for p in check_rules(ruleset)]
+    problems += [f"line {line}: {message}" for line, message in unreachable_organisations(ruleset)]
     if as_json:
         _print_json({"file": str(path), **ruleset.counts(), "problems": problems})
         return

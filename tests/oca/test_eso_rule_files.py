@@ -9,13 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from qclib.associate import RawFrame, organise
 from qclib.classify import classify_header
+from qclib.cli import main
+from qclib.fitsio import parse_cards
 from qclib.instruments import read_rules
 from qclib.oca import parse_oca
 from qclib.oca.evaluate import evaluate
 from qclib.oca.rules import Between, RuleSet, keywords_in
+from qclib.oca.witness import frame_header, unreachable_organisations
 from tests.conftest import missing_dependency
 
 PLUGINS = Path("/usr/share/cpl-plugins")
@@ -132,3 +136,80 @@ def test_crires_catch_all_rule_fires_for_every_file(realdata: Path) -> None:
     assert classify_header(rules, {}).assigned == {"REFLEX.CATG": "UNDEFINED"}
     dark = {"DPR.CATG": "CALIB", "DPR.TYPE": "DARK", "DPR.TECH": "IMAGE", "INSTRUME": "CRIRES"}
     assert classify_header(rules, dark).assigned["REFLEX.CATG"] == "DARK"
+
+
+#: Organisation rules no frame reaches, per file: they select a DO.CATG that no
+#: classification rule of the file assigns (SCREEN_FLAT_DETCHAR_BLUE/RED,
+#: FIB_FF_ANY_RED), ESO's own omission; `qc rules check` names them.
+UNREACHABLE = {"uves": {1662, 1663, 1669}}
+
+
+def _template(instrument: str, rules: RuleSet, header: dict, n: int) -> list[RawFrame]:
+    """``n`` frames of one template, each ``header`` as the rules classify it."""
+    frames = []
+    for i in range(n):
+        raw = {**header, "TPL.START": "2026-11-23T20:00:00", "ARCFILE": f"{instrument}.{i}.fits"}
+        classified = {**raw, **classify_header(rules, raw).assigned}
+        frames.append(
+            RawFrame(
+                f"{instrument}.{i}.fits", instrument, "2026-11-23", 61367.8 + i / 1e4, classified
+            )
+        )
+    return frames
+
+
+@pytest.mark.parametrize("instrument", sorted(DEBIAN_FILES))
+def test_every_organisation_rule_builds_a_block_from_the_frames_it_selects(
+    instrument: str,
+) -> None:
+    """For each `select execute(ACTION)` of the file, a raw header is found that the
+    file's own classification rules turn into what the rule selects; a template of
+    such frames (as many as its minRet) then makes a block of ACTION, holding them
+    all. Every rule does, except those UNREACHABLE lists."""
+    rules = _debian_rules(instrument)
+    unreachable = set()
+    for org in rules.organisations:
+        header = frame_header(rules, org)
+        if header is None:
+            unreachable.add(org.line)
+            continue
+        frames = _template(instrument, rules, header, max(org.min_files, 1))
+        blocks = [
+            members for action, members in organise(rules, frames) if action.name == org.action
+        ]
+        assert blocks, f"{instrument}.oca line {org.line}: no {org.action} block from {header}"
+        assert any(len(m) == len(frames) for m in blocks), (org.line, [len(m) for m in blocks])
+    assert unreachable == UNREACHABLE.get(instrument, set())
+
+
+def test_a_rule_needing_two_patterns_of_one_keyword_is_reached() -> None:
+    """giraf.oca's FIBER_FLAT needs DPR.TYPE like "%FLAT%" and like "%LAMP%": the
+    witness is ESO's comma-separated spelling."""
+    rules = _debian_rules("giraf")
+    org = next(o for o in rules.organisations if o.action == "gimasterflat")
+    header = frame_header(rules, org)
+    assert header is not None
+    assert classify_header(rules, header).do_catg == "FIBER_FLAT"
+    assert "FLAT" in header["DPR.TYPE"] and "LAMP" in header["DPR.TYPE"]
+
+
+def test_rules_check_names_the_rules_no_frame_reaches() -> None:
+    found = sorted(unreachable_organisations(_debian_rules("uves")))
+    assert [line for line, _ in found] == sorted(UNREACHABLE["uves"])
+    assert "FIB_FF_ANY_RED" in found[-1][1]
+    uves = _debian_rules("uves").source
+    shown = CliRunner().invoke(main, ["rules", "check", uves])
+    assert shown.exit_code == 0
+    assert "line 1669: select execute(FLAMES_CAL_FIBORDPOS_R): no frame reaches it" in shown.output
+
+
+def test_the_amber_header_dump_classifies_as_amber_oca_says(realdata: Path) -> None:
+    """The one real header of the eight instruments in shared/realdata: an AMBER
+    interferometric science frame (DPR SCIENCE / OBJECT / INTERFEROMETRY, reduced to
+    PRO.CATG SCIENCE_CALIBRATED, which no rule of amber.oca names): AMBER_SCIENCE,
+    amber.oca line 38."""
+    dump = realdata / "oimodeler_vlti/DelSco_K_2010-04-15T07h12_MR.hdr"
+    header = parse_cards(line.ljust(80) for line in dump.read_text().splitlines())
+    assert header["DPR.CATG"] == "SCIENCE" and header["PRO.CATG"] == "SCIENCE_CALIBRATED"
+    result = classify_header(_debian_rules("amber"), header)
+    assert (result.do_catg, result.rule_line) == ("AMBER_SCIENCE", 38)
