@@ -225,10 +225,13 @@ def init(ctx: click.Context, directory: Path | None) -> None:
 
 
 def _check_simulated(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """``qc simulate``'s instrument: any with a configuration folder."""
-    from qclib.instruments import available_instruments
+    """``qc simulate``'s instrument: a native one, or one ESO's pipeline reduces that
+    has a simulator (HAWKI_ESO reads HAWKI's frames: simulate HAWKI)."""
+    from qclib.instruments import native_instruments
+    from qclib.simulate.eso import SIMULATED_ESO_INSTRUMENTS
 
-    return _instrument_name(value, available_instruments(), ctx, param)
+    simulated = sorted({*native_instruments(), *SIMULATED_ESO_INSTRUMENTS})
+    return _instrument_name(value, simulated, ctx, param)
 
 
 def _simulate_eso_night(

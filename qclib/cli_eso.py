@@ -135,6 +135,59 @@ def eso_harvest(path: Path, name: str, as_json: bool) -> None:
     )
 
 
+@eso.command("both-ways")
+@click.argument("raw_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A new folder: the two workspaces, both_ways.json and the report go there.",
+)
+@click.option("--no-report", is_flag=True, help="Only both_ways.json, no HTML report.")
+@click.option("--json", "as_json", is_flag=True, help="Print both_ways.json.")
+def eso_both_ways(raw_dir: Path, out_dir: Path, no_report: bool, as_json: bool) -> None:
+    """Process the HAWK-I night in RAW_DIR both ways, by the native recipes (HAWKI)
+    and by ESO's pipeline through esorex (HAWKI_ESO), each block alone for its wall
+    time and memory; compare the QC both measure, against the simulator's truth when
+    RAW_DIR has one (truth.json), and write the report."""
+    import json
+
+    from qclib.peers.hawki_both_ways import run_both_ways
+    from qclib.reports.both_ways import cost_table, verdict
+    from qclib.workflow.reports import render_both_ways
+
+    say = None if as_json else (lambda text: console.print(escape(text), highlight=False))
+    result_path = run_both_ways(raw_dir, out_dir, progress=say)
+    result = json.loads(result_path.read_text())
+    html = None if no_report else render_both_ways(result_path)
+    if as_json:
+        _print_json({**result, "report": str(html or "")})
+        return
+    table = Table("block (native)", "s", "MB", "block (ESO)", "s", "MB", title="wall time, memory")
+    for row in cost_table(result).itertuples(index=False):
+        table.add_row(
+            escape(str(row[1])),
+            _number(row[2]),
+            _number(row[3]),
+            escape(str(row[5])),
+            _number(row[6]),
+            _number(row[7]),
+        )
+    console.print(table)
+    for line in verdict(result):
+        console.print(escape(line), highlight=False)
+    if result["not_compared"]:
+        console.print(escape(result["not_compared"]), highlight=False)
+    console.print(f"results: {result_path}", highlight=False)
+    if html:
+        console.print(f"report: {html}", highlight=False)
+
+
+def _number(value: object) -> str:
+    return "—" if value is None or value != value else f"{value:.1f}"
+
+
 def _installed(name: str):  # type: ignore[no-untyped-def]
     """The installed pipeline NAME, or a one-line error naming what is and how to install."""
     from qclib.eso.pipelines import find_pipeline, installed_pipelines

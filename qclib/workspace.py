@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field, ValidationError
 
 from qclib.atomicfile import write_text_atomic
-from qclib.config.instrument import InstrumentBase, Strict
+from qclib.config.instrument import InstrumentBase, Strict, read_toml
 from qclib.db import Database, open_database
 from qclib.errors import ConfigError
 from qclib.instruments import (
     available_instruments,
+    config_path,
     eso_instruments,
     load_instrument,
     native_instruments,
@@ -215,7 +217,24 @@ def _read_config(path: Path) -> WorkspaceConfig:
                 f"{path}: key 'workspace.instruments': unknown instrument {name!r} "
                 f"(known: {', '.join(known)})"
             )
+    _check_one_way(path, config.workspace.instruments)
     return config
+
+
+def _check_one_way(path: Path, names: Sequence[str]) -> None:
+    """Each INSTRUME value means one configured instrument (HAWKI and HAWKI_ESO both
+    read HAWK-I's frames: a workspace processes them one way)."""
+    claimed: dict[str, str] = {}
+    for name in names:
+        data = read_toml(config_path(name))
+        for value in data.get("ingest", {}).get("instrume_values", []):
+            if value in claimed:
+                raise ConfigError(
+                    f"{path}: key 'workspace.instruments': {claimed[value]} and {name} both "
+                    f"take frames with INSTRUME = {value!r}; a workspace processes an "
+                    f"instrument one way: list one of them (qc eso both-ways compares the two)"
+                )
+            claimed[value] = name
 
 
 def find_workspace_root(root: str | os.PathLike[str] | None = None) -> Path:
@@ -242,20 +261,26 @@ def load_workspace(root: str | os.PathLike[str] | None = None) -> Workspace:
     return Workspace(root=folder, config=_read_config(path))
 
 
-def init_workspace(root: str | os.PathLike[str] | None = None) -> Workspace:
-    """Create (or complete) a workspace and its database; safe to run again."""
+def init_workspace(
+    root: str | os.PathLike[str] | None = None, instruments: Sequence[str] | None = None
+) -> Workspace:
+    """Create (or complete) a workspace and its database; safe to run again.
+
+    A new ``qc.toml`` lists ``instruments`` (default: the native ones); an existing one
+    is kept as it is."""
     folder = find_workspace_root(root)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / CONFIG_FILE
     if not path.exists():
-        instruments = "[" + ", ".join(f'"{n}"' for n in native_instruments()) + "]"
+        names = native_instruments() if instruments is None else instruments
+        instruments_toml = "[" + ", ".join(f'"{n}"' for n in names) + "]"
         ready = [name for name, installed in eso_instruments().items() if installed]
         eso = (
             f"# Also available, processed by ESO's installed pipelines: {', '.join(ready)}.\n"
             if ready
             else ""
         )
-        write_text_atomic(path, DEFAULT_CONFIG.format(instruments=instruments, eso=eso))
+        write_text_atomic(path, DEFAULT_CONFIG.format(instruments=instruments_toml, eso=eso))
     workspace = load_workspace(folder)
     for sub in (
         workspace.inbox,

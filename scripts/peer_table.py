@@ -1,6 +1,7 @@
 """Render the qclib-vs-ESO table in docs/calibration.md from the peer test's numbers.
 
     .venv/bin/pytest tests/test_esorex_peer.py     # writes tests/artifacts/esorex_peer.json
+                                                   # (qc eso both-ways on a full night)
     .venv/bin/python scripts/peer_table.py         # adopts them: docs/peer_comparison.json
                                                    # and the table in docs/calibration.md
     .venv/bin/python scripts/peer_table.py --check # the doc's table is the committed numbers
@@ -17,6 +18,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from qclib.reports.both_ways import quantity_cells
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACT = ROOT / "tests" / "artifacts" / "esorex_peer.json"
 NUMBERS = ROOT / "docs" / "peer_comparison.json"
@@ -25,52 +28,11 @@ BEGIN = "<!-- peer-table: rendered by scripts/peer_table.py from docs/peer_compa
 END = "<!-- /peer-table -->"
 
 
-def _percent(value: float) -> str:
-    return f"{100 * value:+.2f} %"
-
-
-def _range(values: list[float], fmt) -> str:
-    low, high = min(values), max(values)
-    return fmt(low) if fmt(low) == fmt(high) else f"{fmt(low)} … {fmt(high)}"
-
-
-def _relative(row: dict, side: str) -> str:
-    errors = row[f"{side}_errors"]
-    mean = sum(errors) / len(errors)
-    return f"{_percent(mean)} ({_range(errors, _percent)})"
-
-
-def _pixels(row: dict, side: str) -> str:
-    false = sum(c[f"{side}_false"] for c in row["chips"].values())
-    return f"{100 * row[f'{side}_recall']:.1f} % found, {false} false flags"
-
-
 def _cells(row: dict) -> list[str]:
-    chips = list(row["chips"].values())
-    tolerance = row["tolerance"]
-    if row["kind"] == "pixels":
-        truth = f"{sum(c['truth'] for c in chips)} pixels"
-        ours, theirs = _pixels(row, "qclib"), _pixels(row, "esorex")
-        limit = (
-            f"≥ {100 * tolerance['recall']:.0f} % found, "
-            f"≤ {100 * tolerance['false']:.0f} % of flags false"
-        )
-    else:
-        unit = f" {row['unit']}" if row["unit"] else ""
-        truth = _range([c["truth"] for c in chips], lambda v: f"{v:.4g}") + unit
-        ours = _relative(row, "qclib")
-        limit = f"± {100 * tolerance:.0f} %"
-        if row["kind"] == "particles":
-            rejected = _range([c["esorex"] for c in chips], lambda v: f"{v:.3g}")
-            particle = _range([c["particle_pixels_per_s"] for c in chips], lambda v: f"{v:.3g}")
-            theirs = (
-                f"QC.PARTICLE_RATE {rejected} pixels rejected per s while combining "
-                f"(pixels hit by particles: {particle} per s)"
-            )
-        else:
-            theirs = _relative(row, "esorex")
-    closer = {"qclib": "qclib", "esorex": "**ESO**", "tie": "tie", None: "not the same quantity"}
-    return [row["label"], truth, ours, theirs, limit, closer[row["closer"]]]
+    cells = quantity_cells(row)
+    if row["closer"] == "esorex":
+        cells[-1] = f"**{cells[-1]}**"
+    return cells
 
 
 def render(numbers: dict) -> str:
@@ -83,7 +45,8 @@ def render(numbers: dict) -> str:
         f"{setup['night']}; errors are relative to the simulator's truth, mean over the "
         "four chips (range in brackets); pixels: all chips together.",
         "",
-        "| quantity | truth | qclib | ESO (esorex) | qclib's tolerance | closer to the truth |",
+        "| quantity | truth | native (qclib) | ESO (esorex) | native tolerance "
+        "| closer to the truth |",
         "|---|---|---|---|---|---|",
     ]
     lines += ["| " + " | ".join(_cells(row)) + " |" for row in numbers["quantities"].values()]

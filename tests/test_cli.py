@@ -13,7 +13,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from qclib.cli import main
-from qclib.instruments import available_instruments
+from qclib.instruments import native_instruments
+from qclib.simulate.eso import SIMULATED_ESO_INSTRUMENTS
 
 
 def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -85,7 +86,7 @@ def test_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
 
     result = _run("simulate", "FORS9", "--night", "2026-11-23", "--out", str(tmp_path / "x"))
     assert result.returncode == 2
-    known = ", ".join(available_instruments())
+    known = ", ".join(sorted({*native_instruments(), *SIMULATED_ESO_INSTRUMENTS}))
     assert result.stderr.endswith(f"unknown instrument 'FORS9'; known: {known}\n")
     assert result.stderr.count("\n") == 1  # no usage text, no traceback
 

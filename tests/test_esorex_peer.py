@@ -1,11 +1,13 @@
 """ESO's own HAWK-I pipeline (esorex) against qclib, on the same full-size simulated
-frames, each against the simulator's truth.
+night, each against the simulator's truth: ``qc eso both-ways``
+(``qclib.peers.hawki_both_ways``).
 
-ESO's recipes run as ESO's Reflex workflow for HAWK-I runs them (its OCA rules: a
-master dark per DIT; each filter's twilight flats with the master dark of their DIT,
-giving MASTER_TWILIGHT_FLAT, MASTER_CONF and MASTER_BPM; ``hawki_detector_noise`` on
-two darks and two flats with the MASTER_CONF of the flats' filter). qclib's products
-come from its public entry points (ingest, associate, ``process_blocks``).
+The night is processed twice, each block alone and measured: by the native recipes
+(instrument HAWKI) and by ESO's (HAWKI_ESO: ESO's rule file hawki.oca makes a master
+dark per DIT and each filter's twilight flat with the master dark of its DIT, giving
+MASTER_TWILIGHT_FLAT, MASTER_CONF and MASTER_BPM); ``hawki_detector_noise``, which
+the rule file does not run, on the native block's two darks and two flats with the
+MASTER_CONF of the flats' filter.
 
 Each compared quantity is measured the same way on both sides (hot and cold pixels:
 recall against the truth maps on both). ``DECLARED`` says, for each, which side is
@@ -29,68 +31,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qclib.calib.dq import DQ_COLD, DQ_HOT
-from qclib.config.instrument import parse_section
-from qclib.instruments import load_instrument
+from qclib.db import products as product_store
 from qclib.peers import esorex
+from qclib.peers.hawki_both_ways import QUANTITIES, run_both_ways
+from qclib.reports.both_ways import verdict
 from qclib.simulate.night import simulate_night
+from qclib.workflow.reports import render_both_ways
+from qclib.workspace import load_workspace
 from tests.conftest import NIGHT, load_truth, missing_dependency
-from tests.recipes.conftest import ProcessedNight, _process, expected_zeropoint
+from tests.recipes.conftest import ProcessedNight, expected_zeropoint
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACT = ROOT / "tests" / "artifacts" / "esorex_peer.json"
 COMMITTED = ROOT / "docs" / "peer_comparison.json"
 SEED = 11
-HAWKI = load_instrument("HAWKI")
-GEOMETRY = HAWKI.geometry["full"]
-ROWS, COLS = parse_section(GEOMETRY.data_section)
-PIXEL_AREA_CM2 = (HAWKI.pixel_size_um * 1e-4) ** 2
-
-#: Each compared quantity: its label in the doc table, how errors are taken
-#: (relative to the truth; pixels: recall and false flags; particles: qclib only)
-#: and qclib's own tolerance against the truth, asserted on every chip.
-QUANTITIES: dict[str, dict] = {
-    "ron_dark": {
-        "label": "read noise from darks (DIT 10 s, NDIT 6; one read)",
-        "kind": "relative",
-        "unit": "ADU",
-        "tolerance": 0.03,
-    },
-    "hot_pixels": {
-        "label": "hot pixels (qclib: master dark DIT 10 s; ESO: MASTER_BPM/MASTER_CONF, Ks)",
-        "kind": "pixels",
-        "tolerance": {"recall": 0.95, "false": 0.01},
-    },
-    "cold_pixels": {
-        "label": "cold pixels (Ks twilight flat; ESO: MASTER_BPM/MASTER_CONF)",
-        "kind": "pixels",
-        "tolerance": {"recall": 0.95, "false": 0.01},
-    },
-    "gain": {
-        "label": "gain (detector noise: the same 2 darks, 2 flats; ESO with their MASTER_CONF)",
-        "kind": "relative",
-        "unit": "e-/ADU",
-        "tolerance": 0.03,
-    },
-    "ron_noise": {
-        "label": "read noise (detector noise)",
-        "kind": "relative",
-        "unit": "ADU",
-        "tolerance": 0.03,
-    },
-    "flux_ratio": {
-        "label": "twilight flux ratio, brightest / faintest (Ks)",
-        "kind": "relative",
-        "unit": "",
-        "tolerance": 0.01,
-    },
-    "particle_rate": {
-        "label": "particle rate (darks DIT 10 s)",
-        "kind": "particles",
-        "unit": "events/cm2/s",
-        "tolerance": 0.15,
-    },
-}
 
 #: Which side is closer to the truth ("qclib" or "esorex"), as measured; None where
 #: the two do not measure the same quantity.
@@ -139,144 +93,27 @@ def hawki_full(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def qclib_full(tmp_path_factory, hawki_full: Path) -> ProcessedNight:
-    with pytest.MonkeyPatch.context() as mp:
-        return _process(tmp_path_factory.mktemp("hawki-full-ws"), hawki_full, mp)
+def both_ways(esorex_ready, tmp_path_factory, hawki_full: Path) -> dict:
+    """The night processed both ways (``qc eso both-ways``), its both_ways.json."""
+    out = tmp_path_factory.mktemp("both-ways") / "out"
+    return json.loads(run_both_ways(hawki_full, out).read_text())
 
 
 @pytest.fixture(scope="session")
-def eso(
-    esorex_ready, tmp_path_factory, hawki_full: Path, qclib_full: ProcessedNight
-) -> dict[str, esorex.EsorexRun]:
-    """ESO's recipes on the night, in the order and with the inputs of ESO's Reflex
-    workflow (esorex_ready first: without esorex nothing is simulated); its detector
-    noise on the very frames qclib's DETECTOR_NOISE block used."""
-    (readgain,) = qclib_full.of("MASTER_READGAIN")
-    truth = load_truth(hawki_full)
-    noise = esorex.detector_noise_inputs(readgain.provenance, truth, hawki_full)
-    return esorex.run_hawki_reflex(truth, hawki_full, tmp_path_factory.mktemp("esorex"), noise)
-
-
-def _product(processed: ProcessedNight, pro_catg: str, **header) -> object:
-    (found,) = [
-        p for p in processed.of(pro_catg) if all(p.header.get(k) == v for k, v in header.items())
-    ]
-    return found
-
-
-def _pixel_counts(truth: set, defective: set, qclib: set, eso: set) -> dict[str, int]:
-    """Pixels of ``truth`` found by each side, and pixels each flags that are not
-    ``defective`` at all (ESO's bad-pixel map does not say hot or cold: a cold pixel
-    in it is no false hot one, and the same rule holds for qclib)."""
-    return {
-        "truth": len(truth),
-        "qclib_found": len(truth & qclib),
-        "qclib_false": len(qclib - defective),
-        "esorex_found": len(truth & eso),
-        "esorex_false": len(eso - defective),
-    }
-
-
-def _summarise(key: str, chips: dict[str, dict[str, float]]) -> dict:
-    """Add each side's error against the truth (over the four chips) and the verdict.
-
-    relative: mean over chips of |value / truth - 1|; pixels: (missed + falsely
-    flagged) / true pixels, all chips together; particles: qclib's relative error
-    only (ESO's statistic counts something else).
-    """
-    spec = QUANTITIES[key]
-    row = {**spec, "chips": chips}
-    if spec["kind"] == "pixels":
-        truth = sum(c["truth"] for c in chips.values())
-        for side in ("qclib", "esorex"):
-            found = sum(c[f"{side}_found"] for c in chips.values())
-            false = sum(c[f"{side}_false"] for c in chips.values())
-            row[f"{side}_recall"] = found / truth
-            row[f"{side}_false_fraction"] = false / max(found + false, 1)
-            row[f"{side}_error"] = (truth - found + false) / truth
-    else:
-        for side in ("qclib", "esorex"):
-            if side == "esorex" and spec["kind"] == "particles":
-                continue
-            errors = [c[side] / c["truth"] - 1 for c in chips.values()]
-            row[f"{side}_errors"] = errors
-            row[f"{side}_error"] = float(np.mean(np.abs(errors)))
-    if spec["kind"] == "particles":
-        row["closer"] = None
-    elif row["qclib_error"] == row["esorex_error"]:
-        row["closer"] = "tie"
-    else:
-        row["closer"] = "qclib" if row["qclib_error"] < row["esorex_error"] else "esorex"
-    return row
+def qclib_full(both_ways: dict, hawki_full: Path) -> ProcessedNight:
+    """The native side of the comparison, as the recipe tests read a processed night."""
+    workspace = load_workspace(both_ways["sides"]["native"]["workspace"])
+    database = workspace.open_database()
+    with database.transaction() as session:
+        products = product_store.list_products(session)
+        qc = {p.id: product_store.qc_values(session, p.id) for p in products}
+    database.close()
+    return ProcessedNight(hawki_full, workspace, load_truth(hawki_full), {}, products, qc)
 
 
 @pytest.fixture(scope="session")
-def comparison(eso, qclib_full: ProcessedNight, hawki_full: Path) -> dict:
+def comparison(both_ways: dict) -> dict:
     """Every compared quantity, per chip and summarised; written to ARTIFACT."""
-    truth = load_truth(hawki_full)
-    darks10 = [e for e in truth["exposures"] if e["kind"] == "dark" and e["dit_s"] == 10.0]
-    ndit, dit = darks10[0]["ndit"], darks10[0]["dit_s"]
-    seconds = dit * ndit * len(darks10)
-    area_cm2 = GEOMETRY.data_shape[0] * GEOMETRY.data_shape[1] * PIXEL_AREA_CM2
-    levels = [
-        e["flux_e_per_s"]
-        for e in truth["exposures"]
-        if e["kind"] == "twilight_flat" and e["filter"] == "Ks"
-    ]
-
-    dark = _product(qclib_full, "MASTER_DARK", **{"DET.DIT": 10.0})
-    flat = _product(qclib_full, "MASTER_TWILIGHT_FLAT", **{"INS.FILT1.NAME": "Ks"})
-    (readgain,) = qclib_full.of("MASTER_READGAIN")
-    eso_dark = esorex.read_qc(eso["dark10"].product("MASTER_DARK"))
-    eso_flat = esorex.read_qc(eso["flatKs"].product("MASTER_TWILIGHT_FLAT"))
-    eso_noise = esorex.read_qc(eso["noise"].product("MASTER_READGAIN"))
-    eso_bad = esorex.read_bad_pixels(
-        eso["flatKs"].product("MASTER_BPM"), eso["flatKs"].product("MASTER_CONF")
-    )
-
-    chips: dict[str, dict[str, dict]] = {key: {} for key in QUANTITIES}
-    for extname, det in truth["detectors"].items():
-        ron = det["read_noise_adu"]
-        bad = esorex.pixel_set(eso_bad[extname][ROWS, COLS])  # truth maps: data-section pixels
-        ours_dark, ours_noise = qclib_full.qc[dark.id][extname], qclib_full.qc[readgain.id][extname]
-        # esorex's QC.RONi are of the NDIT-averaged frames: × √NDIT for one read.
-        eso_ron = [v for k, v in eso_dark[extname].items() if k.startswith("QC.RON")]
-        chips["ron_dark"][extname] = {
-            "truth": ron,
-            "qclib": ours_dark["QC.RON"],
-            "esorex": float(np.mean(eso_ron) * np.sqrt(ndit)),
-        }
-        hot = {(x, y) for x, y, _ in det["hot_pixels"]}
-        cold = {(x, y) for x, y, _ in det["cold_pixels"]}
-        chips["hot_pixels"][extname] = _pixel_counts(
-            hot, hot | cold, qclib_full.pixels(qclib_full.dq(dark, extname), DQ_HOT), bad
-        )
-        chips["cold_pixels"][extname] = _pixel_counts(
-            cold, hot | cold, qclib_full.pixels(qclib_full.dq(flat, extname), DQ_COLD), bad
-        )
-        chips["gain"][extname] = {
-            "truth": det["gain_e_per_adu"],
-            "qclib": ours_noise["QC.GAIN"],
-            "esorex": eso_noise[extname]["QC.GAIN"],
-        }
-        chips["ron_noise"][extname] = {
-            "truth": ron,
-            "qclib": ours_noise["QC.RON"],
-            "esorex": eso_noise[extname]["QC.RON"],
-        }
-        chips["flux_ratio"][extname] = {
-            "truth": max(levels) / min(levels),
-            "qclib": qclib_full.qc[flat.id][extname]["QC.FLAT.RATIO"],
-            "esorex": eso_flat[extname]["QC.FLUX.RATIO"],
-        }
-        events = sum(e["detectors"][extname]["particle_events"] for e in darks10)
-        pixels = sum(e["detectors"][extname]["particle_pixels"] for e in darks10)
-        chips["particle_rate"][extname] = {
-            "truth": events / area_cm2 / seconds,
-            "qclib": ours_dark["QC.PARTICLE_RATE"],
-            "esorex": eso_dark[extname]["QC.PARTICLE_RATE"],  # pixels rejected / s
-            "particle_pixels_per_s": pixels / seconds,
-        }
     numbers = {
         "generated_by": "tests/test_esorex_peer.py",
         "setup": {
@@ -284,9 +121,15 @@ def comparison(eso, qclib_full: ProcessedNight, hawki_full: Path) -> dict:
             "scale": "full",
             "seed": SEED,
             "night": str(NIGHT),
-            "esorex_recipes": {name: run.recipe for name, run in eso.items()},
+            "esorex_recipes": sorted(
+                {
+                    p["eso"]["recipe"]
+                    for p in both_ways["blocks"]
+                    if p["eso"] and p["eso"]["status"] == "done"
+                }
+            ),
         },
-        "quantities": {key: _summarise(key, c) for key, c in chips.items()},
+        "quantities": both_ways["quantities"],
     }
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     ARTIFACT.write_text(json.dumps(numbers, indent=1) + "\n")
@@ -387,3 +230,47 @@ def test_hawki_zeropoint_full_size(qclib_full, hawki_full: Path) -> None:
             expected = expected_zeropoint(truth, extname, "Ks", qc["QC.AIRMASS"])
             assert qc["QC.ZPOINT"] == pytest.approx(expected, abs=0.03), extname
             assert qc["QC.FWHM"] == pytest.approx(seeing, rel=0.05), extname
+
+
+@pytest.mark.slow
+@pytest.mark.esorex
+def test_both_ways_blocks_and_costs(both_ways: dict) -> None:
+    """ESO's rule file made a master dark per DIT and a twilight flat per filter from
+    the very frames of the native blocks; every block of both sides was measured."""
+    pairs = [p for p in both_ways["blocks"] if p["native"] and p["eso"]]
+    # ESO's standard-star blocks wait for calibration tables Debian does not ship.
+    standards = [p for p in pairs if p["native"]["action"] == "ZEROPOINT"]
+    assert standards and all(p["eso"]["action"] == "STANDARD_STARS" for p in standards)
+    assert all(p["eso"]["status"] == "incomplete" for p in standards)
+    assert all("PHOTCAL_TAB" in p["eso"]["reason"] for p in standards)
+    pairs = [p for p in pairs if p not in standards]
+    actions = sorted((p["native"]["action"], p["eso"]["action"]) for p in pairs)
+    assert actions == sorted(
+        [("MASTER_DARK", "DARKS")] * 4  # the night's four templates of darks
+        + [("MASTER_TWILIGHT_FLAT", "SKY_FLATS")] * 2
+        + [("DETECTOR_NOISE", "run directly")]
+    )
+    for pair in pairs:
+        for side in ("native", "eso"):
+            block = pair[side]
+            assert block["status"] == "done", block
+            assert block["wall_s"] > 0 and block["peak_mb"] > 0, block
+        assert pair["eso"]["recipe_s"] > 0
+    # A 4 x 2048 x 2048 float32 master dark alone is 64 MB: both sides hold more.
+    dark = next(p for p in pairs if p["eso"]["action"] == "DARKS")
+    assert dark["native"]["peak_mb"] > 64 and dark["eso"]["peak_mb"] > 64
+
+
+@pytest.mark.slow
+@pytest.mark.esorex
+def test_both_ways_report(both_ways: dict, tmp_path: Path) -> None:
+    """The report says where ESO's recipes are closer to the truth, and shows the
+    quantities, the costs and their figures."""
+    result = tmp_path / "both_ways.json"
+    result.write_text(json.dumps(both_ways))
+    html = render_both_ways(result).read_text()
+    lines = verdict(both_ways)
+    assert lines[0].startswith("ESO's recipes are closer to the truth for: twilight flux ratio")
+    for text in (lines[0], "read noise from darks", "hawki_dark_combine", "Wall time per block"):
+        assert text in html
+    assert html.count("Plotly.newPlot") == 3

@@ -21,7 +21,6 @@ from astropy.io import fits
 from qclib.errors import ConfigError
 from qclib.eso.job import run_job
 from qclib.eso.pipelines import ESOREX_ENV, esorex_command, find_pipeline
-from qclib.fitsio import sha256_file
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,7 @@ class EsorexRun:
     out_dir: Path  # products, the SOF and esorex.log
     wall_s: float
     log: str
+    peak_rss_mb: float  # esorex's peak resident memory
 
     def product(self, pro_catg: str) -> Path:
         """The product of category ``pro_catg``.
@@ -99,6 +99,7 @@ def run_recipe(
         done.out_dir,
         done.wall_s,
         done.log.read_text(errors="replace"),
+        done.peak_rss_mb,
     )
 
 
@@ -138,84 +139,11 @@ def read_bad_pixels(
     bad: dict[str, np.ndarray] = {}
     with fits.open(bpm) as bpm_hdul, fits.open(conf) as conf_hdul:
         for hdu in bpm_hdul[1:]:
+            if not isinstance(hdu, fits.ImageHDU):
+                continue  # the PROVENANCE table the project adds to a product
             confidence = np.asarray(conf_hdul[hdu.name].data)
             bad[hdu.name] = (np.asarray(hdu.data) != 0) | (confidence == 0)
     return bad
-
-
-def truth_frames(truth: dict, night: str | os.PathLike[str], **match: object) -> list[Path]:
-    """Raw frames of a simulated night (its ``truth.json`` as ``truth``) whose
-    exposure entries match every ``key=value`` given, in the truth's order."""
-    return [
-        Path(night) / e["arcfile"]
-        for e in truth["exposures"]
-        if all(e[k] == v for k, v in match.items())
-    ]
-
-
-def detector_noise_inputs(
-    provenance: dict, truth: dict, night: str | os.PathLike[str]
-) -> tuple[list[Path], list[Path]]:
-    """The two darks and two flats a qclib DETECTOR_NOISE product (its ``provenance``)
-    was made from, as raw frames of the simulated night: raws by ARCFILE,
-    calibrations by SHA-256; the recipe takes the first two of each."""
-    folder = Path(night)
-    darks = [folder / f"{name.removesuffix('.fits')}.fits" for name in provenance["inputs"][:2]]
-    flats = {
-        sha256_file(folder / e["arcfile"]): folder / e["arcfile"]
-        for e in truth["exposures"]
-        if e["kind"] == "twilight_flat"
-    }
-    return darks, [flats[sha] for sha in provenance["calibrations"]["FLAT_TWILIGHT"][:2]]
-
-
-def run_hawki_reflex(
-    truth: dict,
-    night: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    noise_frames: tuple[Sequence[Path], Sequence[Path]],
-    *,
-    dits: Sequence[float] = (10.0, 2.0, 60.0),
-    filters: Sequence[str] = ("Ks", "J"),
-) -> dict[str, EsorexRun]:
-    """ESO's HAWK-I recipes on a simulated night, in the order and with the inputs of
-    ESO's Reflex workflow (its OCA rules): a master dark per DIT (runs ``dark<DIT>``);
-    each filter's twilight flats with the master dark of their DIT (``flat<filter>``:
-    MASTER_TWILIGHT_FLAT, MASTER_CONF, MASTER_BPM); ``hawki_detector_noise`` on
-    ``noise_frames`` (two darks, two flats) with the MASTER_CONF of the flats' filter
-    ("if using a CONF, it should be one with same filter as FLAT_TWILIGHT", ESO's
-    HAWK-I workflow rules) (``noise``)."""
-    out = Path(out_dir)
-    runs = {
-        f"dark{dit:g}": run_recipe(
-            "hawki_dark_combine",
-            [(p, "DARK") for p in truth_frames(truth, night, kind="dark", dit_s=dit)],
-            out / f"dark{dit:g}",
-        )
-        for dit in dits
-    }
-    for filt in filters:
-        entries = [e for e in truth["exposures"] if e["kind"] == "twilight_flat"]
-        (dit,) = {e["dit_s"] for e in entries if e["filter"] == filt}
-        runs[f"flat{filt}"] = run_recipe(
-            "hawki_twilight_flat_combine",
-            [
-                (p, "FLAT_TWILIGHT")
-                for p in truth_frames(truth, night, kind="twilight_flat", filter=filt)
-            ]
-            + [(runs[f"dark{dit:g}"].product("MASTER_DARK"), "MASTER_DARK")],
-            out / f"flat{filt}",
-        )
-    darks, flats = noise_frames
-    (filt,) = {fits.getval(p, "HIERARCH ESO INS FILT1 NAME") for p in flats}
-    runs["noise"] = run_recipe(
-        "hawki_detector_noise",
-        [(p, "DARK") for p in darks]
-        + [(p, "FLAT_TWILIGHT") for p in flats]
-        + [(runs[f"flat{filt}"].product("MASTER_CONF"), "MASTER_CONF")],
-        out / "noise",
-    )
-    return runs
 
 
 def pixel_set(mask: np.ndarray) -> set[tuple[int, int]]:

@@ -366,6 +366,18 @@ def render_health_check(workspace: Workspace, instrument: str, *, days: int = 90
     )
 
 
+def render_both_ways(result: Path) -> Path:
+    """The both-ways report (``qclib.peers.hawki_both_ways``) of a ``both_ways.json``,
+    beside it: ``hawki_both_ways.ipynb`` and ``.html``."""
+    return render_notebook(
+        TEMPLATES_DIR / "hawki_both_ways.ipynb",
+        result.parent / "hawki_both_ways.ipynb",
+        {"result": str(result)},
+        cwd=result.parent,
+        keep_kernel=False,
+    )
+
+
 def render_reports(
     workspace: Workspace,
     database: Database,

@@ -15,6 +15,7 @@ def test_instruments_are_discovered() -> None:
     assert available_instruments() == [
         "GIRAFFE",
         "HAWKI",
+        "HAWKI_ESO",
         "MUSE",
         "NACO",
         "OMEGACAM",

@@ -32,9 +32,7 @@ def test_giraffe_rules_are_the_packages_with_the_tomls_products() -> None:
     assert products["gimasterbias"] == ["MASTER_BIAS", "BAD_PIXEL_MAP"]
     assert products["gidetmon"] == []
     # The categories are the rule file's: every DO.CATG its classification assigns.
-    assert {"BIAS", "DARK", "FIBER_FLAT", "ARC_SPECTRUM"} <= set(
-        config.association.raw_categories
-    )
+    assert {"BIAS", "DARK", "FIBER_FLAT", "ARC_SPECTRUM"} <= set(config.association.raw_categories)
     assert "MASTER_DARK" in config.association.product_categories
 
 
