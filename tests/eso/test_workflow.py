@@ -120,6 +120,7 @@ def test_every_calibration_block_is_processed_by_esos_recipe(eso_night) -> None:
     assert len(reports) == len(states)
     html = next(r for r in reports if "gimasterbias" in r.name).read_text()
     assert "Recipe operation(s) took" in html and "QC.OUT1.RON.RAW" in html
+    assert "MB (esorex)" in html  # the job's peak memory
 
 
 def test_every_harvested_keyword_is_in_esos_dictionary_with_its_unit(eso_night) -> None:
@@ -274,3 +275,38 @@ def test_an_optional_calibration_its_block_did_not_make_is_left_out(
     statuses = {o.ab_id: (o.status, o.reason) for o in summary.outcomes}
     assert len(statuses) == 6
     assert all(status == "done" for status, _ in statuses.values()), statuses
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["local", "dask"])
+def test_esorex_jobs_run_on_the_pool_and_on_dask(
+    kind: str, eso_night, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIRAFFE's and NACO's nights (the same frames as eso_night's) on two workers of a
+    local pool or of a Dask LocalCluster: every block done, every QC value the one the
+    serial pass harvested."""
+    from qclib.workflow.executors import open_executor
+
+    monkeypatch.delenv("QC_DB_URL", raising=False)
+    names = ["GIRAFFE", "NACO"]
+    raws = [simulate_eso_night(n, NIGHT, tmp_path / "raw" / n, scale="test").out_dir for n in names]
+    workspace = _workspace(tmp_path / "ws", names)
+    database = workspace.open_database()
+    ingest_paths(workspace, database, raws)
+    with open_executor(kind, workers=2) as workers:  # type: ignore[arg-type]
+        summary = run_pass(workspace, database, write_reports=False, workers=workers)
+    with database.transaction() as session:
+        rows = qc1.export_rows(session)
+    database.close()
+    assert summary.outcomes and {o.status for o in summary.outcomes} == {"done"}
+
+    def keyed(found: list[dict]) -> dict[tuple, float]:
+        return {
+            (r["ab_id"], r["detector"], r["parameter"]): r["value"]
+            for r in found
+            if r["instrument"] in names
+        }
+
+    serial = keyed(eso_night[3])
+    assert len(serial) == 20  # GIRAFFE's bias and dark, NACO's dark and flat
+    assert keyed(rows) == serial
