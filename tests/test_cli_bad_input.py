@@ -101,6 +101,10 @@ CASES: dict[str, dict[str, list[Bad]]] = {
     "eso": {SUBCOMMAND: [bad("nope")]},
     "eso pipelines": {EXTRA: [bad("NOPE")]},
     "eso actions": {"name": [bad("NOPE")]},
+    "eso both-ways": {
+        "raw_dir": [bad(NEW, "--out", NEW, named=NEW), bad(A_FOLDER, "--out", NEW, named=A_FOLDER)],
+        "out_dir": [bad(A_FOLDER, "--out", A_FILE)],
+    },
     "eso harvest": {
         "path": [bad(NEW, "--pipeline", "giraf", named=NEW)],
         "name": [bad(A_FILE, "--pipeline", "NOPE", named="NOPE")],

@@ -24,6 +24,7 @@ apt-get where it can); without them these tests are skipped, loudly, and under
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,10 +34,9 @@ import pytest
 
 from qclib.db import products as product_store
 from qclib.peers import esorex
-from qclib.peers.hawki_both_ways import QUANTITIES, run_both_ways
+from qclib.peers.hawki_both_ways import QUANTITIES
 from qclib.reports.both_ways import verdict
 from qclib.simulate.night import simulate_night
-from qclib.workflow.reports import render_both_ways
 from qclib.workspace import load_workspace
 from tests.conftest import NIGHT, load_truth, missing_dependency
 from tests.recipes.conftest import ProcessedNight, expected_zeropoint
@@ -94,9 +94,28 @@ def hawki_full(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def both_ways(esorex_ready, tmp_path_factory, hawki_full: Path) -> dict:
-    """The night processed both ways (``qc eso both-ways``), its both_ways.json."""
+    """The night processed both ways as a user does it, ``qc eso both-ways --json``
+    (both_ways.json, and the report's path)."""
     out = tmp_path_factory.mktemp("both-ways") / "out"
-    return json.loads(run_both_ways(hawki_full, out).read_text())
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("qc")),
+            "eso",
+            "both-ways",
+            str(hawki_full),
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={k: v for k, v in os.environ.items() if k != "QC_DB_URL"},
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 @pytest.fixture(scope="session")
@@ -263,12 +282,13 @@ def test_both_ways_blocks_and_costs(both_ways: dict) -> None:
 
 @pytest.mark.slow
 @pytest.mark.esorex
-def test_both_ways_report(both_ways: dict, tmp_path: Path) -> None:
-    """The report says where ESO's recipes are closer to the truth, and shows the
-    quantities, the costs and their figures."""
-    result = tmp_path / "both_ways.json"
-    result.write_text(json.dumps(both_ways))
-    html = render_both_ways(result).read_text()
+def test_both_ways_report(both_ways: dict) -> None:
+    """The report beside both_ways.json says where ESO's recipes are closer to the
+    truth, and shows the quantities, the costs and their figures."""
+    report = Path(both_ways["report"])
+    assert report.name == "hawki_both_ways.html"
+    assert (report.parent / "both_ways.json").is_file()
+    html = report.read_text()
     lines = verdict(both_ways)
     assert lines[0].startswith("ESO's recipes are closer to the truth for: twilight flux ratio")
     for text in (lines[0], "read noise from darks", "hawki_dark_combine", "Wall time per block"):

@@ -33,6 +33,10 @@ HEALTH = TEMPLATES_DIR / "health_check.ipynb"
 SCIENCE = TEMPLATES_DIR / "science_coadd.ipynb"
 #: Executed on blocks of ESO's recipes by tests/eso/test_workflow.py.
 ESO_PRODUCT = TEMPLATES_DIR / "eso_product.ipynb"
+#: Executed on a comparison's both_ways.json by tests/test_esorex_peer.py.
+BOTH_WAYS = TEMPLATES_DIR / "hawki_both_ways.ipynb"
+#: The parameters of templates that are not a block's report.
+NOT_OF_A_BLOCK = {"health_check": {"instrument", "workspace"}, "hawki_both_ways": {"result"}}
 FORBIDDEN = ("def ", "class ", "import numpy", "np.", "sqlalchemy", ".add(", "commit(")
 
 
@@ -49,9 +53,7 @@ def test_templates_are_thin(path: Path) -> None:
     code = [c for c in book.cells if c.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", [])
     names = {line.split("=")[0].strip() for line in code[0].source.splitlines() if "=" in line}
-    expected = (
-        {"instrument", "workspace"} if path.stem == "health_check" else {"ab_id", "workspace"}
-    )
+    expected = NOT_OF_A_BLOCK.get(path.stem, {"ab_id", "workspace"})
     assert names == expected
     # papermill must read the parameters cell too (a quote in a comment hides one).
     assert set(papermill.inspect_notebook(str(path))) == expected
@@ -75,7 +77,7 @@ def test_every_template_executes_on_processed_blocks(omegacam_processed) -> None
     assert {o.status for o in outcomes} == {"written"}, [o.reason for o in outcomes]
     used = {template_for(b.recipe) for b in blocks if b is not None}
     # Every block template is exercised (science's on its own processed block).
-    assert used == set(TEMPLATES) - {INVESTIGATE, HEALTH, SCIENCE, ESO_PRODUCT}
+    assert used == set(TEMPLATES) - {INVESTIGATE, HEALTH, SCIENCE, ESO_PRODUCT, BOTH_WAYS}
     for outcome in outcomes:
         assert outcome.notebook.parent == workspace.runs_dir / "2026-11-23"
         book = json.loads(outcome.notebook.read_text())
