@@ -253,13 +253,9 @@ def cost_pairs(native: Side, eso: Side) -> list[dict[str, Any]]:
     return pairs
 
 
-def _pixel_set(mask: np.ndarray) -> set[tuple[int, int]]:
-    return esorex.pixel_set(mask)
-
-
 def _dq_pixels(side: Side, product: product_store.StoredProduct, extname: str, bit: int) -> set:
     with fits.open(side.path(product)) as hdul:
-        return _pixel_set(np.asarray(hdul[f"{extname}.DQ"].data) & bit)
+        return esorex.pixel_set(np.asarray(hdul[f"{extname}.DQ"].data) & bit)
 
 
 def _pixel_counts(truth: set, defective: set, native: set, eso: set) -> dict[str, int]:
@@ -362,7 +358,7 @@ def compare(
     chips: dict[str, dict[str, dict[str, float]]] = {key: {} for key in QUANTITIES}
     for extname, det in truth["detectors"].items():
         ron = det["read_noise_adu"]
-        bad = _pixel_set(eso_bad[extname][rows, cols])  # truth maps: data-section pixels
+        bad = esorex.pixel_set(eso_bad[extname][rows, cols])  # truth maps: data-section pixels
         ours_dark, ours_noise = native.qc[dark.id][extname], native.qc[readgain.id][extname]
         # ESO's QC.RONi are of the NDIT-averaged frames: x sqrt(NDIT) for one read.
         eso_ron = [v for k, v in eso_dark[extname].items() if k.startswith("QC.RON")]
