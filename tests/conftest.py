@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,19 @@ def realdata() -> Path:
     if not REALDATA.exists():
         missing_dependency(f"REAL-HEADER TESTS SKIPPED: shared/realdata not found at {REALDATA}")
     return REALDATA
+
+
+@contextmanager
+def scratch(request: pytest.FixtureRequest, name: str) -> Iterator[Path]:
+    """A folder for a fixture wider than one test (``tmp_path_factory.mktemp(name)``),
+    removed when the fixture ends unless a test failed meanwhile: the suite writes
+    about 30 GB in all, more than a CI disk may hold at once. Per-test folders go the
+    same way (``tmp_path_retention_policy = "failed"`` in pyproject.toml)."""
+    failed = request.session.testsfailed
+    path = request.getfixturevalue("tmp_path_factory").mktemp(name)
+    yield path
+    if request.session.testsfailed == failed:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _simulated(tmp_path_factory: pytest.TempPathFactory, instrument: str) -> Path:

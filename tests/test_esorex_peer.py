@@ -27,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ from qclib.peers.hawki_both_ways import QUANTITIES
 from qclib.reports.both_ways import verdict
 from qclib.simulate.night import simulate_night
 from qclib.workspace import load_workspace
-from tests.conftest import NIGHT, load_truth, missing_dependency
+from tests.conftest import NIGHT, load_truth, missing_dependency, scratch
 from tests.recipes.conftest import ProcessedNight, expected_zeropoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,27 +77,31 @@ def esorex_ready() -> None:
         missing_dependency(f"ESOREX PEER TESTS SKIPPED: {reason}; 'make test' installs it as root")
 
 
-@pytest.fixture(scope="session")
-def hawki_full(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module")
+def hawki_full(request: pytest.FixtureRequest) -> Iterator[Path]:
     """Darks, twilight flats and standard fields of a HAWK-I night at full size."""
-    out = tmp_path_factory.mktemp("hawki-full")
-    simulate_night(
-        "HAWKI",
-        NIGHT,
-        out,
-        seed=SEED,
-        scale="full",
-        progress=False,
-        only={"dark", "twilight_flat", "standard"},
-    )
-    return out
+    with scratch(request, "hawki-full") as out:
+        simulate_night(
+            "HAWKI",
+            NIGHT,
+            out,
+            seed=SEED,
+            scale="full",
+            progress=False,
+            only={"dark", "twilight_flat", "standard"},
+        )
+        yield out
 
 
-@pytest.fixture(scope="session")
-def both_ways(esorex_ready, tmp_path_factory, hawki_full: Path) -> dict:
+@pytest.fixture(scope="module")
+def both_ways(esorex_ready, request: pytest.FixtureRequest, hawki_full: Path) -> Iterator[dict]:
     """The night processed both ways as a user does it, ``qc eso both-ways --json``
     (both_ways.json, and the report's path)."""
-    out = tmp_path_factory.mktemp("both-ways") / "out"
+    with scratch(request, "both-ways") as folder:
+        yield _both_ways(hawki_full, folder / "out")
+
+
+def _both_ways(hawki_full: Path, out: Path) -> dict:
     done = subprocess.run(
         [
             str(Path(sys.executable).with_name("qc")),
@@ -118,7 +123,7 @@ def both_ways(esorex_ready, tmp_path_factory, hawki_full: Path) -> dict:
     return json.loads(done.stdout)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def qclib_full(both_ways: dict, hawki_full: Path) -> ProcessedNight:
     """The native side of the comparison, as the recipe tests read a processed night."""
     workspace = load_workspace(both_ways["sides"]["native"]["workspace"])
@@ -130,7 +135,7 @@ def qclib_full(both_ways: dict, hawki_full: Path) -> ProcessedNight:
     return ProcessedNight(hawki_full, workspace, load_truth(hawki_full), {}, products, qc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def comparison(both_ways: dict) -> dict:
     """Every compared quantity, per chip and summarised; written to ARTIFACT."""
     numbers = {

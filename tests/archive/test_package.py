@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from qclib.cli import main
 from qclib.db import ingest_log
 from qclib.errors import ConfigError
 from qclib.workspace import load_workspace
+from tests.conftest import scratch
 
 PROGRAMME = "198.A-2021(A)"
 
@@ -38,11 +40,15 @@ def _cli(*args: str, code: int = 0) -> str:
 
 
 @pytest.fixture(scope="module")
-def processed(tmp_path_factory, omegacam_night: Path) -> Path:
+def processed(request: pytest.FixtureRequest, omegacam_night: Path) -> Iterator[Path]:
     """A test-scale night run (with reports), every product certified, its science
     processed: a workspace to package."""
+    with scratch(request, "package") as folder:
+        yield _processed(folder / "ws", omegacam_night)
+
+
+def _processed(ws: Path, omegacam_night: Path) -> Path:
     os.environ.pop("QC_DB_URL", None)
-    ws = tmp_path_factory.mktemp("package") / "ws"
     _cli("init", str(ws))
     shutil.copytree(omegacam_night, ws / "inbox", dirs_exist_ok=True)
     _cli("-w", str(ws), "run", "--executor", "serial")

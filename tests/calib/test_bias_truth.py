@@ -13,6 +13,7 @@ realised column pattern has a chance slope of its own (0.6 ADU x sqrt(12 / 1920)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from qclib.fitsio import read_image, scan_fits
 from qclib.instruments import load_instrument
 from qclib.simulate.night import simulate_night
 from qclib.simulate.truth import build_detector_maps, draw_detector_truth
-from tests.conftest import NIGHT, load_truth
+from tests.conftest import NIGHT, load_truth, scratch
 
 pytestmark = pytest.mark.slow
 
@@ -50,8 +51,9 @@ def _simulate(out: Path, scale: str, detectors: list[str] | None) -> Path:
 
 
 @pytest.fixture(scope="module")
-def full_night(tmp_path_factory) -> Path:
-    return _simulate(tmp_path_factory.mktemp("omegacam-full-biases"), "full", FULL_CCDS)
+def full_night(request: pytest.FixtureRequest) -> Iterator[Path]:
+    with scratch(request, "omegacam-full-biases") as out:
+        yield _simulate(out, "full", FULL_CCDS)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ dome 0.45 %, an 8 x 8 block median of it 0.07 %.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from qclib.instruments import load_instrument
 from qclib.simulate.night import simulate_night
 from qclib.simulate.sky import illumination
 from qclib.simulate.truth import build_detector_maps, draw_detector_truth
-from tests.conftest import NIGHT, load_truth
+from tests.conftest import NIGHT, load_truth, scratch
 
 pytestmark = pytest.mark.slow
 
@@ -78,8 +79,12 @@ def _stack(night: Path, truth: dict, kind: str) -> tuple[np.ndarray, list[dict]]
 
 
 @pytest.fixture(scope="module")
-def flats(tmp_path_factory) -> Flats:
-    night = tmp_path_factory.mktemp("omegacam-full-flats")
+def flats(request: pytest.FixtureRequest) -> Iterator[Flats]:
+    with scratch(request, "omegacam-full-flats") as night:
+        yield _flats(night)
+
+
+def _flats(night: Path) -> Flats:
     simulate_night(
         "OMEGACAM",
         NIGHT,

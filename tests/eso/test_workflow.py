@@ -32,7 +32,7 @@ from qclib.simulate.eso import simulate_eso_night
 from qclib.workflow.ingest import ingest_paths
 from qclib.workflow.run import run_pass
 from qclib.workspace import init_workspace
-from tests.conftest import load_truth
+from tests.conftest import load_truth, scratch
 
 NIGHT = dt.date(2026, 12, 4)
 #: ESO's own product names, kept where the project's does not fit one card.
@@ -59,11 +59,15 @@ def _workspace(root: Path, instruments: list[str]):  # type: ignore[no-untyped-d
 
 
 @pytest.fixture(scope="module")
-def eso_night(tmp_path_factory: pytest.TempPathFactory, esorex_giraffe: None):
+def eso_night(request: pytest.FixtureRequest, esorex_giraffe: None):
     """One workspace, the four instruments' calibration nights ingested and run."""
     if {p.name for p in _installed()} < {p for p, _ in INSTRUMENTS.values()}:
         pytest.fail("ESO's giraf, uves, naco, visir and muse pipelines must be installed")
-    root = tmp_path_factory.mktemp("eso")
+    with scratch(request, "eso") as root:
+        yield _eso_night(root)
+
+
+def _eso_night(root: Path):  # type: ignore[no-untyped-def]
     raws = {
         name: simulate_eso_night(name, NIGHT, root / "raw" / name, scale="test")
         for name in INSTRUMENTS

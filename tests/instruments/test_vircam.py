@@ -10,6 +10,7 @@ import ast
 import io
 import tokenize
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,24 +29,23 @@ from qclib.workflow.ingest import ingest_paths
 from qclib.workflow.process import process_blocks
 from qclib.workflow.scoring import score_values
 from qclib.workspace import init_workspace
-from tests.conftest import NIGHT, load_truth
+from tests.conftest import NIGHT, load_truth, scratch
 
 INSTRUMENT = load_instrument("VIRCAM")
 BAD = "DET1.CHIP13"
 
 
 @pytest.fixture(scope="module")
-def night(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("vircam-night")
-    simulate_night("VIRCAM", NIGHT, out, seed=11, scale="test", progress=False)
-    return out
+def night(request: pytest.FixtureRequest) -> Iterator[Path]:
+    with scratch(request, "vircam-night") as out:
+        simulate_night("VIRCAM", NIGHT, out, seed=11, scale="test", progress=False)
+        yield out
 
 
 @pytest.fixture(scope="module")
-def processed(night: Path, tmp_path_factory: pytest.TempPathFactory):
+def processed(night: Path, request: pytest.FixtureRequest):
     """The night through ingest, association, every recipe and scoring (SQLite)."""
-    folder = tmp_path_factory.mktemp("vircam-ws")
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, scratch(request, "vircam-ws") as folder:
         patch.setenv("QC_DB_URL", f"sqlite:///{folder / 'qc.sqlite'}")
         workspace = init_workspace(folder / "ws")
         db = workspace.open_database()

@@ -3,6 +3,7 @@ its recipe once per test session, for the truth-recovery tests to read."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from qclib.workflow.association import associate_workspace
 from qclib.workflow.ingest import ingest_paths
 from qclib.workflow.process import ProcessOutcome, process_blocks
 from qclib.workspace import Workspace, init_workspace
-from tests.conftest import NIGHT, load_truth
+from tests.conftest import NIGHT, load_truth, scratch
 
 
 @dataclass
@@ -67,34 +68,38 @@ def omegacam_processed(tmp_path_factory, omegacam_night: Path) -> ProcessedNight
 FULL_SIZE_CCDS = ["ESO_CCD_#65", "ESO_CCD_#90"]
 
 
-@pytest.fixture(scope="session")
-def omegacam_full_ccds(tmp_path_factory) -> ProcessedNight:
+@pytest.fixture(scope="package")
+def omegacam_full_ccds(request: pytest.FixtureRequest) -> Iterator[ProcessedNight]:
     """Two full CCDs of a full-size OmegaCAM night, only what the ZEROPOINT and science
     blocks need (biases, dome flats, twilight flats, standards, the science OB),
     through ingest, associate and process (the science block waits, on request)."""
-    night = tmp_path_factory.mktemp("omegacam-full-ccds")
-    simulate_night(
-        "OMEGACAM",
-        NIGHT,
-        night,
-        seed=3,
-        scale="full",
-        progress=False,
-        only={"bias", "dome_flat", "twilight_flat", "standard", "science"},
-        detectors=FULL_SIZE_CCDS,
-    )
-    # The instrument as loaded now (another test may have reloaded the cached one).
-    omegacam = load_instrument("OMEGACAM")
-    with pytest.MonkeyPatch.context() as mp:
-        # Ingest quarantines a full-size file without all 32 CCDs (an incomplete
-        # readout): for this night the full scale holds the two simulated ones. Only
-        # that check reads the list; the recipes take the detectors the raws hold.
-        mp.setitem(
-            omegacam.geometry,
-            "full",
-            omegacam.geometry["full"].model_copy(update={"detectors": FULL_SIZE_CCDS}),
+    with (
+        scratch(request, "omegacam-full-ccds") as night,
+        scratch(request, "omegacam-full-processed") as tmp,
+    ):
+        simulate_night(
+            "OMEGACAM",
+            NIGHT,
+            night,
+            seed=3,
+            scale="full",
+            progress=False,
+            only={"bias", "dome_flat", "twilight_flat", "standard", "science"},
+            detectors=FULL_SIZE_CCDS,
         )
-        return _process(tmp_path_factory.mktemp("omegacam-full-processed"), night, mp)
+        # The instrument as loaded now (another test may have reloaded the cached one).
+        omegacam = load_instrument("OMEGACAM")
+        with pytest.MonkeyPatch.context() as mp:
+            # Ingest quarantines a full-size file without all 32 CCDs (an incomplete
+            # readout): for this night the full scale holds the two simulated ones. Only
+            # that check reads the list; the recipes take the detectors the raws hold.
+            mp.setitem(
+                omegacam.geometry,
+                "full",
+                omegacam.geometry["full"].model_copy(update={"detectors": FULL_SIZE_CCDS}),
+            )
+            processed = _process(tmp, night, mp)
+        yield processed
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ of dark signal a 900-s OmegaCAM dark holds. Two full CCDs of a full-size night."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from qclib.calib.dark import Exposure, make_master_dark
 from qclib.fitsio import read_image, scan_fits
 from qclib.instruments import load_instrument
 from qclib.simulate.night import simulate_night
-from tests.conftest import NIGHT, load_truth
+from tests.conftest import NIGHT, load_truth, scratch
 
 pytestmark = pytest.mark.slow
 
@@ -23,19 +24,19 @@ GEOMETRY = INSTRUMENT.geometry["full"]
 
 
 @pytest.fixture(scope="module")
-def full_ccds(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("omegacam-full-darks")
-    simulate_night(
-        "OMEGACAM",
-        NIGHT,
-        out,
-        seed=3,
-        scale="full",
-        progress=False,
-        only={"bias", "dark"},
-        detectors=["ESO_CCD_#65", "ESO_CCD_#90"],
-    )
-    return out
+def full_ccds(request: pytest.FixtureRequest) -> Iterator[Path]:
+    with scratch(request, "omegacam-full-darks") as out:
+        simulate_night(
+            "OMEGACAM",
+            NIGHT,
+            out,
+            seed=3,
+            scale="full",
+            progress=False,
+            only={"bias", "dark"},
+            detectors=["ESO_CCD_#65", "ESO_CCD_#90"],
+        )
+        yield out
 
 
 def _stack(night: Path, truth: dict, kind: str, extname: str) -> tuple[np.ndarray, list[dict]]:

@@ -13,6 +13,7 @@ limited by it (0.4 % from the 150-s darks' lever arm).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from qclib.calib.dark import Exposure, make_master_dark
 from qclib.fitsio import read_image, scan_fits
 from qclib.instruments import load_instrument
 from qclib.simulate.night import simulate_night
-from tests.conftest import NIGHT, load_truth
+from tests.conftest import NIGHT, load_truth, scratch
 
 pytestmark = pytest.mark.slow
 
@@ -34,12 +35,19 @@ LEVEL_NOISE_ONE_READ_ADU = 0.33
 
 
 @pytest.fixture(scope="module")
-def ir_darks(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("hawki-full-darks")
-    simulate_night(
-        "HAWKI", NIGHT, out, seed=5, scale="full", progress=False, only={"dark"}, detectors=CHIPS
-    )
-    return out
+def ir_darks(request: pytest.FixtureRequest) -> Iterator[Path]:
+    with scratch(request, "hawki-full-darks") as out:
+        simulate_night(
+            "HAWKI",
+            NIGHT,
+            out,
+            seed=5,
+            scale="full",
+            progress=False,
+            only={"dark"},
+            detectors=CHIPS,
+        )
+        yield out
 
 
 def _stacks(night: Path, truth: dict, extname: str) -> dict[float, tuple[np.ndarray, Exposure]]:

@@ -17,6 +17,9 @@ the coadd's own noise. Measured (seed 3): 70 stars at 0.018 mag rms (median -0.0
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,7 +29,7 @@ from astropy.stats import sigma_clipped_stats
 from qclib.calib.coadd_quality import FLAG_NEAR_BAD
 from qclib.instruments import load_instrument
 from qclib.simulate.night import simulate_night
-from tests.conftest import NIGHT
+from tests.conftest import NIGHT, scratch
 from tests.recipes.conftest import ProcessedScience, _process, process_science
 
 pytestmark = pytest.mark.slow
@@ -35,7 +38,12 @@ CHIP = "CHIP1.INT1"
 
 
 @pytest.fixture(scope="module")
-def science(tmp_path_factory) -> ProcessedScience:
+def science(request: pytest.FixtureRequest) -> Iterator[ProcessedScience]:
+    with scratch(request, "hawki-jitter") as night, scratch(request, "hawki-jitter-ws") as ws:
+        yield _science(night, ws)
+
+
+def _science(night: Path, ws: Path) -> ProcessedScience:
     hawki = load_instrument("HAWKI")
     sim = hawki.simulator
     dense = sim.targets["CDFS"].model_copy(
@@ -44,7 +52,6 @@ def science(tmp_path_factory) -> ProcessedScience:
     profile = hawki.model_copy(
         update={"simulator": sim.model_copy(update={"targets": {**sim.targets, "CDFS": dense}})}
     )
-    night = tmp_path_factory.mktemp("hawki-jitter")
     simulate_night(
         profile,
         NIGHT,
@@ -61,7 +68,7 @@ def science(tmp_path_factory) -> ProcessedScience:
         mp.setitem(
             hawki.geometry, "full", hawki.geometry["full"].model_copy(update={"detectors": [CHIP]})
         )
-        processed = _process(tmp_path_factory.mktemp("hawki-jitter-processed"), night, mp)
+        processed = _process(ws, night, mp)
         return process_science(processed)
 
 
