@@ -51,6 +51,8 @@ DEMO_INSTRUMENTS = ("OMEGACAM", "HAWKI")
 #: Instruments whose night ESO's installed pipeline processes (through esorex).
 DEMO_ESO = ("GIRAFFE",)
 HISTORY_NIGHTS = 10
+#: In ``simulated/``: the history ran to its end (what it said then).
+HISTORY_DONE = "history.done"
 #: Whose test-scale science OBs of the history the demo processes and packages. HAWK-I's
 #: test-scale detectors see 26" x 26" each, too little sky for its jitter science's
 #: astrometric match (its science is tested at full scale, tests/calib/test_science_hawki.py).
@@ -191,8 +193,15 @@ def _run_history(
 ) -> None:
     """Simulate the test-scale history and let it arrive night by night, each pass
     followed by the QC scientist's review (and a last pass, which remakes what the
-    last review's rejections tainted, reviewed as well)."""
+    last review's rejections tainted, reviewed as well). A history run to its end
+    before is left as it is (``HISTORY_DONE`` holds what it said); one that was
+    interrupted goes on where it stopped."""
     staged = workspace.root / "simulated"
+    done = staged / HISTORY_DONE
+    if done.exists():
+        console.print(f"history: run before ({done}), reusing it", highlight=False)
+        console.print(done.read_text().strip(), highlight=False)
+        return
     histories = {}
     for instrument in DEMO_INSTRUMENTS:
         folder = staged / f"{instrument.lower()}_history"
@@ -237,12 +246,14 @@ def _run_history(
     with database.transaction() as session:
         statuses = [p.status for p in product_store.list_products(session)]
         automatic = sum(e.actor == "auto" for e in audit.entries(session))
-    console.print(
+    said = (
         f"history: {HISTORY_NIGHTS} test-scale nights of {' and '.join(DEMO_INSTRUMENTS)} "
         f"({first} ...), a pass per night; the QC scientist's review: "
         + ", ".join(f"{n} {k}" for k, n in sorted(decided.items()))
         + f"; certified by auto: {automatic}; {len(statuses)} products in all"
     )
+    console.print(said)
+    write_text_atomic(done, said + "\n")
 
 
 def _history_science(

@@ -131,6 +131,15 @@ def test_simulate_json(tmp_path: Path) -> None:
     assert Path(data["truth"]).exists() and len(data["files"]) > 10
 
 
+def _manifest(package: Path) -> dict[str, str]:
+    """A PI package's MANIFEST.sha256 as {member name: SHA-256}."""
+    with tarfile.open(package) as tar:
+        member = tar.extractfile("MANIFEST.sha256")
+        assert member is not None
+        lines = member.read().decode().splitlines()
+    return {name: digest for digest, name in (line.split(maxsplit=1) for line in lines)}
+
+
 def test_demo_at_test_scale(tmp_path: Path) -> None:
     result = _run(
         "demo", "--workspace-dir", str(tmp_path / "demo"), "--scale", "test", env={"QC_DB_URL": ""}
@@ -185,10 +194,20 @@ def test_demo_at_test_scale(tmp_path: Path) -> None:
     written = int(out.split(" report(s) written")[0].rsplit(maxsplit=1)[-1])
     reports = list((tmp_path / "demo" / "parameterized_runs" / "2026-11-23").glob("*.html"))
     assert written == len(reports) >= 12
+    packaged = _manifest(package)
     again = _run(
         "demo", "--workspace-dir", str(tmp_path / "demo"), "--scale", "test", env={"QC_DB_URL": ""}
     )
     assert again.returncode == 0
+    # Run again, the history is not: its reviews stand. The package is written again and
+    # now also holds the night's raw science (ingested since); every file it held before
+    # has the same SHA-256, except the README that counts the files.
+    assert "history: 10 test-scale nights" in again.stdout
+    assert "history: run before (" in again.stdout
+    repacked = _manifest(package)
+    changed = sorted(n for n, d in packaged.items() if repacked.get(n) != d and n != "README.txt")
+    assert not changed, changed
+    assert any("/sci_raw/OMEGACAM.2026-11-24" in n for n in set(repacked) - set(packaged))
     assert "reusing it" in again.stdout
     assert "inbox: 2 already-quarantined" in again.stdout  # the damaged examples
     assert "a second pass" in again.stdout and "nothing new" in again.stdout
