@@ -153,7 +153,7 @@ def _done_blocks(root: Path, recipe: str | None) -> list[str]:
     with database.transaction() as session:
         done = product_store.done_blocks(session)
     database.close()
-    return [ab_id for ab_id, _, name in done if recipe in (None, name)]
+    return [ab_id for ab_id, _, name, _ in done if recipe in (None, name)]
 
 
 def main() -> None:
