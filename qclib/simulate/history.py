@@ -39,7 +39,7 @@ from qclib.config.simulator import HistoryIntervention
 from qclib.errors import ConfigError
 from qclib.instruments import load_instrument
 from qclib.simulate.night import SimulationResult, simulate_night
-from qclib.simulate.noise import share_cores
+from qclib.simulate.noise import start_simulator_worker
 from qclib.simulate.truth import DetectorTruth, apply_overrides, draw_detector_truth
 
 HISTORY_FILE = "history.json"
@@ -385,8 +385,8 @@ def simulate_history(
             with concurrent.futures.ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=share_cores,
-                initargs=(workers,),
+                initializer=start_simulator_worker,
+                initargs=(workers, os.getpid()),
             ) as pool:
                 futures = {pool.submit(simulate_night, **call): call["night"] for call in calls}
                 try:

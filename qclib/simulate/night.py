@@ -35,7 +35,7 @@ from qclib.errors import ConfigError
 from qclib.instruments import load_instrument
 from qclib.memory import retained_memory
 from qclib.simulate import headers as hdr
-from qclib.simulate.noise import share_cores, stream_key
+from qclib.simulate.noise import start_simulator_worker, stream_key
 from qclib.simulate.pixels import (
     HitRecord,
     reset_anomaly_in_frame,
@@ -587,8 +587,8 @@ def simulate_night(
             with concurrent.futures.ProcessPoolExecutor(
                 max_workers=count,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=share_cores,
-                initargs=(count,),
+                initializer=start_simulator_worker,
+                initargs=(count, os.getpid()),
             ) as pool:
                 futures = {pool.submit(_fill_detector, task): task for task in tasks}
                 for future in concurrent.futures.as_completed(futures):

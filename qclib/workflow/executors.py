@@ -15,17 +15,15 @@ reach the threads that run Dask's tasks).
 from __future__ import annotations
 
 import concurrent.futures
-import ctypes
 import multiprocessing
 import os
-import signal
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from qclib.errors import ConfigError
+from qclib.processes import die_with_parent
 
 ExecutorKind = Literal["serial", "local", "dask"]
 
@@ -119,21 +117,8 @@ def share_threads(workers: int, threads: int | None = None) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def _die_with_parent(parent: int) -> None:
-    """A pool worker ends when its parent does (Linux): a ``qc run`` killed with SIGKILL
-    must not leave workers that go on writing into the workspace while the next pass
-    runs."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before that was set
-        os._exit(1)
-
-
-_PR_SET_PDEATHSIG = 1
-
-
 def _start_local_worker(threads: int, parent: int) -> None:
-    _die_with_parent(parent)
+    die_with_parent(parent)
     import numba
 
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
