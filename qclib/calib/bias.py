@@ -33,7 +33,7 @@ from qclib.calib.defects import find_hot_pixels
 from qclib.calib.dq import DQ_HOT, DQ_NO_DATA
 from qclib.calib.parameters import BiasConfig
 from qclib.calib.readout import check_frames, frame_levels, read_noise_from_pair
-from qclib.calib.stats import ClippedStats, clipped_stats
+from qclib.calib.stats import QC_PIXELS, ClippedStats, clipped_stats, median_grid
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
 
@@ -45,14 +45,6 @@ class MasterBias:
     dq: np.ndarray
     qc: dict[str, float]
 
-
-#: Pixels the QC statistics of a raw frame or of the master take (evenly spaced rows;
-#: every pixel of a smaller detector): a spread to 0.1 % (1/sqrt(2n)), a mean of 5 ADU
-#: noise to 0.007 ADU. Every 16th row of a 2048x4100 CCD; 2.1 million pixels (every
-#: 4th row) cost 11-14 ms per statistic, the largest QC cost after the combination.
-_QC_PIXELS = 500_000
-#: Pixels of the master its median takes (a grid): +-0.004 ADU on 2 ADU of noise.
-_MEDIAN_PIXELS = 250_000
 
 #: Columns and rows next to the data region's edges that the gradient and the column
 #: pattern leave out: a CCD's bias can rise towards the prescan over its first 20-40
@@ -163,10 +155,10 @@ def make_master_bias(
     dq = np.zeros(master.shape, np.uint8)
     dq[count == 0] |= DQ_NO_DATA
 
-    step = max(1, master.size // _QC_PIXELS)
-    grid = max(1, int(np.sqrt(master.size / _MEDIAN_PIXELS)))
+    # QC statistics on samples (qclib.calib.stats.QC_PIXELS, MEDIAN_PIXELS).
+    step = max(1, master.size // QC_PIXELS)
     spread = clipped_stats(master[::step], sigma=5)
-    median = float(np.nanmedian(master[::grid, ::grid]))
+    median = float(np.nanmedian(median_grid(master)))
     # Against the local level: edge ramps and column patterns are not hot pixels.
     hot = find_hot_pixels(master, sigma=config.hot_sigma)
     dq[hot] |= DQ_HOT

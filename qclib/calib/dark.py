@@ -51,7 +51,7 @@ from qclib.calib.readout import (
     reference_levels,
     subtract_reference_levels,
 )
-from qclib.calib.stats import clipped_stats
+from qclib.calib.stats import clipped_stats, median_grid, qc_rows
 from qclib.compile_once import call_compiled_once
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
@@ -137,7 +137,7 @@ def make_master_dark(
         )
         events += count_groups(hits, frame.shape[1])
     area_cm2 = master.size * (pixel_size_um * 1e-4) ** 2
-    spread = clipped_stats(master, sigma=4)
+    spread = clipped_stats(qc_rows(master), sigma=4)  # sampled as the master bias's
     signal = dark_signal(master, hot, groups)
     if other_dits:
         series = [(raws, exposure), *other_dits]
@@ -158,7 +158,7 @@ def make_master_dark(
         for a, b in itertools.pairwise(sections)
     ]
     qc = {
-        "QC.DARK.MED": float(np.nanmedian(master)),
+        "QC.DARK.MED": float(np.nanmedian(median_grid(master))),
         "QC.DARK.MEAN": spread.mean,
         "QC.DARK.STDEV": spread.std,
         "QC.DARK.CURRENT": current * 3600.0,

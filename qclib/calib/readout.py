@@ -298,6 +298,10 @@ def check_frames(
                 )
 
 
+#: Pixels of a pair's difference the read noise takes (evenly spaced rows; all of a
+#: smaller detector): 2 million, every second row of a 2048x2048 array.
+RON_PIXELS = 2_000_000
+
 #: Variance of rounding to whole ADU (one ADC step), in ADU^2.
 QUANTISATION_VARIANCE_ADU2 = 1.0 / 12.0
 
@@ -329,9 +333,13 @@ def read_noise_from_pair(
     and even/odd offsets that change between the frames change nothing either.
     ``dark_signal_adu`` (per frame, as the frames' one DIT holds it) with
     ``gain_e_per_adu``: its shot noise (signal / gain, ADU^2 of one read) is removed.
+    A frame larger than ``RON_PIXELS`` gives evenly spaced rows holding about that many.
     """
+    # Rows up to RON_PIXELS: a spread to 0.05 % (1/sqrt(2n)); all rows of a HAWK-I
+    # array cost 27 ms a pair, 9 pairs a detector in a stack of 10 darks.
+    step = max(1, first.size // RON_PIXELS)
     if columns is None:
-        spread = clipped_stats(first, minus=second, sigma=5).std
+        spread = clipped_stats(first[::step], minus=second[::step], sigma=5).std
     else:
         # Medians of every 4th row (8,000 values per HAWK-I channel and parity): an
         # offset off by 1.25 sigma / sqrt(n) adds 1.6 / n to the variance (2e-4).
@@ -339,7 +347,7 @@ def read_noise_from_pair(
         offsets = np.zeros(first.shape[1], np.float32)
         for group, median in zip(columns, group_medians(sample, columns), strict=True):
             offsets[group] = median
-        difference = np.subtract(first, second, dtype=np.float32)
+        difference = np.subtract(first[::step], second[::step], dtype=np.float32)
         difference -= offsets  # one pass; a strided pass per group took 11 ms a chip
         spread = clipped_stats(difference, sigma=5).std
     variance = spread**2 / 2 - (QUANTISATION_VARIANCE_ADU2 if is_integer_valued(first) else 0.0)

@@ -32,6 +32,35 @@ import numpy as np
 
 from qclib.compile_once import call_compiled_once
 
+#: Pixels a detector's QC statistic takes (evenly spaced rows; every pixel of a smaller
+#: detector): a spread to 0.1 % (1/sqrt(2n)), a mean of 5 ADU noise to 0.007 ADU. Every
+#: 16th row of a 2048x4100 CCD, every 8th of a 2048x2048 array; 2.1 million pixels
+#: (every 4th row of a CCD) cost 11-14 ms per statistic.
+QC_PIXELS = 500_000
+#: Pixels a detector's QC median takes (a grid): +-0.004 ADU on 2 ADU of noise.
+MEDIAN_PIXELS = 250_000
+
+
+def qc_rows(image: np.ndarray) -> np.ndarray:
+    """Evenly spaced rows of ``image`` holding about ``QC_PIXELS`` (all of a smaller one).
+
+    >>> qc_rows(np.zeros((4000, 1000))).shape
+    (500, 1000)
+    """
+    return image[:: max(1, image.size // QC_PIXELS)]
+
+
+def median_grid(image: np.ndarray) -> np.ndarray:
+    """A grid of about ``MEDIAN_PIXELS`` of a 2D ``image`` (all of a smaller one), for
+    its median.
+
+    >>> median_grid(np.zeros((4000, 1000))).shape
+    (1000, 250)
+    """
+    grid = max(1, int(np.sqrt(image.size / MEDIAN_PIXELS)))
+    return image[::grid, ::grid]
+
+
 #: Values the start takes: with 50,000 a 200,000-pixel overscan took 5.2 ms (mostly
 #: the start's two float64 medians), with 20,000 2.0 ms; the results moved by 1e-12.
 _SUBSAMPLE = 20_000
