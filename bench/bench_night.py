@@ -12,7 +12,12 @@ with 1 and with 2 workers of one numba thread each (fresh workspaces, same frame
 with the cores shared out, one worker would already use both, and the ratio would
 measure numba, not the workers.
 
-    python bench/bench_night.py [--raw-dir DIR] [--skip-dask] [--dask-only] [--no-reports]
+    python bench/bench_night.py [--raw-dir DIR] [--catalogues DIR] [--skip-dask]
+        [--dask-only] [--no-reports]
+
+``--catalogues``: the standard fields' reference catalogues (default: the demo's; a
+``qc simulate`` folder's own ``catalogues/`` when --raw-dir is one). Without them the
+zeropoint blocks cannot run, and the bench refuses to start.
 
 On Dask, each run also prints the workers' CPU time (user + system, all their threads)
 against the stage's wall time, and how long the tasks of each kind ran (recipes, the
@@ -152,6 +157,15 @@ def main() -> None:
     parser.add_argument("--no-reports", action="store_true")
     args = parser.parse_args()
     raw = args.raw_dir.resolve()
+    catalogues = args.catalogues
+    if not any(catalogues.glob("*.csv")) and any((raw / "catalogues").glob("*.csv")):
+        catalogues = raw / "catalogues"  # a `qc simulate` folder holds its own
+    if not any(catalogues.glob("*.csv")):
+        raise SystemExit(
+            f"no standard-field catalogues (*.csv) in {args.catalogues} or {raw / 'catalogues'}:"
+            " the night's zeropoint blocks would fail; pass --catalogues DIR"
+        )
+    args.catalogues = catalogues
     tmp = Path(tempfile.mkdtemp(prefix="bench-night-", dir=raw.parent))  # same file system
     files = sorted(raw.glob("OMEGACAM*.fits"))
     print(f"{len(files)} raw files, {sum(f.stat().st_size for f in files) / 1e9:.1f} GB")
