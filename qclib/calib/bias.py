@@ -33,7 +33,7 @@ from qclib.calib.defects import find_hot_pixels
 from qclib.calib.dq import DQ_HOT, DQ_NO_DATA
 from qclib.calib.parameters import BiasConfig
 from qclib.calib.readout import check_frames, frame_levels, read_noise_from_pair
-from qclib.calib.stats import QC_PIXELS, ClippedStats, clipped_stats, median_grid
+from qclib.calib.stats import ClippedStats, clipped_stats, median_grid, row_step
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
 
@@ -156,7 +156,7 @@ def make_master_bias(
     dq[count == 0] |= DQ_NO_DATA
 
     # QC statistics on samples (qclib.calib.stats.QC_PIXELS, MEDIAN_PIXELS).
-    step = max(1, master.size // QC_PIXELS)
+    step = row_step(master)
     spread = clipped_stats(master[::step], sigma=5)
     median = float(np.nanmedian(median_grid(master)))
     # Against the local level: edge ramps and column patterns are not hot pixels.

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
-from qclib.calib.stats import clipped_stats
+from qclib.calib.stats import clipped_stats, row_step
 from qclib.compile_once import call_compiled_once
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
@@ -337,7 +337,7 @@ def read_noise_from_pair(
     """
     # Rows up to RON_PIXELS: a spread to 0.05 % (1/sqrt(2n)); all rows of a HAWK-I
     # array cost 27 ms a pair, 9 pairs a detector in a stack of 10 darks.
-    step = max(1, first.size // RON_PIXELS)
+    step = row_step(first, RON_PIXELS)
     if columns is None:
         spread = clipped_stats(first[::step], minus=second[::step], sigma=5).std
     else:

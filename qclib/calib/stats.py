@@ -41,13 +41,23 @@ QC_PIXELS = 500_000
 MEDIAN_PIXELS = 250_000
 
 
+def row_step(image: np.ndarray, pixels: int = QC_PIXELS) -> int:
+    """The step between evenly spaced rows of ``image`` that hold about ``pixels``
+    (1: every row of a smaller image).
+
+    >>> row_step(np.zeros((4000, 1000))), row_step(np.zeros((40, 100)))
+    (8, 1)
+    """
+    return max(1, image.size // pixels)
+
+
 def qc_rows(image: np.ndarray) -> np.ndarray:
     """Evenly spaced rows of ``image`` holding about ``QC_PIXELS`` (all of a smaller one).
 
     >>> qc_rows(np.zeros((4000, 1000))).shape
     (500, 1000)
     """
-    return image[:: max(1, image.size // QC_PIXELS)]
+    return image[:: row_step(image)]
 
 
 def median_grid(image: np.ndarray) -> np.ndarray:

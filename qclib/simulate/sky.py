@@ -402,10 +402,7 @@ def render_sources(
     chosen = np.flatnonzero(inside)
     stars = chosen[~np.asarray(catalogue.is_galaxy, bool)[chosen]]
     if stars.size:
-        shapes = (
-            np.broadcast_to(ellipticity, px.shape)[stars],
-            np.broadcast_to(angle, px.shape)[stars],
-        )
+        shapes = (ellipticity[stars], angle[stars])  # shape_at gives one per source
         _add_stars(image, px[stars], py[stars], fluxes[stars], *shapes, psf)
     for i in np.setdiff1d(chosen, stars):
         flux = float(fluxes[i])
