@@ -8,8 +8,11 @@ to touch. A 32-CCD master bias spent 2.3 s of system time that way.
 
 ``retained_memory()`` makes glibc serve every block from its heap and keep what is
 freed there while any recipe of the process runs, then hands the heap's free memory
-back (``malloc_trim``) when the last one ends: a recipe reuses its own pages, and an
-idle worker holds no more than before. Elsewhere than glibc it does nothing.
+back (``malloc_trim``) when the last one ends, or ``linger_s`` later if no other use
+has begun by then: a recipe reuses its own pages, a worker's next task those of the
+one before (a block shared among tasks of a few detectors each, one after another,
+touched its buffers afresh in every task), and an idle worker holds no more than
+before. Elsewhere than glibc it does nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ _KEEP_EVERYTHING = 2**31 - 1  # mallopt takes an int: a 2 GiB free top is trimme
 
 _lock = threading.Lock()
 _holders = 0
+_generation = 0  # counts the times the last holder left: a stale release does nothing
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -43,11 +47,24 @@ def _glibc() -> ctypes.CDLL | None:
 _LIBC = _glibc()
 
 
+def _release(generation: int) -> None:
+    """glibc's own settings again, the heap's free memory handed back: unless a use
+    began since the last one ended (``generation`` is then stale)."""
+    with _lock:
+        if _holders or generation != _generation or _LIBC is None:
+            return
+        _LIBC.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+        _LIBC.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+        _LIBC.malloc_trim(0)
+
+
 @contextlib.contextmanager
-def retained_memory() -> Iterator[None]:
-    """Freed memory stays in the process for the duration (nested and concurrent uses
-    from several threads share one setting; the last to leave restores glibc's)."""
-    global _holders
+def retained_memory(*, linger_s: float = 0.0) -> Iterator[None]:
+    """Freed memory stays in the process for the duration, and ``linger_s`` seconds
+    after it for a use that begins by then (nested and concurrent uses from several
+    threads share one setting; the last to leave releases it, at once or from a timer
+    thread)."""
+    global _holders, _generation
     if _LIBC is None:
         yield
         return
@@ -61,7 +78,13 @@ def retained_memory() -> Iterator[None]:
     finally:
         with _lock:
             _holders -= 1
-            if _holders == 0:
-                _LIBC.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-                _LIBC.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
-                _LIBC.malloc_trim(0)
+            last = _holders == 0
+            if last:
+                _generation += 1
+            generation = _generation
+        if last and linger_s <= 0:
+            _release(generation)
+        elif last:
+            timer = threading.Timer(linger_s, _release, (generation,))
+            timer.daemon = True
+            timer.start()

@@ -51,3 +51,57 @@ def test_retained_memory_keeps_freed_blocks_until_the_last_user_leaves() -> None
     assert still > 150  # an outer user still runs
     assert back < 50  # handed back when the last one left
     assert again < 50  # glibc's own behaviour again
+
+
+_LINGER_SCRIPT = """
+import os
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qclib.memory import retained_memory
+
+
+def resident_mb():
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGESIZE") / 1e6
+
+
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+before = resident_mb()
+with retained_memory(linger_s=1.0):
+    block = np.ones(50_000_000, np.float32)
+    del block
+lingering = resident_mb() - before
+start = faults()
+with retained_memory(linger_s=1.0):  # the next task, within the linger
+    block = np.ones(50_000_000, np.float32)
+    del block
+reused = faults() - start
+time.sleep(2.0)
+back = resident_mb() - before
+start = faults()
+block = np.ones(50_000_000, np.float32)
+del block
+fresh = faults() - start
+print(f"{lingering:.0f} {back:.0f} {reused} {fresh}")
+"""
+
+
+def test_retained_memory_lingers_for_the_next_use_then_goes() -> None:
+    if memory._LIBC is None:
+        missing_dependency("MEMORY TEST SKIPPED: glibc's malloc (mallopt, malloc_trim) not found")
+    result = subprocess.run(
+        [sys.executable, "-c", _LINGER_SCRIPT], capture_output=True, text=True, check=True
+    )
+    lingering, back, reused, fresh = (float(v) for v in result.stdout.split())
+    print(f"MB above the start: {lingering} lingering, {back} back; faults {reused} vs {fresh}")
+    assert lingering > 150  # still there after the last use left
+    # The next use takes the same pages: (nearly) no page faults, where fresh memory
+    # faults once per page (or per huge page: 200 MB are 100 of them).
+    assert reused < 20 < fresh
+    assert back < 50  # handed back once the linger passed with no use

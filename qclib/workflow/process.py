@@ -62,9 +62,17 @@ class ProcessOutcome:
         }
 
 
+#: Seconds a worker keeps the memory its last recipe freed, for its next task: touching
+#: pages handed back costs this kind of VM about 1.2 s per GiB once a second has passed
+#: (a 360 MB stack: 0.05 s at once, 0.39-0.47 s after 1-3 s), and a block shared among
+#: four tasks needs its buffers four times.
+RECIPE_MEMORY_LINGER_S = 10.0
+
+
 def run_recipe(ctx: RecipeContext) -> list[ProductResult]:
     """Run one block's recipe (a task for any executor: picklable in, picklable out),
-    the memory it frees kept for its own reuse (``qclib.memory``).
+    the memory it frees kept for its own reuse and for the worker's next task within
+    ``RECIPE_MEMORY_LINGER_S`` (``qclib.memory``).
 
     Raises
     ------
@@ -74,7 +82,7 @@ def run_recipe(ctx: RecipeContext) -> list[ProductResult]:
         do better with still stops the pass: a full, read-only or failing disk, a
         permission refused, a missing module.
     """
-    with retained_memory():
+    with retained_memory(linger_s=RECIPE_MEMORY_LINGER_S):
         try:
             return ctx.spec.load()(ctx)
         except (QCError, ImportError):
