@@ -13,10 +13,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
 from qclib.associate import AssociationBlock
+from qclib.db.database import IN_CHUNK
 from qclib.db.models import AssociationBlockRow, AssociationStateRow, FrameRow
 
-#: Rows per ``IN (...)`` query (SQLite allows 32,766 parameters; stay well below).
-_CHUNK = 900
 #: Slack on horizons: times read back from the database may differ in the last bits.
 _EPSILON_DAYS = 1e-6
 
@@ -38,8 +37,8 @@ def set_classifications(session: Session, classified: dict[str, tuple[str, dict[
     rows in chunks; returns how many changed."""
     changed = 0
     names = sorted(classified)
-    for start in range(0, len(names), _CHUNK):
-        chunk = names[start : start + _CHUNK]
+    for start in range(0, len(names), IN_CHUNK):
+        chunk = names[start : start + IN_CHUNK]
         for row in session.scalars(select(FrameRow).where(FrameRow.arcfile.in_(chunk))):
             do_catg, classification = classified[row.arcfile]
             if row.do_catg == do_catg and row.classification == classification:
@@ -173,10 +172,10 @@ def store_blocks(
         session.flush()
         _reopen(session, instrument, reopened, reach)
     stale = [block_id for block_id in existing if block_id not in seen]
-    for start in range(0, len(stale), _CHUNK):
+    for start in range(0, len(stale), IN_CHUNK):
         session.execute(
             delete(AssociationBlockRow).where(
-                AssociationBlockRow.id.in_(stale[start : start + _CHUNK])
+                AssociationBlockRow.id.in_(stale[start : start + IN_CHUNK])
             )
         )
     return added, changed, len(stale)
@@ -217,9 +216,9 @@ def block_times(session: Session, ids: Collection[str]) -> dict[str, float]:
     """The mid-times of the stored blocks among ``ids``."""
     names = sorted(ids)
     out: dict[str, float] = {}
-    for start in range(0, len(names), _CHUNK):
+    for start in range(0, len(names), IN_CHUNK):
         query = select(AssociationBlockRow.id, AssociationBlockRow.mid_mjd).where(
-            AssociationBlockRow.id.in_(names[start : start + _CHUNK])
+            AssociationBlockRow.id.in_(names[start : start + IN_CHUNK])
         )
         out.update((block_id, mid) for block_id, mid in session.execute(query))
     return out
@@ -228,9 +227,9 @@ def block_times(session: Session, ids: Collection[str]) -> dict[str, float]:
 def _rows_by_id(session: Session, ids: Iterable[str]) -> list[AssociationBlockRow]:
     names = sorted(ids)
     rows: list[AssociationBlockRow] = []
-    for start in range(0, len(names), _CHUNK):
+    for start in range(0, len(names), IN_CHUNK):
         query = select(AssociationBlockRow).where(
-            AssociationBlockRow.id.in_(names[start : start + _CHUNK])
+            AssociationBlockRow.id.in_(names[start : start + IN_CHUNK])
         )
         rows += session.scalars(query)
     return rows

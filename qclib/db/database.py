@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from qclib.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: Rows per ``IN (...)`` query (SQLite allows 32,766 parameters; stay well below).
+IN_CHUNK = 900
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qclib.db.database import IN_CHUNK
 from qclib.db.models import ProductRow, QCValueRow, QualityEventRow, ScoreRow
 from qclib.db.products import CERTIFIED_STATES, UNDECIDED_STATES, same_setup
 
@@ -136,6 +137,17 @@ def reference_value(session: Session, item: ValueToScore) -> float | None:
     return history[-1] if history else None
 
 
+def scores_of(session: Session, qc_value_ids: Sequence[int]) -> dict[int, ScoreRow]:
+    """The stored scores of these QC values (those scored before), by QC value id."""
+    ids = list(qc_value_ids)
+    found: dict[int, ScoreRow] = {}
+    for start in range(0, len(ids), IN_CHUNK):
+        chunk = ids[start : start + IN_CHUNK]
+        for row in session.scalars(select(ScoreRow).where(ScoreRow.qc_value_id.in_(chunk))):
+            found[row.qc_value_id] = row
+    return found
+
+
 def save_score(
     session: Session,
     item: ValueToScore,
@@ -145,12 +157,18 @@ def save_score(
     rule: str | None,
     low: float | None,
     high: float | None,
+    stored: dict[int, ScoreRow] | None = None,
 ) -> bool:
-    """Insert or replace the score of one QC value; whether anything changed."""
-    row = session.scalar(select(ScoreRow).where(ScoreRow.qc_value_id == item.qc_value_id))
+    """Insert or replace the score of one QC value; whether anything changed.
+    ``stored``: the scores of the values being saved (``scores_of``), read at once
+    instead of one query per value."""
+    if stored is None:
+        stored = scores_of(session, [item.qc_value_id])
+    row = stored.get(item.qc_value_id)
     if row is None:
         row = ScoreRow(qc_value_id=item.qc_value_id, product_id=item.product_id)
         session.add(row)
+        stored[item.qc_value_id] = row
     elif (row.grade, row.reason, row.rule, row.low, row.high) == (grade, reason, rule, low, high):
         return False
     row.grade, row.reason, row.rule, row.low, row.high = grade, reason, rule, low, high

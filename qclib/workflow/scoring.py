@@ -49,42 +49,12 @@ def score_values(
     touched: set[int] = set()
     with database.transaction() as session:
         items = qc1.values_to_score(session, _setup_of, instrument=instrument, rescore=rescore)
-        for item in items:
-            if item.instrument not in rules:
-                rules[item.instrument] = rules_from_config(load_instrument(item.instrument).scoring)
-            rule = select_rule(
-                rules[item.instrument],
-                pro_catg=item.pro_catg,
-                parameter=item.parameter,
-                detector=item.detector,
-                night=item.night,
-            )
-            history: list[float] = []
-            reference = None
-            if rule is not None and rule.kind == "history":
-                history = qc1.certified_history(session, item, rule.n)
-            elif rule is not None and rule.kind == "reference" and rule.value is None:
-                reference = qc1.reference_value(session, item)
-            score = grade_value(
-                item.value,
-                rule,
-                parameter=item.parameter,
-                detector=item.detector,
-                history=history,
-                reference=reference,
-            )
-            changed = qc1.save_score(
-                session,
-                item,
-                grade=score.grade,
-                reason=score.reason,
-                rule=score.rule,
-                low=score.limits[0],
-                high=score.limits[1],
-            )
-            if changed:
-                counts[score.grade] += 1
-                touched.add(item.product_id)
+        stored = qc1.scores_of(session, [item.qc_value_id for item in items])
+        # New scores are written in one flush at the end: the history and reference
+        # lookups below read certified values, never scores (autoflush before each of
+        # them wrote the scores one statement at a time).
+        with session.no_autoflush:
+            _grade_items(session, items, stored, rules, counts, touched)
         session.flush()
         rolled = {}
         for product in product_store.get_products(session, sorted(touched)):
@@ -102,6 +72,55 @@ def score_values(
                     session, product.id, review_reason="\n".join(reasons) or None
                 )
     return ScoringSummary(sum(counts.values()), dict(counts), rolled)
+
+
+def _grade_items(
+    session: Any,
+    items: list[qc1.ValueToScore],
+    stored: dict[int, Any],
+    rules: dict[str, list[Rule]],
+    counts: Counter[str],
+    touched: set[int],
+) -> None:
+    """Grade each item and save its score; count the changed grades and note the
+    products they belong to."""
+    for item in items:
+        if item.instrument not in rules:
+            rules[item.instrument] = rules_from_config(load_instrument(item.instrument).scoring)
+        rule = select_rule(
+            rules[item.instrument],
+            pro_catg=item.pro_catg,
+            parameter=item.parameter,
+            detector=item.detector,
+            night=item.night,
+        )
+        history: list[float] = []
+        reference = None
+        if rule is not None and rule.kind == "history":
+            history = qc1.certified_history(session, item, rule.n)
+        elif rule is not None and rule.kind == "reference" and rule.value is None:
+            reference = qc1.reference_value(session, item)
+        score = grade_value(
+            item.value,
+            rule,
+            parameter=item.parameter,
+            detector=item.detector,
+            history=history,
+            reference=reference,
+        )
+        changed = qc1.save_score(
+            session,
+            item,
+            grade=score.grade,
+            reason=score.reason,
+            rule=score.rule,
+            low=score.limits[0],
+            high=score.limits[1],
+            stored=stored,
+        )
+        if changed:
+            counts[score.grade] += 1
+            touched.add(item.product_id)
 
 
 def _setup_of(instrument: str, pro_catg: str, header: Mapping[str, Any]) -> dict[str, Any]:
