@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,8 +41,9 @@ from qclib.db import products as product_store
 from qclib.instruments import eso_instruments, load_instrument, load_rules
 from qclib.qc.scoring import roll_up
 from qclib.simulate.eso import simulate_eso_night
-from qclib.simulate.history import HISTORY_FILE, simulate_history
+from qclib.simulate.history import plan_history, simulate_history
 from qclib.simulate.night import TRUTH_FILE, simulate_night
+from qclib.simulate.workers import simulator_pool
 from qclib.workflow.executors import Workers, open_executor
 from qclib.workflow.run import run_pass, run_science
 from qclib.workflow.science import science_blocks
@@ -51,6 +53,7 @@ DEMO_INSTRUMENTS = ("OMEGACAM", "HAWKI")
 #: Instruments whose night ESO's installed pipeline processes (through esorex).
 DEMO_ESO = ("GIRAFFE",)
 HISTORY_NIGHTS = 10
+HISTORY_SEED = 0
 #: In ``simulated/``: the history ran to its end (what it said then).
 HISTORY_DONE = "history.done"
 #: Whose test-scale science OBs of the history the demo processes and packages. HAWK-I's
@@ -188,11 +191,81 @@ def _demo_token(workspace: Workspace, database: Database) -> str:
     return token
 
 
-def _run_history(
-    workspace: Workspace, database: Database, first: dt.date, console: Console, pool
+class _Arrivals:
+    """The history's nights as the simulator writes them, for the passes that wait on
+    them (a failed simulation ends the wait with its error)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._written: set[tuple[str, str]] = set()
+        self._error: BaseException | None = None
+
+    def add(self, instrument: str, night: str) -> None:
+        with self._changed:
+            self._written.add((instrument, night))
+            self._changed.notify_all()
+
+    def fail(self, error: BaseException) -> None:
+        with self._changed:
+            self._error = error
+            self._changed.notify_all()
+
+    def wait(self, instrument: str, night: str) -> None:
+        with self._changed:
+            while (instrument, night) not in self._written:
+                if self._error is not None:
+                    raise RuntimeError(
+                        f"the history's simulation failed before {instrument} {night}: "
+                        f"{self._error}"
+                    ) from self._error
+                self._changed.wait()
+
+
+def _simulate_histories(
+    workspace: Workspace,
+    first: dt.date,
+    simulating: concurrent.futures.Executor,
+    arrivals: _Arrivals,
 ) -> None:
-    """Simulate the test-scale history and let it arrive night by night, each pass
-    followed by the QC scientist's review (and a last pass, which remakes what the
+    """Simulate the test-scale history of each demo instrument, all at once on the
+    simulator pool, each night announced to ``arrivals`` as it is written. Nothing when
+    a history was run to its end before (``HISTORY_DONE``)."""
+    staged = workspace.root / "simulated"
+    if (staged / HISTORY_DONE).exists():
+        return
+
+    def simulate(instrument: str) -> None:
+        simulate_history(
+            instrument,
+            first,
+            HISTORY_NIGHTS,
+            staged / f"{instrument.lower()}_history",
+            seed=HISTORY_SEED,
+            scale="test",
+            science_every=5,
+            progress=False,
+            pool=simulating,
+            on_night=lambda result: arrivals.add(instrument, result.out_dir.name),
+        )
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(DEMO_INSTRUMENTS)) as each:
+            list(each.map(simulate, DEMO_INSTRUMENTS))
+    except BaseException as err:
+        arrivals.fail(err)
+        raise
+
+
+def _run_history(
+    workspace: Workspace,
+    database: Database,
+    first: dt.date,
+    arrivals: _Arrivals,
+    console: Console,
+    pool: Workers,
+) -> None:
+    """Let the history arrive night by night as it is simulated (``arrivals``), each
+    pass followed by the QC scientist's review (and a last pass, which remakes what the
     last review's rejections tainted, reviewed as well). A history run to its end
     before is left as it is (``HISTORY_DONE`` holds what it said); one that was
     interrupted goes on where it stopped."""
@@ -202,43 +275,36 @@ def _run_history(
         console.print(f"history: run before ({done}), reusing it", highlight=False)
         console.print(done.read_text().strip(), highlight=False)
         return
-    histories = {}
-    for instrument in DEMO_INSTRUMENTS:
-        folder = staged / f"{instrument.lower()}_history"
-        simulate_history(
-            instrument,
-            first,
-            HISTORY_NIGHTS,
-            folder,
-            seed=0,
-            scale="test",
-            science_every=5,
-            progress=False,
-        )
-        histories[instrument] = json.loads((folder / HISTORY_FILE).read_text())
+    # The interventions are the history's plan (what history.json lists at the end).
+    steps = [
+        step.as_dict()
+        for instrument in DEMO_INSTRUMENTS
+        for step in plan_history(
+            load_instrument(instrument), first, HISTORY_NIGHTS, seed=HISTORY_SEED, scale="test"
+        ).interventions
+    ]
     with database.transaction() as session:
         known = {(e["instrument"], e["date"]) for e in qc1.list_events(session)}
-        for history in histories.values():
-            for step in history["interventions"]:
-                if (step["instrument"], step["date"]) not in known:
-                    qc1.add_event(
-                        session,
-                        instrument=step["instrument"],
-                        date=dt.date.fromisoformat(step["date"]),
-                        text=step["text"],
-                    )
+        for step in steps:
+            if (step["instrument"], step["date"]) not in known:
+                qc1.add_event(
+                    session,
+                    instrument=str(step["instrument"]),
+                    date=dt.date.fromisoformat(str(step["date"])),
+                    text=str(step["text"]),
+                )
     decided: dict[str, int] = {}
     # One pass more than nights: it remakes what the last night's rejections tainted.
     for i in range(HISTORY_NIGHTS + 1):
-        for instrument, history in histories.items() if i < HISTORY_NIGHTS else ():
-            night = history["nights"][i]
-            source = staged / f"{instrument.lower()}_history" / night["dir"]
-            target = workspace.inbox / f"{instrument.lower()}_{night['night']}"
+        night = (first + dt.timedelta(days=i)).isoformat()
+        for instrument in DEMO_INSTRUMENTS if i < HISTORY_NIGHTS else ():
+            arrivals.wait(instrument, night)
+            source = staged / f"{instrument.lower()}_history" / night
+            target = workspace.inbox / f"{instrument.lower()}_{night}"
             if source.exists() and not target.exists():
                 shutil.copytree(source, target)
         run_pass(workspace, database, workers=pool, write_reports=False)
         items = review_queue(workspace, database)
-        steps = [step for h in histories.values() for step in h["interventions"]]
         for kind, n in review_as_qc_scientist(
             workspace, database, items, reviewer="qcsci", interventions=steps
         ).items():
@@ -310,7 +376,11 @@ def _already_simulated(folder: Path, raw_night: Path, night: dt.date, scale: str
 
 
 def _simulate_night(
-    workspace: Workspace, night: dt.date, scale: str, night_dirs: Mapping[str, Path]
+    workspace: Workspace,
+    night: dt.date,
+    scale: str,
+    night_dirs: Mapping[str, Path],
+    simulating: concurrent.futures.Executor,
 ) -> dict[str, tuple[Path | None, str]]:
     """Simulate the demo night of each instrument into ``simulated/``, unless it is in
     its inbox folder (``night_dirs``) or ingested already: per instrument, the staged
@@ -325,7 +395,9 @@ def _simulate_night(
             continue
         staged = workspace.root / "simulated" / night_dir.name
         shutil.rmtree(staged, ignore_errors=True)  # what an interrupted demo left
-        result = simulate_night(instrument, night, staged, seed=0, scale=scale, progress=False)
+        result = simulate_night(
+            instrument, night, staged, seed=0, scale=scale, progress=False, pool=simulating
+        )
         done[instrument] = (
             staged,
             f"{instrument}: simulated {len(result.files)} raw files, "
@@ -441,18 +513,27 @@ def run_demo(
     database = workspace.open_database()
     start = time.perf_counter()
     night_dirs = {i: workspace.inbox / f"{i.lower()}_{night.isoformat()}" for i in DEMO_INSTRUMENTS}
-    # The night is simulated (into a folder outside the inbox, moved in after the
-    # history) while the history's passes run: they leave a core idle much of the time, the
-    # simulation keeps both busy (about 20 s of a full-scale demo).
-    # One pool for the history and the night: its workers (and their report kernels)
-    # start once, not twice (about 2 s of imports a worker, 5 s a kernel).
+    # The history is simulated while its passes run, each pass waiting only for its own
+    # night; then the night (into a folder outside the inbox, moved in after the
+    # history): the passes leave a core idle much of the time, the simulation keeps both
+    # busy. One recipe pool for the history and the night: its workers (and their report
+    # kernels) start once, not twice (about 2 s of imports a worker, 5 s a kernel); one
+    # simulator pool for both histories and the night (not one per simulation: eight
+    # processes started).
     with (
         open_executor("local", workers=workers) as pool,
+        simulator_pool(pool.count) as simulating,
         concurrent.futures.ThreadPoolExecutor(1) as beside,
     ):
-        simulated = beside.submit(_simulate_night, workspace, night, scale, night_dirs)
         first = night - dt.timedelta(days=HISTORY_NIGHTS + 1)
-        _run_history(workspace, database, first, console, pool)
+        arrivals = _Arrivals()
+
+        def simulate() -> dict[str, tuple[Path | None, str]]:
+            _simulate_histories(workspace, first, simulating, arrivals)
+            return _simulate_night(workspace, night, scale, night_dirs, simulating)
+
+        simulated = beside.submit(simulate)
+        _run_history(workspace, database, first, arrivals, console, pool)
         history = [first + dt.timedelta(days=i) for i in range(HISTORY_NIGHTS)]
         _history_science(workspace, database, history, console, pool)
         history_s = time.perf_counter() - start

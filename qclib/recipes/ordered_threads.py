@@ -31,7 +31,7 @@ _THREADSAFE_LAYERS = ("omp", "tbb")
 
 def detector_threads() -> int:
     """Threads to make detectors on in this process: the cores numba may use here (a
-    pool worker gets its share, ``simulate.noise.share_cores``), or 1 where numba's
+    pool worker gets its share, ``simulate.workers.share_cores``), or 1 where numba's
     threading layer is not known to be thread-safe."""
     threads = numba.get_num_threads()
     if threads < 2:

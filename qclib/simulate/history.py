@@ -23,9 +23,8 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import json
-import multiprocessing
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,8 +38,8 @@ from qclib.config.simulator import HistoryIntervention
 from qclib.errors import ConfigError
 from qclib.instruments import load_instrument
 from qclib.simulate.night import SimulationResult, simulate_night
-from qclib.simulate.noise import start_simulator_worker
 from qclib.simulate.truth import DetectorTruth, apply_overrides, draw_detector_truth
+from qclib.simulate.workers import simulator_pool
 
 HISTORY_FILE = "history.json"
 
@@ -272,6 +271,30 @@ def _check_history_dir(out_dir: Path, identity: Mapping[str, object]) -> None:
         )
 
 
+def _simulate_nights(
+    pool: concurrent.futures.Executor,
+    calls: list[dict[str, object]],
+    results: dict[dt.date, SimulationResult],
+    bar: tqdm,
+    on_night: Callable[[SimulationResult], None] | None,
+) -> None:
+    """Each call's ``simulate_night`` on ``pool``, its result in ``results`` (and to
+    ``on_night``). When one fails, those not started are cancelled (a shared pool goes
+    on with other work)."""
+    futures = {pool.submit(simulate_night, **call): call["night"] for call in calls}
+    try:
+        for future in concurrent.futures.as_completed(futures):
+            result = future.result()
+            results[futures[future]] = result  # type: ignore[index]
+            bar.update()
+            if on_night is not None:
+                on_night(result)
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+
+
 def simulate_history(
     instrument: str,
     first_night: dt.date,
@@ -284,6 +307,8 @@ def simulate_history(
     progress: bool = True,
     only: frozenset[str] | set[str] | None = None,
     science_every: int = 1,
+    pool: concurrent.futures.Executor | None = None,
+    on_night: Callable[[SimulationResult], None] | None = None,
 ) -> HistoryResult:
     """Simulate ``nights`` consecutive nights of the same, slowly changing detectors.
 
@@ -316,6 +341,13 @@ def simulate_history(
         last, which always has them (the calibration checker looks at its science
         setups); 1: every night. Science is about a third of a night's cost. The
         other frames of a night without science are those of the full night.
+    pool
+        Where to simulate the nights instead (``workers`` is then not used): a
+        ``simulator_pool`` shared with other simulations. The bytes do not depend on it.
+    on_night
+        Called with each night's result as soon as the night is written (in the order
+        they finish; ``history.json`` comes at the end): what arrives can be used
+        while later nights are made.
 
     Returns
     -------
@@ -376,27 +408,17 @@ def simulate_history(
         disable=not progress,
     )
     try:
-        if workers == 1:
+        if pool is not None:
+            _simulate_nights(pool, calls, results, bar, on_night)
+        elif workers == 1:
             for call in calls:
                 results[call["night"]] = simulate_night(**call)  # type: ignore[arg-type]
                 bar.update()
+                if on_night is not None:
+                    on_night(results[call["night"]])  # type: ignore[index]
         else:
-            # Spawned, not forked: numba's OpenMP threads do not survive a fork.
-            with concurrent.futures.ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=start_simulator_worker,
-                initargs=(workers, os.getpid()),
-            ) as pool:
-                futures = {pool.submit(simulate_night, **call): call["night"] for call in calls}
-                try:
-                    for future in concurrent.futures.as_completed(futures):
-                        results[futures[future]] = future.result()
-                        bar.update()
-                except BaseException:
-                    for future in futures:
-                        future.cancel()
-                    raise
+            with simulator_pool(workers) as own:
+                _simulate_nights(own, calls, results, bar, on_night)
     finally:
         bar.close()
 

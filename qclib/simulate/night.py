@@ -19,7 +19,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import multiprocessing
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from qclib.errors import ConfigError
 from qclib.instruments import load_instrument
 from qclib.memory import retained_memory
 from qclib.simulate import headers as hdr
-from qclib.simulate.noise import start_simulator_worker, stream_key
+from qclib.simulate.noise import stream_key
 from qclib.simulate.pixels import (
     HitRecord,
     reset_anomaly_in_frame,
@@ -60,6 +59,7 @@ from qclib.simulate.truth import (
     build_detector_maps,
     draw_detector_truth,
 )
+from qclib.simulate.workers import simulator_pool
 
 TRUTH_FILE = "truth.json"
 SCALES = ("test", "full")
@@ -426,6 +426,26 @@ def _ir_truth(instrument: InstrumentConfig) -> dict[str, object]:
     return out
 
 
+def _fill_detectors(
+    pool: concurrent.futures.Executor,
+    tasks: Sequence[_DetectorTask],
+    per_detector: dict[str, list[dict[str, float | int]]],
+    bar: tqdm,
+) -> None:
+    """Each task's detector made on ``pool``; its truth in ``per_detector``. When one
+    fails, those not started are cancelled (a shared pool goes on with other work)."""
+    futures = {pool.submit(_fill_detector, task): task for task in tasks}
+    try:
+        for future in concurrent.futures.as_completed(futures):
+            per_detector[futures[future].truth.extname] = future.result()
+            bar.update()
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        concurrent.futures.wait(futures)
+        raise
+
+
 def simulate_night(
     instrument_name: str | InstrumentConfig,
     night: dt.date,
@@ -440,6 +460,7 @@ def simulate_night(
     degrade: Mapping[str, Mapping[str, float]] | None = None,
     static_seed: int | None = None,
     counts: Mapping[str, int] | None = None,
+    pool: concurrent.futures.Executor | None = None,
 ) -> SimulationResult:
     """Simulate one night of raw frames with recorded truth.
 
@@ -479,6 +500,9 @@ def simulate_night(
     counts
         Exposures of a kind, replacing the plan's (``{"standard": 6}``: six standard
         visits spread over the first 60 % of the night). Recorded in ``truth.json``.
+    pool
+        Where to make the detectors instead (``workers`` is then not used): a
+        ``simulator_pool`` shared with other simulations. The bytes do not depend on it.
 
     Raises
     ------
@@ -577,23 +601,15 @@ def simulate_night(
         disable=not progress,
     )
     try:
-        if workers == 1:
+        if pool is not None:
+            _fill_detectors(pool, tasks, per_detector, bar)
+        elif workers == 1:
             for task in tasks:
                 per_detector[task.truth.extname] = _fill_detector(task)
                 bar.update()
         else:
-            count = min(workers, len(tasks))
-            # Spawned, not forked: numba's OpenMP threads do not survive a fork.
-            with concurrent.futures.ProcessPoolExecutor(
-                max_workers=count,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=start_simulator_worker,
-                initargs=(count, os.getpid()),
-            ) as pool:
-                futures = {pool.submit(_fill_detector, task): task for task in tasks}
-                for future in concurrent.futures.as_completed(futures):
-                    per_detector[futures[future].truth.extname] = future.result()
-                    bar.update()
+            with simulator_pool(min(workers, len(tasks))) as own:
+                _fill_detectors(own, tasks, per_detector, bar)
     except BaseException:
         for layout in layouts:
             layout.path.unlink(missing_ok=True)

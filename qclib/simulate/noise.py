@@ -39,13 +39,11 @@ of the noise, and inversion would cost about one step per electron.
 from __future__ import annotations
 
 import math
-import os
 
 import numba
 import numpy as np
 
 from qclib.compile_once import call_compiled_once
-from qclib.processes import die_with_parent
 
 #: Spawn key that makes a pixel-noise key differ from the numpy stream of the same tuple.
 _PHILOX_SPAWN = 0x51AE
@@ -71,21 +69,6 @@ _W1 = np.uint32(0xBB67AE85)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
 _TWO_M32 = 2.0**-32
-
-
-def start_simulator_worker(workers: int, parent: int) -> None:
-    """A simulator pool's worker: it ends with ``parent``, and its kernels take their
-    share of the cores (``share_cores``)."""
-    die_with_parent(parent)
-    share_cores(workers)
-
-
-def share_cores(workers: int) -> None:
-    """Give a pool worker's compiled kernels its share of the cores (one of
-    ``workers`` processes), so that processes times threads match the cores."""
-    numba.set_num_threads(
-        max(1, min(numba.config.NUMBA_NUM_THREADS, (os.cpu_count() or 1) // workers))
-    )
 
 
 def stream_key(*words: int) -> np.ndarray:

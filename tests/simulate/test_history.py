@@ -23,8 +23,9 @@ from qclib.config.simulator import DriftField, HistoryCreep, HistoryProfile
 from qclib.errors import ConfigError
 from qclib.instruments import INSTRUMENTS_DIR, load_instrument
 from qclib.simulate.history import HISTORY_FILE, plan_history, simulate_history
-from qclib.simulate.night import TRUTH_FILE, simulate_night
+from qclib.simulate.night import TRUTH_FILE, SimulationResult, simulate_night
 from qclib.simulate.truth import DetectorTruth
+from qclib.simulate.workers import simulator_pool
 
 FIRST = dt.date(2026, 3, 1)
 NIGHTS = 5
@@ -141,6 +142,35 @@ def test_same_seed_same_bytes_and_rerunning_is_idempotent(history: Path, tmp_pat
     assert _sha(mine[0]) == _sha(theirs[0])
     with pytest.raises(ConfigError, match="different history"):
         simulate_history("OMEGACAM", FIRST, NIGHTS, again, seed=6, only=ONLY, progress=False)
+
+
+def test_a_shared_pool_gives_the_same_bytes_and_each_night_as_it_is_written(
+    history: Path, tmp_path: Path
+) -> None:
+    """What the demo relies on: on a pool shared with other simulations, each night is
+    announced once, complete, before ``history.json`` exists; the bytes are those of a
+    pool of its own; the plan's interventions are those ``history.json`` lists."""
+    announced: list[str] = []
+
+    def arrived(result: SimulationResult) -> None:
+        truth = json.loads(result.truth_path.read_text())
+        assert all((result.out_dir / e["arcfile"]).exists() for e in truth["exposures"])
+        assert not (tmp_path / HISTORY_FILE).exists()
+        announced.append(result.out_dir.name)
+
+    with simulator_pool(2) as pool:
+        _history(tmp_path, pool=pool, on_night=arrived)
+    nights = [(FIRST + dt.timedelta(days=i)).isoformat() for i in range(NIGHTS)]
+    assert sorted(announced) == nights
+    for night in nights:
+        mine, theirs = (
+            sorted((tmp_path / night).glob("*.fits")),
+            sorted((history / night).glob("*.fits")),
+        )
+        assert [_sha(p) for p in mine] == [_sha(p) for p in theirs]
+    document = json.loads((tmp_path / HISTORY_FILE).read_text())
+    plan = plan_history(load_instrument("OMEGACAM"), FIRST, NIGHTS, seed=5, scale="test")
+    assert document["interventions"] == [i.as_dict() for i in plan.interventions]
 
 
 def test_science_only_every_nth_night_but_always_the_last(tmp_path: Path) -> None:

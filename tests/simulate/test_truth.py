@@ -21,6 +21,7 @@ from qclib.config.instrument import Geometry, parse_section
 from qclib.instruments import load_instrument
 from qclib.simulate.night import simulate_night
 from qclib.simulate.sky import StellarPsf, detector_wcs, field_origin, illumination
+from qclib.simulate.workers import simulator_pool
 from tests.conftest import NIGHT, load_truth
 
 
@@ -279,7 +280,7 @@ def _sha(folder: Path) -> dict[str, str]:
     }
 
 
-def test_same_seed_same_bytes_whatever_the_workers(tmp_path: Path) -> None:
+def test_same_seed_same_bytes_whatever_the_workers_or_pool(tmp_path: Path) -> None:
     a = simulate_night(
         "HAWKI", NIGHT, tmp_path / "a", seed=3, scale="test", workers=1, progress=False
     )
@@ -289,7 +290,22 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path: Path) -> None:
     c = simulate_night(
         "HAWKI", NIGHT, tmp_path / "c", seed=4, scale="test", workers=1, progress=False
     )
-    assert _sha(a.out_dir) == _sha(b.out_dir)
+    # One pool shared by two simulations (as the demo shares one among its nights).
+    with simulator_pool(2) as pool:
+        shared = [
+            simulate_night(
+                "HAWKI",
+                NIGHT,
+                tmp_path / f"shared{s}",
+                seed=s,
+                scale="test",
+                progress=False,
+                pool=pool,
+            )
+            for s in (3, 4)
+        ]
+    assert _sha(a.out_dir) == _sha(b.out_dir) == _sha(shared[0].out_dir)
+    assert _sha(c.out_dir) == _sha(shared[1].out_dir)
     assert json.loads(a.truth_path.read_text()) == json.loads(b.truth_path.read_text())
     differing = [n for n, h in _sha(a.out_dir).items() if _sha(c.out_dir).get(n) != h]
     assert differing

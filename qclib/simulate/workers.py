@@ -1,0 +1,52 @@
+"""The processes the simulator runs detectors and nights on.
+
+A simulation makes a pool of its own unless it is handed one: a caller that runs
+several (the demo: two histories and a night) shares one ``simulator_pool`` among
+them, and so starts its workers (their imports and compiled kernels, about 3 s of CPU
+each) once.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+
+import numba
+
+from qclib.processes import die_with_parent
+
+
+def simulator_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """A pool of ``workers`` spawned processes that end with this one, their kernels on
+    their share of the cores, all started before it is returned. (Spawned, not forked:
+    numba's OpenMP threads do not survive a fork.)
+
+    Started here because a worker ends with the *thread* that started it
+    (``die_with_parent``), and a pool starts its workers as tasks are submitted, from
+    the submitting thread: a pool shared by simulations submitting from threads that
+    come and go lost its workers with the first thread that ended."""
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=start_simulator_worker,
+        initargs=(workers, os.getpid()),
+    )
+    # Each submission with no worker idle starts one.
+    concurrent.futures.wait([pool.submit(os.getpid) for _ in range(workers)])
+    return pool
+
+
+def start_simulator_worker(workers: int, parent: int) -> None:
+    """A simulator pool's worker: it ends with ``parent``, and its kernels take their
+    share of the cores (``share_cores``)."""
+    die_with_parent(parent)
+    share_cores(workers)
+
+
+def share_cores(workers: int) -> None:
+    """Give a pool worker's compiled kernels its share of the cores (one of
+    ``workers`` processes), so that processes times threads match the cores."""
+    numba.set_num_threads(
+        max(1, min(numba.config.NUMBA_NUM_THREADS, (os.cpu_count() or 1) // workers))
+    )
