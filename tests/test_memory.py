@@ -11,8 +11,10 @@ from tests.conftest import missing_dependency
 #: Run in a fresh interpreter: malloc's settings and the heap are the process's, and a
 #: suite's earlier tests leave threads and allocations that move both (in a full run
 #: the check failed twice, each time differently; alone it passed).
-_SCRIPT = """
+_PRELUDE = """
 import os
+import resource
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,23 @@ from qclib.memory import retained_memory
 def resident_mb():
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGESIZE") / 1e6
 
+
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+"""
+
+
+def _run(script: str) -> list[float]:
+    """The numbers ``script`` prints, run after ``_PRELUDE`` in a fresh interpreter."""
+    if memory._LIBC is None:
+        missing_dependency("MEMORY TEST SKIPPED: glibc's malloc (mallopt, malloc_trim) not found")
+    result = subprocess.run(
+        [sys.executable, "-c", _PRELUDE + script], capture_output=True, text=True, check=True
+    )
+    return [float(v) for v in result.stdout.split()]
+
+
+_SCRIPT = """
 
 with retained_memory():
     with retained_memory():
@@ -40,12 +59,7 @@ print(f"{kept:.0f} {still:.0f} {back:.0f} {again:.0f}")
 
 
 def test_retained_memory_keeps_freed_blocks_until_the_last_user_leaves() -> None:
-    if memory._LIBC is None:
-        missing_dependency("MEMORY TEST SKIPPED: glibc's malloc (mallopt, malloc_trim) not found")
-    result = subprocess.run(
-        [sys.executable, "-c", _SCRIPT], capture_output=True, text=True, check=True
-    )
-    kept, still, back, again = (float(v) for v in result.stdout.split())
+    kept, still, back, again = _run(_SCRIPT)
     print(f"MB above the start: {kept} kept, {still} still, {back} back, {again} again")
     assert kept > 150  # kept for the next detector
     assert still > 150  # an outer user still runs
@@ -54,23 +68,6 @@ def test_retained_memory_keeps_freed_blocks_until_the_last_user_leaves() -> None
 
 
 _LINGER_SCRIPT = """
-import os
-import resource
-import time
-from pathlib import Path
-
-import numpy as np
-
-from qclib.memory import retained_memory
-
-
-def resident_mb():
-    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGESIZE") / 1e6
-
-
-def faults():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
 
 before = resident_mb()
 with retained_memory(linger_s=1.0):
@@ -93,12 +90,7 @@ print(f"{lingering:.0f} {back:.0f} {reused} {fresh}")
 
 
 def test_retained_memory_lingers_for_the_next_use_then_goes() -> None:
-    if memory._LIBC is None:
-        missing_dependency("MEMORY TEST SKIPPED: glibc's malloc (mallopt, malloc_trim) not found")
-    result = subprocess.run(
-        [sys.executable, "-c", _LINGER_SCRIPT], capture_output=True, text=True, check=True
-    )
-    lingering, back, reused, fresh = (float(v) for v in result.stdout.split())
+    lingering, back, reused, fresh = _run(_LINGER_SCRIPT)
     print(f"MB above the start: {lingering} lingering, {back} back; faults {reused} vs {fresh}")
     assert lingering > 150  # still there after the last use left
     # The next use takes the same pages: (nearly) no page faults, where fresh memory

@@ -21,6 +21,7 @@ No QC value is computed here: they come from processing the frames (``qc run``).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
 import json
 import os
@@ -39,7 +40,7 @@ from qclib.errors import ConfigError
 from qclib.instruments import load_instrument
 from qclib.simulate.night import SimulationResult, simulate_night
 from qclib.simulate.truth import DetectorTruth, apply_overrides, draw_detector_truth
-from qclib.simulate.workers import simulator_pool
+from qclib.simulate.workers import each_as_done, simulator_pool
 
 HISTORY_FILE = "history.json"
 
@@ -271,28 +272,9 @@ def _check_history_dir(out_dir: Path, identity: Mapping[str, object]) -> None:
         )
 
 
-def _simulate_nights(
-    pool: concurrent.futures.Executor,
-    calls: list[dict[str, object]],
-    results: dict[dt.date, SimulationResult],
-    bar: tqdm,
-    on_night: Callable[[SimulationResult], None] | None,
-) -> None:
-    """Each call's ``simulate_night`` on ``pool``, its result in ``results`` (and to
-    ``on_night``). When one fails, those not started are cancelled (a shared pool goes
-    on with other work)."""
-    futures = {pool.submit(simulate_night, **call): call["night"] for call in calls}
-    try:
-        for future in concurrent.futures.as_completed(futures):
-            result = future.result()
-            results[futures[future]] = result  # type: ignore[index]
-            bar.update()
-            if on_night is not None:
-                on_night(result)
-    except BaseException:
-        for future in futures:
-            future.cancel()
-        raise
+def _simulate_night(call: dict[str, object]) -> SimulationResult:
+    """One night of a history (a task for the pool)."""
+    return simulate_night(**call)  # type: ignore[arg-type]
 
 
 def simulate_history(
@@ -408,17 +390,17 @@ def simulate_history(
         disable=not progress,
     )
     try:
-        if pool is not None:
-            _simulate_nights(pool, calls, results, bar, on_night)
-        elif workers == 1:
-            for call in calls:
-                results[call["night"]] = simulate_night(**call)  # type: ignore[arg-type]
+        with contextlib.ExitStack() as stack:
+            if pool is None and workers == 1:
+                done = ((call, _simulate_night(call)) for call in calls)
+            else:
+                on = pool or stack.enter_context(simulator_pool(workers))
+                done = each_as_done(on, _simulate_night, calls)
+            for call, result in done:
+                results[call["night"]] = result  # type: ignore[index]
                 bar.update()
                 if on_night is not None:
-                    on_night(results[call["night"]])  # type: ignore[index]
-        else:
-            with simulator_pool(workers) as own:
-                _simulate_nights(own, calls, results, bar, on_night)
+                    on_night(result)
     finally:
         bar.close()
 

@@ -15,6 +15,7 @@ each night its own seed for the plan, the noise and the particle hits.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -59,7 +60,7 @@ from qclib.simulate.truth import (
     build_detector_maps,
     draw_detector_truth,
 )
-from qclib.simulate.workers import simulator_pool
+from qclib.simulate.workers import each_as_done, simulator_pool
 
 TRUTH_FILE = "truth.json"
 SCALES = ("test", "full")
@@ -426,26 +427,6 @@ def _ir_truth(instrument: InstrumentConfig) -> dict[str, object]:
     return out
 
 
-def _fill_detectors(
-    pool: concurrent.futures.Executor,
-    tasks: Sequence[_DetectorTask],
-    per_detector: dict[str, list[dict[str, float | int]]],
-    bar: tqdm,
-) -> None:
-    """Each task's detector made on ``pool``; its truth in ``per_detector``. When one
-    fails, those not started are cancelled (a shared pool goes on with other work)."""
-    futures = {pool.submit(_fill_detector, task): task for task in tasks}
-    try:
-        for future in concurrent.futures.as_completed(futures):
-            per_detector[futures[future].truth.extname] = future.result()
-            bar.update()
-    except BaseException:
-        for future in futures:
-            future.cancel()
-        concurrent.futures.wait(futures)
-        raise
-
-
 def simulate_night(
     instrument_name: str | InstrumentConfig,
     night: dt.date,
@@ -601,15 +582,16 @@ def simulate_night(
         disable=not progress,
     )
     try:
-        if pool is not None:
-            _fill_detectors(pool, tasks, per_detector, bar)
-        elif workers == 1:
+        if pool is None and workers == 1:
             for task in tasks:
                 per_detector[task.truth.extname] = _fill_detector(task)
                 bar.update()
         else:
-            with simulator_pool(min(workers, len(tasks))) as own:
-                _fill_detectors(own, tasks, per_detector, bar)
+            with contextlib.ExitStack() as stack:
+                on = pool or stack.enter_context(simulator_pool(min(workers, len(tasks))))
+                for task, filled in each_as_done(on, _fill_detector, tasks):
+                    per_detector[task.truth.extname] = filled
+                    bar.update()
     except BaseException:
         for layout in layouts:
             layout.path.unlink(missing_ok=True)

@@ -11,10 +11,15 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 import numba
 
 from qclib.processes import die_with_parent
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def simulator_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
@@ -50,3 +55,20 @@ def share_cores(workers: int) -> None:
     numba.set_num_threads(
         max(1, min(numba.config.NUMBA_NUM_THREADS, (os.cpu_count() or 1) // workers))
     )
+
+
+def each_as_done(
+    pool: concurrent.futures.Executor, fn: Callable[[T], R], items: Sequence[T]
+) -> Iterator[tuple[T, R]]:
+    """``fn(item)`` of every item on ``pool``, yielded with its item as each finishes.
+    When one fails, or the caller stops early, those not started are cancelled and
+    those running awaited before the error goes on: a shared pool writes nothing more
+    for this caller, and goes on with other work."""
+    futures = {pool.submit(fn, item): item for item in items}
+    try:
+        for future in concurrent.futures.as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        for future in futures:
+            future.cancel()
+        concurrent.futures.wait(futures)
