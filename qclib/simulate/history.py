@@ -395,7 +395,11 @@ def simulate_history(
                 done = ((call, _simulate_night(call)) for call in calls)
             else:
                 on = pool or stack.enter_context(simulator_pool(workers))
-                done = each_as_done(on, _simulate_night, calls)
+                # Closed on the way out, not when the traceback goes: should on_night
+                # raise, the history's queued nights leave a shared pool at once.
+                done = stack.enter_context(
+                    contextlib.closing(each_as_done(on, _simulate_night, calls))
+                )
             for call, result in done:
                 results[call["night"]] = result  # type: ignore[index]
                 bar.update()

@@ -589,7 +589,10 @@ def simulate_night(
         else:
             with contextlib.ExitStack() as stack:
                 on = pool or stack.enter_context(simulator_pool(min(workers, len(tasks))))
-                for task, filled in each_as_done(on, _fill_detector, tasks):
+                done = stack.enter_context(
+                    contextlib.closing(each_as_done(on, _fill_detector, tasks))
+                )
+                for task, filled in done:  # closed before the partial files go
                     per_detector[task.truth.extname] = filled
                     bar.update()
     except BaseException:

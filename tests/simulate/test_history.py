@@ -173,6 +173,36 @@ def test_a_shared_pool_gives_the_same_bytes_and_each_night_as_it_is_written(
     assert document["interventions"] == [i.as_dict() for i in plan.interventions]
 
 
+def test_a_failing_caller_takes_its_queued_nights_off_a_shared_pool(tmp_path: Path) -> None:
+    """Should ``on_night`` raise, the nights not yet started leave the shared pool with
+    the error, not when its traceback is freed (the test holds it): work submitted
+    afterwards waits only for the nights already handed to the pool's worker."""
+
+    def fail(result: SimulationResult) -> None:
+        raise RuntimeError(f"stop at {result.out_dir.name}")
+
+    with simulator_pool(1) as pool:
+        with pytest.raises(RuntimeError, match="stop at") as raised:
+            simulate_history(
+                "OMEGACAM",
+                FIRST,
+                8,
+                tmp_path,
+                seed=5,
+                only=ONLY,
+                pool=pool,
+                on_night=fail,
+                progress=False,
+            )
+        pool.submit(int).result()  # runs after every night still queued on the pool
+        written = [d.name for d in tmp_path.iterdir() if any(d.glob("*.fits"))]
+    assert raised.value is not None
+    # The night that raised, the one its worker runs next, and the two a process pool
+    # of one worker keeps queued for it (max_workers + 1): 4 of the 8 (all 8 when the
+    # queued nights are left on the pool).
+    assert 1 <= len(written) <= 4, written
+
+
 def test_science_only_every_nth_night_but_always_the_last(tmp_path: Path) -> None:
     result = simulate_history(
         "HAWKI",
