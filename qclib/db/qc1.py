@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
 
 from qclib.db.database import IN_CHUNK
 from qclib.db.models import ProductRow, QCValueRow, QualityEventRow, ScoreRow
@@ -51,33 +51,32 @@ def values_to_score(
     if rescore:
         queries = [base]
     else:
-        first_certified = (
-            select(
-                ProductRow.instrument,
-                ProductRow.pro_catg,
-                func.min(ProductRow.mid_mjd).label("mid_mjd"),
-            )
-            .where(ProductRow.status.in_(CERTIFIED_STATES))
-            .group_by(ProductRow.instrument, ProductRow.pro_catg)
-            .subquery()
-        )
-        ungraded = (
-            select(ScoreRow.qc_value_id)
-            .join(ProductRow, ScoreRow.product_id == ProductRow.id)
-            .join(
-                first_certified,
-                (first_certified.c.instrument == ProductRow.instrument)
-                & (first_certified.c.pro_catg == ProductRow.pro_catg),
-            )
+        # Both read from the products waiting (by status), and the second, for each
+        # of their values, its score and the category's oldest products up to a
+        # certified one. It used to read every UNSCORED score of the history and the
+        # first certified product of every category (a GROUP BY over all products):
+        # this call took 54-73 ms with 50,000 products against 19-25 ms with 1,000 on
+        # PostgreSQL (92-98 against 14-15 ms on SQLite); now 19-26 (13-18) at both.
+        certified = aliased(ProductRow)
+        certified_before = (
+            select(certified.id)
             .where(
-                ScoreRow.grade == "UNSCORED",
-                ProductRow.status.in_(UNDECIDED_STATES),
-                first_certified.c.mid_mjd < ProductRow.mid_mjd,
+                certified.instrument == ProductRow.instrument,
+                certified.pro_catg == ProductRow.pro_catg,
+                certified.mid_mjd < ProductRow.mid_mjd,
+                certified.status.in_(CERTIFIED_STATES),
             )
+            .exists()
         )
+        unscored = (
+            select(ScoreRow.id)
+            .where(ScoreRow.qc_value_id == QCValueRow.id, ScoreRow.grade == "UNSCORED")
+            .exists()
+        )
+        waiting = [status for status in UNDECIDED_STATES if status != "candidate"]
         queries = [
             base.where(ProductRow.status == "candidate"),
-            base.where(ProductRow.status != "candidate", QCValueRow.id.in_(ungraded)),
+            base.where(ProductRow.status.in_(waiting), unscored, certified_before),
         ]
     rows = [row for query in queries for row in session.execute(query)]
     rows.sort(key=lambda row: (row[1].mid_mjd, row[0].id))
@@ -100,34 +99,48 @@ def values_to_score(
 
 def certified_history(session: Session, item: ValueToScore, n: int) -> list[float]:
     """The last ``n`` values of the same parameter, detector and setup in certified
-    products taken before this one, oldest first."""
-    query = (
-        select(QCValueRow.value, ProductRow.header)
+    products taken before this one, oldest first (of products taken at the same time,
+    the one recorded first). Reads what the session has flushed."""
+    matching = (
+        select(QCValueRow.value, ProductRow.header, ProductRow.mid_mjd, ProductRow.id)
         .join(ProductRow, QCValueRow.product_id == ProductRow.id)
         .where(
             ProductRow.instrument == item.instrument,
             ProductRow.pro_catg == item.pro_catg,
             ProductRow.status.in_(CERTIFIED_STATES),
-            ProductRow.mid_mjd < item.mid_mjd,
             QCValueRow.name == item.parameter,
             QCValueRow.detector == item.detector,
         )
-        .order_by(ProductRow.mid_mjd.desc())
-        .execution_options(yield_per=n + 3)
+        .order_by(ProductRow.mid_mjd.desc(), ProductRow.id.desc())
     )
-    # Newest first, a batch at a time, until n are found: the cost does not grow
-    # with the history.
+    # Newest first, a batch at a time below the last (mid_mjd, product id) read (a
+    # product has one value per parameter and detector), until n values of the setup
+    # are found; the setup is compared here, from the header. The LIMIT makes
+    # PostgreSQL walk the category's products back by their index and stop (1.2 ms
+    # with 50,000 products); unbounded, it plans to read and sort every value of the
+    # parameter and detector in the history (6,000 rows: 116 ms warm, 336 ms cold),
+    # which only a server-side cursor's planning for its first rows had avoided.
+    # Batches start at 2n (one query when most products share the setup) and double
+    # (a few queries, not hundreds, for a rare setup). Rows are decoded as read,
+    # through the connection: the ORM decodes a batch at once (40 % more headers).
     out: list[float] = []
-    result = session.execute(query)
-    try:
-        for value, header in result:
-            if value is not None and same_setup(header, item.setup):
-                out.append(float(value))
-                if len(out) == n:
-                    break
-    finally:
-        result.close()
-    return out[::-1]
+    below = ProductRow.mid_mjd < item.mid_mjd
+    batch = max(2 * n, 8)
+    while True:
+        read = 0
+        with session.connection().execute(matching.where(below).limit(batch)) as rows:
+            for row in rows:
+                read += 1
+                if row.value is not None and same_setup(row.header, item.setup):
+                    out.append(float(row.value))
+                    if len(out) == n:
+                        return out[::-1]
+        if read < batch:
+            return out[::-1]
+        below = (ProductRow.mid_mjd <= row.mid_mjd) & (
+            (ProductRow.mid_mjd < row.mid_mjd) | (ProductRow.id < row.id)
+        )
+        batch *= 2
 
 
 def reference_value(session: Session, item: ValueToScore) -> float | None:

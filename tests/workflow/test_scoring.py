@@ -1,5 +1,6 @@
 """Scoring in the database (SQLite and PostgreSQL): a degraded CCD is NOK alone, with the
-reason; re-scoring reproduces past grades after the rules change; QC1 export; events."""
+reason; re-scoring reproduces past grades after the rules change; QC1 export; events; a
+pass costs the same on a longer history."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import csv
 import datetime as dt
 import io
 import json
+import random
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import event, select
 
 from qclib.cli import main
+from qclib.db import open_database, qc1
 from qclib.db import products as product_store
-from qclib.db import qc1
 from qclib.qc.scoring import Rule
 from qclib.simulate.night import simulate_night
 from qclib.workflow.association import associate_workspace
@@ -147,3 +150,96 @@ def test_grades_roll_up_to_block_night_and_instrument(workspace, degraded_biases
     assert f"NOK: {DEGRADED}" in shown.output and "MASTER_BIAS" in shown.output
     other_night = runner.invoke(main, [*base, "grades", "--night", "2026-11-24"])
     assert other_night.exit_code == 2 and "no frames on night 2026-11-24" in other_night.output
+
+
+#: OmegaCAM masters of the history: category, QC parameters (and typical values), setup.
+MASTERS = (
+    ("READ_GAIN", {"QC.GAIN": 2.5, "QC.RON.ELECTRONS": 5.0},  # reference, range
+     {"INS.FILT1.NAME": "r_SDSS", "EXPTIME": 10.0, "DET.READ.CLOCK": "normal"}),
+    ("MASTER_BIAS", {"QC.NHOTPIX": 170.0, "QC.MASTER.BIAS.STDEV": 0.7},  # history
+     {"DET.READ.CLOCK": "normal", "DET.BINX": 1, "DET.BINY": 1}),
+)  # fmt: skip
+
+
+def _history(db, nights: int) -> None:
+    """``nights`` nights of OmegaCAM masters and a new one of candidates. Each night is
+    drawn from its own seed, counted back from the new one: the newest nights (all that
+    grading the new one needs), the review queue (two nights waiting, with values no
+    rule could grade) and the new night are the same at every length; the older
+    nights add certified and rejected products, and values no rule could grade."""
+    from qclib.db.models import QCValueRow, ScoreRow
+
+    scored_at = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    with db.transaction() as session:
+        for back in range(nights, -1, -1):
+            rng = random.Random(back)
+            for k, (pro_catg, parameters, setup) in enumerate(MASTERS):
+                mid_mjd = 61000.0 - back + 0.1 * k
+                name = f"{pro_catg}-{back}"
+                product_id = product_store.add_product(
+                    session, ab_id=name, instrument="OMEGACAM", pro_catg=pro_catg,
+                    night=dt.date(2026, 1, 1) + dt.timedelta(days=nights - back),
+                    mid_mjd=mid_mjd, path=f"data/products/{name}.fits", sha256="0" * 64,
+                    header=setup | {"OBJECT": pro_catg}, provenance={}, units={},
+                    qc={detector: {p: None if rng.random() < 0.05 else rng.gauss(v, v / 50)
+                                   for p, v in parameters.items()}
+                        for detector in ("ESO_CCD_#65", "ESO_CCD_#66")},
+                )  # fmt: skip
+                if back == 0:
+                    continue
+                waiting = back in (2, 5)
+                status = "scored" if waiting else rng.choice(("certified",) * 9 + ("rejected",))
+                product_store.set_product_status(session, product_id, status)
+                session.flush()
+                for value in session.scalars(
+                    select(QCValueRow).where(QCValueRow.product_id == product_id)
+                ):
+                    grade = "UNSCORED" if waiting or value.value is None else "OK"
+                    session.add(ScoreRow(qc_value_id=value.id, product_id=product_id,
+                                         grade=grade, reason="", scored_at=scored_at))  # fmt: skip
+
+
+def _steps_of_a_pass(db) -> tuple[int, dict[str, int]]:
+    """SQLite virtual-machine steps (in hundreds) of one scoring pass, and its grades:
+    the work of its statements, whatever the machine's speed."""
+    steps = 0
+    watched = set()
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    def watch(conn, *_args) -> None:  # type: ignore[no-untyped-def]
+        connection = conn.connection.driver_connection
+        if connection not in watched:
+            connection.set_progress_handler(count, 100)
+            watched.add(connection)
+
+    event.listen(db.engine, "before_cursor_execute", watch)
+    try:
+        summary = score_values(db)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", watch)
+        for connection in watched:
+            connection.set_progress_handler(None, 0)
+    return steps, summary.grades
+
+
+def test_a_pass_costs_the_same_on_a_4x_history(tmp_path: Path) -> None:
+    """Grading one new night (with the review queue's waiting values) takes as many
+    SQLite steps on a history of 160 nights as on one of 40: no statement reads more
+    of the history as it grows (as reading the first certified product of every
+    category by a GROUP BY, and the waiting values no rule could grade by their grade,
+    did)."""
+    passes = []
+    for nights in (40, 160):
+        db = open_database(f"sqlite:///{tmp_path / f'{nights}.sqlite'}")
+        _history(db, nights)
+        passes.append(_steps_of_a_pass(db))
+        db.close()
+    (short, grades), (long, same_grades) = passes
+    assert grades == same_grades and grades["OK"] > 0
+    # Equal but for the counter's rounding at statement ends (135 and 135, 134 with 640
+    # nights; with those two reads: 147, 199 and 393).
+    assert short > 0 and abs(long - short) <= 2, passes
