@@ -41,6 +41,8 @@ def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(
         (a.dtype.str, a.ndim, a.flags.c_contiguous, a.flags.f_contiguous, a.flags.writeable)
         if isinstance(a, np.ndarray)
+        else _signature(a)
+        if isinstance(a, tuple)
         else type(a)
         for a in args
     )

@@ -10,6 +10,10 @@ a product's image out as FITS stores it and sums it for its DATASUM in one pass.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
 import numba
 import numpy as np
 
@@ -48,6 +52,63 @@ def int16_be_to_physical(raw: np.ndarray, out: np.ndarray, bscale: float, bzero:
         np.float32(bzero),
         bscale != 1.0,
     )
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """One image as FITS stores it: big-endian int16 values seen as native uint16
+    (``raw``, typically a map of the file) with the HDU's BSCALE and BZERO. Indexing
+    gives physical float32 values of the part taken (``int16_be_to_physical``), so a
+    step that needs only an overscan strip or a sample of rows converts only those.
+
+    >>> image = StoredImage(np.array([[0, 1], [2, 3]], ">i2").view(np.uint16), 1.0, 32768.0)
+    >>> image[1:, :]
+    array([[32770., 32771.]], dtype=float32)
+    """
+
+    raw: np.ndarray
+    bscale: float
+    bzero: float
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.raw.shape  # type: ignore[no-any-return]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        part = np.asarray(self.raw[key])
+        flat = np.ascontiguousarray(part).reshape(1, -1)
+        out = np.empty(flat.shape, np.float32)
+        int16_be_to_physical(flat.view(">i2"), out, self.bscale, self.bzero)
+        return out.reshape(part.shape)
+
+
+@dataclass(frozen=True)
+class StoredStack:
+    """Frames of one detector, all ``StoredImage``s of one shape: what a combination
+    reads in place, converting each value as it uses it (``median_combine_stored``)."""
+
+    images: tuple[StoredImage, ...]
+
+    def __post_init__(self) -> None:
+        if len({image.shape for image in self.images}) > 1:
+            raise ValueError("the frames of a stack have one shape")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> StoredImage:
+        return self.images[index]
+
+    def __iter__(self) -> Iterator[StoredImage]:
+        return iter(self.images)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.images), *(self.images[0].shape if self.images else (0, 0)))
+
+    def physical(self, key: Any = ...) -> np.ndarray:
+        """``image[key]`` of every frame, stacked: (frames, ...) float32."""
+        return np.stack([image[key] for image in self.images])
 
 
 #: Words summed per block of the checksum's parallel sum: fixed, so that the blocks'

@@ -25,6 +25,7 @@ import numpy as np
 
 from qclib.calib.networks import clipped_mean_kernel, contiguous_window, median_kernel
 from qclib.compile_once import call_compiled_once
+from qclib.stored_pixels import StoredStack
 
 _MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
 #: Stacks up to this many frames take the sorting-network path (the network grows as
@@ -314,11 +315,55 @@ def median_combine(
             err,
             count,
         )
-        rows = np.flatnonzero((count < 0).any(axis=1))
+        # The kernel marks a row with a NaN as -1 throughout: its first column tells
+        # (scanning the whole count took 1 ms per 2048x4100 CCD, 24 ms where its 8 MB
+        # temporary was fresh memory).
+        rows = np.flatnonzero((count[:, :1] < 0).any(axis=1))
     else:
         rows = np.arange(ny)
     if rows.size:
         _median_kernel(data, bad, shifts, under, inverse, rows, out, err, count)
+    return out, err, count
+
+
+def median_combine_stored(
+    stack: StoredStack, rows: slice, cols: slice, *, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``median_combine(stack.physical((rows, cols)), offsets=offsets)``, bit for bit,
+    reading the stored int16 frames in place: no float32 stack is made. For ten
+    2048x4100 OmegaCAM frames mapped from the page cache, on 2 cores with the
+    recipe's retained memory: the conversion into a float32 stack took 23-28 ms and
+    the median over it 68-74 ms, the median over the maps 67-69 ms.
+
+    ``rows``, ``cols``: the section combined (steps of 1).
+    """
+    if rows.step not in (None, 1) or cols.step not in (None, 1):
+        raise ValueError("a section is a block of whole rows and columns")
+    n = len(stack)
+    shifts = np.asarray(offsets, dtype=np.float64)
+    if n == 0 or n > _NETWORK_MAX_FRAMES or shifts.shape != (n,) or not np.isfinite(shifts).all():
+        return median_combine(stack.physical((rows, cols)), offsets=offsets)
+    y0, y1, _ = rows.indices(stack.shape[1])
+    x0, x1, _ = cols.indices(stack.shape[2])
+    ny, nx = max(0, y1 - y0), max(0, x1 - x0)
+    out = np.empty((ny, nx), np.float32)
+    err = np.empty((ny, nx), np.float32)
+    count = np.empty((ny, nx), np.int16)
+    call_compiled_once(
+        median_kernel(n, background=False, stored=True),
+        tuple(np.ascontiguousarray(image.raw) for image in stack),
+        y0,
+        x0,
+        np.array([image.bscale for image in stack]),
+        np.array([image.bzero for image in stack]),
+        shifts,
+        np.zeros((1, 1), np.float32),
+        np.ones(n),
+        np.float32(_MEDIAN_EFFICIENCY),
+        out,
+        err,
+        count,
+    )
     return out, err, count
 
 

@@ -23,12 +23,13 @@ from qclib.calib.stats import clipped_stats, row_step
 from qclib.compile_once import call_compiled_once
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
+from qclib.stored_pixels import StoredImage, StoredStack
 
 #: A frame with more than this fraction of its data pixels at saturation is unusable.
 SATURATED_FRACTION = 0.01
 
 
-def frame_level(frame: np.ndarray, geometry: Geometry) -> float:
+def frame_level(frame: np.ndarray | StoredImage, geometry: Geometry) -> float:
     """The bias level of one raw readout: clipped mean of its overscan, or of its
     reference pixels (every pixel outside the data section) where it has no overscan.
     0 when the readout has neither.
@@ -58,8 +59,11 @@ def frame_level(frame: np.ndarray, geometry: Geometry) -> float:
     return clipped_stats(border, sigma=4).mean
 
 
-def frame_levels(stack: np.ndarray | Sequence[np.ndarray], geometry: Geometry) -> np.ndarray:
-    """``frame_level`` of every frame of a stack."""
+def frame_levels(
+    stack: np.ndarray | Sequence[np.ndarray] | StoredStack, geometry: Geometry
+) -> np.ndarray:
+    """``frame_level`` of every frame of a stack (of a stored one: only the pixels
+    outside its data section are converted)."""
     return np.array([frame_level(frame, geometry) for frame in stack])
 
 

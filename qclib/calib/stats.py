@@ -41,14 +41,15 @@ QC_PIXELS = 500_000
 MEDIAN_PIXELS = 250_000
 
 
-def row_step(image: np.ndarray, pixels: int = QC_PIXELS) -> int:
-    """The step between evenly spaced rows of ``image`` that hold about ``pixels``
-    (1: every row of a smaller image).
+def row_step(image: np.ndarray | tuple[int, ...], pixels: int = QC_PIXELS) -> int:
+    """The step between evenly spaced rows of ``image`` (or of an image of that shape)
+    that hold about ``pixels`` (1: every row of a smaller image).
 
-    >>> row_step(np.zeros((4000, 1000))), row_step(np.zeros((40, 100)))
+    >>> row_step(np.zeros((4000, 1000))), row_step((40, 100))
     (8, 1)
     """
-    return max(1, image.size // pixels)
+    size = image.size if isinstance(image, np.ndarray) else math.prod(image)
+    return max(1, size // pixels)
 
 
 def qc_rows(image: np.ndarray) -> np.ndarray:

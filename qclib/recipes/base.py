@@ -17,7 +17,7 @@ from qclib.associate import AssociationBlock
 from qclib.calib.stats import clipped_stats
 from qclib.config.instrument import Geometry, InstrumentConfig, parse_section
 from qclib.errors import IncompleteBlockError, UnprocessableDataError
-from qclib.fitsio import FitsScan, read_image, scan_fits
+from qclib.fitsio import FitsScan, map_stored_int16, read_image, scan_fits
 from qclib.previews import DetectorPreview, make_preview, write_previews
 from qclib.products import (
     DetectorProduct,
@@ -33,6 +33,7 @@ from qclib.products import (
 from qclib.qc.measures import measure_catalogue
 from qclib.recipes.ordered_threads import detector_threads, in_order
 from qclib.recipes.registry import RecipeSpec
+from qclib.stored_pixels import StoredStack
 
 if TYPE_CHECKING:
     from astropy.io import fits
@@ -304,6 +305,21 @@ class StackReader:
         self.scales = None if scales is None or all(s == 1 for s in scales) else list(scales)
         self._shape = (len(raws), geometry.naxis2, geometry.naxis1)
         self._local = threading.local()
+
+    def read_stored(self, extname: str) -> StoredStack | None:
+        """The detector of every raw as FITS stores it, mapped in place (nothing is
+        read until a kernel uses it); None unless every raw stores it as int16 and
+        none is scaled to a mean of reads (then ``read``)."""
+        if self.scales is not None:
+            return None
+        images = []
+        for raw in self.raws:
+            hdu = next(h for h in raw.scan.extensions if h.extname == extname)
+            image = map_stored_int16(raw.path, hdu)
+            if image is None:
+                return None
+            images.append(image)
+        return StoredStack(tuple(images))
 
     def read(self, extname: str) -> np.ndarray:
         local = self._local

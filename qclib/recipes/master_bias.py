@@ -18,8 +18,12 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
     qc: dict[str, dict[str, float]] = {}
 
     def make(extname: str) -> tuple[dict[str, float], DetectorProduct]:
+        stack = reader.read_stored(extname)  # int16 raws combined in place
         master = make_master_bias(
-            reader.read(extname), geometry, ctx.parameters, min_frames=ctx.min_frames
+            reader.read(extname) if stack is None else stack,
+            geometry,
+            ctx.parameters,
+            min_frames=ctx.min_frames,
         )
         cards = qc_cards(ctx.instrument, "MASTER_BIAS", master.qc)
         return master.qc, DetectorProduct(extname, master.data, master.error, master.dq, cards)

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qclib.calib.combine import clipped_mean_combine, median_combine
+from qclib.calib.combine import clipped_mean_combine, median_combine, median_combine_stored
+from qclib.stored_pixels import StoredImage, StoredStack
 
 
 def _reference_clipped(values: np.ndarray, sigma: float, maxiters: int) -> tuple[float, int]:
@@ -228,3 +229,38 @@ def test_clipped_mean_by_network_is_bit_identical_to_pixel_by_pixel(frames: int)
             np.testing.assert_array_equal(fast, slow)
         if frames >= 3 and maxiters:
             assert (by_network[2] < frames).sum() > 50  # the clipping path was taken too
+
+
+def _stored(rng: np.random.Generator, n: int, shape: tuple[int, int], bscale: float) -> StoredStack:
+    """n big-endian int16 frames as FITS stores them, BZERO 32768 (a raw CCD's)."""
+    frames = rng.normal(0, 400, (n, *shape)).round().clip(-32768, 32767).astype(">i2")
+    return StoredStack(tuple(StoredImage(f.view(np.uint16), bscale, 32768.0) for f in frames))
+
+
+@pytest.mark.parametrize(("n", "bscale"), [(1, 1.0), (4, 1.0), (10, 1.0), (7, 0.5), (65, 1.0)])
+def test_median_of_a_stored_stack_is_that_of_its_float32_stack(n: int, bscale: float) -> None:
+    """Combined in place from the stored int16 (byte swap, BSCALE, BZERO as each value
+    is read), bit for bit what the float32 stack of the same section gives; more
+    frames than a network takes go through the float32 stack."""
+    rng = np.random.default_rng(n)
+    stack = _stored(rng, n, (23, 41), bscale)
+    rows, cols = slice(2, 20), slice(5, 37)
+    offsets = rng.normal(32768, 3, n)
+    stored = median_combine_stored(stack, rows, cols, offsets=offsets)
+    floats = median_combine(stack.physical((rows, cols)), offsets=offsets)
+    assert stack.physical((rows, cols)).dtype == np.float32
+    for mine, theirs in zip(stored, floats, strict=True):
+        assert mine.dtype == theirs.dtype and mine.tobytes() == theirs.tobytes()
+    with pytest.raises(ValueError, match="whole rows and columns"):
+        median_combine_stored(stack, slice(0, 20, 2), cols, offsets=offsets)
+
+
+def test_a_stored_image_converts_what_is_taken() -> None:
+    raw = np.array([[-32768, -1, 0], [1, 2, 32767]], ">i2")
+    image = StoredImage(raw.view(np.uint16), 2.0, 32768.0)
+    expected = raw.astype(np.float32) * np.float32(2.0) + np.float32(32768.0)
+    np.testing.assert_array_equal(image[:, 1:], expected[:, 1:])
+    np.testing.assert_array_equal(image[1], expected[1])
+    assert image.shape == (2, 3)
+    with pytest.raises(ValueError, match="one shape"):
+        StoredStack((image, StoredImage(raw[:, :2].copy().view(np.uint16), 1.0, 0.0)))
