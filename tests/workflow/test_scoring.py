@@ -161,8 +161,10 @@ MASTERS = (
 )  # fmt: skip
 
 
-def _history(db, nights: int) -> None:
-    """``nights`` nights of OmegaCAM masters and a new one of candidates. Each night is
+def _history(db, nights: int, *, never_certified: str | None = None) -> None:
+    """``nights`` nights of OmegaCAM masters and a new one of candidates (with
+    ``never_certified``, every product of that category waits, its values ungraded, as
+    in a review queue nobody works through). Each night is
     drawn from its own seed, counted back from the new one: the newest nights (all that
     grading the new one needs), the review queue (two nights waiting, with values no
     rule could grade) and the new night are the same at every length; the older
@@ -187,7 +189,7 @@ def _history(db, nights: int) -> None:
                 )  # fmt: skip
                 if back == 0:
                     continue
-                waiting = back in (2, 5)
+                waiting = back in (2, 5) or pro_catg == never_certified
                 status = "scored" if waiting else rng.choice(("certified",) * 9 + ("rejected",))
                 product_store.set_product_status(session, product_id, status)
                 session.flush()
@@ -243,3 +245,21 @@ def test_a_pass_costs_the_same_on_a_4x_history(tmp_path: Path) -> None:
     # Equal but for the counter's rounding at statement ends (135 and 135, 134 with 640
     # nights; with those two reads: 147, 199 and 393).
     assert short > 0 and abs(long - short) <= 2, passes
+
+
+def test_a_queue_that_grows_with_the_history_is_not_read_per_value(tmp_path: Path) -> None:
+    """A category never certified whose products all wait with values no rule graded
+    (READ_GAIN without a reference, nobody reviewing): its queue grows with the history
+    and is never graded again. A pass reads the queue once and walks the category once
+    for a certified product, so its cost grows at most as the history does: 134 and 195
+    hundred SQLite steps on 40 and 160 nights (an EXISTS per waiting value walked the
+    category's earlier products for each: 199 and 1,316)."""
+    passes = []
+    for nights in (40, 160):
+        db = open_database(f"sqlite:///{tmp_path / f'{nights}.sqlite'}")
+        _history(db, nights, never_certified="READ_GAIN")
+        passes.append(_steps_of_a_pass(db))
+        db.close()
+    (short, grades), (long, same_grades) = passes
+    assert grades == same_grades and grades["OK"] > 0
+    assert long <= 4 * short, passes
