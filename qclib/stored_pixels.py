@@ -17,10 +17,10 @@ from typing import Any
 import numba
 import numpy as np
 
-from qclib.compile_once import call_compiled_once
+from qclib.compile_once import call_compiled_once, parallel_kernel
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _int16_be_to_float32(raw, out, bscale, bzero, scaled):  # type: ignore[no-untyped-def]
     """``raw``: the stored big-endian int16 values seen as native uint16."""
     ny, nx = out.shape
@@ -127,7 +127,7 @@ def _bswap32(w):  # type: ignore[no-untyped-def]
     )
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _sum_words(words, out, store):  # type: ignore[no-untyped-def]
     """With ``store``: ``out[i]`` = ``words[i]`` byte-swapped (4-byte items stored
     big-endian), and the sum of the words, which is the sum of the stored bytes read

@@ -71,3 +71,65 @@ def test_without_a_place_for_locks_the_kernel_still_runs(tmp_path, monkeypatch) 
     call_compiled_once(noise._fill_normal, out, np.uint32(1), np.uint32(2), *_TABLES)
     assert np.array_equal(out, expected)
     assert compile_once._CALLED
+
+
+_BUILDS_CHILD = """
+import sys
+import numba
+import numpy as np
+from qclib.calib.defects import _interpolate_columns as kernel
+numba.set_num_threads(int(sys.argv[1]))
+rows = np.arange(12, dtype=np.float32).reshape(3, 4)
+kernel(rows, np.array([0, 1, 2], np.int64), np.full(3, 0.25, np.float32))
+built = {b: getattr(kernel, b).stats for b in ("serial", "parallel")}
+print(*(f"{b}:{len(s.cache_hits)}:{len(s.cache_misses)}" for b, s in built.items()))
+"""
+
+
+def _builds_run(threads: int, cache: str) -> dict[str, tuple[int, int]]:
+    """(cache hits, compilations) of each build of a kernel called once in a new
+    process whose thread has ``threads`` of numba's threads."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache, "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run(
+        [sys.executable, "-c", _BUILDS_CHILD, str(threads)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return {
+        build: (int(hits), int(misses))
+        for build, hits, misses in (field.split(":") for field in out.split())
+    }
+
+
+def test_a_thread_with_one_numba_thread_compiles_only_the_serial_build(tmp_path) -> None:
+    """In the flow every kernel runs on one of numba's threads: the parallel build
+    (2-3x the compile time) is never made there. And the serial build's cached machine
+    code is not the parallel build's: a later process with threads to spare compiles
+    the parallel build rather than loading the serial one under its name."""
+    cache = str(tmp_path / "numba")
+    assert _builds_run(1, cache) == {"serial": (0, 1), "parallel": (0, 0)}
+    assert _builds_run(2, cache) == {"serial": (0, 0), "parallel": (0, 1)}
+    assert _builds_run(1, cache) == {"serial": (1, 0), "parallel": (0, 0)}
+    assert _builds_run(2, cache) == {"serial": (0, 0), "parallel": (1, 0)}
+
+
+def test_both_builds_give_the_same_bytes() -> None:
+    """A prange iteration writes only its own outputs, so the builds agree bit for bit
+    (the sigma-clipped statistics' histogram over 16 blocks, the defect search's
+    column and row medians)."""
+    from qclib.calib import defects, stats
+
+    rng = np.random.default_rng(5)
+    image = rng.normal(100.0, 7.0, (301, 257)).astype(np.float32)
+    image[rng.random(image.shape) < 0.01] = np.nan
+    cases = [
+        (stats._histogram, (image, image, False, 60.0, 0.1, 800, 16)),
+        (defects._column_and_row_medians, (image, 3, 2)),
+    ]
+    for kernel, args in cases:
+        serial = call_compiled_once(kernel.serial, *args)
+        parallel = call_compiled_once(kernel.parallel, *args)
+        for s, p in zip(serial, parallel, strict=True):
+            assert s.tobytes() == p.tobytes(), kernel.__name__

@@ -16,6 +16,7 @@ import numba
 import numpy as np
 
 from qclib.calib.stats import ClippedStats, clipped_stats
+from qclib.compile_once import parallel_kernel
 from qclib.errors import UnprocessableDataError
 
 
@@ -101,7 +102,7 @@ def local_peaks(image: np.ndarray, threshold: float, box: int) -> tuple[np.ndarr
     return rows, cols
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _peak_flags(image, threshold, half):  # type: ignore[no-untyped-def]
     ny, nx = image.shape
     flags = np.zeros((ny, nx), dtype=np.bool_)

@@ -24,7 +24,7 @@ import numba
 import numpy as np
 
 from qclib.calib.networks import clipped_mean_kernel, contiguous_window, median_kernel
-from qclib.compile_once import call_compiled_once
+from qclib.compile_once import call_compiled_once, parallel_kernel
 from qclib.stored_pixels import StoredStack
 
 _MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
@@ -105,7 +105,7 @@ def _median_row(stack, mask, offsets, background, inverse, y, values, out, err, 
             err[y, x] = math.nan
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _median_kernel(stack, mask, offsets, background, inverse, rows, out, err, count):  # type: ignore[no-untyped-def]
     """The general median, on the given rows."""
     nf = stack.shape[0]
@@ -221,7 +221,7 @@ def _clipped_mean_pixel(
     count[y, x] = m
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _clipped_mean_flagged(
     stack, mask, offsets, background, scales, sigma, maxiters, out, err, count
 ):  # type: ignore[no-untyped-def]

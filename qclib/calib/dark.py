@@ -52,7 +52,7 @@ from qclib.calib.readout import (
     subtract_reference_levels,
 )
 from qclib.calib.stats import clipped_stats, median_grid, qc_rows
-from qclib.compile_once import call_compiled_once
+from qclib.compile_once import call_compiled_once, parallel_kernel
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
 
@@ -237,7 +237,7 @@ def dark_current_from_dits(
     return float(slope)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _hits_above(frame, level, combined, threshold, hot):  # type: ignore[no-untyped-def]
     """Sorted flat indices of the pixels where ``frame - level - combined`` (float32)
     exceeds ``threshold`` and ``hot`` is False: one pass to count per row, one to

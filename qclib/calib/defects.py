@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from qclib.calib.stats import clipped_stats
-from qclib.compile_once import call_compiled_once
+from qclib.compile_once import call_compiled_once, parallel_kernel
 
 
 def remove_row_column_pattern(image: np.ndarray) -> np.ndarray:
@@ -100,7 +100,7 @@ def find_hot_pixels(image: np.ndarray, *, sigma: float) -> np.ndarray:
     return call_compiled_once(_hot_sweep, image, columns, rows, LOCAL_WINDOW_PX // 2, threshold)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _column_and_row_medians(image, step_y, step_x):  # type: ignore[no-untyped-def]
     """Medians of each column over every ``step_y``-th row, then of each row, less
     those, over every ``step_x``-th column (NaNs left out; NaN where none is left), in
@@ -131,7 +131,7 @@ def _column_and_row_medians(image, step_y, step_x):  # type: ignore[no-untyped-d
     return columns, rows
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _hot_sweep(image, columns, rows, half, threshold):  # type: ignore[no-untyped-def]
     """Pixels whose ``image - columns - rows`` exceeds the running median of the
     ``2 half + 1`` values about them on their row (fewer at the ends; NaNs left out)
@@ -241,7 +241,7 @@ def _interpolate_axis(values: np.ndarray, centres: np.ndarray, n: int, axis: int
     return a * (1 - weight) + b * weight
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _interpolate_columns(rows, lower, weight):  # type: ignore[no-untyped-def]
     ny = rows.shape[0]
     nx = lower.size
@@ -294,7 +294,8 @@ def count_groups(flat: np.ndarray, width: int) -> int:
     ``width`` pixels wide. Compiled, over the flagged pixels only: a HAWK-I chip's
     particle hits (a few thousand pixels) in well under a millisecond, where
     scipy's ``ndimage.label`` of the whole 2040x2040 image took 16 ms."""
-    return int(_count_groups(np.ascontiguousarray(flat, dtype=np.int64), int(width)))
+    flat = np.ascontiguousarray(flat, dtype=np.int64)
+    return int(call_compiled_once(_count_groups, flat, int(width)))
 
 
 @numba.njit(cache=True, nogil=True)

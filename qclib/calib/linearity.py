@@ -60,6 +60,7 @@ import numba
 import numpy as np
 
 from qclib.calib.readout import clipped_means
+from qclib.compile_once import parallel_kernel
 from qclib.errors import UnprocessableDataError
 
 #: Newton steps when linearising, starting from M: measured on a cubic f, five reach
@@ -233,7 +234,7 @@ def linearise_levels(
     return level
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _linearise_kernel(image, c, out):  # type: ignore[no-untyped-def]
     """Newton's method per pixel for sum_m c[m, x] I^(m+1) = image[y, x]."""
     ny, nx = image.shape

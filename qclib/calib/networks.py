@@ -136,8 +136,10 @@ _PREAMBLE = (
     "import numba",
     "import numpy as np",
     "",
+    "from qclib.compile_once import parallel_kernel",
     "",
-    "@numba.njit(parallel=True, cache=True, nogil=True)",
+    "",
+    "@parallel_kernel",
 )
 
 

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 
 from qclib.calib.stats import clipped_stats, row_step
-from qclib.compile_once import call_compiled_once
+from qclib.compile_once import call_compiled_once, parallel_kernel
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
 from qclib.stored_pixels import StoredImage, StoredStack
@@ -156,7 +156,7 @@ def _bounds(values: np.ndarray, groups: Sequence[slice]) -> np.ndarray:
     return np.array([g.indices(nx) for g in groups], dtype=np.int64).reshape(-1, 3)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _group_medians_kernel(values, bounds):  # type: ignore[no-untyped-def]
     ny = values.shape[0]
     medians = np.empty(bounds.shape[0])
@@ -175,7 +175,7 @@ def _group_medians_kernel(values, bounds):  # type: ignore[no-untyped-def]
     return medians
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _clipped_means_kernel(values, minus, exclude, bounds, sigma, maxiters):  # type: ignore[no-untyped-def]
     """One pass over a group's kept values per clipping round: the sums that give
     the next round's mean and spread are taken while the kept values are compacted

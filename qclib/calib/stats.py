@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from qclib.compile_once import call_compiled_once
+from qclib.compile_once import call_compiled_once, parallel_kernel
 
 #: Pixels a detector's QC statistic takes (evenly spaced rows; every pixel of a smaller
 #: detector): a spread to 0.1 % (1/sqrt(2n)), a mean of 5 ADU noise to 0.007 ADU. Every
@@ -94,7 +94,7 @@ class ClippedStats:
     count: int
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _histogram(a, b, use_b, origin, width, nbins, blocks):  # type: ignore[no-untyped-def]
     """Per-bin count, sum, sum of squares, least and greatest of ``v - origin`` for the
     values of ``a`` (or ``a - b``) in ``[origin, origin + nbins * width)``."""
@@ -166,7 +166,7 @@ def _clip_histogram(counts, sums, squares, lows, highs, centre, half_width):  # 
     return n, mean, math.sqrt(max(var, 0.0)) if n > 1 else math.nan
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _pass(a, b, use_b, centre, half_width, blocks):  # type: ignore[no-untyped-def]
     """One exact clipping pass over a 2D array (or a - b): count, mean, std of kept
     values (the fallback when the window outgrows the histogram)."""
@@ -206,12 +206,6 @@ def _pass(a, b, use_b, centre, half_width, blocks):  # type: ignore[no-untyped-d
     for k in range(blocks):
         var += squares[k]
     return n, mean, math.sqrt(var / (n - 1)) if n > 1 else math.nan
-
-
-#: The same sweeps compiled without threads, for arrays of one block (an overscan
-#: strip, a channel): waking the thread pool cost more than the sweep itself.
-_histogram_serial = numba.njit(cache=True, nogil=True)(_histogram.py_func)
-_pass_serial = numba.njit(cache=True, nogil=True)(_pass.py_func)
 
 
 def _start(a: np.ndarray, b: np.ndarray | None) -> tuple[float, float] | None:
@@ -258,16 +252,20 @@ def clipped_stats(
     blocks = max(1, min(_BLOCKS, a.shape[0], a.size // _BLOCK_PIXELS))
     reach = _SPAN * sigma * scale
     origin, width = centre - reach, 2 * reach / _BINS
-    histogram, exact_pass = (_histogram, _pass) if blocks > 1 else (_histogram_serial, _pass_serial)
-    counts, sums, squares, lows, highs = call_compiled_once(
-        histogram, a, b, minus is not None, origin, width, _BINS, blocks
+    # Arrays of one block (an overscan strip, a channel) are swept without threads:
+    # waking the thread pool cost more than the sweep itself.
+    histogram, exact_pass = (
+        (_histogram, _pass) if blocks > 1 else (_histogram.run_serial, _pass.run_serial)
+    )
+    counts, sums, squares, lows, highs = histogram(
+        a, b, minus is not None, origin, width, _BINS, blocks
     )
     count = -1
     mean, std = centre, scale
     for _ in range(maxiters):
         if abs(centre - (origin + reach)) + sigma * scale < reach:
-            n, mean_new, std_new = _clip_histogram(
-                counts, sums, squares, lows, highs, centre - origin, sigma * scale
+            n, mean_new, std_new = call_compiled_once(
+                _clip_histogram, counts, sums, squares, lows, highs, centre - origin, sigma * scale
             )
             mean_new += origin
         else:

@@ -43,7 +43,7 @@ import math
 import numba
 import numpy as np
 
-from qclib.compile_once import call_compiled_once
+from qclib.compile_once import call_compiled_once, parallel_kernel
 
 #: Spawn key that makes a pixel-noise key differ from the numpy stream of the same tuple.
 _PHILOX_SPAWN = 0x51AE
@@ -300,7 +300,7 @@ def _row_normals(z, words, row, k0, k1, zk, zw, zf, r):  # type: ignore[no-untyp
             z[col] = _ziggurat_slow(word, col, row, k0, k1, zk, zw, zf, r)
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_kernel
 def _fill_normal(out, k0, k1, zk, zw, zf, r):  # type: ignore[no-untyped-def]
     ny, nx = out.shape
     for row in numba.prange(ny):
@@ -322,7 +322,7 @@ def standard_normal(key: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_kernel
 def _readout(  # type: ignore[no-untyped-def]
     out_f32,
     out_be16,
