@@ -138,6 +138,16 @@ class ParallelKernel:
         return call_compiled_once(self.serial, *args)
 
 
+def ready_numba() -> None:
+    """numba's typing and target contexts made ready in this process: what its first
+    kernel call (compiled or loaded from the cache) would otherwise spend on them,
+    about 0.3 s here, once per process."""
+    from numba.core.registry import cpu_target
+
+    cpu_target.typing_context.refresh()
+    cpu_target.target_context.refresh()
+
+
 def parallel_kernel(fn: Callable[..., Any]) -> ParallelKernel:
     """Decorator: ``fn`` as a ``ParallelKernel``."""
     return ParallelKernel(fn)

@@ -133,3 +133,25 @@ def test_both_builds_give_the_same_bytes() -> None:
         parallel = call_compiled_once(kernel.parallel, *args)
         for s, p in zip(serial, parallel, strict=True):
             assert s.tobytes() == p.tobytes(), kernel.__name__
+
+
+_READY_CHILD = """
+import numba.np.ufunc.parallel as threading_layer
+from numba.core.registry import cpu_target
+from qclib.compile_once import ready_numba
+before = len(cpu_target.typing_context._functions)
+ready_numba()
+print(before, len(cpu_target.typing_context._functions), threading_layer._is_initialized)
+"""
+
+
+def test_readying_numba_loads_its_typing_registries_without_starting_threads() -> None:
+    """What a block-cost child (or a worker) readies before its first kernel: numba's
+    typing registries loaded, and no thread pool started (a forked process would
+    inherit a dead one)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _READY_CHILD], check=True, capture_output=True, text=True
+    ).stdout.split()
+    before, after, threads_started = int(out[0]), int(out[1]), out[2]
+    assert after > before + 100, (before, after)
+    assert threads_started == "False"

@@ -3,9 +3,9 @@ alone in a child process.
 
 The child (forked by a fork server that imported the flow once) loads the workspace
 and what the block's recipe needs once per worker (its module, the instrument's
-rules and, for ESO's recipes, the QC1 dictionary), notes its resident memory at
-rest, and times ``process_blocks`` on the one block:
-reading the inputs, the recipe (a native one in the child, or esorex as its child),
+rules, numba's compiler contexts and, for ESO's recipes, the QC1 dictionary), notes
+its resident memory at rest, and times ``process_blocks`` on the one block: reading
+the inputs, the recipe (a native one in the child, or esorex as its child),
 writing and recording the products. The block's memory is the child's peak resident
 memory (the kernel's high-water mark, VmHWM) above its rest, plus esorex's own peak
 where the block ran an ESO job (``qclib.eso.job.job_cost``): an upper bound of the two
@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from qclib.compile_once import ready_numba
 from qclib.db import Database
 from qclib.db import blocks as block_store
 from qclib.errors import ConfigError
@@ -97,7 +98,9 @@ def _resident_mb(field: str) -> float:
 
 
 def _load_once(database: Database, ab_id: str) -> None:
-    """What a worker loads once for the block's recipe, loaded now."""
+    """What a worker loads once for the block's recipe, loaded now (numba's contexts
+    included: a worker readies them at its first kernel, 0.3 s, not at every block)."""
+    ready_numba()
     with database.transaction() as session:
         block = block_store.get_block(session, ab_id)
     if block is None:
