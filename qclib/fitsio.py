@@ -27,7 +27,7 @@ from qclib.errors import QuarantineError
 from qclib.fits_checksum import fold, ones_complement_sum
 
 if TYPE_CHECKING:
-    from qclib.stored_pixels import StoredImage
+    from qclib.stored_pixels import MappedImage, StoredImage
 
 BLOCK_BYTES = 2880
 CARD_BYTES = 80
@@ -420,6 +420,26 @@ def map_stored_int16(path: str | os.PathLike[str], hdu: HDUInfo) -> StoredImage 
     from qclib.stored_pixels import StoredImage  # numba: not for header scans
 
     return StoredImage(_mapped_image(path, hdu).view(np.uint16), *_scaling(hdu.header))
+
+
+def map_image(
+    path: str | os.PathLike[str], hdu: HDUInfo, *, scale: float = 1.0
+) -> StoredImage | MappedImage:
+    """One image HDU as FITS stores it, mapped in place; indexing it gives the physical
+    float32 values (times ``scale``) of the part taken, bit for bit those of
+    ``read_image``: only what a statistic samples is read and converted.
+
+    Raises
+    ------
+    ValueError
+        Not a 2D image, or the file ends before its data does.
+    """
+    from qclib.stored_pixels import MappedImage  # numba: not for header scans
+
+    stored = map_stored_int16(path, hdu) if scale == 1.0 else None
+    if stored is not None:
+        return stored
+    return MappedImage(_mapped_image(path, hdu), *_scaling(hdu.header), scale)
 
 
 def read_image(

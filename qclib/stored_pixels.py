@@ -83,6 +83,40 @@ class StoredImage:
 
 
 @dataclass(frozen=True)
+class MappedImage:
+    """One image as FITS stores it, of any BITPIX but 16 (``raw``: its big-endian values,
+    typically a map of the file), with the HDU's BSCALE and BZERO and a factor applied
+    after them (``scale``: a raw holding the sum of NDIT reads times 1/NDIT). Indexing
+    gives physical float32 values of the part taken, in the arithmetic (and so the
+    bits) of ``fitsio.read_image`` then ``*= scale``: a statistic of a sample of rows
+    and columns reads and converts only those.
+
+    >>> image = MappedImage(np.array([[1, 2], [3, 4]], ">f4"), 1.0, 0.0, 0.5)
+    >>> image[1:, :]
+    array([[1.5, 2. ]], dtype=float32)
+    """
+
+    raw: np.ndarray
+    bscale: float
+    bzero: float
+    scale: float = 1.0
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.raw.shape  # type: ignore[no-any-return]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        out = np.array(self.raw[key], dtype=np.float32)
+        if self.bscale != 1.0:
+            out *= np.float32(self.bscale)
+        if self.bzero:
+            out += np.float32(self.bzero)
+        if self.scale != 1.0:
+            out *= np.float32(self.scale)
+        return out
+
+
+@dataclass(frozen=True)
 class StoredStack:
     """Frames of one detector, all ``StoredImage``s of one shape: what a combination
     reads in place, converting each value as it uses it (``median_combine_stored``)."""

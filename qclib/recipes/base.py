@@ -17,7 +17,7 @@ from qclib.associate import AssociationBlock
 from qclib.calib.stats import clipped_stats
 from qclib.config.instrument import Geometry, InstrumentConfig, parse_section
 from qclib.errors import IncompleteBlockError, UnprocessableDataError
-from qclib.fitsio import FitsScan, map_stored_int16, read_image, scan_fits
+from qclib.fitsio import FitsScan, HDUInfo, map_image, map_stored_int16, read_image, scan_fits
 from qclib.previews import DetectorPreview, make_preview, write_previews
 from qclib.products import (
     DetectorProduct,
@@ -33,7 +33,7 @@ from qclib.products import (
 from qclib.qc.measures import measure_catalogue
 from qclib.recipes.ordered_threads import detector_threads, in_order
 from qclib.recipes.registry import RecipeSpec
-from qclib.stored_pixels import StoredStack
+from qclib.stored_pixels import MappedImage, StoredImage, StoredStack
 
 if TYPE_CHECKING:
     from astropy.io import fits
@@ -314,23 +314,39 @@ class StackReader:
             return None
         images = []
         for raw in self.raws:
-            hdu = next(h for h in raw.scan.extensions if h.extname == extname)
+            hdu = _extension(raw, extname)
             image = map_stored_int16(raw.path, hdu)
             if image is None:
                 return None
             images.append(image)
         return StoredStack(tuple(images))
 
+    def mapped(self, extname: str) -> list[StoredImage | MappedImage]:
+        """The detector of every raw mapped in place, each indexed into physical values
+        (the mean of its reads) of just the part taken: for statistics of a sample, bit
+        for bit what ``read`` gives there."""
+        scales = self.scales or [1.0] * len(self.raws)
+        images = []
+        for raw, scale in zip(self.raws, scales, strict=True):
+            hdu = _extension(raw, extname)
+            images.append(map_image(raw.path, hdu, scale=scale))
+        return images
+
     def read(self, extname: str) -> np.ndarray:
         local = self._local
         if not hasattr(local, "stack"):
             local.stack = np.empty(self._shape, np.float32)
         for i, raw in enumerate(self.raws):
-            hdu = next(h for h in raw.scan.extensions if h.extname == extname)
+            hdu = _extension(raw, extname)
             read_image(raw.path, hdu, out=local.stack[i])
             if self.scales is not None:
                 local.stack[i] *= np.float32(self.scales[i])
         return local.stack
+
+
+def _extension(raw: RawInput, extname: str) -> HDUInfo:
+    """The image HDU of a raw's detector."""
+    return next(h for h in raw.scan.extensions if h.extname == extname)
 
 
 class CalibrationReader:
