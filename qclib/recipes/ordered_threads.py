@@ -54,9 +54,12 @@ def _touch(n):  # type: ignore[no-untyped-def]
 
 def in_order(make: Callable[[T], U], items: Iterable[T], threads: int) -> Iterator[U]:
     """``make(item)`` of each item, in the items' order, computed on up to ``threads``
-    threads at once, each at most ``threads`` items ahead of the consumer (so memory
-    holds ``threads`` items being made and the one being consumed). ``make`` must not
-    share writable memory between calls. A failure is raised where its item's result
+    threads at once, at most ``threads + 1`` items ahead of the consumer (so memory
+    holds ``threads`` items being made, one made and waiting, and the one being
+    consumed): a thread that finishes while the consumer is busy with an item starts
+    the next at once. (With ``threads`` ahead it waited for the consumer: a HAWK-I
+    dark's second thread idled 0.11 s of its 0.8 s while the first detector was
+    written.) ``make`` must not share writable memory between calls. A failure is raised where its item's result
     is due; closing the iterator early waits for the calls under way, starts no more.
 
     >>> list(in_order(lambda x: x * x, range(5), threads=2))
@@ -77,7 +80,7 @@ def in_order(make: Callable[[T], U], items: Iterable[T], threads: int) -> Iterat
         try:
             for item in source:
                 pending.append(pool.submit(run, item))
-                if len(pending) == threads:
+                if len(pending) == threads + 1:
                     break
             while pending:
                 result = pending.popleft().result()
