@@ -61,6 +61,12 @@ from qclib.stored_pixels import MappedImage, StoredImage
 CLIPPED_MEAN_FROM = 5
 
 
+#: One raw frame: an array, or mapped where it is stored (``fitsio.map_image``).
+Frame = np.ndarray | StoredImage | MappedImage
+#: Raw frames of one detector: a stack (frames, NAXIS2, NAXIS1), or each on its own.
+Frames = np.ndarray | Sequence[Frame]
+
+
 @dataclass(frozen=True)
 class Exposure:
     """Timing of the dark frames (all equal within a block)."""
@@ -89,7 +95,7 @@ def make_master_dark(
     config: DarkConfig | None = None,
     min_frames: int = 2,
     gain_e_per_adu: float | None = None,
-    other_dits: Sequence[tuple[Sequence[np.ndarray | StoredImage | MappedImage], Exposure]] = (),
+    other_dits: Sequence[tuple[Frames, Exposure]] = (),
 ) -> MasterDark:
     """Combine raw darks (frames, NAXIS2, NAXIS1) of one detector, in ADU. Read only.
 
@@ -142,7 +148,7 @@ def make_master_dark(
     spread = clipped_stats(qc_rows(master), sigma=4)  # sampled as the master bias's
     signal = dark_signal(master, hot, groups)
     if other_dits:
-        series = [(raws, exposure), *other_dits]
+        series: list[tuple[Frames, Exposure]] = [(raws, exposure), *other_dits]
         current = dark_current_from_dits(series, geometry, hot=hot, groups=groups)
     else:
         current = signal / exposure.integration_s
@@ -197,7 +203,7 @@ FRAME_COLUMN_STEP = 4
 
 
 def frame_dark_signal(
-    frame: np.ndarray | StoredImage | MappedImage,
+    frame: Frame,
     geometry: Geometry,
     *,
     hot: np.ndarray,
@@ -248,7 +254,7 @@ def _taken_columns(groups: list[slice], width: int) -> tuple[np.ndarray, list[sl
 
 
 def dark_current_from_dits(
-    series: Sequence[tuple[Sequence[np.ndarray | StoredImage | MappedImage], Exposure]],
+    series: Sequence[tuple[Frames, Exposure]],
     geometry: Geometry,
     *,
     hot: np.ndarray,

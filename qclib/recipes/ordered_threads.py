@@ -59,8 +59,9 @@ def in_order(make: Callable[[T], U], items: Iterable[T], threads: int) -> Iterat
     consumed): a thread that finishes while the consumer is busy with an item starts
     the next at once. (With ``threads`` ahead it waited for the consumer: a HAWK-I
     dark's second thread idled 0.11 s of its 0.8 s while the first detector was
-    written.) ``make`` must not share writable memory between calls. A failure is raised where its item's result
-    is due; closing the iterator early waits for the calls under way, starts no more.
+    written.) ``make`` must not share writable memory between calls. A failure is
+    raised where its item's result is due; closing the iterator early waits for the
+    calls under way, starts no more.
 
     >>> list(in_order(lambda x: x * x, range(5), threads=2))
     [0, 1, 4, 9, 16]
