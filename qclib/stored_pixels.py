@@ -84,7 +84,7 @@ class StoredImage:
 
 @dataclass(frozen=True)
 class MappedImage:
-    """One image as FITS stores it, of any BITPIX but 16 (``raw``: its big-endian values,
+    """One image as FITS stores it, of any BITPIX (``raw``: its big-endian values,
     typically a map of the file), with the HDU's BSCALE and BZERO and a factor applied
     after them (``scale``: a raw holding the sum of NDIT reads times 1/NDIT). Indexing
     gives physical float32 values of the part taken, in the arithmetic (and so the

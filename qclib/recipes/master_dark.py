@@ -92,8 +92,8 @@ def _by_timing(
 ) -> list[tuple[Exposure, StackReader]]:
     """Raw darks of other DITs, grouped by their timing, each group's frames mapped
     where they are stored (``StackReader.mapped``): the dark current samples a
-    sixteenth of their pixels, and a HAWK-I block's other DITs are nine 16 MB frames
-    per chip, whose full conversion took a third of the recipe)."""
+    sixteenth of their pixels. A HAWK-I block's other DITs are nine 16 MB frames per
+    chip; converting them whole took about a third of its detector threads' time."""
     groups: dict[tuple[float, int, float], list[RawInput]] = {}
     for dark in darks:
         raw = RawInput(dark.path.name, dark.path, dark.category, dark.sha256, scan_fits(dark.path))
