@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import queue
 from collections.abc import Iterator
 from dataclasses import asdict
 
@@ -36,6 +38,10 @@ from qclib.recipes.base import (
 from qclib.recipes.linearity import undo_nonlinearity
 
 _BAD = DQ_HOT | DQ_COLD | DQ_NO_DATA
+
+
+class _FlatAbandonedError(Exception):
+    """The flat failed: its confidence product, written beside it, is abandoned."""
 
 
 def _flats(
@@ -165,14 +171,19 @@ def run_sky(ctx: RecipeContext) -> list[ProductResult]:
 
 
 def run_ir(ctx: RecipeContext) -> list[ProductResult]:
-    """IR master twilight flat (dark of the same DIT removed) and its confidence map."""
+    """IR master twilight flat (dark of the same DIT removed) and its confidence map.
+
+    The confidence product is written on a thread of its own, each detector as soon as
+    the flat's is made: written after the flat, it took a third of a HAWK-I block
+    (0.44 s of 1.54 s) with nothing else running."""
     config: FlatConfig = ctx.parameters
     raws = ctx.raws_of()
     ctx.require_setup("MASTER_TWILIGHT_FLAT", raws, "flat")
     dark_input = ctx.calibration("MASTER_DARK")
     # Each detector's confidence (per cent of the flat, 0 where flagged) and flags,
-    # kept as bytes until the confidence product is written: 4 MB a 2k x 2k detector.
-    confidences: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    # kept as bytes until the confidence product takes them: 4 MB a 2k x 2k detector.
+    confidences: queue.Queue[tuple[str, np.ndarray, np.ndarray, np.ndarray] | None]
+    confidences = queue.Queue()
     qc: dict[str, dict[str, float]] = {}
     qc_conf: dict[str, dict[str, float]] = {}
 
@@ -186,13 +197,18 @@ def run_ir(ctx: RecipeContext) -> list[ProductResult]:
             bad = (dq & _BAD) != 0
             undefined = np.flatnonzero(np.isnan(percent) & ~bad)  # kept as NaN
             confidence = np.where(bad | np.isnan(percent), 0, percent).astype(np.uint8)
-            confidences[extname] = (confidence, undefined, np.where(bad, dq, np.uint8(0)))
+            confidences.put((extname, confidence, undefined, np.where(bad, dq, np.uint8(0))))
             cards = qc_cards(ctx.instrument, "MASTER_TWILIGHT_FLAT", values)
             yield DetectorProduct(extname, flat.data, flat.error, dq, cards, unit="")
 
     def confidence_maps() -> Iterator[DetectorProduct]:
-        for extname in ctx.detectors():
-            stored, undefined, dq = confidences.pop(extname)
+        for expected in ctx.detectors():
+            made = confidences.get()
+            if made is None:
+                raise _FlatAbandonedError(ctx.block.id)
+            extname, stored, undefined, dq = made
+            if extname != expected:  # in_order hands the detectors on in order
+                raise RuntimeError(f"confidence of {extname} where {expected} was due")
             confidence = stored.astype(np.float32)
             confidence.ravel()[undefined] = np.nan
             values = {"QC.CONF.NZERO": float(np.count_nonzero(confidence == 0))}
@@ -203,23 +219,30 @@ def run_ir(ctx: RecipeContext) -> list[ProductResult]:
             )
 
     parameters = asdict(config)
-    flat_product = write(
-        ctx,
-        "MASTER_TWILIGHT_FLAT",
-        flats(),
-        raws=raws,
-        calibs=(dark_input,),
-        parameters=parameters,
-        qc=qc,
-    )
-    conf = write(
-        ctx,
-        "MASTER_CONF",
-        confidence_maps(),
-        raws=raws,
-        calibs=(dark_input,),
-        parameters=parameters,
-        qc=qc_conf,
-        pro_type="CONFIDENCE",
-    )
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="confidence") as pool:
+        conf_written = pool.submit(
+            write,
+            ctx,
+            "MASTER_CONF",
+            confidence_maps(),
+            raws=raws,
+            calibs=(dark_input,),
+            parameters=parameters,
+            qc=qc_conf,
+            pro_type="CONFIDENCE",
+        )
+        try:
+            flat_product = write(
+                ctx,
+                "MASTER_TWILIGHT_FLAT",
+                flats(),
+                raws=raws,
+                calibs=(dark_input,),
+                parameters=parameters,
+                qc=qc,
+            )
+        except BaseException:
+            confidences.put(None)  # the confidence product is abandoned with the flat
+            raise
+        conf = conf_written.result()
     return [flat_product, conf]
