@@ -118,7 +118,7 @@ def test_a_thread_with_one_numba_thread_compiles_only_the_serial_build(tmp_path)
 def test_both_builds_give_the_same_bytes() -> None:
     """A prange iteration writes only its own outputs, so the builds agree bit for bit
     (the sigma-clipped statistics' histogram over 16 blocks, the defect search's
-    column and row medians)."""
+    column and row medians, a flat's block medians)."""
     from qclib.calib import defects, stats
 
     rng = np.random.default_rng(5)
@@ -127,6 +127,7 @@ def test_both_builds_give_the_same_bytes() -> None:
     cases = [
         (stats._histogram, (image, image, False, 60.0, 0.1, 800, 16)),
         (defects._column_and_row_medians, (image, 3, 2)),
+        (defects._block_medians, (image, 18, 16, 16, 16)),
     ]
     for kernel, args in cases:
         serial = call_compiled_once(kernel.serial, *args)

@@ -14,6 +14,7 @@ import bottleneck as bn
 import numba
 import numpy as np
 
+from qclib.calib.selection import median_in_place
 from qclib.calib.stats import clipped_stats
 from qclib.compile_once import call_compiled_once, parallel_kernel
 
@@ -105,8 +106,8 @@ def _column_and_row_medians(image, step_y, step_x):  # type: ignore[no-untyped-d
     """Medians of each column over every ``step_y``-th row, then of each row, less
     those, over every ``step_x``-th column (NaNs left out; NaN where none is left), in
     float64. One compiled call, parallel over columns and then rows: bottleneck's
-    ``nanmedian`` along the strided axis took 34 + 30 ms for a 2048x4100 CCD, this
-    35 (measured on 2 cores)."""
+    ``nanmedian`` along the strided axis took 34 + 30 ms for a 2048x4100 CCD, numba's
+    ``np.nanmedian`` 31 ms on one thread, ``median_in_place`` 15 ms."""
     ny, nx = image.shape
     taken_y = (ny + step_y - 1) // step_y
     taken_x = (nx + step_x - 1) // step_x
@@ -117,17 +118,25 @@ def _column_and_row_medians(image, step_y, step_x):  # type: ignore[no-untyped-d
         first = 16 * chunk
         width = min(16, nx - first)
         block = np.empty((width, taken_y))
+        kept = np.zeros(width, dtype=np.int64)
         for j in range(taken_y):
             for i in range(width):
-                block[i, j] = image[j * step_y, first + i]
+                v = image[j * step_y, first + i]
+                if not math.isnan(v):
+                    block[i, kept[i]] = v
+                    kept[i] += 1
         for i in range(width):
-            columns[first + i] = np.nanmedian(block[i])
+            columns[first + i] = median_in_place(block[i], kept[i]) if kept[i] else math.nan
     rows = np.empty(ny)
     for y in numba.prange(ny):
         values = np.empty(taken_x)
+        n = 0
         for i in range(taken_x):
-            values[i] = image[y, i * step_x] - columns[i * step_x]
-        rows[y] = np.nanmedian(values)
+            v = image[y, i * step_x] - columns[i * step_x]
+            if not math.isnan(v):
+                values[n] = v
+                n += 1
+        rows[y] = median_in_place(values, n) if n else math.nan
     return columns, rows
 
 
@@ -199,8 +208,31 @@ def block_medians(image: np.ndarray, *, box: int = 64) -> np.ndarray:
     ny, nx = image.shape
     by, bx = max(1, ny // box), max(1, nx // box)
     sy, sx = ny // by, nx // bx
-    blocks = image[: by * sy, : bx * sx].reshape(by, sy, bx, sx).transpose(0, 2, 1, 3)
-    return np.asarray(bn.nanmedian(blocks.reshape(by, bx, sy * sx), axis=2), np.float64)
+    kind = image.dtype if image.dtype.kind == "f" else np.dtype(np.float64)
+    values = np.asarray(image, dtype=kind.newbyteorder("="))
+    return call_compiled_once(_block_medians, values, by, bx, sy, sx)
+
+
+@parallel_kernel
+def _block_medians(image, by, bx, sy, sx):  # type: ignore[no-untyped-def]
+    """The median of each ``sy`` x ``sx`` block (NaNs left out; NaN where none is
+    left), in float64, of values kept in the image's own type: the mean of two middle
+    values is rounded to it, as bottleneck's ``nanmedian`` did. For the 1024 blocks of
+    64 x 64 of a 2048x2048 image, on one thread: 46 ms with bottleneck (the blocks
+    copied out first), 23 ms gathering each block into one buffer here."""
+    out = np.empty((by, bx))
+    for j in numba.prange(by):
+        values = np.empty(sy * sx, dtype=image.dtype)
+        for i in range(bx):
+            n = 0
+            for y in range(j * sy, (j + 1) * sy):
+                for x in range(i * sx, (i + 1) * sx):
+                    v = image[y, x]
+                    if not math.isnan(v):
+                        values[n] = v
+                        n += 1
+            out[j, i] = median_in_place(values, n) if n else math.nan
+    return out
 
 
 def expand_blocks(medians: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
+from qclib.calib.selection import median_in_place
 from qclib.calib.stats import clipped_stats, row_step
 from qclib.compile_once import call_compiled_once, parallel_kernel
 from qclib.config.instrument import Geometry, parse_section
@@ -171,7 +172,7 @@ def _group_medians_kernel(values, bounds):  # type: ignore[no-untyped-def]
                 if math.isfinite(v):
                     kept[n] = v
                     n += 1
-        medians[g] = np.median(kept[:n]) if n else math.nan
+        medians[g] = median_in_place(kept, n) if n else math.nan
     return medians
 
 

@@ -1,0 +1,94 @@
+"""The compiled medians (selection in place) give exactly what numpy and bottleneck
+give, on noise, on integer values with many ties, on constant and sorted buffers,
+with NaNs, and in float32, where the mean of the two middle values rounds."""
+
+from __future__ import annotations
+
+import warnings
+
+import bottleneck as bn
+import numba
+import numpy as np
+import pytest
+
+from qclib.calib import defects
+from qclib.calib.readout import group_medians
+from qclib.calib.selection import median_in_place
+
+
+@numba.njit(cache=False)
+def _median_of(values):  # type: ignore[no-untyped-def]
+    return median_in_place(values.copy(), values.size)
+
+
+def _buffers(rng: np.random.Generator) -> list[np.ndarray]:
+    buffers = []
+    for n in (1, 2, 3, 4, 5, 10, 11, 512, 513, 4096):
+        buffers += [
+            rng.normal(100.0, 2.0, n),
+            np.round(rng.normal(0.0, 1.5, n)),  # many ties
+            np.full(n, 7.0),
+            np.arange(n, dtype=np.float64),
+            np.arange(n, dtype=np.float64)[::-1].copy(),
+            rng.normal(1.0, 0.01, n).astype(np.float32),
+        ]
+    return buffers
+
+
+def test_median_in_place_is_numpys_median() -> None:
+    rng = np.random.default_rng(21)
+    for values in _buffers(rng):
+        expected = np.median(values)  # float32 in, the middle two summed in float32
+        got = _median_of(values)
+        assert got == expected, (values.dtype, values.size)
+
+
+@pytest.mark.parametrize("dtype", ["<f4", ">f4", "<f8", "<i2"])
+def test_block_medians_are_bottlenecks(dtype: str) -> None:
+    rng = np.random.default_rng(22)
+    image = rng.normal(1.0, 0.01, (300, 257))
+    if dtype == "<i2":
+        image = rng.integers(-4, 5, image.shape)
+    image = image.astype(dtype)
+    if image.dtype.kind == "f":
+        image[rng.random(image.shape) < 0.02] = np.nan
+        image[:64, :64] = np.nan  # a block with no value: NaN
+    for box in (64, 16, 5):
+        ny, nx = image.shape
+        by, bx = max(1, ny // box), max(1, nx // box)
+        sy, sx = ny // by, nx // bx
+        blocks = image[: by * sy, : bx * sx].reshape(by, sy, bx, sx).transpose(0, 2, 1, 3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = bn.nanmedian(blocks.reshape(by, bx, sy * sx), axis=2).astype(np.float64)
+        got = defects.block_medians(image, box=box)
+        assert got.dtype == np.float64
+        assert np.array_equal(got, expected, equal_nan=True), box
+
+
+def test_column_and_row_medians_are_numpys_nanmedians() -> None:
+    rng = np.random.default_rng(23)
+    image = (rng.normal(200.0, 2.0, (1100, 600)) + np.linspace(0, 5, 600)).astype(np.float32)
+    image[rng.random(image.shape) < 0.05] = np.nan
+    image[:, 7] = np.nan  # a column with no value
+    for values in (image, np.round(image)):
+        columns, rows = defects._column_and_row_medians.run_serial(values, 3, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected_columns = np.nanmedian(values[::3].astype(np.float64), axis=0)
+            expected_rows = np.nanmedian(values[:, ::2] - expected_columns[::2], axis=1)
+        assert np.array_equal(columns, expected_columns, equal_nan=True)
+        assert np.array_equal(rows, expected_rows, equal_nan=True)
+
+
+def test_group_medians_are_numpys() -> None:
+    rng = np.random.default_rng(24)
+    sample = np.round(rng.normal(0.0, 3.0, (256, 512))).astype(np.float32)
+    sample[rng.random(sample.shape) < 0.01] = np.nan
+    sample[rng.random(sample.shape) < 0.01] = np.inf  # not finite: left out too
+    groups = [slice(c * 64 + p, (c + 1) * 64, 2) for c in range(8) for p in (0, 1)]
+    expected = []
+    for group in groups:
+        values = sample[:, group].astype(np.float64)
+        expected.append(np.median(values[np.isfinite(values)]))
+    assert group_medians(sample, groups).tolist() == expected
