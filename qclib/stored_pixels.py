@@ -106,7 +106,15 @@ class MappedImage:
         return self.raw.shape  # type: ignore[no-any-return]
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        out = np.array(self.raw[key], dtype=np.float32)
+        return self._physical(self.raw[key])
+
+    def take(self, rows: slice, columns: np.ndarray) -> np.ndarray:
+        """``self[rows, columns]`` (``columns``: indices), gathered by ``np.take``: a
+        mixed index of a map takes numpy about twice as long."""
+        return self._physical(np.take(self.raw[rows], columns, axis=1))
+
+    def _physical(self, part: np.ndarray) -> np.ndarray:
+        out = np.array(part, dtype=np.float32)
         if self.bscale != 1.0:
             out *= np.float32(self.bscale)
         if self.bzero:

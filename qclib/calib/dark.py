@@ -220,20 +220,47 @@ def frame_dark_signal(
     0.009 ADU, 0.4 % of the 2.4 ADU a 60 s dark gathers, and the slope over a series
     of DITs averages that down further. Every second row still, so that noise common
     to a row (which no column sample averages down) is averaged over 1024 rows."""
-    rows, cols = parse_section(geometry.data_section)
-    every_second = slice(rows.start, rows.stop, 2)
-    hot = hot[::2]
-    if groups is None:
-        level = frame_level(frame, geometry)
-        return dark_signal(frame[every_second, cols] - np.float32(level), hot, None)
-    sampled = [slice(g.start, g.stop, g.step * FRAME_COLUMN_STEP) for g in groups]
-    taken, compact = _taken_columns(sampled, cols.stop - cols.start)
-    return dark_signal(
-        frame[every_second, cols.start + taken],
-        hot[:, taken],
-        compact,
-        minus=reference_levels(frame, geometry)[taken],
-    )
+    return _FrameSample(geometry, hot, groups).signal(frame)
+
+
+class _FrameSample:
+    """What ``frame_dark_signal`` takes of every frame of one detector, worked out
+    once: the rows and columns, and the hot pixels among them. (Per frame, the
+    columns and the hot pixels' sample took a fifth of a HAWK-I block's dark current.)"""
+
+    def __init__(self, geometry: Geometry, hot: np.ndarray, groups: list[slice] | None) -> None:
+        self.geometry = geometry
+        rows, self.cols = parse_section(geometry.data_section)
+        self.rows = slice(rows.start, rows.stop, 2)
+        self.groups = groups
+        self.hot = hot[::2]
+        if groups is not None:
+            sampled = [slice(g.start, g.stop, g.step * FRAME_COLUMN_STEP) for g in groups]
+            self.taken, self.compact = _taken_columns(sampled, self.cols.stop - self.cols.start)
+            self.columns = self.cols.start + self.taken
+            self.hot = self.hot[:, self.taken]
+
+    def signal(self, frame: Frame) -> float:
+        if self.groups is None:
+            level = frame_level(frame, self.geometry)
+            return dark_signal(frame[self.rows, self.cols] - np.float32(level), self.hot, None)
+        return dark_signal(
+            _take(frame, self.rows, self.columns),
+            self.hot,
+            self.compact,
+            minus=reference_levels(frame, self.geometry)[self.taken],
+        )
+
+
+def _take(frame: Frame, rows: slice, columns: np.ndarray) -> np.ndarray:
+    """``frame[rows, columns]`` (``columns``: indices), the same values: ``np.take``
+    of the rows' view copies a mixed index in about half numpy's time (2.0 against
+    3.5 ms for a HAWK-I chip's sample from a map)."""
+    if isinstance(frame, np.ndarray):
+        return np.take(frame[rows], columns, axis=1)
+    if isinstance(frame, MappedImage):
+        return frame.take(rows, columns)
+    return frame[rows, columns]
 
 
 def _taken_columns(groups: list[slice], width: int) -> tuple[np.ndarray, list[slice]]:
@@ -272,11 +299,12 @@ def dark_current_from_dits(
     UnprocessableDataError
         All frames have one integration time.
     """
+    sample = _FrameSample(geometry, hot, groups)
     times, signals, weights = [], [], []
     for raws, exposure in series:
         for frame in raws:
             times.append(exposure.integration_s)
-            signals.append(frame_dark_signal(frame, geometry, hot=hot, groups=groups))
+            signals.append(sample.signal(frame))
             weights.append(float(exposure.ndit))
     if len(set(times)) < 2:
         raise UnprocessableDataError(
