@@ -13,10 +13,12 @@ pixels (0.05 ADU; MUSE's per output of the test scale's 256x256 pixels, 0.5 ADU)
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import os
 import stat
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +78,51 @@ def _eso_night(root: Path):  # type: ignore[no-untyped-def]
     workspace = _workspace(root / "ws", list(INSTRUMENTS))
     database = workspace.open_database()
     ingest_paths(workspace, database, [r.out_dir for r in raws.values()])
-    summary = run_pass(workspace, database)
+    summary = _pass_retrying_stuck_jobs(workspace, database)
     with database.transaction() as session:
         rows = qc1.export_rows(session)
         states = product_store.block_states(session)
         products = product_store.products_in(session, ("candidate", "certified", "scored"))
     database.close()
     return workspace, raws, summary, rows, states, products
+
+
+#: A job of this test-scale night takes 5 s at most; one still running after this long
+#: is stuck. Once, in a full suite, ESO's muse_dark ran until pytest's 900 s timeout;
+#: 24 runs of the same job took 4.1-5.1 s. The flow stops a job at its time limit and
+#: retries the block on its next pass: so does this night.
+STUCK_JOB_S = 180.0
+
+
+def _stopped_when_stuck(*args: Any, **kwargs: Any) -> Any:
+    """``run_job`` with a time limit of at most ``STUCK_JOB_S``."""
+    limit = min(kwargs.get("timeout_s", STUCK_JOB_S), STUCK_JOB_S)
+    return run_job(*args, **{**kwargs, "timeout_s": limit})
+
+
+def _pass_retrying_stuck_jobs(workspace, database):  # type: ignore[no-untyped-def]
+    """One ``run_pass``; where a job was stopped as stuck, a second pass, whose
+    outcomes (and reports) stand for the blocks it ran."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(block_job, "run_job", _stopped_when_stuck)
+        summary = run_pass(workspace, database)
+        stuck = sorted(
+            o.ab_id
+            for o in summary.outcomes
+            if o.status == "failed" and f"ran out of its {STUCK_JOB_S:g} s" in (o.reason or "")
+        )
+        if not stuck:
+            return summary
+        warnings.warn(
+            f"esorex stuck in {stuck}: stopped, and retried by a second pass", stacklevel=2
+        )
+        retry = run_pass(workspace, database)
+    again = {o.ab_id: o for o in retry.outcomes}
+    return dataclasses.replace(
+        summary,
+        outcomes=[again.get(o.ab_id, o) for o in summary.outcomes],
+        reports=[*summary.reports, *retry.reports],
+    )
 
 
 def _installed():  # type: ignore[no-untyped-def]
