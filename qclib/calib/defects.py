@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from qclib.calib.selection import median_in_place
-from qclib.calib.stats import clipped_stats
+from qclib.calib.stats import ClippedStats, clipped_stats
 from qclib.compile_once import call_compiled_once, parallel_kernel
 
 
@@ -305,7 +305,16 @@ def find_cold_pixels(
     [(5, 6)]
     """
     relative = flat / (smooth_large_scale(flat) if smooth is None else smooth)
-    spread = clipped_stats(relative, sigma=4)
+    return cold_in_response(
+        relative, clipped_stats(relative, sigma=4), sigma=sigma, max_response=max_response
+    )
+
+
+def cold_in_response(
+    relative: np.ndarray, spread: ClippedStats, *, sigma: float, max_response: float = 0.9
+) -> np.ndarray:
+    """``find_cold_pixels`` of a flat's response relative to its large-scale flat,
+    given the response's 4-sigma clipped statistics (``spread``)."""
     low = relative < spread.mean - sigma * spread.std
     return np.asarray(low & (relative < max_response))
 
