@@ -68,6 +68,28 @@ def test_read_noise_of_a_pair_ignores_channel_offsets_that_change() -> None:
     assert read_noise_from_pair(first, second) > 6.5  # the offsets' differences stay in
 
 
+@pytest.mark.parametrize("rows", [1024, 4096, 6144])  # every row, every 2nd, every 3rd
+def test_the_channel_offsets_come_from_every_fourth_row(rows: int) -> None:
+    """Where its rows include them, the pair's difference gives the rows the channel
+    offsets are taken from: the read noise is that of their own subtraction."""
+    from qclib.calib.readout import RON_PIXELS, group_medians
+    from qclib.calib.stats import clipped_stats, row_step
+
+    rng = np.random.default_rng(6)
+    first, second = (rng.normal(300, 6.0, (rows, 1024)).astype(np.float32) for _ in "ab")
+    second[:, 64:128] += 5.0  # a channel's offset that changes
+    columns = [slice(c * 64 + p, (c + 1) * 64, 2) for c in range(16) for p in (0, 1)]
+    step = row_step(first, RON_PIXELS)
+    assert step == rows // 2048 or rows == 1024
+    sample = np.subtract(first[::4], second[::4], dtype=np.float32)
+    offsets = np.zeros(first.shape[1], np.float32)
+    for group, median in zip(columns, group_medians(sample, columns), strict=True):
+        offsets[group] = median
+    difference = np.subtract(first[::step], second[::step], dtype=np.float32) - offsets
+    expected = np.sqrt(clipped_stats(difference, sigma=5).std ** 2 / 2)
+    assert read_noise_from_pair(first, second, columns=columns) == expected
+
+
 def test_dark_shot_noise_is_removed_from_the_read_noise() -> None:
     rng = np.random.default_rng(5)
     gain, signal_adu, read_noise_adu = 1.7, 20.0, 6.0
