@@ -77,75 +77,85 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
     seeing_guess_px = 1.0 / pixel_scale
     max_offset_px = config.max_wcs_offset_arcsec / pixel_scale
 
-    def per_detector() -> Iterator[DetectorProduct]:
-        for extname in ctx.detectors():
-            stack = reader.read(extname)
-            under, response = background.data(extname), flat.data(extname)
-            results: list[tuple[FieldPhotometry, float, float]] = []
-            first: tuple[np.ndarray, np.ndarray, float] | None = None
-            for raw, frame in zip(raws, stack, strict=True):
-                saturated = frame[rows, cols] >= ctx.instrument.saturation_adu
-                # IR: each readout channel's own level (CCD: the overscan's).
-                levels = reference_levels(frame, geometry)[None, :]
-                undo_nonlinearity(ctx, frame[None], under, extname, [ctx.exposure_time(raw)])
-                image = (frame[rows, cols] - levels - under) / response
-                hdu = next(h for h in raw.scan.extensions if h.extname == extname)
-                stars = _stars(
-                    catalogue, hdu.header, (rows.start, cols.start), image.shape, 50 + max_offset_px
+    def make(extname: str) -> tuple[dict[str, float], str | None, DetectorProduct]:
+        """A detector's QC values, why its last failed frame failed, its product."""
+        stack = reader.read(extname)
+        under, response = background.data(extname), flat.data(extname)
+        results: list[tuple[FieldPhotometry, float, float]] = []
+        failure = None
+        first: tuple[np.ndarray, np.ndarray, float] | None = None
+        for raw, frame in zip(raws, stack, strict=True):
+            saturated = frame[rows, cols] >= ctx.instrument.saturation_adu
+            # IR: each readout channel's own level (CCD: the overscan's).
+            levels = reference_levels(frame, geometry)[None, :]
+            undo_nonlinearity(ctx, frame[None], under, extname, [ctx.exposure_time(raw)])
+            image = (frame[rows, cols] - levels - under) / response
+            hdu = next(h for h in raw.scan.extensions if h.extname == extname)
+            stars = _stars(
+                catalogue, hdu.header, (rows.start, cols.start), image.shape, 50 + max_offset_px
+            )
+            sky = clipped_stats(image, sigma=3.0, maxiters=5)  # level and noise
+            noise = sky.std
+            if first is None:
+                dq = flat.dq(extname)
+                dq[saturated] |= DQ_SATURATED
+                first = (image, dq, noise)
+            try:
+                offset = find_catalogue_offset(
+                    image,
+                    stars.x,
+                    stars.y,
+                    stars.mag,
+                    fwhm_px=seeing_guess_px,
+                    max_offset_px=max_offset_px,
+                    sky=sky,
                 )
-                sky = clipped_stats(image, sigma=3.0, maxiters=5)  # level and noise
-                noise = sky.std
-                if first is None:
-                    dq = flat.dq(extname)
-                    dq[saturated] |= DQ_SATURATED
-                    first = (image, dq, noise)
-                try:
-                    offset = find_catalogue_offset(
-                        image,
-                        stars.x,
-                        stars.y,
-                        stars.mag,
-                        fwhm_px=seeing_guess_px,
-                        max_offset_px=max_offset_px,
-                        sky=sky,
-                    )
-                    measured = measure_field(
-                        image,
-                        stars.shifted(offset.dx_px, offset.dy_px),
-                        exptime_s=ctx.exposure_time(raw),
-                        saturated=saturated,
-                        fwhm_guess_px=seeing_guess_px,
-                        noise_adu=noise,
-                        config=config,
-                    )
-                except UnprocessableDataError as err:
-                    failures[extname] = f"{raw.arcfile}: {err}"
-                    continue
-                shift = float(np.hypot(offset.dx_px, offset.dy_px)) * pixel_scale
-                results.append((measured, airmass_of(raw), shift))
-            values: dict[str, float] = {}
-            if results:
-                zps = np.array([r.zeropoint for r, _, _ in results])
-                airmass = float(np.mean([x for _, x, _ in results]))
-                values = {
-                    "QC.ZPOINT": float(zps.mean()),
-                    "QC.ZPOINT.X0": float(zps.mean() + extinction * airmass),
-                    "QC.ZPOINT.ERR": _combined_error([r.zeropoint_err for r, _, _ in results]),
-                    "QC.AIRMASS": airmass,
-                    "QC.NSTARS": float(sum(r.n_stars for r, _, _ in results)),
-                    "QC.APCOR": float(np.mean([r.aperture_correction_mag for r, _, _ in results])),
-                    "QC.WCS.SHIFT": float(np.median([s for _, _, s in results])),
-                    "QC.WCS.RMS": float(np.median([r.position_rms_px for r, _, _ in results]))
-                    * pixel_scale,
-                    "QC.FWHM": float(np.median([r.fwhm_px for r, _, _ in results])) * pixel_scale,
-                    "QC.ELLIPTICITY": float(np.median([r.ellipticity for r, _, _ in results])),
-                }
-                qc[extname] = values
-            cards = qc_cards(ctx.instrument, "ZEROPOINT", values)
-            image, dq, noise = first  # type: ignore[misc]
-            # The product is the first frame reduced; its uncertainty is the sky noise
-            # (source photon noise needs a gain, which the READ_GAIN product holds).
-            yield DetectorProduct(extname, image, np.full_like(image, noise), dq, cards)
+                measured = measure_field(
+                    image,
+                    stars.shifted(offset.dx_px, offset.dy_px),
+                    exptime_s=ctx.exposure_time(raw),
+                    saturated=saturated,
+                    fwhm_guess_px=seeing_guess_px,
+                    noise_adu=noise,
+                    config=config,
+                )
+            except UnprocessableDataError as err:
+                failure = f"{raw.arcfile}: {err}"
+                continue
+            shift = float(np.hypot(offset.dx_px, offset.dy_px)) * pixel_scale
+            results.append((measured, airmass_of(raw), shift))
+        values: dict[str, float] = {}
+        if results:
+            zps = np.array([r.zeropoint for r, _, _ in results])
+            airmass = float(np.mean([x for _, x, _ in results]))
+            values = {
+                "QC.ZPOINT": float(zps.mean()),
+                "QC.ZPOINT.X0": float(zps.mean() + extinction * airmass),
+                "QC.ZPOINT.ERR": _combined_error([r.zeropoint_err for r, _, _ in results]),
+                "QC.AIRMASS": airmass,
+                "QC.NSTARS": float(sum(r.n_stars for r, _, _ in results)),
+                "QC.APCOR": float(np.mean([r.aperture_correction_mag for r, _, _ in results])),
+                "QC.WCS.SHIFT": float(np.median([s for _, _, s in results])),
+                "QC.WCS.RMS": float(np.median([r.position_rms_px for r, _, _ in results]))
+                * pixel_scale,
+                "QC.FWHM": float(np.median([r.fwhm_px for r, _, _ in results])) * pixel_scale,
+                "QC.ELLIPTICITY": float(np.median([r.ellipticity for r, _, _ in results])),
+            }
+        cards = qc_cards(ctx.instrument, "ZEROPOINT", values)
+        image, dq, noise = first  # type: ignore[misc]
+        # The product is the first frame reduced; its uncertainty is the sky noise
+        # (source photon noise needs a gain, which the READ_GAIN product holds).
+        product = DetectorProduct(extname, image, np.full_like(image, noise), dq, cards)
+        return values, failure, product
+
+    def per_detector() -> Iterator[DetectorProduct]:
+        """The detectors made on the recipe's detector threads, handed on in order."""
+        for values, failure, product in ctx.each_detector(make):
+            if values:
+                qc[product.extname] = values
+            if failure is not None:
+                failures[product.extname] = failure
+            yield product
 
     product = write(
         ctx,
