@@ -327,43 +327,70 @@ def median_combine(
 
 
 def median_combine_stored(
-    stack: StoredStack, rows: slice, cols: slice, *, offsets: np.ndarray
+    stack: StoredStack,
+    rows: slice,
+    cols: slice,
+    *,
+    offsets: np.ndarray,
+    background: np.ndarray | None = None,
+    scales: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``median_combine(stack.physical((rows, cols)), offsets=offsets)``, bit for bit,
-    reading the stored int16 frames in place: no float32 stack is made. For ten
-    2048x4100 OmegaCAM frames mapped from the page cache, on 2 cores with the
-    recipe's retained memory: the conversion into a float32 stack took 23-28 ms and
-    the median over it 68-74 ms, the median over the maps 67-69 ms.
+    """``median_combine(stack.physical((rows, cols)), offsets=offsets, background=...,
+    scales=...)``, bit for bit, reading the stored int16 frames in place: no float32
+    stack is made. For ten 2048x4100 OmegaCAM frames mapped from the page cache, on 2
+    cores with the recipe's retained memory: the conversion into a float32 stack took
+    23-28 ms and the median over it 68-74 ms, the median over the maps 67-69 ms.
 
-    ``rows``, ``cols``: the section combined (steps of 1).
+    ``rows``, ``cols``: the section combined (steps of 1). ``background``: an image of
+    the section's shape (a row holding a NaN of it sends the whole section through
+    the float32 stack).
     """
     if rows.step not in (None, 1) or cols.step not in (None, 1):
         raise ValueError("a section is a block of whole rows and columns")
     n = len(stack)
     shifts = np.asarray(offsets, dtype=np.float64)
-    if n == 0 or n > _NETWORK_MAX_FRAMES or shifts.shape != (n,) or not np.isfinite(shifts).all():
-        return median_combine(stack.physical((rows, cols)), offsets=offsets)
+    factors = np.ones(n) if scales is None else np.asarray(scales, dtype=np.float64)
+
+    def through_a_stack() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return median_combine(
+            stack.physical((rows, cols)), offsets=offsets, background=background, scales=scales
+        )
+
+    if (
+        n == 0
+        or n > _NETWORK_MAX_FRAMES
+        or shifts.shape != (n,)
+        or not np.isfinite(shifts).all()
+        or factors.shape != (n,)
+        or not np.isfinite(factors).all()
+        or np.any(factors == 0)
+    ):
+        return through_a_stack()  # which refuses what it cannot combine
     y0, y1, _ = rows.indices(stack.shape[1])
     x0, x1, _ = cols.indices(stack.shape[2])
     ny, nx = max(0, y1 - y0), max(0, x1 - x0)
+    if background is not None and background.shape != (ny, nx):
+        raise ValueError(f"background shape {background.shape} differs from a frame's {(ny, nx)}")
     out = np.empty((ny, nx), np.float32)
     err = np.empty((ny, nx), np.float32)
     count = np.empty((ny, nx), np.int16)
     call_compiled_once(
-        median_kernel(n, background=False, stored=True),
+        median_kernel(n, background=background is not None, stored=True),
         tuple(np.ascontiguousarray(image.raw) for image in stack),
         y0,
         x0,
         np.array([image.bscale for image in stack]),
         np.array([image.bzero for image in stack]),
         shifts,
-        np.zeros((1, 1), np.float32),
-        np.ones(n),
+        np.zeros((1, 1), np.float32) if background is None else background,
+        1.0 / factors,
         np.float32(_MEDIAN_EFFICIENCY),
         out,
         err,
         count,
     )
+    if ny and nx and (count[:, 0] < 0).any():
+        return through_a_stack()
     return out, err, count
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qclib.calib.combine import median_combine
+from qclib.calib.combine import median_combine, median_combine_stored
 from qclib.calib.defects import (
     block_medians,
     cold_in_response,
@@ -38,6 +38,7 @@ from qclib.calib.readout import check_frames, frame_levels
 from qclib.calib.stats import ClippedStats, clipped_stats
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
+from qclib.stored_pixels import StoredStack
 
 
 @dataclass(frozen=True)
@@ -65,16 +66,32 @@ def _median_level(image: np.ndarray) -> float:
 NO_LIGHT_NOISES = 3.0
 
 
-def _level_and_noise(image: np.ndarray) -> tuple[float, float]:
+def _level_and_noise(image: np.ndarray, *, sampled: bool = False) -> tuple[float, float]:
     """``_median_level`` and the pixels' spread (interquartile range / 1.349, the
-    standard deviation of Gaussian values) from the same rows, in one selection."""
-    step = max(1, image.shape[0] // _LEVEL_ROWS)
+    standard deviation of Gaussian values) from the same rows, in one selection.
+    ``sampled``: ``image`` holds those rows only (``_sampled``)."""
+    step = 1 if sampled else max(1, image.shape[0] // _LEVEL_ROWS)
     low, median, high = np.nanpercentile(image[::step], [25, 50, 75])
     return float(median), float(high - low) / 1.349
 
 
+#: Rows of a frame's data section that ``check_frames`` looks at.
+CHECKED_ROWS = 512
+
+
+def _sampled(
+    raws: np.ndarray | StoredStack, rows: slice, cols: slice, step: int
+) -> list[np.ndarray]:
+    """Every ``step``-th row of each frame's data section (of a stored stack: only
+    those converted)."""
+    taken = slice(rows.start, rows.stop, step)
+    if isinstance(raws, StoredStack):
+        return [image[taken, cols] for image in raws]
+    return list(raws[:, taken, cols])
+
+
 def make_master_flat(
-    raws: np.ndarray,
+    raws: np.ndarray | StoredStack,
     geometry: Geometry,
     exptimes_s: Sequence[float],
     *,
@@ -86,8 +103,10 @@ def make_master_flat(
 ) -> MasterFlat:
     """Combine raw flats (frames, NAXIS2, NAXIS1) of one detector. Read only.
 
-    ``background``: master bias (CCD) or master dark of the flats' DIT (IR), over
-    the data section, subtracted from every frame before it is scaled.
+    ``raws``: a stack, or the frames as FITS stores them (``StoredStack``: read in
+    place, the same result bit for bit). ``background``: master bias (CCD) or master
+    dark of the flats' DIT (IR), over the data section, subtracted from every frame
+    before it is scaled.
 
     Raises
     ------
@@ -96,16 +115,21 @@ def make_master_flat(
     """
     config = config or FlatConfig()
     rows, cols = parse_section(geometry.data_section)
-    data = raws[:, rows, cols]
     names = list(names or [str(i + 1) for i in range(len(raws))])
+    ny = len(range(geometry.naxis2)[rows])
     check_frames(
-        data, names=names, min_frames=min_frames, what="flat", saturation_adu=saturation_adu
+        _sampled(raws, rows, cols, max(1, ny // CHECKED_ROWS)),
+        names=names,
+        min_frames=min_frames,
+        what="flat",
+        saturation_adu=saturation_adu,
     )
     levels = frame_levels(raws, geometry)
     under = 0.0 if background is None else _median_level(background)
-    scales = np.empty(len(data))
-    for i, (name, frame, level) in enumerate(zip(names, data, levels, strict=True)):
-        median, noise = _level_and_noise(frame)
+    scales = np.empty(len(raws))
+    sampled = _sampled(raws, rows, cols, max(1, ny // _LEVEL_ROWS))
+    for i, (name, frame, level) in enumerate(zip(names, sampled, levels, strict=True)):
+        median, noise = _level_and_noise(frame, sampled=True)
         scales[i] = median - level - under
         # A flat's level stands far above its pixels' spread (10,000 ADU against
         # about 100); a frame of bias and noise has a level of 0 within a few
@@ -115,9 +139,14 @@ def make_master_flat(
                 f"flat frame {name} has no light (median level {scales[i]:.1f} ADU above "
                 f"bias, not {NO_LIGHT_NOISES:g} times its pixels' spread of {noise:.1f} ADU)"
             )
-    combined, error, count = median_combine(
-        data, offsets=levels, background=background, scales=scales
-    )
+    if isinstance(raws, StoredStack):
+        combined, error, count = median_combine_stored(
+            raws, rows, cols, offsets=levels, background=background, scales=scales
+        )
+    else:
+        combined, error, count = median_combine(
+            raws[:, rows, cols], offsets=levels, background=background, scales=scales
+        )
     norm = _median_level(combined)
     master = combined / np.float32(norm)
     error = error / np.float32(norm)

@@ -35,7 +35,7 @@ from qclib.recipes.base import (
     qc_cards,
     write,
 )
-from qclib.recipes.linearity import undo_nonlinearity
+from qclib.recipes.linearity import LINEARITY_TAG, undo_nonlinearity
 
 _BAD = DQ_HOT | DQ_COLD | DQ_NO_DATA
 
@@ -53,10 +53,15 @@ def _flats(
     raws = ctx.raws_of()
     reader = ctx.stack_reader(raws)
     exptimes = [ctx.exposure_time(r) for r in raws]
+    linearised = ctx.spec.takes(LINEARITY_TAG) and bool(ctx.calibrations_for(LINEARITY_TAG))
 
     def make(extname: str) -> tuple[str, MasterFlat, np.ndarray]:
-        stack, under = reader.read(extname), background.data(extname)
-        undo_nonlinearity(ctx, stack, under, extname, exptimes)
+        under = background.data(extname)
+        # int16 raws combined in place where nothing is linearised first.
+        stack = None if linearised else reader.read_stored(extname)
+        if stack is None:
+            stack = reader.read(extname)
+            undo_nonlinearity(ctx, stack, under, extname, exptimes)
         flat = make_master_flat(
             stack,
             geometry,

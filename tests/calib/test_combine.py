@@ -255,6 +255,29 @@ def test_median_of_a_stored_stack_is_that_of_its_float32_stack(n: int, bscale: f
         median_combine_stored(stack, slice(0, 20, 2), cols, offsets=offsets)
 
 
+@pytest.mark.parametrize("n", [3, 6, 65])
+def test_a_stored_flat_stack_with_background_and_scales_is_its_float32_stacks(n: int) -> None:
+    """A flat's combination (less a background image, divided by each frame's level)
+    from the stored int16, bit for bit that of the float32 stack; a background holding
+    a NaN sends the section through the float32 stack, which leaves that pixel out."""
+    rng = np.random.default_rng(100 + n)
+    stack = _stored(rng, n, (23, 41), 1.0)
+    rows, cols = slice(2, 20), slice(5, 37)
+    offsets = rng.normal(32768, 3, n)
+    scales = rng.uniform(800.0, 1200.0, n)
+    background = rng.normal(2.0, 0.5, (18, 32)).astype(np.float32)
+    for under in (background, np.where(np.arange(32) == 7, np.float32(np.nan), background)):
+        stored = median_combine_stored(
+            stack, rows, cols, offsets=offsets, background=under, scales=scales
+        )
+        floats = median_combine(
+            stack.physical((rows, cols)), offsets=offsets, background=under, scales=scales
+        )
+        for mine, theirs in zip(stored, floats, strict=True):
+            assert mine.dtype == theirs.dtype and mine.tobytes() == theirs.tobytes()
+    assert np.isnan(stored[0][:, 7]).all() and (stored[2][:, 7] == 0).all()
+
+
 def test_a_stored_image_converts_what_is_taken() -> None:
     raw = np.array([[-32768, -1, 0], [1, 2, 32767]], ">i2")
     image = StoredImage(raw.view(np.uint16), 2.0, 32768.0)
