@@ -34,7 +34,7 @@ from qclib.calib.defects import (
 )
 from qclib.calib.dq import DQ_COLD, DQ_NO_DATA
 from qclib.calib.parameters import FlatConfig
-from qclib.calib.readout import check_frames, frame_levels
+from qclib.calib.readout import CHECKED_ROWS, check_frames, frame_levels
 from qclib.calib.stats import ClippedStats, clipped_stats
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
@@ -73,10 +73,6 @@ def _level_and_noise(image: np.ndarray, *, sampled: bool = False) -> tuple[float
     step = 1 if sampled else max(1, image.shape[0] // _LEVEL_ROWS)
     low, median, high = np.nanpercentile(image[::step], [25, 50, 75])
     return float(median), float(high - low) / 1.349
-
-
-#: Rows of a frame's data section that ``check_frames`` looks at.
-CHECKED_ROWS = 512
 
 
 def _sampled(

@@ -269,6 +269,10 @@ def subtract_reference_levels(
     return out
 
 
+#: Rows of each frame (evenly spaced, at least this many) that ``check_frames`` reads.
+CHECKED_ROWS = 512
+
+
 def check_frames(
     data: np.ndarray | Sequence[np.ndarray],
     *,
@@ -292,7 +296,7 @@ def check_frames(
             f"{len(data)} {what} frame(s); at least {min_frames} are needed"
         )
     for name, frame in zip(names, data, strict=True):
-        step = max(1, frame.shape[0] // 512)
+        step = max(1, frame.shape[0] // CHECKED_ROWS)
         sample = frame[::step]
         if not np.isfinite(sample).any():
             raise UnprocessableDataError(f"{what} frame {name} has no finite pixel (all NaN)")
