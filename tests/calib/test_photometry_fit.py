@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from astropy.modeling import fitting, models
 
-from qclib.calib.photometry import _fit_moffat
+from qclib.calib import photometry
+from qclib.calib.photometry import EllipticalMoffat2D, _fit_moffat, _levenberg_marquardt
 
 #: A 29x29 background-free stamp from a simulated OmegaCAM standard field (demo history,
 #: 2026-11-20): a faint star (peak ~110 ADU) beside a 3018 ADU particle hit, on which
@@ -21,11 +22,54 @@ STAMP = Path(__file__).parent / "data" / "diverging_moffat_stamp.npy"
 def test_a_diverging_fit_leaves_the_star_unmeasured(monkeypatch: pytest.MonkeyPatch) -> None:
     stamp = np.load(STAMP)
 
-    def diverging(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        raise fitting.NonFiniteValueError("Objective function has encountered a non-finite value")
+    def overflowing(x, y, *params):  # type: ignore[no-untyped-def]
+        return np.full(np.shape(x), np.inf)
 
-    monkeypatch.setattr(fitting.LevMarLSQFitter, "__call__", diverging)
+    monkeypatch.setattr(photometry.EllipticalMoffat2D, "evaluate", staticmethod(overflowing))
     assert _fit_moffat(stamp, noise=4.215) is None
+
+
+def _moffat_stamps() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Noisy elliptical Moffats of 25x25 pixels, bright to faint, some with pixels
+    left out (weight 0), and the test's diverging stamp."""
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:25, :25].astype(float)
+    stamps = []
+    for k in range(24):
+        amplitude = 10 ** rng.uniform(1.5, 4.5)
+        centre = 12 + rng.uniform(-1, 1, 2)
+        shape = (rng.uniform(1.5, 4), rng.uniform(1.5, 6), *rng.uniform(-0.3, 0.3, 2))
+        stamp = EllipticalMoffat2D.evaluate(xx, yy, amplitude, *centre, *shape)
+        stamp = stamp + rng.normal(0, 5, stamp.shape)
+        weights = (rng.random(stamp.shape) > 0.05 * (k % 3)).astype(float)
+        stamps.append((np.where(weights > 0, stamp, 0.0), weights))
+    diverging = np.load(STAMP)
+    stamps.append((diverging, np.ones(diverging.shape)))
+    return stamps
+
+
+def test_the_fit_is_astropys_levmar_fit_to_the_last_bit() -> None:
+    """_levenberg_marquardt gives the parameters astropy's LevMarLSQFitter gives, as
+    floats, on every stamp; where astropy's residuals stop being finite, so do its."""
+    compared = 0
+    for stamp, weights in _moffat_stamps():
+        half = stamp.shape[0] // 2
+        yy, xx = np.mgrid[: stamp.shape[0], : stamp.shape[1]]
+        start = (float(stamp.max()), half, half, 3.0, 3.0, 0.0, 0.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                model = fitting.LevMarLSQFitter()(
+                    EllipticalMoffat2D(*start), xx, yy, stamp, weights=weights, maxiter=300
+                )
+            except fitting.NonFiniteValueError:
+                with pytest.raises(fitting.NonFiniteValueError):
+                    _levenberg_marquardt(xx.astype(float), yy.astype(float), stamp, weights, start)
+                continue
+            ours = _levenberg_marquardt(xx.astype(float), yy.astype(float), stamp, weights, start)
+        assert ours.tolist() == model.parameters.tolist()
+        compared += 1
+    assert compared >= 20
 
 
 def test_a_star_beside_a_particle_hit_is_fitted_without_the_hit() -> None:
