@@ -1,39 +1,27 @@
 """The sky under a field's stars, evaluated only where it is measured. Pure.
 
-photutils' ``Background2D`` measures the sky as sigma-clipped medians in boxes (every
-catalogue source masked out to a radius growing with its brightness: unmasked, the
-wings of bright stars bias a map high, 0.05-0.3 mag too faint here), median-filtered
-(3 x 3 boxes). Its full-resolution map is that low-resolution mesh zoomed by a bicubic
-spline (``scipy.ndimage.zoom``, ``grid_mode``: box centres are the samples), clipped to
-the mesh's range. Photometry needs it only around the stars it measures: the same
-spline, evaluated on those windows (``scipy.ndimage.map_coordinates``), gives the
-same values (tests/calib/test_sky_background.py) without zooming 8.4 million pixels:
-0.32 s per 2048x4100 CCD for the full map, 0.01-0.03 s for a standard field's windows.
+The sky is photutils' ``Background2D`` mesh (made by ``qclib.calib.sky_mesh``):
+sigma-clipped medians in boxes (every catalogue source masked out to a radius growing
+with its brightness: unmasked, the wings of bright stars bias a map high, 0.05-0.3
+mag too faint here), median-filtered (3 x 3 boxes). Its full-resolution map is that
+low-resolution mesh zoomed by a bicubic spline (``scipy.ndimage.zoom``,
+``grid_mode``: box centres are the samples), clipped to the mesh's range.
+Photometry needs it only around the stars it measures: the same spline, evaluated
+on those windows (``scipy.ndimage.map_coordinates``), gives the same values
+(tests/calib/test_sky_background.py) without zooming 8.4 million pixels: 0.32 s per
+2048x4100 CCD for the full map, 0.01-0.03 s for a standard field's windows.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numba
 import numpy as np
-from astropy.utils.exceptions import AstropyUserWarning
-from photutils.background import Background2D
 from scipy import ndimage
 
-from qclib.calib.selection import median_in_place
-from qclib.compile_once import parallel_kernel
+from qclib.calib.sky_mesh import box_mesh
 from qclib.errors import UnprocessableDataError
-
-# Background2D makes its masked pixels NaN and silences astropy's warning about them
-# with warnings.catch_warnings, which is not thread-safe: from the recipes' detector
-# threads the warning escapes now and then (and fails a run where warnings are errors).
-warnings.filterwarnings(
-    "ignore", message="Input data contains invalid values", category=AstropyUserWarning
-)
 
 
 @dataclass(frozen=True)
@@ -98,8 +86,8 @@ class SkyBackground:
 #: Rows of the image the box statistics use: every second one. A 64 x 64 box's
 #: clipped median then rests on 2,048 pixels instead of 4,096 (its noise 1.4x
 #: larger: 0.5 ADU on a 20-ADU sky, a 0.05 % error on a 10^6-ADU star's aperture), and
-#: ``Background2D`` costs half: its sigma clipping of every pixel was 0.22 s of the
-#: 1.3 s per CCD of a standard field.
+#: the mesh costs half (with photutils' ``Background2D``, clipping every pixel took
+#: 0.22 s of the 1.3 s per CCD of a standard field).
 ROW_STEP = 2
 
 
@@ -118,100 +106,6 @@ def _spline_weights(coords: np.ndarray, n: int) -> np.ndarray:
         folded = np.where(folded >= n, 2 * n - 1 - folded, folded)
         np.add.at(weights, (rows, folded), w)
     return weights
-
-
-class ClippedMedian:
-    """``Background2D``'s box estimator: each box's median after sigma clipping as
-    astropy's ``SigmaClip(sigma, maxiters)`` clips (median centre, standard deviation,
-    bounds inclusive, until nothing more is clipped), with the clipped pixels set to
-    NaN in the boxes' array, as astropy's clipping leaves them there for photutils to
-    count a box's good pixels.
-
-    Along the boxes' last axis astropy keeps every value within the last round's
-    bounds (an earlier round's clip can come back); over a whole array (``axis``
-    None, photutils' corner box) it keeps what survived every round. Both are kept
-    here.
-
-    Given to ``Background2D`` with ``sigma_clip=None``. Astropy's clipping and then
-    photutils' median took 0.16 s per 2048x4100 CCD of a standard field (every second
-    row) on one thread, this kernel 0.03-0.07 s. The mesh is astropy's and photutils'
-    (tests/calib/test_sky_background.py), unless a value lies within the last bits of
-    a bound: the mean and the standard deviation sum the values in another order."""
-
-    def __init__(self, sigma: float = 3.0, maxiters: int = 5) -> None:
-        self.sigma, self.maxiters = sigma, maxiters
-
-    def __call__(self, data: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.ndarray:
-        boxes = np.asarray(data, dtype=np.float64)
-        if axis is None:
-            rows = boxes.reshape(1, -1)
-        elif axis in (-1, boxes.ndim - 1, (-1,), (boxes.ndim - 1,)):
-            rows = boxes.reshape(-1, boxes.shape[-1])
-        else:
-            raise ValueError(f"box statistics along axis {axis!r}: the last axis is expected")
-        medians = _clipped_medians(rows, float(self.sigma), int(self.maxiters), axis is not None)
-        if not np.may_share_memory(rows, data):  # a copy was clipped: clip the boxes too
-            data[...] = rows.reshape(np.shape(data))
-        return medians[0] if axis is None else medians.reshape(boxes.shape[:-1])
-
-
-@parallel_kernel
-def _clipped_medians(rows, sigma, maxiters, last_bounds):  # type: ignore[no-untyped-def]
-    """Each row's sigma-clipped median (NaN and inf left out; NaN where nothing is
-    left), its clipped values set to NaN in place. ``last_bounds``: a value is kept
-    when within the last round's bounds, else when within every round's."""
-    nrows, npix = rows.shape
-    out = np.empty(nrows)
-    for r in numba.prange(nrows):
-        values = np.empty(npix)
-        count = 0
-        for i in range(npix):
-            v = rows[r, i]
-            if math.isfinite(v):
-                values[count] = v
-                count += 1
-        lo, hi, median = math.inf, -math.inf, math.nan
-        low, high = -math.inf, math.inf  # every round's bounds: those of what survived
-        settled = -1  # the size of the set ``median`` is of, once it is the last set
-        iteration = 0
-        while count > 0:
-            median = median_in_place(values, count)
-            total = 0.0
-            for i in range(count):
-                total += values[i]
-            mean = total / count
-            spread = 0.0
-            for i in range(count):
-                spread += (values[i] - mean) * (values[i] - mean)
-            std = math.sqrt(spread / count)
-            lo, hi = median - sigma * std, median + sigma * std
-            low, high = max(low, lo), min(high, hi)
-            kept = 0
-            for i in range(count):
-                v = values[i]
-                values[kept] = v
-                kept += (v >= lo) & (v <= hi)
-            if kept == count:
-                settled = count
-                break
-            count = kept
-            iteration += 1
-            if count == 0 or iteration >= maxiters:
-                break
-        if not last_bounds and low <= high:  # a round was made: what survived them all
-            lo, hi = low, high
-        count = 0
-        for i in range(npix):
-            v = rows[r, i]
-            if (v >= lo) & (v <= hi):
-                values[count] = v
-                count += 1
-            else:
-                rows[r, i] = math.nan
-        if count != settled:
-            median = median_in_place(values, count) if count else math.nan
-        out[r] = median
-    return out
 
 
 def sky_background(
@@ -236,27 +130,21 @@ def sky_background(
     ny, nx = image.shape
     box_y, box_x = min(box_px, ny), min(box_px, nx)
     step = row_step if box_y % row_step == 0 and ny >= 2 * box_y else 1
-    try:
-        background = Background2D(
-            # float64: photutils' box medians of float32 take numpy's slower path (0.21 s
-            # for half a 2048x4100 CCD, 0.16 s in float64; the conversion costs 0.014 s).
-            np.asarray(image[::step], dtype=np.float64),
-            (box_y // step, box_x),
-            mask=mask[::step],
-            filter_size=filter_size,
-            sigma_clip=None,  # ClippedMedian clips
-            bkg_estimator=ClippedMedian(sigma=3.0, maxiters=5),
-            exclude_percentile=90.0,
-        )
-    except ValueError as err:
-        if "masked" not in str(err):
-            raise
+    mesh = box_mesh(
+        image[::step],
+        mask[::step],
+        (box_y // step, box_x),
+        sigma=3.0,
+        maxiters=5,
+        exclude_percentile=90.0,
+        filter_size=filter_size,
+    )
+    if mesh is None:
         raise UnprocessableDataError(
             f"no sky to measure: {mask.mean():.0%} of the {nx}x{ny} pixels are masked "
             f"(sources and bad pixels) and no {box_x}x{box_y} box has a tenth of its "
             "pixels free"
-        ) from None
-    mesh = np.asarray(background.background_mesh, dtype=np.float64)
+        )
     return SkyBackground(
         ndimage.spline_filter(mesh, order=3, mode="reflect", output=np.float64),
         (box_y, box_x),

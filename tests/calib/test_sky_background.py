@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 from astropy.stats import SigmaClip
 from photutils.background import Background2D, MedianBackground
 
-from qclib.calib.sky_background import ClippedMedian, sky_background
+from qclib.calib.sky_background import sky_background
 
 
 def _image(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -79,97 +77,3 @@ def test_a_field_masked_everywhere_is_refused_with_the_reason() -> None:
     mask[::20, ::20] = False  # a pixel free here and there: under a tenth of every box
     with pytest.raises(UnprocessableDataError, match=r"no sky to measure: 100% of the 256x256"):
         sky_background(image, mask, 64)
-
-
-def _boxes(seed: int) -> np.ndarray:
-    """Rows of box pixels as a sky gives them: integer counts (ties), stars' wings
-    (outliers), masked pixels (NaN), a saturated inf; a row masked whole, a row of one
-    value, a row whose bounds fall on two of its values, a box from a real sky."""
-    rng = np.random.default_rng(seed)
-    rows = np.round(rng.normal(780.0, 4.0, (2000, 2048)))
-    rows[:, ::37] += np.abs(rng.normal(0.0, 300.0, (2000, 56)))
-    rows[rng.random(rows.shape) < 0.1] = np.nan
-    rows[5, 3] = np.inf
-    rows[7] = np.nan
-    rows[8, :] = 781.0
-    rows[9, :] = np.nan
-    rows[9, :4] = [1.0, 2.0, 3.0, 1e6]
-    rows[10, :] = np.nan
-    rows[10, :18] = [3.0, -3.0] + [0.0] * 16  # bounds exactly +-3 (std 1): both kept
-    # A 32x64 box of a simulated OmegaCAM standard field (counts: how many pixels have
-    # each value). The first round clips both 771s; the second's bounds take them back.
-    counts = [1, 2, 4, 8, 16, 20, 36, 59, 91, 120, 132, 166, 162, 153, 170, 124, 99, 88, 68]
-    counts += [49, 29, 18, 11, 4, 1, 5]
-    box = rng.permutation(np.repeat(np.arange(770.0, 796.0), counts))
-    rows[11, :] = np.nan
-    rows[11, : box.size] = box
-    return rows
-
-
-@pytest.mark.parametrize("maxiters", [5, 1])
-def test_clipped_median_is_astropys_clipping_then_the_median(maxiters: int) -> None:
-    """ClippedMedian clips each box as astropy's SigmaClip(axis=-1) does, to the same
-    pixels (a pixel an early round clipped and the last bounds take back is kept, as
-    astropy keeps it), and gives the median of what is kept, as photutils'
-    MedianBackground does after it."""
-    rows = _boxes(2)
-    clipped = SigmaClip(sigma=3.0, maxiters=maxiters)(rows, axis=-1, masked=False, copy=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # the row masked whole
-        expected = np.nanmedian(clipped, axis=-1)
-    ours = rows.copy()
-    medians = ClippedMedian(sigma=3.0, maxiters=maxiters)(ours, axis=-1)
-    np.testing.assert_array_equal(np.isnan(ours), np.isnan(clipped))
-    np.testing.assert_array_equal(medians, expected)
-    assert np.isnan(medians[7]) and medians[8] == 781.0 and np.isfinite(ours[10, :18]).all()
-    if maxiters > 1:
-        assert (ours[11] == 771.0).sum() == 2 and medians[11] == 782.0
-    assert np.isnan(clipped).sum() > np.isnan(rows).sum()  # astropy did clip
-
-
-def test_clipped_median_clips_boxes_it_had_to_copy() -> None:
-    """Boxes not laid out as rows (a copy is clipped) get their clipped pixels NaN all
-    the same, and axis None takes every pixel as one box."""
-    rows = _boxes(4)[:50]
-    strided = np.asfortranarray(rows)
-    medians = ClippedMedian()(strided, axis=-1)
-    reference = rows.copy()
-    np.testing.assert_array_equal(medians, ClippedMedian()(reference, axis=-1))
-    np.testing.assert_array_equal(np.isnan(strided), np.isnan(reference))
-
-
-def test_a_corner_box_is_clipped_as_astropy_clips_a_whole_array() -> None:
-    """Over a whole array (photutils' corner box) astropy keeps what survived every
-    round, and returns it; ClippedMedian keeps the same pixels and their median."""
-    rows = _boxes(4)
-    for k, box in enumerate((rows[11].reshape(32, 64), rows[20:22], rows[9:10], rows[7:8])):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            kept = SigmaClip(sigma=3.0, maxiters=5)(box, masked=False)
-            expected = np.nanmedian(kept) if kept.size else np.nan
-        ours = box.copy()
-        median = ClippedMedian()(ours)
-        np.testing.assert_array_equal(np.sort(ours[np.isfinite(ours)]), np.sort(kept))
-        np.testing.assert_array_equal(median, expected)
-        if k == 0:  # the real box: its 771s stay out, where the first round put them
-            assert not (ours == 771.0).any() and median == 782.5
-
-
-def test_the_mesh_is_photutils_clipped_median_mesh() -> None:
-    """Background2D with ClippedMedian makes, bit for bit, the mesh it makes with
-    astropy's SigmaClip and photutils' MedianBackground (boxes more than 90 % masked
-    filled, the 3 x 3 median filter), on a star field's integer counts."""
-    image, mask = _image((1100, 700))
-    image = np.round(image).astype(np.float64)
-    kwargs = {"mask": mask, "filter_size": 3, "exclude_percentile": 90.0}
-    reference = Background2D(
-        image,
-        (32, 64),
-        sigma_clip=SigmaClip(sigma=3.0, maxiters=5),
-        bkg_estimator=MedianBackground(),
-        **kwargs,
-    ).background_mesh
-    ours = Background2D(
-        image, (32, 64), sigma_clip=None, bkg_estimator=ClippedMedian(), **kwargs
-    ).background_mesh
-    np.testing.assert_array_equal(ours, reference)
