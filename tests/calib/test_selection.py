@@ -92,3 +92,28 @@ def test_group_medians_are_numpys() -> None:
         values = sample[:, group].astype(np.float64)
         expected.append(np.median(values[np.isfinite(values)]))
     assert group_medians(sample, groups).tolist() == expected
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, ">f4"])
+def test_percentile_is_numpys_percentile_of_the_finite_values(dtype: str) -> None:
+    """The same float as np.percentile over the finite values, for every rank numpy
+    may interpolate between: the ends, ties, a single value, NaN and inf left out."""
+    from qclib.calib.selection import percentile
+
+    rng = np.random.default_rng(3)
+    compared = 0
+    for size in (1, 2, 3, 10, 1001, 50_000):
+        for trial in range(8):
+            values = rng.normal(100.0, 10.0, size)
+            if trial % 2:
+                values = np.round(values)  # ties
+            if trial % 4 == 0 and size > 3:
+                values[rng.random(size) < 0.1] = np.nan
+                values[0] = np.inf
+            values = values.astype(dtype)
+            finite = values[np.isfinite(values)]
+            for q in (0.0, 0.5, 1.0, 33.3, 50.0, 99.0, 99.9, 100.0):
+                assert percentile(values, q) == float(np.percentile(finite, q)), (size, q)
+                compared += 1
+    assert compared == 6 * 8 * 8
+    assert np.isnan(percentile(np.full(5, np.nan, dtype=dtype), 99.0))
