@@ -1,4 +1,4 @@
-"""The median of a buffer of values, by selection in place: for compiled kernels. Pure.
+"""Medians and percentiles by selection in place, for compiled kernels. Pure.
 
 numba's ``np.median`` and ``np.nanmedian`` copy their input (twice for the NaN
 variant) and select with branchy partitions; on noise the comparisons' branches are
@@ -11,6 +11,9 @@ and 7.8 ms this way, of which 3.4 ms is gathering the values; with integer value
 (many ties) 6.1 ms. The result is the same value: the median is a value of the
 buffer, or the mean of two, ``(a + b) / 2`` with the sum in the buffer's type, as
 numba's ``np.median`` and bottleneck's ``nanmedian`` compute it.
+
+``percentile`` selects the two values numpy's linear method interpolates between and
+interpolates as numpy does: ``np.percentile``'s float, without its copies.
 """
 
 from __future__ import annotations
