@@ -74,6 +74,11 @@ class StoredImage:
     def shape(self) -> tuple[int, ...]:
         return self.raw.shape  # type: ignore[no-any-return]
 
+    def part(self, rows: slice, columns: slice) -> StoredImage:
+        """The image of ``self[rows, columns]``, still as stored (a view: nothing is
+        converted)."""
+        return StoredImage(self.raw[rows, columns], self.bscale, self.bzero)
+
     def __getitem__(self, key: Any) -> np.ndarray:
         part = np.asarray(self.raw[key])
         flat = np.ascontiguousarray(part).reshape(1, -1)
@@ -104,6 +109,11 @@ class MappedImage:
     @property
     def shape(self) -> tuple[int, ...]:
         return self.raw.shape  # type: ignore[no-any-return]
+
+    def part(self, rows: slice, columns: slice) -> MappedImage:
+        """The image of ``self[rows, columns]``, still as stored (a view: nothing is
+        converted)."""
+        return MappedImage(self.raw[rows, columns], self.bscale, self.bzero, self.scale)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         return self._physical(self.raw[key])

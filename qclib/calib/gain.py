@@ -21,6 +21,11 @@ a 2048x4100 CCD. The levels S and the bias come from evenly spaced rows holding
 500,000 pixels (``qc_rows``). On a simulated OmegaCAM night (flat-field structure
 and gradients in the flats) that moved the 32 CCDs' gains by at most 4e-5 of
 themselves, a twelfth of their noise; every pixel cost four more sweeps of each CCD.
+
+Frames may be arrays or raws mapped as stored (``StoredImage``, ``MappedImage``):
+then only the rows the levels take are converted, and the difference of two int16
+raws of one BZERO is counted from the maps (``clipped_difference_stats``, exact
+clipping of whole ADU).
 """
 
 from __future__ import annotations
@@ -30,9 +35,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from qclib.calib.readout import QUANTISATION_VARIANCE_ADU2, frame_level, is_integer_valued
-from qclib.calib.stats import clipped_stats, qc_rows
+from qclib.calib.stats import ClippedStats, clipped_stats, qc_rows
+from qclib.calib.stored_difference import clipped_difference_stats
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
+from qclib.stored_pixels import MappedImage, StoredImage
+
+#: A raw detector image: in memory, or mapped as FITS stores it.
+Frame = np.ndarray | StoredImage | MappedImage
 
 
 @dataclass(frozen=True)
@@ -54,14 +64,30 @@ class PhotonTransfer:
         }
 
 
-def level(frame: np.ndarray) -> float:
+def level(frame: Frame) -> float:
     """A frame's clipped mean, over evenly spaced rows holding ``QC_PIXELS``."""
     return clipped_stats(qc_rows(frame)).mean
 
 
+def _section(frame: Frame, rows: slice, cols: slice) -> Frame:
+    """``frame[rows, cols]``, a view (of a mapped raw: nothing converted)."""
+    return frame[rows, cols] if isinstance(frame, np.ndarray) else frame.part(rows, cols)
+
+
+def _array(frame: Frame) -> np.ndarray:
+    return frame if isinstance(frame, np.ndarray) else frame[...]
+
+
+def _difference_stats(a: Frame, b: Frame) -> ClippedStats:
+    """5-sigma clipped statistics of ``a - b``."""
+    if isinstance(a, StoredImage) and isinstance(b, StoredImage):
+        return clipped_difference_stats(a, b, sigma=5)
+    return clipped_stats(_array(a), minus=_array(b), sigma=5)
+
+
 def measure_photon_transfer(
-    flats: tuple[np.ndarray, np.ndarray],
-    darks: tuple[np.ndarray, np.ndarray],
+    flats: tuple[Frame, Frame],
+    darks: tuple[Frame, Frame],
     geometry: Geometry,
     *,
     ndit: int = 1,
@@ -81,8 +107,8 @@ def measure_photon_transfer(
         read noise (the flats are too faint to measure a gain).
     """
     rows, cols = parse_section(geometry.data_section)
-    f1, f2 = (f[rows, cols] for f in flats)
-    b1, b2 = (b[rows, cols] for b in darks)
+    f1, f2 = (_section(f, rows, cols) for f in flats)
+    b1, b2 = (_section(b, rows, cols) for b in darks)
     lf1, lf2 = (frame_level(f, geometry) for f in flats)
     lb1, lb2 = (frame_level(b, geometry) for b in darks)
     # The levels from evenly spaced rows (qc_rows, 500,000 pixels), the variances
@@ -97,10 +123,10 @@ def measure_photon_transfer(
     r = s1 / s2
     # (f1 - lf1 - bias) - r (f2 - lf2 - bias): only the variance matters, so constants go.
     if abs(r - 1.0) < 1e-3:
-        var_f = clipped_stats(f1, minus=f2, sigma=5).std ** 2
+        var_f = _difference_stats(f1, f2).std ** 2
     else:
-        var_f = clipped_stats(f1 - np.float32(r) * f2, sigma=5).std ** 2
-    var_b = clipped_stats(b1, minus=b2, sigma=5).std ** 2
+        var_f = clipped_stats(_array(f1) - np.float32(r) * _array(f2), sigma=5).std ** 2
+    var_b = _difference_stats(b1, b2).std ** 2
     photon = var_f - (1 + r * r) * var_b / 2
     if not photon > 0:
         raise UnprocessableDataError(

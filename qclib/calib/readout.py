@@ -320,8 +320,9 @@ _SAMPLE_STEP = 4
 QUANTISATION_VARIANCE_ADU2 = 1.0 / 12.0
 
 
-def is_integer_valued(frame: np.ndarray) -> bool:
-    """True for raws holding whole ADU (CCD digitisation), judged on a sparse sample."""
+def is_integer_valued(frame: np.ndarray | StoredImage | MappedImage) -> bool:
+    """True for raws holding whole ADU (CCD digitisation), judged on a sparse sample (of
+    a mapped raw only the sample is converted)."""
     return bool(np.all(np.equal(np.mod(frame[::97, ::13], 1.0), 0.0)))
 
 

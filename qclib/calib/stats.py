@@ -25,7 +25,9 @@ runs on a busy machine). NaNs are ignored.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -52,13 +54,15 @@ def row_step(image: np.ndarray | tuple[int, ...], pixels: int = QC_PIXELS) -> in
     return max(1, size // pixels)
 
 
-def qc_rows(image: np.ndarray) -> np.ndarray:
-    """Evenly spaced rows of ``image`` holding about ``QC_PIXELS`` (all of a smaller one).
+def qc_rows(image: Any) -> np.ndarray:
+    """Evenly spaced rows of ``image`` holding about ``QC_PIXELS`` (all of a smaller one):
+    a 2D array, or an image indexed into one (``StoredImage``: only those rows are
+    converted).
 
     >>> qc_rows(np.zeros((4000, 1000))).shape
     (500, 1000)
     """
-    return image[:: row_step(image)]
+    return image[:: row_step(tuple(image.shape))]  # type: ignore[no-any-return]
 
 
 def median_grid(image: np.ndarray) -> np.ndarray:
@@ -208,10 +212,11 @@ def _pass(a, b, use_b, centre, half_width, blocks):  # type: ignore[no-untyped-d
     return n, mean, math.sqrt(var / (n - 1)) if n > 1 else math.nan
 
 
-def _start(a: np.ndarray, b: np.ndarray | None) -> tuple[float, float] | None:
-    """Median and 1.4826 MAD of an evenly strided subsample (None: no finite value)."""
+def robust_start(a: Any, b: Any | None) -> tuple[float, float] | None:
+    """Median and 1.4826 MAD of an evenly strided subsample of ``a`` (or ``a - b``), 2D
+    arrays or images indexed into arrays (``StoredImage``); None: no finite value."""
     step_y = max(1, a.shape[0] // 1000)
-    step_x = max(1, a.size // _SUBSAMPLE // step_y)
+    step_x = max(1, math.prod(a.shape) // _SUBSAMPLE // step_y)
     sample = np.asarray(a[::step_y, ::step_x], dtype=np.float64)
     if b is not None:
         sample = sample - b[::step_y, ::step_x]
@@ -245,7 +250,7 @@ def clipped_stats(
     b = a if minus is None else (minus if minus.ndim == 2 else minus.reshape(1, -1))
     if b.shape != a.shape:
         raise ValueError(f"shapes differ: {a.shape} and {b.shape}")
-    start = _start(a, None if minus is None else b)
+    start = robust_start(a, None if minus is None else b)
     if start is None:
         return ClippedStats(math.nan, math.nan, 0)
     centre, scale = start
@@ -260,18 +265,33 @@ def clipped_stats(
     counts, sums, squares, lows, highs = histogram(
         a, b, minus is not None, origin, width, _BINS, blocks
     )
+
+    def clip(centre: float, half_width: float) -> tuple[int, float, float]:
+        if abs(centre - (origin + reach)) + half_width < reach:
+            n, mean, std = call_compiled_once(
+                _clip_histogram, counts, sums, squares, lows, highs, centre - origin, half_width
+            )
+            return n, mean + origin, std
+        return exact_pass(a, b, minus is not None, centre, half_width, blocks)  # type: ignore[no-any-return]
+
+    return iterate_clipping(clip, centre, scale, sigma, maxiters)
+
+
+def iterate_clipping(
+    clip: Callable[[float, float], tuple[int, float, float]],
+    centre: float,
+    scale: float,
+    sigma: float,
+    maxiters: int,
+) -> ClippedStats:
+    """``clipped_stats``' iterations from a start: ``clip(centre, half_width)`` gives
+    the count, mean and standard deviation of the values within ``half_width`` of
+    ``centre``; each round centres on the last mean with ``sigma`` times the last
+    deviation, until the count stops changing (or ``maxiters``)."""
     count = -1
     mean, std = centre, scale
     for _ in range(maxiters):
-        if abs(centre - (origin + reach)) + sigma * scale < reach:
-            n, mean_new, std_new = call_compiled_once(
-                _clip_histogram, counts, sums, squares, lows, highs, centre - origin, sigma * scale
-            )
-            mean_new += origin
-        else:
-            n, mean_new, std_new = exact_pass(
-                a, b, minus is not None, centre, sigma * scale, blocks
-            )
+        n, mean_new, std_new = clip(centre, sigma * scale)
         if n == 0 or not math.isfinite(std_new):
             break
         mean, std = mean_new, std_new

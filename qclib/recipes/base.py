@@ -372,6 +372,10 @@ class CalibrationReader:
             image *= np.float32(self.scale)
         return image
 
+    def mapped(self, extname: str) -> StoredImage | MappedImage:
+        """``data(extname)`` mapped in place: indexing converts only the part taken."""
+        return map_image(self.calib.path, self._hdu(extname), scale=self.scale)
+
     def dq(self, extname: str) -> np.ndarray:
         return read_image(self.calib.path, self._hdu(f"{extname}.DQ")).astype(np.uint8)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qclib.calib.gain import measure_photon_transfer
+from qclib.calib.gain import Frame, measure_photon_transfer
 from qclib.calib.readout import reference_levels
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
@@ -45,20 +45,34 @@ def _run(
     flat_dits = [ctx.instrument.exposure_time(h) for h in flat_headers]
     qc: dict[str, dict[str, float]] = {}
 
-    def make(extname: str) -> tuple[dict[str, float], DetectorProduct]:
+    # Frames used as read are mapped in place: photon transfer converts only the rows
+    # its levels take, and counts int16 differences from the maps (qclib.calib.gain).
+    as_stored = geometry.readout_channel_px is None and not ctx.spec.takes(LINEARITY_TAG)
+
+    def frames(extname: str) -> tuple[tuple[Frame, Frame], tuple[Frame, Frame]]:
+        """The detector's (flats, darks)."""
+        if as_stored:
+            block = reader.mapped(extname)
+            pair: tuple[Frame, Frame] = (block[0], block[1])
+            second: tuple[Frame, Frame] = (readers[0].mapped(extname), readers[1].mapped(extname))
+            return (pair, second) if block_holds_flats else (second, pair)
         stack = reader.read(extname)
-        pair = (stack[0], stack[1])
-        second = (readers[0].data(extname), readers[1].data(extname))
+        arrays = [stack[0], stack[1], readers[0].data(extname), readers[1].data(extname)]
         if geometry.readout_channel_px is not None:
-            pair = tuple(level_removed(f, geometry) for f in pair)  # type: ignore[assignment]
-            second = tuple(level_removed(f, geometry) for f in second)  # type: ignore[assignment]
-        flats, darks = (pair, second) if block_holds_flats else (second, pair)
+            arrays = [level_removed(f, geometry) for f in arrays]
+        if not block_holds_flats:
+            arrays = arrays[2:] + arrays[:2]
+        flats, darks = arrays[:2], arrays[2:]
         if ctx.spec.takes(LINEARITY_TAG):
             rows, cols = parse_section(geometry.data_section)
             dark = (darks[0][rows, cols] + darks[1][rows, cols]) / 2
             linear = np.stack(flats)
             undo_nonlinearity(ctx, linear, dark, extname, flat_dits)
-            flats = (linear[0], linear[1])
+            flats = [linear[0], linear[1]]
+        return (flats[0], flats[1]), (darks[0], darks[1])
+
+    def make(extname: str) -> tuple[dict[str, float], DetectorProduct]:
+        flats, darks = frames(extname)
         # A dark pair's level is charge, whose shot noise leaves the read noise, only
         # where pixels beside the data give the electronic level; biases have none.
         charge = not block_holds_flats and geometry.has_level_pixels
