@@ -13,7 +13,8 @@ cache, into a scratch folder. For each block the table gives:
              second time: the first brings back what the cache had evicted) into a
              reused buffer, and as many bytes written to a new file in the
              product folder the way products are written (O_DIRECT, hashed)
-  recipe s   the recipe itself (``run_recipe``), imports excluded
+  recipe s   the recipe itself (``run_recipe``): imports and what a worker readies once
+             (numba's contexts) excluded
   x floor    recipe s / floor s (issue 13 asks for at most 3)
   fresh s    the child's wall time from start to finished product, imports included
 
@@ -72,6 +73,7 @@ def _write_floor(folder: Path, nbytes: int, buffer: memoryview, repeat: int = 3)
 
 def _child(workspace_dir: Path, ab_id: str) -> dict:
     started = time.perf_counter()
+    from qclib.compile_once import ready_numba
     from qclib.db import blocks as block_store
     from qclib.workflow.inputs import resolve_inputs
     from qclib.workflow.process import run_recipe
@@ -92,6 +94,9 @@ def _child(workspace_dir: Path, ab_id: str) -> dict:
     inputs += [c.path for cs in ctx.calibrations.values() for c in cs]
     inputs += list(ctx.references.values())
     buffer = memoryview(bytearray(_BUFFER))
+    # What a worker readies once, at its first kernel, not at every block (as
+    # qclib.peers.block_cost does): numba's typing and target contexts, 0.3 s.
+    ready_numba()
     imported = time.perf_counter()
     # A night's raws and products outgrow this machine's page cache: the first pass
     # brings back what was evicted (from disk, 0.7-3.0 s for the same 5 GB), the
