@@ -144,8 +144,11 @@ def make_master_flat(
             raws[:, rows, cols], offsets=levels, background=background, scales=scales
         )
     norm = _median_level(combined)
-    master = combined / np.float32(norm)
-    error = error / np.float32(norm)
+    # Normalised in place, in the combination's own arrays: a new 2048x2048 float32
+    # array took 34 ms where the VM had to back its pages afresh, against 0.5 ms.
+    master = combined
+    master /= np.float32(norm)
+    error /= np.float32(norm)
     dq = np.zeros(master.shape, np.uint8)
     dq[count == 0] |= DQ_NO_DATA
     # One large-scale map, response and its statistics for the cold pixels and the

@@ -89,7 +89,10 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
             # IR: each readout channel's own level (CCD: the overscan's).
             levels = reference_levels(frame, geometry)[None, :]
             undo_nonlinearity(ctx, frame[None], under, extname, [ctx.exposure_time(raw)])
-            image = (frame[rows, cols] - levels - under) / response
+            # One new array, not three: a CCD's is 34 MB, pages the VM may back afresh.
+            image = np.subtract(frame[rows, cols], levels)
+            image -= under
+            image /= response
             hdu = next(h for h in raw.scan.extensions if h.extname == extname)
             stars = _stars(
                 catalogue, hdu.header, (rows.start, cols.start), image.shape, 50 + max_offset_px
