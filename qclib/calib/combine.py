@@ -23,7 +23,12 @@ import math
 import numba
 import numpy as np
 
-from qclib.calib.networks import clipped_mean_kernel, contiguous_window, median_kernel
+from qclib.calib.networks import (
+    clipped_mean_kernel,
+    clipped_rounds_kernel,
+    contiguous_window,
+    median_kernel,
+)
 from qclib.compile_once import call_compiled_once, parallel_kernel
 from qclib.stored_pixels import StoredStack
 
@@ -31,6 +36,12 @@ _MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
 #: Stacks up to this many frames take the sorting-network path (the network grows as
 #: n log^2 n comparators).
 _NETWORK_MAX_FRAMES = 64
+#: Stacks up to this many frames finish their clipping rounds in a kernel compiled for
+#: their frame count (``networks.clipped_rounds_kernel``). Five 2048x2048 frames of
+#: noise, 1.1 million pixels past the first round, on one thread: 160 ms one by one,
+#: 95 ms there; the whole combination 205 -> 128 ms. Its compilation (once per
+#: machine) grows with the count: 2.7 s for 5 frames, 4.7 s for 8, 9 s for 12.
+_ROUNDS_MAX_FRAMES = 8
 
 
 @numba.njit(cache=True, inline="always")
@@ -419,14 +430,22 @@ def clipped_mean_combine(
     out = np.empty((ny, nx), np.float32)
     err = np.empty((ny, nx), np.float32)
     count = np.empty((ny, nx), np.int16)
-    if mask is None and 3 <= data.shape[0] <= _NETWORK_MAX_FRAMES:
+    n = data.shape[0]
+    if mask is None and 3 <= n <= _NETWORK_MAX_FRAMES:
         # A kernel compiled for this many frames (qclib.calib.networks) takes every
         # pixel whose first clipping round keeps all its values (the round then ends
-        # the clipping); the others, and those with a NaN, go one by one.
+        # the clipping); another finishes the others' rounds, up to _ROUNDS_MAX_FRAMES;
+        # the rest, and pixels with a value not finite, go one by one.
         parent, y0, x0 = contiguous_window(data)
-        clipped_mean_kernel(data.shape[0], background=background is not None)(
+        clipped_mean_kernel(n, background=background is not None)(
             parent, y0, x0, shifts, under, factors, float(sigma), maxiters > 0, out, err, count
         )
+        if n <= _ROUNDS_MAX_FRAMES:
+            call_compiled_once(
+                clipped_rounds_kernel(n, background=background is not None),
+                *(parent, y0, x0, shifts, under, factors, float(sigma), int(maxiters)),
+                *(out, err, count),
+            )
         _clipped_mean_flagged(
             data, bad, shifts, under, factors, float(sigma), int(maxiters), out, err, count
         )

@@ -201,15 +201,18 @@ def test_network_median_equals_numpy_and_falls_back_on_nan() -> None:
 
 @pytest.mark.parametrize("frames", [2, 3, 4, 5, 6, 9, 12])
 def test_clipped_mean_by_network_is_bit_identical_to_pixel_by_pixel(frames: int) -> None:
-    """The compiled network path (no mask) against the general kernel (an all-False
-    mask takes it): every value, uncertainty and count the same, with particle hits
-    (clipped), quantised values (MAD 0), NaNs, offsets, a background and scales."""
+    """The compiled network path (no mask: the first round's kernel, then, up to 8
+    frames, the rounds' kernel) against the general kernel (an all-False mask takes
+    it): every value, uncertainty and count the same, with particle hits (clipped),
+    quantised values (MAD 0), NaNs and infinities, offsets, a background and scales,
+    one to five rounds."""
     rng = np.random.default_rng(frames)
     stack = rng.normal(100, 5, (frames, 50, 70)).astype(np.float32)
     stack[:, :10] = np.round(stack[:, :10] / 10)  # integers: a MAD of 0 now and then
     hits = rng.random(stack.shape) < 0.02
     stack[hits] += 3000.0
     stack[frames // 2, 20, ::7] = np.nan
+    stack[frames - 1, 30, ::9] = np.inf
     offsets = rng.normal(0, 3, frames)
     background = rng.normal(0, 1, stack.shape[1:]).astype(np.float32)
     scales = rng.uniform(0.5, 2.0, frames)
@@ -220,6 +223,8 @@ def test_clipped_mean_by_network_is_bit_identical_to_pixel_by_pixel(frames: int)
         (stack, every, 5),
         (stack[:, 2:-3, 1:-4], trimmed, 5),  # a trimmed view, read in its parent
         (stack, every, 0),  # no clipping: NaNs still left out
+        (stack, every, 1),  # one round only, or two: where the rounds stop early
+        (stack, every, 2),
     ):
         by_network = clipped_mean_combine(data, sigma=3.0, maxiters=maxiters, **kwargs)
         general = clipped_mean_combine(
