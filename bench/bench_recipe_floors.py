@@ -22,6 +22,8 @@ cache, into a scratch folder. For each block the table gives:
 
 ``--raw-dir``: a simulated night's folder (its ``catalogues/`` are used when present);
 repeat it for several instruments. ``--only RECIPE`` runs the children of one recipe.
+``--repeat N`` runs N children per block and shows the medians (and the recipe's
+range): on a VM whose speed wanders, the same block's child took 0.98-1.31 s.
 Results: bench/results/recipe_floors.json.
 """
 
@@ -33,6 +35,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -133,6 +136,20 @@ def _child(workspace_dir: Path, ab_id: str) -> dict:
     }
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """One block's children as one row: each time the median over them (the floor and
+    the recipe each its own), the recipe's least and greatest, x floor of the medians."""
+    row = dict(runs[0])
+    for key in ("read_s", "write_s", "floor_s", "recipe_s", "imports_s", "fresh_s"):
+        row[key] = round(statistics.median(r[key] for r in runs), 3)
+    row["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    row["x_floor"] = round(row["recipe_s"] / row["floor_s"], 2)
+    row["recipe_min_s"] = min(r["recipe_s"] for r in runs)
+    row["recipe_max_s"] = max(r["recipe_s"] for r in runs)
+    row["runs"] = len(runs)
+    return row
+
+
 def _prepare(raw_dirs: list[Path], work: Path) -> Path:
     from qclib.workflow.run import run_pass
     from qclib.workspace import init_workspace
@@ -177,6 +194,9 @@ def main() -> None:
     parser.add_argument("--raw-dir", type=Path, action="append", default=[])
     parser.add_argument("--work-dir", type=Path, required=True)
     parser.add_argument("--only", help="run only the blocks of this recipe")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="children per block; their medians are shown"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -187,23 +207,30 @@ def main() -> None:
     header = f"{'recipe':<22} {'det':>3} {'read GB':>7} {'write GB':>8} {'floor s':>7}"
     print(f"{header} {'recipe s':>8} {'x floor':>7} {'fresh s':>7}  block", flush=True)
     for ab_id in _done_blocks(root, args.only):
-        out = subprocess.run(
-            [sys.executable, __file__, "--work-dir", str(root), "--child", ab_id],
-            capture_output=True,
-            text=True,
-        )
-        if out.returncode != 0:
-            print(f"{ab_id}: failed\n{out.stderr[-2000:]}", flush=True)
+        runs = []
+        for _ in range(args.repeat):
+            out = subprocess.run(
+                [sys.executable, __file__, "--work-dir", str(root), "--child", ab_id],
+                capture_output=True,
+                text=True,
+            )
+            if out.returncode != 0:
+                print(f"{ab_id}: failed\n{out.stderr[-2000:]}", flush=True)
+                break
+            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        if len(runs) < args.repeat:
             continue
-        row = json.loads(out.stdout.strip().splitlines()[-1])
+        row = _median_run(runs)
         rows.append(row)
+        spread = f"  ({row['recipe_min_s']:.2f}-{row['recipe_max_s']:.2f})" if len(runs) > 1 else ""
         print(
             f"{row['recipe']:<22} {row['detectors']:>3} {row['read_gb']:>7.2f} "
             f"{row['write_gb']:>8.2f} {row['floor_s']:>7.2f} {row['recipe_s']:>8.2f} "
-            f"{row['x_floor']:>7.1f} {row['fresh_s']:>7.2f}  {ab_id}",
+            f"{row['x_floor']:>7.1f} {row['fresh_s']:>7.2f}  {ab_id}{spread}",
             flush=True,
         )
     result = {
+        "repeat": args.repeat,
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "load_average": os.getloadavg(),
         "cores": os.cpu_count(),
