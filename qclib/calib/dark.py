@@ -96,7 +96,6 @@ def make_master_dark(
     min_frames: int = 2,
     gain_e_per_adu: float | None = None,
     other_dits: Sequence[tuple[Frames, Exposure]] = (),
-    levelled: np.ndarray | None = None,
 ) -> MasterDark:
     """Combine raw darks (frames, NAXIS2, NAXIS1) of one detector, in ADU. Read only.
 
@@ -104,9 +103,7 @@ def make_master_dark(
     1-3 % correction) removes the dark signal's shot noise from the read noise; None
     leaves it in. ``other_dits``: raw darks of other DITs with their timing, for the
     dark current's slope against DIT (each frame (NAXIS2, NAXIS1) an array, or mapped
-    where it is stored: ``fitsio.map_image``). ``levelled``: room for the data
-    sections less their reference levels (frames, ny, nx float32, detectors with
-    readout channels), reused across detectors; a new array where None.
+    where it is stored: ``fitsio.map_image``).
 
     Raises
     ------
@@ -122,8 +119,7 @@ def make_master_dark(
     if groups is None:
         data, levels = sections, frame_levels(raws, geometry)
     else:
-        data = subtract_reference_levels(raws, geometry, out=levelled)
-        levels = np.zeros(len(raws))
+        data, levels = subtract_reference_levels(raws, geometry), np.zeros(len(raws))
     if len(raws) >= CLIPPED_MEAN_FROM:
         combined, error, count = clipped_mean_combine(data, offsets=levels, sigma=config.clip_sigma)
     else:

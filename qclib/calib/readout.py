@@ -258,17 +258,12 @@ def reference_levels(
 
 
 def subtract_reference_levels(
-    stack: np.ndarray | Sequence[np.ndarray], geometry: Geometry, *, out: np.ndarray | None = None
+    stack: np.ndarray | Sequence[np.ndarray], geometry: Geometry
 ) -> np.ndarray:
     """Data sections of a stack of raw readouts (frames, NAXIS2, NAXIS1) less each
-    frame's ``reference_levels``: float32 (frames, ny, nx), written into ``out`` (an
-    array of that shape reused across detectors) or a new array."""
+    frame's ``reference_levels``: a new float32 array (frames, ny, nx)."""
     rows, cols = parse_section(geometry.data_section)
-    shape = (len(stack), rows.stop - rows.start, cols.stop - cols.start)
-    if out is None:
-        out = np.empty(shape, np.float32)
-    elif out.shape != shape or out.dtype != np.float32:
-        raise ValueError(f"out must be float32 of shape {shape}, not {out.dtype} {out.shape}")
+    out = np.empty((len(stack), rows.stop - rows.start, cols.stop - cols.start), np.float32)
     for i, frame in enumerate(stack):
         np.subtract(frame[rows, cols], reference_levels(frame, geometry)[None, :], out=out[i])
     return out

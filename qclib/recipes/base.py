@@ -293,34 +293,18 @@ def _refuse_unmeasured(result: ProductResult) -> None:
         raise UnprocessableDataError(f"no detector of {result.pro_catg} was measured ({reasons})")
 
 
-class ThreadScratch:
-    """An array per thread, reused by the thread's next detector (fresh memory is slow
-    to touch on this kind of VM: ~2 s per GB): what ``take`` returns stays valid until
-    the same thread takes again."""
-
-    def __init__(self, shape: tuple[int, ...], dtype: type = np.float32) -> None:
-        self.shape = shape
-        self.dtype = dtype
-        self._local = threading.local()
-
-    def take(self) -> np.ndarray:
-        local = self._local
-        if not hasattr(local, "array"):
-            local.array = np.empty(self.shape, self.dtype)
-        return local.array  # type: ignore[no-any-return]
-
-
 class StackReader:
-    """Reads one detector of many raws into a stack reused by each thread
-    (``ThreadScratch``): what ``read`` returns stays valid until the same thread reads
-    again."""
+    """Reads one detector of many raws into a stack reused by each thread (fresh memory
+    is slow to touch on this kind of VM: ~2 s per GB): what ``read`` returns stays
+    valid until the same thread reads again."""
 
     def __init__(
         self, raws: Sequence[RawInput], geometry: Geometry, scales: Sequence[float] | None = None
     ) -> None:
         self.raws = tuple(raws)
         self.scales = None if scales is None or all(s == 1 for s in scales) else list(scales)
-        self._stack = ThreadScratch((len(raws), geometry.naxis2, geometry.naxis1))
+        self._shape = (len(raws), geometry.naxis2, geometry.naxis1)
+        self._local = threading.local()
 
     def read_stored(self, extname: str) -> StoredStack | None:
         """The detector of every raw as FITS stores it, mapped in place (nothing is
@@ -349,13 +333,15 @@ class StackReader:
         return images
 
     def read(self, extname: str) -> np.ndarray:
-        stack = self._stack.take()
+        local = self._local
+        if not hasattr(local, "stack"):
+            local.stack = np.empty(self._shape, np.float32)
         for i, raw in enumerate(self.raws):
             hdu = _extension(raw, extname)
-            read_image(raw.path, hdu, out=stack[i])
+            read_image(raw.path, hdu, out=local.stack[i])
             if self.scales is not None:
-                stack[i] *= np.float32(self.scales[i])
-        return stack
+                local.stack[i] *= np.float32(self.scales[i])
+        return local.stack
 
 
 def _extension(raw: RawInput, extname: str) -> HDUInfo:

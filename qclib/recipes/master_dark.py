@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from qclib.calib.dark import Exposure, make_master_dark
-from qclib.config.instrument import parse_section
 from qclib.fitsio import scan_fits
 from qclib.products import DetectorProduct
 from qclib.recipes.base import (
@@ -23,7 +22,6 @@ from qclib.recipes.base import (
     RawInput,
     RecipeContext,
     StackReader,
-    ThreadScratch,
     nominal_gain,
     qc_cards,
     write,
@@ -47,10 +45,6 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
     others = _by_timing(ctx, others_input)
     calibs = (*calibs, *others_input)
     reader = ctx.stack_reader(raws)
-    rows, cols = parse_section(geometry.data_section)
-    # The data sections less their channels' reference levels (IR), a stack per thread:
-    # a HAWK-I chip's three darks are 50 MB, 0.1 s to touch afresh, 12 ms reused.
-    levelled = ThreadScratch((len(raws), rows.stop - rows.start, cols.stop - cols.start))
     qc: dict[str, dict[str, float]] = {}
 
     def make(extname: str) -> tuple[dict[str, float], DetectorProduct]:
@@ -65,7 +59,6 @@ def run(ctx: RecipeContext) -> list[ProductResult]:
             min_frames=ctx.min_frames,
             gain_e_per_adu=nominal_gain(raws[0].scan, extname),
             other_dits=[(group.mapped(extname), timing) for timing, group in others],
-            levelled=levelled.take() if geometry.readout_channel_px is not None else None,
         )
         cards = qc_cards(ctx.instrument, "MASTER_DARK", master.qc)
         return master.qc, DetectorProduct(extname, master.data, master.error, master.dq, cards)

@@ -12,12 +12,7 @@ from pydantic import ValidationError
 
 from qclib.calib.dark import Exposure, make_master_dark
 from qclib.calib.parameters import DarkConfig
-from qclib.calib.readout import (
-    channel_columns,
-    read_noise_from_pair,
-    reference_levels,
-    subtract_reference_levels,
-)
+from qclib.calib.readout import channel_columns, read_noise_from_pair, reference_levels
 from qclib.config.instrument import Geometry, parse_section
 from qclib.instruments import load_instrument
 from qclib.simulate.pixels import correlated_noise, ir_readout_pattern
@@ -45,23 +40,6 @@ def test_channel_offsets_are_shared_by_the_reference_rows_and_recovered() -> Non
     assert np.ptp(per_channel.mean(axis=1)) > 3.0  # channels differ by several ADU
     assert np.std(per_channel[:, 0::2] - per_channel[:, 1::2]) == pytest.approx(0.8, rel=0.3)
     assert abs(pattern.mean()) > 0.05  # not zero on average: one draw of 32 channels
-
-
-def test_levels_are_subtracted_into_a_reused_stack() -> None:
-    """A stack reused from one detector to the next (``out``) holds what a new array
-    would: nothing of the detector before is left; a stack of the wrong shape is
-    refused."""
-    rng = np.random.default_rng(2)
-    truth = _truth(channel_offset_rms_adu=3.0, even_odd_rms_adu=0.8)
-    out = np.empty((2, ROWS.stop - ROWS.start, COLS.stop - COLS.start), np.float32)
-    for _ in range(2):
-        frames = [ir_readout_pattern(GEOMETRY, truth, rng, ndit=1) for _ in range(2)]
-        frames = [f.astype(np.float32) + 100.0 for f in frames]
-        made = subtract_reference_levels(frames, GEOMETRY, out=out)
-        assert made is out
-        np.testing.assert_array_equal(made, subtract_reference_levels(frames, GEOMETRY))
-    with pytest.raises(ValueError, match="shape"):
-        subtract_reference_levels(frames, GEOMETRY, out=out[:1])
 
 
 def test_correlated_noise_has_a_one_over_f_spectrum() -> None:
