@@ -134,6 +134,11 @@ class MappedImage:
         return out
 
 
+#: One raw frame: an array, or mapped where it is stored (``fitsio.map_image``), which
+#: indexing converts only where it is taken.
+Frame = np.ndarray | StoredImage | MappedImage
+
+
 @dataclass(frozen=True)
 class StoredStack:
     """Frames of one detector, all ``StoredImage``s of one shape: what a combination

@@ -55,14 +55,12 @@ from qclib.calib.stats import clipped_stats, median_grid, qc_rows
 from qclib.compile_once import call_compiled_once, parallel_kernel
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
-from qclib.stored_pixels import MappedImage, StoredImage
+from qclib.stored_pixels import Frame, MappedImage
 
 #: Frames from which on a clipped mean replaces the median.
 CLIPPED_MEAN_FROM = 5
 
 
-#: One raw frame: an array, or mapped where it is stored (``fitsio.map_image``).
-Frame = np.ndarray | StoredImage | MappedImage
 #: Raw frames of one detector: a stack (frames, NAXIS2, NAXIS1), or each on its own.
 Frames = np.ndarray | Sequence[Frame]
 

@@ -39,10 +39,7 @@ from qclib.calib.stats import ClippedStats, clipped_stats, qc_rows
 from qclib.calib.stored_difference import clipped_difference_stats
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
-from qclib.stored_pixels import MappedImage, StoredImage
-
-#: A raw detector image: in memory, or mapped as FITS stores it.
-Frame = np.ndarray | StoredImage | MappedImage
+from qclib.stored_pixels import Frame, StoredImage
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,13 @@ from qclib.calib.stats import clipped_stats, row_step
 from qclib.compile_once import call_compiled_once, parallel_kernel
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
-from qclib.stored_pixels import MappedImage, StoredImage, StoredStack
+from qclib.stored_pixels import Frame, StoredStack
 
 #: A frame with more than this fraction of its data pixels at saturation is unusable.
 SATURATED_FRACTION = 0.01
 
 
-def frame_level(frame: np.ndarray | StoredImage | MappedImage, geometry: Geometry) -> float:
+def frame_level(frame: Frame, geometry: Geometry) -> float:
     """The bias level of one raw readout: clipped mean of its overscan, or of its
     reference pixels (every pixel outside the data section) where it has no overscan.
     0 when the readout has neither.
@@ -229,9 +229,7 @@ def _clipped_means_kernel(values, minus, exclude, bounds, sigma, maxiters):  # t
     return means, counts
 
 
-def reference_levels(
-    frame: np.ndarray | StoredImage | MappedImage, geometry: Geometry
-) -> np.ndarray:
+def reference_levels(frame: Frame, geometry: Geometry) -> np.ndarray:
     """The level of every column of the data section of one raw readout (NAXIS2, NAXIS1).
 
     For an IR array with readout channels: per channel and column parity, the clipped
@@ -320,7 +318,7 @@ _SAMPLE_STEP = 4
 QUANTISATION_VARIANCE_ADU2 = 1.0 / 12.0
 
 
-def is_integer_valued(frame: np.ndarray | StoredImage | MappedImage) -> bool:
+def is_integer_valued(frame: Frame) -> bool:
     """True for raws holding whole ADU (CCD digitisation), judged on a sparse sample (of
     a mapped raw only the sample is converted)."""
     return bool(np.all(np.equal(np.mod(frame[::97, ::13], 1.0), 0.0)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qclib.calib.gain import Frame, measure_photon_transfer
+from qclib.calib.gain import measure_photon_transfer
 from qclib.calib.readout import reference_levels
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
@@ -24,6 +24,7 @@ from qclib.recipes.base import (
     write,
 )
 from qclib.recipes.linearity import LINEARITY_TAG, undo_nonlinearity
+from qclib.stored_pixels import Frame
 
 
 def _run(
