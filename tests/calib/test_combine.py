@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -234,6 +235,43 @@ def test_clipped_mean_by_network_is_bit_identical_to_pixel_by_pixel(frames: int)
             np.testing.assert_array_equal(fast, slow)
         if frames >= 3 and maxiters:
             assert (by_network[2] < frames).sum() > 50  # the clipping path was taken too
+
+
+@pytest.mark.parametrize("frames", [2, 3, 5, 9, 70])
+def test_column_levels_taken_off_as_read_equal_the_subtracted_stack(frames: int) -> None:
+    """``levels`` (one per frame and column, an IR array's reference levels) against
+    the level-subtracted float32 stack: medians and clipped means, every value,
+    uncertainty and count bit for bit, on each path (the generated kernels, with and
+    without a background; the general ones, which a mask, a NaN row or more than 64
+    frames select), on a trimmed view, with offsets and scales. The levels are not
+    whole numbers near the values' size, so that each subtraction rounds. On one numba
+    thread, as in a recipe's detector threads (the serial builds: each build of a
+    generated kernel compiles for seconds)."""
+    rng = np.random.default_rng(100 + frames)
+    raw = rng.normal(2000, 40, (frames, 30, 41)).astype(np.float32)
+    raw[rng.random(raw.shape) < 0.02] += 3000.0
+    raw[frames // 2, 11, ::5] = np.nan
+    view = raw[:, 2:-3, 1:-4]
+    levels = rng.normal(1900, 30, (frames, view.shape[2])).astype(np.float32)
+    subtracted = view - levels[:, None, :]
+    assert subtracted.dtype == np.float32
+    scaled = {"offsets": rng.normal(0, 3, frames), "scales": rng.uniform(0.5, 2.0, frames)}
+    cases = [{}, {**scaled, "mask": rng.random(view.shape) < 0.05}]
+    if frames == 3:
+        cases.append({**scaled, "background": rng.normal(0, 1, view.shape[1:]).astype(np.float32)})
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        for kwargs in cases:
+            combiners = [median_combine] + ([clipped_mean_combine] if frames >= 3 else [])
+            for combine in combiners:
+                got = combine(view, levels=levels, **kwargs)
+                for value, expected in zip(got, combine(subtracted, **kwargs), strict=True):
+                    np.testing.assert_array_equal(value, expected)
+    finally:
+        numba.set_num_threads(threads)
+    with pytest.raises(ValueError, match="one per frame and column"):
+        median_combine(view, levels=levels[:, :-1])
 
 
 def _stored(rng: np.random.Generator, n: int, shape: tuple[int, int], bscale: float) -> StoredStack:
