@@ -33,6 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# A BinTableHDU's constructor imports astropy.table at its first call (78 ms here): with
+# this module, so that no block a worker runs pays it inside its recipe.
+import astropy.table  # noqa: F401
 import numpy as np
 from astropy.io import fits
 
