@@ -406,6 +406,26 @@ def _mapped_image(path: str | os.PathLike[str], hdu: HDUInfo) -> np.ndarray:
         return mapped.view(np.ndarray)
 
 
+def map_stored(path: str | os.PathLike[str], hdu: HDUInfo) -> StoredImage | MappedImage | None:
+    """One image HDU that a combination reads as FITS stores it, mapped in place: BITPIX
+    16 (``StoredImage``), or -32 without BSCALE and BZERO (``MappedImage``: an infrared
+    raw); None for any other.
+
+    Raises
+    ------
+    ValueError
+        Not a 2D image, or the file ends before its data does.
+    """
+    stored = map_stored_int16(path, hdu)
+    if stored is not None:
+        return stored
+    if int(hdu.header.get("BITPIX", 0) or 0) != -32 or _scaling(hdu.header) != (1.0, 0.0):  # type: ignore[arg-type]
+        return None
+    from qclib.stored_pixels import MappedImage  # numba: not for header scans
+
+    return MappedImage(_mapped_image(path, hdu), 1.0, 0.0)
+
+
 def map_stored_int16(path: str | os.PathLike[str], hdu: HDUInfo) -> StoredImage | None:
     """One BITPIX 16 image HDU as FITS stores it, mapped in place (``StoredImage``); None
     for an image of any other BITPIX.

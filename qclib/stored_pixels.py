@@ -141,22 +141,31 @@ Frame = np.ndarray | StoredImage | MappedImage
 
 @dataclass(frozen=True)
 class StoredStack:
-    """Frames of one detector, all ``StoredImage``s of one shape: what a combination
-    reads in place, converting each value as it uses it (``median_combine_stored``)."""
+    """Frames of one detector as FITS stores them, of one shape and one kind: what a
+    combination reads in place, converting each value as it uses it
+    (``median_combine_stored``). ``StoredImage``s (int16, ``kind`` "int16"), or
+    ``MappedImage``s of big-endian float32 without scaling (an infrared raw, "float32")."""
 
-    images: tuple[StoredImage, ...]
+    images: tuple[StoredImage | MappedImage, ...]
 
     def __post_init__(self) -> None:
         if len({image.shape for image in self.images}) > 1:
             raise ValueError("the frames of a stack have one shape")
+        if len({_kind(image) for image in self.images}) > 1:
+            raise ValueError("the frames of a stack are stored alike")
+
+    @property
+    def kind(self) -> str:
+        """How the frames are stored: "int16" or "float32" ("" for no frame)."""
+        return _kind(self.images[0]) if self.images else ""
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> StoredImage:
+    def __getitem__(self, index: int) -> StoredImage | MappedImage:
         return self.images[index]
 
-    def __iter__(self) -> Iterator[StoredImage]:
+    def __iter__(self) -> Iterator[StoredImage | MappedImage]:
         return iter(self.images)
 
     @property
@@ -166,6 +175,25 @@ class StoredStack:
     def physical(self, key: Any = ...) -> np.ndarray:
         """``image[key]`` of every frame, stacked: (frames, ...) float32."""
         return np.stack([image[key] for image in self.images])
+
+
+def _kind(image: StoredImage | MappedImage) -> str:
+    """``StoredStack.kind`` of one frame.
+
+    Raises
+    ------
+    ValueError
+        A frame a combination cannot read as stored (scaled, or not float32).
+    """
+    if isinstance(image, StoredImage):
+        return "int16"
+    if image.raw.dtype == np.dtype(">f4") and (image.bscale, image.bzero, image.scale) == (
+        1.0,
+        0.0,
+        1.0,
+    ):
+        return "float32"
+    raise ValueError("a stored stack holds int16 frames or unscaled big-endian float32 ones")
 
 
 #: Words summed per block of the checksum's parallel sum: fixed, so that the blocks'

@@ -376,10 +376,11 @@ def median_combine_stored(
     scales: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``median_combine(stack.physical((rows, cols)), offsets=offsets, background=...,
-    scales=...)``, bit for bit, reading the stored int16 frames in place: no float32
-    stack is made. For ten 2048x4100 OmegaCAM frames mapped from the page cache, on 2
-    cores with the recipe's retained memory: the conversion into a float32 stack took
-    23-28 ms and the median over it 68-74 ms, the median over the maps 67-69 ms.
+    scales=...)``, bit for bit, reading the stored frames (int16, or unscaled float32:
+    ``StoredStack.kind``) in place: no float32 stack is made. For ten 2048x4100
+    OmegaCAM frames mapped from the page cache, on 2 cores with the recipe's retained
+    memory: the conversion into a float32 stack took 23-28 ms and the median over it
+    68-74 ms, the median over the maps 67-69 ms.
 
     ``rows``, ``cols``: the section combined (steps of 1). ``background``: an image of
     the section's shape (a row holding a NaN of it sends the whole section through
@@ -414,9 +415,10 @@ def median_combine_stored(
     out = np.empty((ny, nx), np.float32)
     err = np.empty((ny, nx), np.float32)
     count = np.empty((ny, nx), np.int16)
+    word = np.uint32 if stack.kind == "float32" else np.uint16  # the stored bytes, as words
     call_compiled_once(
-        median_kernel(n, background=background is not None, stored=True),
-        tuple(np.ascontiguousarray(image.raw) for image in stack),
+        median_kernel(n, background=background is not None, stored=stack.kind),
+        tuple(np.ascontiguousarray(image.raw).view(word) for image in stack),
         y0,
         x0,
         np.array([image.bscale for image in stack]),

@@ -156,17 +156,38 @@ _PREAMBLE = (
 )
 
 
-def median_source(n: int, *, background: bool, stored: bool = False, levels: bool = False) -> str:
+def median_source(n: int, *, background: bool, stored: str = "", levels: bool = False) -> str:
     """Source of the median kernel for stacks of ``n`` frames (see ``median_kernel``)."""
     if n < 1:
         raise ValueError("a stack has at least one frame")
+    if stored not in ("", "int16", "float32"):
+        raise ValueError(f"frames stored as {stored!r}: int16 or float32 only")
     if stored and levels:
         raise ValueError("a kernel of stored frames takes no column levels")
     half = n // 2
     outputs = [half] if n % 2 else [half - 1, half]
     pad = " " * 12
     under = " - b" if background else ""
-    if stored:
+    if stored == "float32":
+        # FITS float32 (no BSCALE, BZERO) as native float32: the word byte-swapped and
+        # its bits taken as a float, then the same arithmetic as for a float32 stack.
+        load = []
+        for f in range(n):
+            load += [
+                f"{pad}u = stack[{f}][y0 + y, x0 + x]",
+                f"{pad}p = np.uint32((u >> w24) | ((u >> w8) & m8) | ((u << w8) & m16)"
+                " | ((u << w24) & m24)).view(np.float32)",
+                f"{pad}v{f} = (p - s{f}{under}) * c{f}",
+            ]
+        arguments = "stack, y0, x0, bscale, bzero, offsets"
+        constants = [
+            "    w8 = np.uint32(8)",
+            "    w24 = np.uint32(24)",
+            "    m8 = np.uint32(0xFF00)",
+            "    m16 = np.uint32(0xFF0000)",
+            "    m24 = np.uint32(0xFF000000)",
+        ]
+    elif stored:
         # FITS int16 to physical float32 as qclib.stored_pixels converts it (byte swap,
         # * BSCALE, + BZERO), then the same arithmetic as for a float32 stack.
         load = []
@@ -228,7 +249,7 @@ def median_source(n: int, *, background: bool, stored: bool = False, levels: boo
 
 @functools.cache
 def median_kernel(
-    n: int, *, background: bool, stored: bool = False, levels: bool = False
+    n: int, *, background: bool, stored: str = "", levels: bool = False
 ) -> Callable[..., Any]:
     """``kernel(stack, y0, x0, offsets, background, inverse, efficiency, out, err,
     count)``: for each pixel (y, x) of ``out``, the median over the ``n`` frames of
@@ -242,18 +263,22 @@ def median_kernel(
     section: on a strided view the loop over pixels does not vectorise (270 ms
     instead of 45 ms for ten 2048x4100 frames, on one thread; ``contiguous_window``).
 
-    ``stored``: ``kernel(stack, y0, x0, bscale, bzero, offsets, ...)`` where ``stack``
-    is a tuple of ``n`` 2D arrays of FITS int16 seen as native uint16 (maps of the raw
-    files), each value converted as it is read with its frame's BSCALE and BZERO: the
-    result is bit for bit that of the float32 stack ``int16_be_to_physical`` makes,
-    without making it (qclib.calib.combine.median_combine_stored).
+    ``stored`` "int16": ``kernel(stack, y0, x0, bscale, bzero, offsets, ...)`` where
+    ``stack`` is a tuple of ``n`` 2D arrays of FITS int16 seen as native uint16 (maps
+    of the raw files), each value converted as it is read with its frame's BSCALE and
+    BZERO: the result is bit for bit that of the float32 stack
+    ``int16_be_to_physical`` makes, without making it
+    (qclib.calib.combine.median_combine_stored). "float32": the same for FITS float32
+    without scaling (an infrared raw) seen as native uint32, each word byte-swapped
+    (``bscale`` and ``bzero`` are not read).
 
     ``levels``: ``kernel(stack, y0, x0, levels, offsets, ...)``, each value first less
     its frame's level of its column, ``levels[f, x]`` (float32: the value is what
     ``stack[f] - levels[f]`` holds), as an infrared array's reference levels are
     taken off without a level-subtracted stack."""
     return compiled_module(
-        f"median{n}{'b' if background else ''}{'l' if levels else ''}{'s' if stored else ''}",
+        f"median{n}{'b' if background else ''}{'l' if levels else ''}"
+        f"{ {'': '', 'int16': 's', 'float32': 'f'}[stored] }",
         median_source(n, background=background, stored=stored, levels=levels),
     ).kernel
 

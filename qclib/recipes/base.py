@@ -17,7 +17,7 @@ from qclib.associate import AssociationBlock
 from qclib.calib.stats import clipped_stats
 from qclib.config.instrument import Geometry, InstrumentConfig, parse_section
 from qclib.errors import IncompleteBlockError, UnprocessableDataError
-from qclib.fitsio import FitsScan, HDUInfo, map_image, map_stored_int16, read_image, scan_fits
+from qclib.fitsio import FitsScan, HDUInfo, map_image, map_stored, read_image, scan_fits
 from qclib.previews import DetectorPreview, make_preview, write_previews
 from qclib.products import (
     DetectorProduct,
@@ -308,17 +308,19 @@ class StackReader:
 
     def read_stored(self, extname: str) -> StoredStack | None:
         """The detector of every raw as FITS stores it, mapped in place (nothing is
-        read until a kernel uses it); None unless every raw stores it as int16 and
-        none is scaled to a mean of reads (then ``read``)."""
+        read until a kernel uses it); None unless every raw stores it alike, as int16
+        or as unscaled float32 (``fitsio.map_stored``), and none is scaled to a mean of
+        reads (then ``read``)."""
         if self.scales is not None:
             return None
         images = []
         for raw in self.raws:
-            hdu = _extension(raw, extname)
-            image = map_stored_int16(raw.path, hdu)
+            image = map_stored(raw.path, _extension(raw, extname))
             if image is None:
                 return None
             images.append(image)
+        if len({type(image) for image in images}) > 1:
+            return None
         return StoredStack(tuple(images))
 
     def mapped(self, extname: str) -> list[StoredImage | MappedImage]:

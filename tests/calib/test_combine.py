@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qclib.calib.combine import clipped_mean_combine, median_combine, median_combine_stored
-from qclib.stored_pixels import StoredImage, StoredStack
+from qclib.stored_pixels import MappedImage, StoredImage, StoredStack
 
 
 def _reference_clipped(values: np.ndarray, sigma: float, maxiters: int) -> tuple[float, int]:
@@ -319,6 +319,54 @@ def test_a_stored_flat_stack_with_background_and_scales_is_its_float32_stacks(n:
         for mine, theirs in zip(stored, floats, strict=True):
             assert mine.dtype == theirs.dtype and mine.tobytes() == theirs.tobytes()
     assert np.isnan(stored[0][:, 7]).all() and (stored[2][:, 7] == 0).all()
+
+
+def _stored_floats(rng: np.random.Generator, n: int, shape: tuple[int, int]) -> StoredStack:
+    """n big-endian float32 frames as FITS stores them, unscaled (a raw HAWK-I chip's),
+    with NaNs, infinities, signed zeros and subnormals among ordinary values."""
+    frames = rng.normal(12000, 150, (n, *shape)).astype(np.float32)
+    frames[0, 3, 4], frames[-1, 5, 6], frames[n // 2, 7, 8] = np.nan, np.inf, -0.0
+    frames[0, 9, 10] = np.float32(1e-40)
+    return StoredStack(tuple(MappedImage(f.astype(">f4"), 1.0, 0.0) for f in frames))
+
+
+@pytest.mark.parametrize("n", [1, 4, 9, 65])
+def test_a_stored_float32_stack_combines_as_its_native_stack(n: int) -> None:
+    """Unscaled float32 frames read in place (each word byte-swapped as it is read):
+    bit for bit the combination of their native stack, plain and as a flat's (less a
+    background, divided by each frame's level); more frames than a network takes go
+    through the stack."""
+    rng = np.random.default_rng(200 + n)
+    stack = _stored_floats(rng, n, (23, 41))
+    assert stack.kind == "float32"
+    rows, cols = slice(2, 20), slice(3, 37)
+    native = stack.physical((rows, cols))
+    assert native.dtype == np.float32 and native.dtype.isnative
+    offsets = rng.normal(0, 3, n)
+    flat = {
+        "background": rng.normal(2.0, 0.5, (18, 34)).astype(np.float32),
+        "scales": rng.uniform(800.0, 1200.0, n),
+    }
+    for kwargs in ({}, flat):
+        stored = median_combine_stored(stack, rows, cols, offsets=offsets, **kwargs)
+        floats = median_combine(native, offsets=offsets, **kwargs)
+        for mine, theirs in zip(stored, floats, strict=True):
+            assert mine.dtype == theirs.dtype and mine.tobytes() == theirs.tobytes()
+
+
+def test_a_stored_stack_holds_frames_stored_alike() -> None:
+    ints = _stored(np.random.default_rng(0), 1, (4, 5), 1.0)[0]
+    floats = MappedImage(np.zeros((4, 5), ">f4"), 1.0, 0.0)
+    assert StoredStack((ints,)).kind == "int16" and StoredStack(()).kind == ""
+    with pytest.raises(ValueError, match="stored alike"):
+        StoredStack((ints, floats))
+    for unreadable in (
+        MappedImage(np.zeros((4, 5), ">f4"), 2.0, 0.0),  # scaled
+        MappedImage(np.zeros((4, 5), ">f4"), 1.0, 0.0, 0.5),  # a mean of reads
+        MappedImage(np.zeros((4, 5), ">f8"), 1.0, 0.0),
+    ):
+        with pytest.raises(ValueError, match="unscaled big-endian float32"):
+            StoredStack((unreadable,))
 
 
 def test_a_stored_image_converts_what_is_taken() -> None:

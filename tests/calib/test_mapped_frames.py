@@ -12,7 +12,8 @@ from astropy.io import fits
 from qclib.calib.dark import FRAME_COLUMN_STEP, _taken_columns, dark_signal, frame_dark_signal
 from qclib.calib.readout import channel_columns, reference_levels
 from qclib.config.instrument import Geometry, parse_section
-from qclib.fitsio import map_image, read_image, scan_fits
+from qclib.fitsio import map_image, map_stored, read_image, scan_fits
+from qclib.stored_pixels import StoredStack
 
 IR = Geometry(
     naxis1=256,
@@ -119,3 +120,30 @@ def test_sampled_columns_are_packed_only_where_each_group_stays_evenly_spaced() 
     taken, packed = _taken_columns(uneven, 20)
     np.testing.assert_array_equal(taken, np.arange(20))
     assert packed == uneven
+
+
+@pytest.mark.parametrize(
+    ("dtype", "bscale", "bzero", "kind"),
+    [
+        (">f4", 1.0, 0.0, "float32"),
+        (">i2", 1.0, 32768.0, "int16"),
+        (">f4", 2.0, 0.0, None),  # scaled: read whole
+        (">f4", 1.0, 10.0, None),
+        (">f8", 1.0, 0.0, None),
+        (">i4", 1.0, 0.0, None),
+    ],
+)
+def test_what_a_combination_reads_as_stored(
+    tmp_path: Path, dtype: str, bscale: float, bzero: float, kind: str | None
+) -> None:
+    """``map_stored``: int16 and unscaled float32 images mapped as stored, indexing into
+    the values ``read_image`` gives; None for any other storage."""
+    stored = np.random.default_rng(2).normal(1000, 300, (16, 24)).astype(dtype)
+    path = _write(tmp_path / "raw.fits", stored, bscale, bzero)
+    hdu = scan_fits(path).hdus[1]
+    image = map_stored(path, hdu)
+    if kind is None:
+        assert image is None
+        return
+    assert image is not None and StoredStack((image,)).kind == kind
+    np.testing.assert_array_equal(image[:, :], read_image(path, hdu))
