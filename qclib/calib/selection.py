@@ -19,6 +19,7 @@ interpolates as numpy does: ``np.percentile``'s float, without its copies.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numba
 import numpy as np
@@ -97,6 +98,43 @@ def percentile(values: np.ndarray, q: float) -> float:
     # numpy's _lerp, a Python float gamma taken in the values' type (NEP 50).
     difference = b - a
     return float(b - difference * (1 - gamma) if gamma >= 0.5 else a + difference * gamma)
+
+
+def nanmedian(values: np.ndarray) -> float:
+    """``float(np.nanmedian(values))``, the same float, by selection in place on a copy
+    of the values that are not NaN (infinities included, as numpy includes them): for
+    float32 and float64 values (any other type goes to numpy). NaN when every value is
+    NaN. A 2048x2048 float32 map: 50 ms with numpy (its copy, then a partition about
+    two ranks), 20 ms here.
+
+    >>> nanmedian(np.array([[3.0, np.nan], [1.0, np.inf]], np.float32))
+    3.0
+    """
+    flat = np.ascontiguousarray(values).reshape(-1)
+    if flat.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all NaN: NaN, as below
+            return float(np.nanmedian(flat))
+    flat = flat.astype(flat.dtype.newbyteorder("="), copy=False)
+    buffer = np.empty_like(flat)
+    n = int(_gather_not_nan(flat, buffer))
+    return float(_median_of(buffer, n)) if n else math.nan
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_not_nan(values: np.ndarray, out: np.ndarray) -> int:
+    n = 0
+    for v in values:
+        out[n] = v
+        n += not np.isnan(v)
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _median_of(values: np.ndarray, n: int) -> float:
+    """``median_in_place`` of ``values[:n]``: the mean of the two middle values summed
+    in the values' type, as numpy's median takes it."""
+    return median_in_place(values, n)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -25,13 +25,13 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from qclib.calib.reset import median_and_spread
-from qclib.calib.selection import percentile
+from qclib.calib.selection import nanmedian, percentile
 from qclib.calib.stats import clipped_stats
 from qclib.calib.stripes import stripe_rms
 from qclib.config.instrument import QCParameter, parse_section
 
 MEASURES: dict[str, Callable[[np.ndarray, QCParameter], float]] = {
-    "median": lambda v, p: float(np.nanmedian(v)),
+    "median": lambda v, p: nanmedian(v),
     "mean": lambda v, p: float(np.nanmean(v)),
     "std": lambda v, p: float(np.nanstd(v)),
     "clipped_mean": lambda v, p: clipped_stats(v, sigma=p.sigma).mean,

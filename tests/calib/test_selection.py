@@ -94,26 +94,56 @@ def test_group_medians_are_numpys() -> None:
     assert group_medians(sample, groups).tolist() == expected
 
 
+def _samples(dtype: str, seed: int):  # type: ignore[no-untyped-def]
+    """Values of 1 to 50,000 of ``dtype``: noise, ties; for floats, NaNs with both
+    infinities among them, and values whose float32 sums overflow."""
+    rng = np.random.default_rng(seed)
+    floats = np.dtype(dtype).kind == "f"
+    for size in (1, 2, 3, 10, 1001, 50_000):
+        for trial in range(8):
+            values = rng.normal(100.0, 10.0, size)
+            if trial % 2:
+                values = np.round(values)  # ties
+            if trial % 4 == 0 and size > 3 and floats:
+                values[rng.random(size) < 0.1] = np.nan
+                values[0], values[-1] = np.inf, -np.inf
+            if trial == 3 and floats:
+                values *= 2.2e36  # two middle values whose float32 sum overflows
+            yield size, values.astype(dtype)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, ">f4"])
 def test_percentile_is_numpys_percentile_of_the_finite_values(dtype: str) -> None:
     """The same float as np.percentile over the finite values, for every rank numpy
     may interpolate between: the ends, ties, a single value, NaN and inf left out."""
     from qclib.calib.selection import percentile
 
-    rng = np.random.default_rng(3)
     compared = 0
-    for size in (1, 2, 3, 10, 1001, 50_000):
-        for trial in range(8):
-            values = rng.normal(100.0, 10.0, size)
-            if trial % 2:
-                values = np.round(values)  # ties
-            if trial % 4 == 0 and size > 3:
-                values[rng.random(size) < 0.1] = np.nan
-                values[0] = np.inf
-            values = values.astype(dtype)
-            finite = values[np.isfinite(values)]
-            for q in (0.0, 0.5, 1.0, 33.3, 50.0, 99.0, 99.9, 100.0):
-                assert percentile(values, q) == float(np.percentile(finite, q)), (size, q)
-                compared += 1
+    for size, values in _samples(dtype, 3):
+        finite = values[np.isfinite(values)]
+        for q in (0.0, 0.5, 1.0, 33.3, 50.0, 99.0, 99.9, 100.0):
+            assert percentile(values, q) == float(np.percentile(finite, q)), (size, q)
+            compared += 1
     assert compared == 6 * 8 * 8
     assert np.isnan(percentile(np.full(5, np.nan, dtype=dtype), 99.0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, ">f4", np.int16])
+def test_nanmedian_is_numpys(dtype: str) -> None:
+    """The same float as np.nanmedian: odd and even counts (the two middle values'
+    mean summed in the values' type), ties, infinities kept and NaNs left out, sums
+    that overflow float32, a 2D view, all NaN; integers go through numpy."""
+    from qclib.calib.selection import nanmedian
+
+    compared = 0
+    for size, values in _samples(dtype, 4):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "overflow", RuntimeWarning)  # numpy's own
+            expected = float(np.nanmedian(values))
+        assert nanmedian(values) == expected, size
+        compared += 1
+    assert compared == 6 * 8
+    image = np.random.default_rng(5).normal(0, 1, (40, 60)).astype(dtype)
+    assert nanmedian(image[3:-2, ::3]) == float(np.nanmedian(image[3:-2, ::3]))
+    if np.dtype(dtype).kind == "f":
+        assert np.isnan(nanmedian(np.full((3, 4), np.nan, dtype=dtype)))
