@@ -18,6 +18,7 @@ from dataclasses import asdict
 
 import numpy as np
 
+from qclib.calib.confidence import Confidence, confidence_map
 from qclib.calib.dq import DQ_COLD, DQ_HOT, DQ_NO_DATA
 from qclib.calib.flat import (
     FlatConfig,
@@ -187,40 +188,34 @@ def run_ir(ctx: RecipeContext) -> list[ProductResult]:
     dark_input = ctx.calibration("MASTER_DARK")
     # Each detector's confidence (per cent of the flat, 0 where flagged) and flags,
     # kept as bytes until the confidence product takes them: 4 MB a 2k x 2k detector.
-    confidences: queue.Queue[tuple[str, np.ndarray, np.ndarray, np.ndarray] | None]
-    confidences = queue.Queue()
+    confidences: queue.Queue[tuple[str, Confidence] | None] = queue.Queue()
     qc: dict[str, dict[str, float]] = {}
     qc_conf: dict[str, dict[str, float]] = {}
 
     def flats() -> Iterator[DetectorProduct]:
         for extname, flat, dark_dq in _flats(ctx, CalibrationReader(dark_input), config):
-            dq = flat.dq | dark_dq
-            values = {**flat.qc, "QC.FLAT.NBADPIX": float(np.count_nonzero(dq & _BAD))}
-            qc[extname] = values
             # From the flat as written (float32), as a reader of the product would see it.
-            percent = np.clip(np.rint(100.0 * np.asarray(flat.data, np.float32)), 0, 255)
-            bad = (dq & _BAD) != 0
-            undefined = np.flatnonzero(np.isnan(percent) & ~bad)  # kept as NaN
-            confidence = np.where(bad | np.isnan(percent), 0, percent).astype(np.uint8)
-            confidences.put((extname, confidence, undefined, np.where(bad, dq, np.uint8(0))))
+            made = confidence_map(np.asarray(flat.data, np.float32), flat.dq, dark_dq, _BAD)
+            values = {**flat.qc, "QC.FLAT.NBADPIX": float(made.n_bad)}
+            qc[extname] = values
+            confidences.put((extname, made))
             cards = qc_cards(ctx.instrument, "MASTER_TWILIGHT_FLAT", values)
-            yield DetectorProduct(extname, flat.data, flat.error, dq, cards, unit="")
+            yield DetectorProduct(extname, flat.data, flat.error, made.dq, cards, unit="")
 
     def confidence_maps() -> Iterator[DetectorProduct]:
         for expected in ctx.detectors():
             made = confidences.get()
             if made is None:
                 raise _FlatAbandonedError(ctx.block.id)
-            extname, stored, undefined, dq = made
+            extname, map_made = made
             if extname != expected:  # in_order hands the detectors on in order
                 raise RuntimeError(f"confidence of {extname} where {expected} was due")
-            confidence = stored.astype(np.float32)
-            confidence.ravel()[undefined] = np.nan
-            values = {"QC.CONF.NZERO": float(np.count_nonzero(confidence == 0))}
+            confidence, zeros = map_made.image()
+            values = {"QC.CONF.NZERO": float(zeros)}
             qc_conf[extname] = values
             cards = qc_cards(ctx.instrument, "MASTER_CONF", values)
             yield DetectorProduct(
-                extname, confidence, np.zeros_like(confidence), dq, cards, unit="%"
+                extname, confidence, np.zeros_like(confidence), map_made.flags, cards, unit="%"
             )
 
     parameters = asdict(config)
