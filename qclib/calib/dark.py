@@ -118,13 +118,13 @@ def make_master_dark(
     # ``readout.subtract_reference_levels``, whose stack is not made).
     if groups is None:
         levels = frame_levels(raws, geometry)
-        columns = np.broadcast_to(
+        column_levels = np.broadcast_to(
             levels.astype(np.float32)[:, None], (len(raws), sections.shape[2])
         )
         by_column = None
     else:
         levels = np.zeros(len(raws))
-        columns = by_column = np.stack([reference_levels(frame, geometry) for frame in raws])
+        column_levels = by_column = np.stack([reference_levels(frame, geometry) for frame in raws])
     if len(raws) >= CLIPPED_MEAN_FROM:
         combined, error, count = clipped_mean_combine(
             sections, offsets=levels, sigma=config.clip_sigma, levels=by_column
@@ -144,7 +144,7 @@ def make_master_dark(
     # Every 4th row: a million differences give the noise to 0.07 %.
     sampled = [
         frame[::4] if by_column is None else np.subtract(frame[::4], level)
-        for frame, level in zip(sections, columns, strict=True)
+        for frame, level in zip(sections, column_levels, strict=True)
     ]
     events = 0
     n = len(sections)
@@ -152,7 +152,7 @@ def make_master_dark(
         difference = clipped_stats(sampled[i], minus=sampled[(i + 1) % n], sigma=4)
         threshold = config.particle_sigma * difference.std / np.sqrt(2)
         hits = call_compiled_once(
-            _hits_above, frame, columns[i], combined, np.float32(threshold), hot
+            _hits_above, frame, column_levels[i], combined, np.float32(threshold), hot
         )
         events += count_groups(hits, frame.shape[1])
     area_cm2 = master.size * (pixel_size_um * 1e-4) ** 2
