@@ -186,8 +186,9 @@ def run_ir(ctx: RecipeContext) -> list[ProductResult]:
     raws = ctx.raws_of()
     ctx.require_setup("MASTER_TWILIGHT_FLAT", raws, "flat")
     dark_input = ctx.calibration("MASTER_DARK")
-    # Each detector's confidence (per cent of the flat, 0 where flagged) and flags,
-    # kept as bytes until the confidence product takes them: 4 MB a 2k x 2k detector.
+    # Each detector's confidence map (per cent of the flat, 0 where flagged) and flags,
+    # kept as bytes until the confidence product takes them: three 4 MB planes a 2k x 2k
+    # detector (the flags with the dark's, shared with the flat product).
     confidences: queue.Queue[tuple[str, Confidence] | None] = queue.Queue()
     qc: dict[str, dict[str, float]] = {}
     qc_conf: dict[str, dict[str, float]] = {}
