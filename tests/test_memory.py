@@ -97,3 +97,35 @@ def test_retained_memory_lingers_for_the_next_use_then_goes() -> None:
     # faults once per page (or per huge page: 200 MB are 100 of them).
     assert reused < 20 < fresh
     assert back < 50  # handed back once the linger passed with no use
+
+
+_HUGEPAGE_SCRIPT = """
+from qclib import memory
+
+def advised():
+    was = memory._HUGEPAGE_SWITCH(True)
+    memory._HUGEPAGE_SWITCH(was)
+    return int(was)
+
+start = advised()
+with retained_memory():
+    with retained_memory():
+        inside = advised()
+    still = advised()
+after = advised()
+with retained_memory(linger_s=0.5):
+    pass
+with retained_memory():  # within the linger: what is restored is still the start's
+    again = advised()
+time.sleep(1.0)
+print(start, inside, still, after, again, advised())
+"""
+
+
+def test_numpy_advises_no_huge_pages_while_memory_is_retained() -> None:
+    if memory._HUGEPAGE_SWITCH is None:
+        missing_dependency("HUGE PAGE TEST SKIPPED: this numpy has no _set_madvise_hugepage")
+    start, inside, still, after, again, end = _run(_HUGEPAGE_SCRIPT)
+    assert start == 1  # numpy's default on Linux 4.6 and later
+    assert (inside, still, again) == (0, 0, 0)
+    assert (after, end) == (1, 1)  # numpy's own setting back when the last user left
