@@ -15,6 +15,7 @@ from qclib.previews import (
     HISTOGRAM_BINS,
     DetectorPreview,
     display_range,
+    histogram_counts,
     make_preview,
     preview_path,
     previews_from_file,
@@ -57,7 +58,7 @@ def test_histogram_counts_the_central_sampled_pixels() -> None:
     values = image[::4, ::4].ravel()
     values = values[np.isfinite(values)]
     low, high = np.percentile(values, [0.1, 99.9])
-    assert (preview.low, preview.high) == (pytest.approx(low), pytest.approx(high))
+    assert (preview.low, preview.high) == (float(low), float(high))  # numpy's floats
     assert preview.counts.size == HISTOGRAM_BINS
     expected, _ = np.histogram(values, bins=HISTOGRAM_BINS, range=(preview.low, preview.high))
     np.testing.assert_array_equal(preview.counts, expected)
@@ -120,3 +121,46 @@ def test_kept_previews_belong_to_one_content(tmp_path: Path) -> None:
     assert read_previews(product, "a" * 64) is None
     preview_path(product).unlink()
     assert read_previews(product, "a" * 64) is None
+
+
+def _histogram_cases():
+    rng = np.random.default_rng(7)
+    noise = rng.normal(100.0, 5.0, 200_000).astype(np.float32)
+    yield "noise, central range", noise, *np.percentile(noise, [0.1, 99.9]).tolist()
+    edges = np.linspace(90.0, 110.0, HISTOGRAM_BINS + 1, dtype=np.float32)
+    on_edges = np.concatenate([edges, np.nextafter(edges, np.float32(0)), noise])
+    yield "values on and just below every edge", on_edges, 90.0, 110.0
+    yield "a constant", np.full(1000, 7.25, np.float32), 7.25, 7.25
+    ratios = rng.uniform(0.0, 1.0, 100_000).astype(np.float32)
+    yield "a range not exact in float32", ratios, 0.1, 0.7
+
+
+@pytest.mark.parametrize(("case", "values", "low", "high"), list(_histogram_cases()))
+def test_histogram_counts_are_numpys(
+    case: str, values: np.ndarray, low: float, high: float
+) -> None:
+    expected, _ = np.histogram(values, bins=HISTOGRAM_BINS, range=(low, high))
+    counts = histogram_counts(values, HISTOGRAM_BINS, low, high)
+    assert counts.dtype == np.int64
+    np.testing.assert_array_equal(counts, expected, err_msg=case)
+
+
+def test_a_range_narrower_than_its_bins_still_has_a_histogram() -> None:
+    """Fewer float32 steps between the ends than bins: numpy refuses (its edges repeat);
+    the preview counts each value in range once, in bins ordered as the values."""
+    rng = np.random.default_rng(8)
+    steps = rng.normal(3.0e7, 1.0, 50_000).astype(np.float32)  # a few float32 steps
+    constant = np.full(10, 3.0e9, np.float32)  # 3e9 +- 0.5 is 3e9 in float32
+    for values in (steps, constant):
+        low, high = (float(v) for v in np.percentile(values, [0.1, 99.9]))
+        with pytest.raises(ValueError, match="Too many bins"):
+            np.histogram(values, bins=HISTOGRAM_BINS, range=(low, high))
+        counts = histogram_counts(values, HISTOGRAM_BINS, low, high)
+        inside = (values >= np.float32(low)) & (values <= np.float32(high))
+        assert counts.sum() == inside.sum()
+        levels = np.unique(values[inside])
+        filled = np.nonzero(counts)[0]
+        assert filled.size == levels.size  # each float32 value its own bin, in order
+        np.testing.assert_array_equal(counts[filled], [(values == v).sum() for v in levels])
+    preview = make_preview("CCD_1", np.full((64, 64), 3.0e9, np.float32))
+    assert preview.counts.sum() == 16 * 16

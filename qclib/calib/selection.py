@@ -12,14 +12,16 @@ and 7.8 ms this way, of which 3.4 ms is gathering the values; with integer value
 buffer, or the mean of two, ``(a + b) / 2`` with the sum in the buffer's type, as
 numba's ``np.median`` and bottleneck's ``nanmedian`` compute it.
 
-``percentile`` selects the two values numpy's linear method interpolates between and
-interpolates as numpy does: ``np.percentile``'s float, without its copies.
+``percentiles_in_place`` selects the values numpy's linear method interpolates between
+(each rank among what lies above the one before) and interpolates as numpy does:
+``np.percentile``'s floats, without its copies.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 
 import numba
 import numpy as np
@@ -68,36 +70,62 @@ def median_in_place(values: np.ndarray, n: int) -> float:
 
 def percentile(values: np.ndarray, q: float) -> float:
     """``np.percentile(values[np.isfinite(values)], q)`` (numpy's default linear
-    method), the same float: the two values of the ranks numpy interpolates between,
-    found by selection, then numpy's own interpolation in the values' type. NaN when no
-    value is finite. On a 2048x4100 float32 CCD: 118 ms with numpy (the copy of the
-    finite values, then partitions about four ranks), 34 ms here.
+    method, one percentile: interpolated in the values' type), the same float; NaN
+    when no value is finite. On a 2048x4100 float32 CCD: 118 ms with numpy (the copy
+    of the finite values, then partitions about four ranks), 34 ms here.
     """
+    finite = finite_values(values)
+    return _percentiles(finite, [q], weak=True)[0] if finite.size else math.nan
+
+
+def finite_values(values: np.ndarray) -> np.ndarray:
+    """The finite values of a float array (another type: as float64), in order, in a
+    new array of native byte order."""
     flat = np.ascontiguousarray(values).reshape(-1)
     if flat.dtype.kind != "f":
         flat = flat.astype(np.float64)
     flat = flat.astype(flat.dtype.newbyteorder("="), copy=False)
     buffer = np.empty_like(flat)
-    n = int(_gather_finite(flat, buffer))
-    if n == 0:
-        return math.nan
-    # numpy's virtual index (n - 1) q / 100 and its neighbours (numpy.lib's
-    # _compute_virtual_index and _get_indexes for method "linear").
-    virtual = (n - 1) * (q / 100)
-    below = math.floor(virtual)
-    if virtual >= n - 1:
-        below = above = n - 1
-    elif virtual < 0:
-        below = above = 0
-    else:
-        above = below + 1
-    low, high = _ranks(buffer, n, below, above)
-    gamma = virtual - below
-    kind = buffer.dtype.type
-    a, b = kind(low), kind(high)
-    # numpy's _lerp, a Python float gamma taken in the values' type (NEP 50).
-    difference = b - a
-    return float(b - difference * (1 - gamma) if gamma >= 0.5 else a + difference * gamma)
+    return buffer[: int(_gather_finite(flat, buffer))]
+
+
+def percentiles_in_place(finite: np.ndarray, qs: Sequence[float]) -> list[float]:
+    """``np.percentile(finite, qs)`` (numpy's default linear method, a sequence of
+    percentiles: interpolated in float64) of a 1D float array without NaN or inf
+    (``finite_values``), each the same float, by selection. ``finite`` is reordered;
+    it may not be empty."""
+    return _percentiles(finite, qs, weak=False)
+
+
+def _percentiles(finite: np.ndarray, qs: Sequence[float], *, weak: bool) -> list[float]:
+    """The values of the ranks numpy interpolates between, selected, and numpy's own
+    interpolation (``_lerp``): with ``weak`` (one percentile given as a number) its
+    weight is a Python float taken in the values' type (NEP 50), else a float64 array
+    that makes the products float64."""
+    n = finite.size
+    picks = []
+    for q in qs:
+        # numpy's virtual index (n - 1) q / 100 and its neighbours (numpy.lib's
+        # _compute_virtual_index and _get_indexes for method "linear").
+        virtual = (n - 1) * (q / 100)
+        below = math.floor(virtual)
+        if virtual >= n - 1:
+            below = above = n - 1
+        elif virtual < 0:
+            below = above = 0
+        else:
+            above = below + 1
+        picks.append((virtual - below, below, above))
+    ranks = np.unique([rank for _, below, above in picks for rank in (below, above)])
+    chosen = dict(zip(ranks.tolist(), _select_ranks(finite, ranks), strict=True))
+    out = []
+    for gamma, below, above in picks:
+        a, b = chosen[below], chosen[above]
+        difference = b - a  # in the values' type either way
+        if not weak:
+            a, b, difference = np.float64(a), np.float64(b), np.float64(difference)
+        out.append(float(b - difference * (1 - gamma) if gamma >= 0.5 else a + difference * gamma))
+    return out
 
 
 def nanmedian(values: np.ndarray) -> float:
@@ -147,13 +175,21 @@ def _gather_finite(values: np.ndarray, out: np.ndarray) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _ranks(values: np.ndarray, n: int, below: int, above: int) -> tuple[float, float]:
-    """The values of rank ``below`` and ``above`` (``below`` or ``below + 1``) among
-    ``values[:n]``, which are reordered."""
-    low = select_in_place(values, 0, n - 1, below)
-    if above == below:
-        return low, low
-    high = values[below + 1]
-    for i in range(below + 2, n):
-        high = min(high, values[i])
-    return low, high
+def _select_ranks(values: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """The values of ``ranks`` (ascending, distinct) among ``values``, which are
+    reordered: each selected among what lies above the rank before, or, right after
+    it, the least of those (a pass without swaps: the rank numpy interpolates towards
+    is most often the next one)."""
+    out = np.empty(ranks.size, dtype=values.dtype)
+    lo = 0  # values[lo:] are the values of rank lo and above
+    for i in range(ranks.size):
+        k = ranks[i]
+        if i and k == lo and lo == ranks[i - 1] + 1:
+            least = values[lo]
+            for j in range(lo + 1, values.size):
+                least = min(least, values[j])
+            out[i] = least
+        else:
+            out[i] = select_in_place(values, lo, values.size - 1, k)
+            lo = k + 1
+    return out

@@ -147,3 +147,18 @@ def test_nanmedian_is_numpys(dtype: str) -> None:
     assert nanmedian(image[3:-2, ::3]) == float(np.nanmedian(image[3:-2, ::3]))
     if np.dtype(dtype).kind == "f":
         assert np.isnan(nanmedian(np.full((3, 4), np.nan, dtype=dtype)))
+
+
+def test_percentiles_in_place_are_numpys_for_several_ranks_at_once() -> None:
+    """Ranks selected one above the other give numpy's floats whatever the order of
+    the percentiles asked for, repeated ones and the ends included."""
+    from qclib.calib.selection import finite_values, percentiles_in_place
+
+    qs = [99.9, 0.1, 50.0, 50.0, 0.0, 100.0, 33.3]
+    for dtype in (np.float32, np.float64):
+        for size, values in _samples(dtype, 5):
+            finite = values[np.isfinite(values)]
+            if not finite.size:
+                continue
+            got = percentiles_in_place(finite_values(values), qs)
+            assert got == [float(v) for v in np.percentile(finite, qs)], (size, dtype)
