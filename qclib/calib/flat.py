@@ -35,6 +35,7 @@ from qclib.calib.defects import (
 from qclib.calib.dq import DQ_COLD, DQ_NO_DATA
 from qclib.calib.parameters import FlatConfig
 from qclib.calib.readout import CHECKED_ROWS, check_frames, frame_levels
+from qclib.calib.selection import nanmedian, nanpercentiles
 from qclib.calib.stats import ClippedStats, clipped_stats
 from qclib.config.instrument import Geometry, parse_section
 from qclib.errors import UnprocessableDataError
@@ -58,7 +59,7 @@ def _median_level(image: np.ndarray) -> float:
     detector, the level to 0.005 % of a flat's (a 1.7 % pixel spread), in 4 ms
     instead of the 15 ms of every 4th row (13 levels per HAWK-I chip)."""
     step = max(1, image.shape[0] // _LEVEL_ROWS)
-    return float(np.nanmedian(image[::step]))
+    return nanmedian(image[::step])
 
 
 #: A flat frame whose level above bias is under this many times its pixels' spread
@@ -71,8 +72,8 @@ def _level_and_noise(image: np.ndarray, *, sampled: bool = False) -> tuple[float
     standard deviation of Gaussian values) from the same rows, in one selection.
     ``sampled``: ``image`` holds those rows only (``_sampled``)."""
     step = 1 if sampled else max(1, image.shape[0] // _LEVEL_ROWS)
-    low, median, high = np.nanpercentile(image[::step], [25, 50, 75])
-    return float(median), float(high - low) / 1.349
+    low, median, high = nanpercentiles(image[::step], [25, 50, 75])
+    return median, (high - low) / 1.349
 
 
 def _sampled(

@@ -4,6 +4,7 @@ with NaNs, and in float32, where the mean of the two middle values rounds."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import bottleneck as bn
@@ -162,3 +163,26 @@ def test_percentiles_in_place_are_numpys_for_several_ranks_at_once() -> None:
                 continue
             got = percentiles_in_place(finite_values(values), qs)
             assert got == [float(v) for v in np.percentile(finite, qs)], (size, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, ">f4", np.int16])
+def test_nanpercentiles_are_numpys(dtype: str) -> None:
+    """The same floats as np.nanpercentile with a list of percentiles: NaN left out,
+    infinities kept, ties, a 2D strided view, all NaN; integers go through numpy."""
+    from qclib.calib.selection import nanpercentiles
+
+    qs = [25, 50, 75, 0.1, 99.9]
+    compared = 0
+    for size, values in _samples(dtype, 9):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all NaN
+            expected = [float(v) for v in np.nanpercentile(values, qs)]
+        got = nanpercentiles(values, qs)
+        np.testing.assert_array_equal(got, expected, err_msg=f"{size} {dtype}")
+        compared += 1
+    assert compared == 6 * 8
+    image = np.arange(64 * 40, dtype=np.float32).reshape(64, 40)
+    image[3, 5] = np.nan
+    strided = image[::16, 2:30]
+    assert nanpercentiles(strided, qs) == [float(v) for v in np.nanpercentile(strided, qs)]
+    assert all(math.isnan(v) for v in nanpercentiles(np.full(4, np.nan, np.float32), qs))
