@@ -33,6 +33,7 @@ from qclib.calib.defects import find_hot_pixels
 from qclib.calib.dq import DQ_HOT, DQ_NO_DATA
 from qclib.calib.parameters import BiasConfig
 from qclib.calib.readout import check_frames, frame_levels, read_noise_from_pair
+from qclib.calib.selection import nanmedian
 from qclib.calib.stats import ClippedStats, clipped_stats, median_grid, row_step
 from qclib.compile_once import call_compiled_once
 from qclib.config.instrument import Geometry, parse_section
@@ -200,7 +201,7 @@ def make_master_bias(
 
     # QC statistics on samples (qclib.calib.stats.QC_PIXELS, MEDIAN_PIXELS).
     spread = clipped_stats(master[::step], sigma=5)
-    median = float(np.nanmedian(median_grid(master)))
+    median = nanmedian(median_grid(master))
     # Against the local level: edge ramps and column patterns are not hot pixels.
     hot = find_hot_pixels(master, sigma=config.hot_sigma)
     dq[hot] |= DQ_HOT

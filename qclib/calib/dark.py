@@ -50,6 +50,7 @@ from qclib.calib.readout import (
     read_noise_from_pair,
     reference_levels,
 )
+from qclib.calib.selection import nanmedian
 from qclib.calib.stats import clipped_stats, median_grid, qc_rows
 from qclib.compile_once import call_compiled_once, parallel_kernel
 from qclib.config.instrument import Geometry, parse_section
@@ -177,7 +178,7 @@ def make_master_dark(
         for a, b in itertools.pairwise(sections)
     ]
     qc = {
-        "QC.DARK.MED": float(np.nanmedian(median_grid(master))),
+        "QC.DARK.MED": nanmedian(median_grid(master)),
         "QC.DARK.MEAN": spread.mean,
         "QC.DARK.STDEV": spread.std,
         "QC.DARK.CURRENT": current * 3600.0,
